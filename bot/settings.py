@@ -1,0 +1,134 @@
+"""Validated configuration: the environment names of CONTRACT.md §1, read from the process and `.env`."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Values people paste from templates; production refuses them as secrets.
+PLACEHOLDERS = frozenset({"", "changeme", "change-me", "secret", "xxx", "placeholder", "your-signing-secret"})
+
+UserIds = Annotated[frozenset[str], NoDecode]
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+class InsecureSettingsError(ValueError):
+    """Raised when production is configured in a way that would weaken the bot's guarantees."""
+
+
+def _user_ids(value: Any) -> frozenset[str]:
+    if value is None:
+        return frozenset()
+    if isinstance(value, str):
+        return frozenset(part.strip() for part in value.split(",") if part.strip())
+    return frozenset(str(v).strip() for v in value if str(v).strip())
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+
+    database_url: str = Field(default="sqlite:///./opsbot.db", alias="OPSBOT_DATABASE_URL")
+    env: Environment = Field(default=Environment.DEVELOPMENT, alias="OPSBOT_ENV")
+    operators: UserIds = Field(default=frozenset(), alias="OPSBOT_OPERATORS")
+    rollback_owners: UserIds = Field(default=frozenset(), alias="OPSBOT_ROLLBACK_OWNERS")
+    halt_authorities: UserIds = Field(default=frozenset(), alias="OPSBOT_HALT_AUTHORITIES")
+    admins: UserIds = Field(default=frozenset(), alias="OPSBOT_ADMINS")
+    incident_channel: str | None = Field(default=None, alias="OPSBOT_INCIDENT_CHANNEL")
+    announce_channel: str | None = Field(default=None, alias="OPSBOT_ANNOUNCE_CHANNEL")
+    approval_ttl_seconds: int = Field(default=900, ge=30, le=86_400, alias="OPSBOT_APPROVAL_TTL_SECONDS")
+    replica_id: str | None = Field(default=None, alias="OPSBOT_REPLICA_ID")
+
+    trading_api_url: str | None = Field(default=None, alias="TRADING_API_URL")
+    platform_api_url: str | None = Field(default=None, alias="PLATFORM_API_URL")
+    platform_auth_enabled: bool = Field(default=True, alias="PLATFORM_AUTH_ENABLED")
+    platform_jwt_issuer: str = Field(default="platform-service", alias="PLATFORM_JWT_ISSUER")
+    platform_jwt_public_key: str | None = Field(default=None, alias="PLATFORM_JWT_PUBLIC_KEY")
+    platform_jwt_jwks_url: str | None = Field(default=None, alias="PLATFORM_JWT_JWKS_URL")
+    jwt_secret: SecretStr | None = Field(default=None, alias="JWT_SECRET")
+    platform_service_token: SecretStr | None = Field(default=None, alias="PLATFORM_SERVICE_TOKEN")
+    platform_token_url: str | None = Field(default=None, alias="PLATFORM_TOKEN_URL")
+    client_id: str | None = Field(default=None, alias="OPSBOT_CLIENT_ID")
+    client_secret: SecretStr | None = Field(default=None, alias="OPSBOT_CLIENT_SECRET")
+
+    cosmos_endpoint: str | None = Field(default=None, alias="COSMOS_ENDPOINT")
+    cosmos_key: SecretStr | None = Field(default=None, alias="COSMOS_KEY")
+    cosmos_database: str | None = Field(default=None, alias="COSMOS_DATABASE")
+
+    github_api_url: str = Field(default="https://api.github.com", alias="GITHUB_API_URL")
+    github_token: SecretStr | None = Field(default=None, alias="GITHUB_TOKEN")
+    github_repository: str | None = Field(default=None, alias="GITHUB_REPOSITORY")
+    rollback_workflow: str | None = Field(default=None, alias="OPSBOT_ROLLBACK_WORKFLOW")
+
+    @field_validator("operators", "rollback_owners", "halt_authorities", "admins", mode="before")
+    @classmethod
+    def _split_ids(cls, value: Any) -> frozenset[str]:
+        return _user_ids(value)
+
+    @field_validator(
+        "incident_channel", "announce_channel", "trading_api_url", "platform_jwt_public_key",
+        "platform_jwt_jwks_url", "platform_token_url", "cosmos_endpoint", "github_repository",
+        "rollback_workflow", "replica_id", "platform_api_url", "client_id", "cosmos_database",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator(
+        "slack_bot_token", "slack_signing_secret", "slack_app_token", "jwt_secret",
+        "platform_service_token", "client_secret", "cosmos_key", "github_token",
+        mode="before",
+    )
+    @classmethod
+    def _blank_secret_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _refuse_insecure_production(self) -> Settings:
+        if self.env is not Environment.PRODUCTION:
+            return self
+        problems = production_problems(self)
+        if problems:
+            raise InsecureSettingsError("OPSBOT_ENV=production refuses: " + "; ".join(problems))
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.env is Environment.PRODUCTION
+
+    @property
+    def has_slack_credentials(self) -> bool:
+        return self.slack_bot_token is not None and self.slack_signing_secret is not None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def production_problems(settings: Settings) -> list[str]:
+    """What production must not run with; empty when the settings are acceptable."""
+    problems: list[str] = []
+    secret = settings.slack_signing_secret
+    if secret is None or secret.get_secret_value().strip().lower() in PLACEHOLDERS:
+        problems.append("SLACK_SIGNING_SECRET is empty or a placeholder")
+    token = settings.slack_bot_token
+    if token is None or not token.get_secret_value().startswith("xoxb-"):
+        problems.append("SLACK_BOT_TOKEN must be a bot token (xoxb-…)")
+    if settings.jwt_secret is not None:
+        problems.append("JWT_SECRET is set: HS256 minting is not allowed in production")
+    if settings.is_sqlite:
+        problems.append("OPSBOT_DATABASE_URL is SQLite: production needs a shared database (PostgreSQL)")
+    return problems

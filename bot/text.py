@@ -1,0 +1,33 @@
+"""Making user and backend text safe for Slack mrkdwn, and bounded."""
+
+from __future__ import annotations
+
+import re
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def escape(text: str) -> str:
+    """Escape the three characters Slack treats as control sequences (<!channel>, <@U…>, links)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: str, limit: int) -> str:
+    """Bound text to `limit` characters, marking the cut so an operator sees it was shortened."""
+    text = _CONTROL.sub(" ", text)
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - 1, 0)] + "…"
+
+
+def safe(text: str, limit: int) -> str:
+    """Clip first, then escape, and clip again so entities never push text past Slack's limits."""
+    escaped = escape(clip(text, limit))
+    if len(escaped) <= limit:
+        return escaped
+    # Cut at an entity boundary so a half '&amp;' is never shown.
+    cut = escaped[: limit - 1]
+    amp = cut.rfind("&")
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + "…"

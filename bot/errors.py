@@ -111,4 +111,5 @@ def operator_message(exc: OpsbotError) -> str:
 def _backend_message(exc: BackendError) -> str:
     status = f"HTTP {exc.status}" if exc.status else "no answer"
     kind = "unavailable" if exc.retryable else "refused the request"
-    return f":rotating_light: Trading backend {kind} ({status}: {safe(exc.detail, 300)}). Request id `{exc.request_id}`."
+    detail = safe(exc.detail, 300)
+    return f":rotating_light: Trading backend {kind} ({status}: {detail}). Request id `{exc.request_id}`."

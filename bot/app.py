@@ -1,0 +1,104 @@
+"""The app factory: deps from settings, and a Bolt app with every listener group registered.
+
+Nothing here runs at import time; the entry point (bot.cli) and the tests call these functions.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+from slack_bolt import App, BoltResponse
+from slack_sdk import WebClient
+
+from bot import flow
+from bot.approval_store import ApprovalStore
+from bot.audit import AuditLog
+from bot.backend import TradingBackend
+from bot.db import make_engine
+from bot.deps import Deps, slack_client
+from bot.ids import default_replica
+from bot.metrics import Metrics
+from bot.policy import Directory
+from bot.settings import Settings
+from bot.tokens import build_token_source
+
+log = logging.getLogger("opsbot.app")
+
+# Work after the ack (backend calls, Slack posts) runs here; sized for a few slow calls at once.
+LAZY_WORKERS = 32
+
+
+def build_deps(
+    settings: Settings, *, slack: WebClient | None = None, backend: TradingBackend | None = None
+) -> Deps:
+    engine = make_engine(settings.database_url)
+    replica = settings.replica_id or default_replica()
+    audit = AuditLog(engine, replica=replica)
+    if backend is None:
+        http = httpx.Client()
+        backend = TradingBackend(base_url=settings.trading_api_url, tokens=build_token_source(settings, http))
+    return Deps(
+        settings=settings,
+        directory=Directory.from_settings(settings),
+        engine=engine,
+        audit=audit,
+        approvals=ApprovalStore(engine, audit),
+        backend=backend,
+        slack=slack or slack_client(settings),
+        metrics=Metrics(),
+        replica=replica,
+    )
+
+
+def build_app(deps: Deps) -> App:
+    from commands import approvals, halt  # the listener groups; imported here to keep import time inert
+
+    settings = deps.settings
+    if settings.slack_signing_secret is None:
+        raise ValueError("SLACK_SIGNING_SECRET is required: request signatures are always verified")
+    app = App(
+        client=deps.slack,
+        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        # Ack from the listener's own thread, then run `lazy` work on the executor: no 10 ms ack polling.
+        process_before_response=True,
+        listener_executor=ThreadPoolExecutor(max_workers=LAZY_WORKERS, thread_name_prefix="opsbot-lazy"),
+        token_verification_enabled=False,
+        raise_error_for_unhandled_request=False,
+    )
+    app.error(_on_error)
+    halt.register(app, deps)
+    approvals.register(app, deps)
+    return app
+
+
+def _on_error(error: Exception) -> BoltResponse:
+    log.error("unhandled error in a listener: %s", type(error).__name__, exc_info=error)
+    return BoltResponse(status=200, body=":x: Something went wrong; nothing was done.")
+
+
+class Sweeper:
+    """Expires requests and escalates unconfirmed break-glass in the background, every `interval` s."""
+
+    def __init__(self, deps: Deps, *, interval: float = 5.0) -> None:
+        self._deps = deps
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="opsbot-sweeper", daemon=True)
+
+    def start(self) -> Sweeper:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                flow.sweep(self._deps)
+            except Exception:
+                log.exception("sweep failed; will try again")

@@ -1,0 +1,165 @@
+"""Persistence of approvals. Every status change is one conditional UPDATE plus its audit row, in one
+transaction: the UPDATE's row count decides the single winner across threads and processes."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, update
+from sqlmodel import Session, col, select
+
+from bot.approvals import OPEN, ApprovalView, Status, Transition
+from bot.audit import Actor, AuditLog, Entry, canonical, sha256
+from bot.db import as_utc, transaction
+from bot.models import Approval
+
+
+def new_approval_id() -> str:
+    # Opaque and unguessable: it is the only thing a button carries.
+    return "apr_" + secrets.token_urlsafe(16)
+
+
+def view_of(row: Approval) -> ApprovalView:
+    return ApprovalView(
+        id=row.id,
+        action=row.action,
+        requester=row.requester,
+        status=Status(row.status),
+        expires_at=as_utc(row.expires_at),
+        break_glass=row.break_glass,
+        decided_by=row.decided_by,
+        decided_at=as_utc(row.decided_at) if row.decided_at else None,
+    )
+
+
+def params_of(row: Approval) -> dict[str, Any]:
+    params: dict[str, Any] = json.loads(row.params)
+    return params
+
+
+def params_intact(row: Approval) -> bool:
+    """An approval is bound to the hash of what was shown; anything else must not run."""
+    return sha256(row.params) == row.params_hash
+
+
+class ApprovalStore:
+    def __init__(self, engine: Engine, audit: AuditLog) -> None:
+        self._engine = engine
+        self._audit = audit
+
+    def create(
+        self,
+        *,
+        action: str,
+        params: Mapping[str, Any],
+        actor: Actor,
+        approve_role: str,
+        channel: str,
+        request_id: str,
+        ttl_seconds: int,
+        now: datetime,
+        break_glass: bool = False,
+    ) -> Approval:
+        text = canonical(params)
+        row = Approval(
+            id=new_approval_id(),
+            action=action,
+            params=text,
+            params_hash=sha256(text),
+            team_id=actor.team_id,
+            requester=actor.user_id,
+            approve_role=approve_role,
+            channel=channel,
+            status=(Status.EXECUTING if break_glass else Status.PENDING).value,
+            request_id=request_id,
+            break_glass=break_glass,
+            created_at=now,
+            expires_at=now + timedelta(seconds=ttl_seconds),
+            decided_by=actor.user_id if break_glass else None,
+            decided_at=now if break_glass else None,
+            attempts=1 if break_glass else 0,
+        )
+        step = "break_glass" if break_glass else "requested"
+        with transaction(self._engine) as session:
+            session.add(row)
+            session.flush()
+            entry = Entry(actor, f"{action}.{step}", "accepted", params, request_id, row.id, channel)
+            self._audit.append(session, entry)
+        return row
+
+    def get(self, *, approval_id: str) -> Approval | None:
+        with Session(self._engine, expire_on_commit=False) as session:
+            return session.get(Approval, approval_id)
+
+    def attach_message(self, *, approval_id: str, message_ts: str) -> None:
+        with transaction(self._engine) as session:
+            session.execute(update(Approval).where(col(Approval.id) == approval_id).values(message_ts=message_ts))
+
+    def apply(
+        self, *, row: Approval, transition: Transition, actor: Actor, now: datetime, request_id: str,
+        timed_out: bool = False,
+    ) -> bool:
+        """Move `row` along `transition` if nobody else did first; audit it in the same transaction."""
+        live = col(Approval.expires_at) <= now if timed_out else col(Approval.expires_at) > now
+        values: dict[str, Any] = {"status": transition.to_status.value}
+        if not timed_out:
+            values.update(decided_by=actor.user_id, decided_at=now)
+        if transition.executes:
+            values["attempts"] = col(Approval.attempts) + 1
+        if transition.to_status not in OPEN and transition.to_status is not Status.EXECUTING:
+            values["finished_at"] = now
+        with transaction(self._engine) as session:
+            won = self._conditional(session, row.id, transition.from_status, live, values)
+            if won:
+                entry = Entry(actor, f"{row.action}.{transition.audit_action}", "accepted", params_of(row),
+                              request_id, row.id, row.channel)
+                self._audit.append(session, entry)
+        return won
+
+    def finish(
+        self, *, row: Approval, to_status: Status, actor: Actor, now: datetime, request_id: str, outcome: str,
+        audit_outcome: str, detail: str = "",
+    ) -> bool:
+        """Record the result of an execution (only the executing claimant can)."""
+        values: dict[str, Any] = {"status": to_status.value, "outcome": outcome}
+        if to_status is Status.PENDING:
+            values.update(decided_by=None, decided_at=None)  # retryable: the request is open again
+        elif to_status is Status.AWAITING_CONFIRMATION:
+            pass  # the break-glass TTL keeps running until a second person confirms
+        else:
+            values["finished_at"] = now
+        with transaction(self._engine) as session:
+            won = self._conditional(session, row.id, Status.EXECUTING, None, values)
+            if won:
+                step = "executed" if audit_outcome == "applied" else "failed"
+                entry = Entry(actor, f"{row.action}.{step}", audit_outcome, params_of(row), request_id, row.id,
+                              row.channel, detail)
+                self._audit.append(session, entry)
+        return won
+
+    @staticmethod
+    def _conditional(
+        session: Session, approval_id: str, from_status: Status, live: Any, values: dict[str, Any]
+    ) -> bool:
+        stmt = update(Approval).where(col(Approval.id) == approval_id, col(Approval.status) == from_status.value)
+        if live is not None:
+            stmt = stmt.where(live)
+        result = session.execute(stmt.values(**values))
+        return int(getattr(result, "rowcount", 0)) == 1
+
+    def due(self, *, now: datetime, limit: int = 50) -> list[Approval]:
+        """Open approvals whose TTL has run out (expiry for requests, escalation for break-glass)."""
+        with Session(self._engine, expire_on_commit=False) as session:
+            query = select(Approval).where(
+                col(Approval.status).in_([s.value for s in OPEN]), col(Approval.expires_at) <= now
+            )
+            return list(session.exec(query.order_by(col(Approval.expires_at)).limit(limit)))
+
+    def recent(self, *, action_prefix: str, limit: int = 20) -> list[Approval]:
+        with Session(self._engine, expire_on_commit=False) as session:
+            query = select(Approval).where(col(Approval.action).startswith(action_prefix))
+            return list(session.exec(query.order_by(col(Approval.created_at).desc()).limit(limit)))

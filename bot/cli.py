@@ -1,0 +1,89 @@
+"""`opsbot`: serve the bot, migrate the store, verify and export the audit log."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from bot import logs
+from bot.audit import AuditLog, export_lines
+from bot.db import make_engine
+from bot.ids import default_replica
+from bot.migrate import upgrade
+from bot.settings import InsecureSettingsError, Settings
+
+MISSING_CREDENTIALS = (
+    "opsbot serve needs Slack credentials: set SLACK_BOT_TOKEN (xoxb-…) and SLACK_SIGNING_SECRET "
+    "(in the environment or in .env; see .env.example). Set SLACK_APP_TOKEN (xapp-…) as well for Socket Mode."
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="opsbot", description="Trading ops bot")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the bot (HTTP, or Socket Mode when SLACK_APP_TOKEN is set)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument("--threads", type=int, default=16, help="HTTP worker threads")
+    serve.add_argument("--socket-mode", action="store_true", help="require Socket Mode (SLACK_APP_TOKEN)")
+    db = sub.add_parser("db", help="store maintenance").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="apply schema migrations")
+    audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
+    audit.add_parser("verify", help="check the hash chain; exit 0 when intact")
+    export = audit.add_parser("export", help="one event per line to stdout")
+    export.add_argument("--since", type=_iso, default=None, help="ISO time, e.g. 2026-11-25T10:00:00Z")
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    return parser
+
+
+def _iso(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO time: {value!r}") from exc
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except (InsecureSettingsError, ValidationError) as exc:
+        print(f"opsbot: configuration refused: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = _settings()
+    if args.command == "serve":
+        from bot.serve import serve  # heavy imports only when serving
+
+        if not settings.has_slack_credentials:
+            print(MISSING_CREDENTIALS, file=sys.stderr)
+            return 2
+        logs.configure()
+        return serve(settings, host=args.host, port=args.port, threads=args.threads, socket_mode=args.socket_mode)
+    engine = make_engine(settings.database_url)
+    if args.command == "db":
+        upgrade(engine)
+        print("database is at the latest schema")
+        return 0
+    audit = AuditLog(engine, replica=default_replica())
+    if args.audit_command == "verify":
+        result = audit.verify()
+        if result.ok:
+            print(f"audit chain intact: {result.checked} events verified")
+            return 0
+        print(f"audit chain BROKEN at seq {result.first_bad_seq}: {result.reason} "
+              f"({result.checked} events before it verified)", file=sys.stderr)
+        return 1
+    for line in export_lines(audit.rows(since=args.since), args.format):
+        sys.stdout.write(line + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

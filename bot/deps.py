@@ -1,0 +1,49 @@
+"""Everything a handler needs, built once by the entry point and passed in (never imported)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from sqlalchemy import Engine
+
+from bot.actions import ActionSpec
+from bot.approval_store import ApprovalStore
+from bot.audit import AuditLog
+from bot.backend import TradingBackend
+from bot.db import utcnow
+from bot.metrics import Metrics
+from bot.policy import Directory
+from bot.settings import Settings
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    directory: Directory
+    engine: Engine
+    audit: AuditLog
+    approvals: ApprovalStore
+    backend: TradingBackend
+    slack: WebClient
+    metrics: Metrics
+    replica: str
+    clock: Callable[[], datetime] = utcnow
+    actions: dict[str, ActionSpec] = field(default_factory=dict)
+
+    def now(self) -> datetime:
+        return self.clock()
+
+
+def slack_client(settings: Settings) -> WebClient:
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    return WebClient(
+        token=token,
+        base_url=settings.slack_api_url,
+        timeout=10,
+        # Slack answers `ratelimited` with Retry-After; honour it a couple of times before giving up.
+        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1), RateLimitErrorRetryHandler(max_retry_count=2)],
+    )

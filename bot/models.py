@@ -1,0 +1,62 @@
+"""Tables of the store. Timestamps are timezone-aware UTC; ids shown to Slack are opaque."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column, DateTime, Index, Text
+from sqlmodel import Field, SQLModel
+
+
+def _utc_column(*, nullable: bool = False, index: bool = False) -> Column[datetime]:
+    return Column(DateTime(timezone=True), nullable=nullable, index=index)
+
+
+class AuditEvent(SQLModel, table=True):
+    """One step of one action; append-only and hash-chained (see bot.audit)."""
+
+    __tablename__ = "audit_event"
+
+    # Assigned under the chain lock, not by a sequence, so it is gap-free and part of the hash.
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    at: datetime = Field(sa_column=_utc_column(index=True))
+    team_id: str = Field(default="", max_length=32)
+    user_id: str = Field(default="", max_length=32)
+    action: str = Field(max_length=64)
+    params: str = Field(sa_column=Column(Text, nullable=False))
+    params_hash: str = Field(max_length=64)
+    outcome: str = Field(max_length=32)
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    request_id: str = Field(default="", max_length=64)
+    approval_id: str = Field(default="", max_length=64, index=True)
+    channel: str = Field(default="", max_length=32)
+    replica: str = Field(default="", max_length=128)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class Approval(SQLModel, table=True):
+    """A two-person request. `status` only moves through conditional UPDATEs (bot.approval_store)."""
+
+    __tablename__ = "approval"
+    __table_args__ = (Index("ix_approval_status_expires", "status", "expires_at"),)
+
+    id: str = Field(primary_key=True, max_length=64)
+    action: str = Field(max_length=32)
+    params: str = Field(sa_column=Column(Text, nullable=False))
+    params_hash: str = Field(max_length=64)
+    team_id: str = Field(default="", max_length=32)
+    requester: str = Field(max_length=32)
+    approve_role: str = Field(max_length=32)
+    channel: str = Field(max_length=32)
+    message_ts: str | None = Field(default=None, max_length=32)
+    status: str = Field(max_length=32)
+    request_id: str = Field(max_length=64)
+    break_glass: bool = Field(default=False)
+    created_at: datetime = Field(sa_column=_utc_column())
+    expires_at: datetime = Field(sa_column=_utc_column())
+    decided_by: str | None = Field(default=None, max_length=32)
+    decided_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    finished_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    attempts: int = Field(default=0)
+    outcome: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))

@@ -1,0 +1,106 @@
+"""Block Kit for approval requests and their outcomes: pure functions over slack_sdk models."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ConfirmObject,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from bot.text import clip, safe
+
+HEADER_MAX = 150
+SECTION_MAX = 3000
+FIELD_MAX = 2000
+
+
+@dataclass(frozen=True)
+class Card:
+    """Everything an approval message shows; `reason` is raw user text (escaped here)."""
+
+    title: str
+    effect: str  # mrkdwn, already safe
+    reason: str
+    requester: str
+    approver_role: str  # e.g. "a halt authority"
+    expires_at: datetime
+    approval_id: str
+    request_id: str
+    status: str | None = None  # mrkdwn, already safe; None while waiting
+    buttons: bool = True
+    approve_label: str = "Approve"
+    reject_label: str = "Reject"
+
+
+def when(at: datetime) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def approval_blocks(card: Card) -> list[Block]:
+    blocks: list[Block] = [
+        HeaderBlock(text=PlainTextObject(text=clip(card.title, HEADER_MAX), emoji=True)),
+        SectionBlock(text=MarkdownTextObject(text=clip(f"*What will happen:* {card.effect}", SECTION_MAX))),
+        SectionBlock(text=MarkdownTextObject(text=f"*Why:* {safe(card.reason, SECTION_MAX - 16)}")),
+        SectionBlock(
+            fields=[
+                MarkdownTextObject(text=f"*Requested by*\n<@{card.requester}>"),
+                MarkdownTextObject(text=f"*Needs*\n{card.approver_role}, not the requester"),
+                MarkdownTextObject(text=f"*Expires*\n{when(card.expires_at)}"),
+                MarkdownTextObject(text=f"*Request id*\n`{card.request_id}`"),
+            ]
+        ),
+    ]
+    if card.status:
+        blocks += [DividerBlock(), SectionBlock(text=MarkdownTextObject(text=clip(card.status, SECTION_MAX)))]
+    if card.buttons:
+        blocks.append(_buttons(card))
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"Approval `{card.approval_id}`")]))
+    return blocks
+
+
+def _buttons(card: Card) -> ActionsBlock:
+    confirm = ConfirmObject(
+        title=PlainTextObject(text="Are you sure?"),
+        text=MarkdownTextObject(text=clip(f"{card.title}. This is recorded in the audit log.", 300)),
+        confirm=PlainTextObject(text=card.approve_label),
+        deny=PlainTextObject(text="Cancel"),
+        style="danger",
+    )
+    return ActionsBlock(
+        block_id="approval",
+        elements=[
+            # The value is the opaque approval id and nothing else: the store holds the rest.
+            ButtonElement(text=card.approve_label, action_id="approve", value=card.approval_id, style="primary",
+                          confirm=confirm),
+            ButtonElement(text=card.reject_label, action_id="reject", value=card.approval_id, style="danger"),
+        ],
+    )
+
+
+def notice_blocks(text: str, *, context: Sequence[str] = ()) -> list[Block]:
+    """A plain mrkdwn notice (status answers, refusals) with optional context lines."""
+    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=clip(text, SECTION_MAX)))]
+    if context:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=clip(c, SECTION_MAX)) for c in context]))
+    return blocks
+
+
+def as_dicts(blocks: Sequence[Block]) -> list[dict[str, object]]:
+    """Validated JSON for the Web API (slack_sdk raises on over-long or malformed blocks)."""
+    out: list[dict[str, object]] = []
+    for block in blocks:
+        block.validate_json()
+        out.append(block.to_dict())
+    return out

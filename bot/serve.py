@@ -1,0 +1,44 @@
+"""Serving: HTTP with waitress (a production WSGI server), or Socket Mode."""
+
+from __future__ import annotations
+
+import logging
+
+from bot.app import Sweeper, build_app, build_deps
+from bot.migrate import upgrade
+from bot.settings import Settings
+from bot.web import EVENTS_PATH, Router
+
+log = logging.getLogger("opsbot.serve")
+
+
+def serve(settings: Settings, *, host: str, port: int, threads: int = 16, socket_mode: bool = False) -> int:
+    deps = build_deps(settings)
+    if settings.is_sqlite:
+        upgrade(deps.engine)  # the embedded store migrates itself; shared databases use `opsbot db upgrade`
+    app = build_app(deps)
+    sweeper = Sweeper(deps).start()
+    try:
+        if socket_mode or settings.slack_app_token is not None:
+            return _socket_mode(settings, app)
+        from waitress import serve as waitress_serve
+
+        log.info("serving %s on http://%s:%d (replica %s)", EVENTS_PATH, host, port, deps.replica)
+        print(f"opsbot listening on http://{host}:{port}{EVENTS_PATH}", flush=True)
+        waitress_serve(Router(app, deps), host=host, port=port, threads=threads, ident="opsbot")
+        return 0
+    finally:
+        sweeper.stop()
+
+
+def _socket_mode(settings: Settings, app: object) -> int:
+    from slack_bolt import App
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    if settings.slack_app_token is None:
+        print("opsbot: --socket-mode needs SLACK_APP_TOKEN (xapp-…)")
+        return 2
+    assert isinstance(app, App)
+    log.info("connecting in Socket Mode")
+    SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()  # type: ignore[no-untyped-call]
+    return 0

@@ -1,0 +1,110 @@
+"""What every listener group shares: who is asking, where, under which request id, and the one
+place where typed errors become ephemeral answers and audit rows."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt import Respond
+
+from bot.audit import Actor, Entry
+from bot.deps import Deps
+from bot.errors import NotAllowed, OpsbotError, UsageError, operator_message
+from bot.ids import request_id_for
+from bot.logs import current_request_id
+from bot.text import safe
+
+log = logging.getLogger("opsbot.commands")
+
+ECHO_MAX = 80
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One slash command or click, as the handlers see it."""
+
+    actor: Actor
+    channel: str
+    request_id: str
+    command: str
+    text: str
+
+    @classmethod
+    def from_command(cls, body: Mapping[str, Any]) -> Invocation:
+        return cls(
+            actor=Actor(str(body.get("team_id", "")), str(body.get("user_id", ""))),
+            channel=str(body.get("channel_id", "")),
+            request_id=request_id_for(body),
+            command=str(body.get("command", "")),
+            text=str(body.get("text", "")),
+        )
+
+    @classmethod
+    def from_action(cls, body: Mapping[str, Any]) -> Invocation:
+        user = body.get("user") or {}
+        team = body.get("team") or {}
+        channel = body.get("channel") or {}
+        return cls(
+            actor=Actor(str(team.get("id", user.get("team_id", ""))), str(user.get("id", ""))),
+            channel=str(channel.get("id", "")),
+            request_id=request_id_for(body),
+            command="",
+            text="",
+        )
+
+
+def ephemeral(respond: Respond, text: str, *, blocks: list[dict[str, object]] | None = None) -> None:
+    respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
+
+
+def usage_answer(exc: UsageError, text: str) -> str:
+    """The usage, with a bounded, escaped echo of what was typed."""
+    echo = f"\nYou typed: `{safe(text, ECHO_MAX)}`" if text.strip() else ""
+    return operator_message(exc) + echo
+
+
+def answer_for(exc: OpsbotError, text: str) -> str:
+    return usage_answer(exc, text) if isinstance(exc, UsageError) else operator_message(exc)
+
+
+def audit_refusal(deps: Deps, inv: Invocation, action: str, exc: OpsbotError) -> None:
+    outcome = "invalid" if isinstance(exc, UsageError) else "denied"
+    reason = exc.problem if isinstance(exc, UsageError) else exc.reason if isinstance(exc, NotAllowed) else str(exc)
+    params = {"text": inv.text[:200], "text_length": len(inv.text)}
+    deps.audit.record(Entry(inv.actor, f"{action}.refused", outcome, params, inv.request_id, "", inv.channel, reason))
+    deps.metrics.commands.labels(inv.command or action, outcome).inc()
+
+
+@contextmanager
+def request_scope(inv: Invocation) -> Iterator[None]:
+    token = current_request_id.set(inv.request_id)
+    try:
+        yield
+    finally:
+        current_request_id.reset(token)
+
+
+def guarded(deps: Deps, inv: Invocation, respond: Respond, action: str, work: Callable[[], None]) -> None:
+    """Run the slow part of a handler; any typed error becomes an ephemeral answer plus an audit row."""
+    with request_scope(inv):
+        try:
+            work()
+        except OpsbotError as exc:
+            if isinstance(exc, UsageError | NotAllowed):
+                audit_refusal(deps, inv, action, exc)
+            ephemeral(respond, answer_for(exc, inv.text))
+        except Exception:
+            log.exception("unexpected failure in %s", action)
+            _audit_crash(deps, inv, action)
+            ephemeral(respond, f":x: Something went wrong; nothing further was done. Request id `{inv.request_id}`.")
+
+
+def _audit_crash(deps: Deps, inv: Invocation, action: str) -> None:
+    try:
+        deps.audit.record(Entry(inv.actor, f"{action}.error", "failed", {}, inv.request_id, "", inv.channel))
+    except OpsbotError:
+        log.exception("audit unavailable while recording a failure")

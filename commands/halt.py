@@ -1,0 +1,90 @@
+"""`/halt`: status, two-person halt and resume, and break-glass halt (`--now`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from bot import flow
+from bot.deps import Deps
+from bot.errors import BackendError, OpsbotError, operator_message
+from bot.policy import Role, check_request
+from bot.render import as_dicts, notice_blocks
+from commands.common import Invocation, answer_for, ephemeral, guarded
+from commands.halt_actions import ControlSpec, status_text, trace_line
+from commands.halt_grammar import ControlRequest, HaltCommand, StatusRequest, parse
+
+
+def plan(deps: Deps, inv: Invocation) -> HaltCommand:
+    """Parse and authorise; pure and fast, so the ack and the work after it agree."""
+    command = parse(inv.text)
+    if isinstance(command, StatusRequest):
+        check_request(deps.directory, user_id=inv.actor.user_id, action="halt.status", channel=inv.channel)
+    else:
+        check_request(deps.directory, user_id=inv.actor.user_id, action=command.action, channel=inv.channel,
+                      break_glass=command.break_glass)
+    return command
+
+
+def register(app: App, deps: Deps) -> None:
+    deps.actions["halt"] = ControlSpec(deps.backend, halting=True)
+    deps.actions["resume"] = ControlSpec(deps.backend, halting=False)
+
+    def ack_halt(ack: Ack, command: dict[str, Any]) -> None:
+        inv = Invocation.from_command(command)
+        try:
+            plan(deps, inv)
+        except OpsbotError as exc:
+            ack(response_type="ephemeral", text=answer_for(exc, inv.text))
+            return
+        ack()
+
+    def work_halt(command: dict[str, Any], respond: Respond) -> None:
+        inv = Invocation.from_command(command)
+        guarded(deps, inv, respond, "halt", lambda: _work(deps, inv, respond))
+
+    app.command("/halt")(ack=ack_halt, lazy=[work_halt])
+
+
+def _work(deps: Deps, inv: Invocation, respond: Respond) -> None:
+    command = plan(deps, inv)
+    if isinstance(command, StatusRequest):
+        _status(deps, inv, respond)
+        return
+    _request(deps, inv, command)
+    deps.metrics.commands.labels("/halt", "requested").inc()
+
+
+def _status(deps: Deps, inv: Invocation, respond: Respond) -> None:
+    try:
+        reply = deps.backend.trading_control(request_id=inv.request_id)
+    except BackendError as exc:
+        deps.metrics.commands.labels("/halt", "backend_error").inc()
+        ephemeral(respond, operator_message(exc))
+        return
+    text = status_text(reply)
+    ephemeral(respond, text, blocks=as_dicts(notice_blocks(text, context=[trace_line(reply)])))
+    deps.metrics.commands.labels("/halt", "status").inc()
+
+
+def _current_state(deps: Deps, inv: Invocation, scope: str) -> str:
+    try:
+        reply = deps.backend.trading_control(request_id=inv.request_id)
+    except BackendError as exc:
+        return f":grey_question: Current state unknown: {operator_message(exc)}"
+    state = "halted" if reply.data.is_halted(scope) else "trading"
+    return f":information_source: Right now `{scope}` is *{state}* (control revision {reply.data.revision})."
+
+
+def _request(deps: Deps, inv: Invocation, command: ControlRequest) -> None:
+    spec = deps.actions[command.action]
+    params: dict[str, object] = {"scope": command.scope, "reason": command.reason}
+    row = flow.open_request(
+        deps, spec=spec, params=params, actor=inv.actor, channel=inv.channel, request_id=inv.request_id,
+        approve_role=Role.HALT_AUTHORITY, break_glass=command.break_glass,
+        status=None if command.break_glass else _current_state(deps, inv, command.scope),
+    )
+    if command.break_glass:
+        # Break-glass: the requester's own authority executes now; a second person confirms afterwards.
+        flow.execute(deps, row, approver=inv.actor.user_id, request_id=inv.request_id)

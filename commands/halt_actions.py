@@ -1,0 +1,108 @@
+"""Halting and resuming trading through the backend, with a read-back that proves the change applied."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bot.actions import ExecutionContext, Outcome
+from bot.backend import Reply, TradingBackend, TradingControl
+from bot.errors import BackendError, operator_message
+from bot.text import safe
+
+TRIGGER_3 = ("hard rollback trigger 3 of the runbook: *global trade halt or scoped disable controls do not "
+             "apply correctly*")
+
+
+def describe_scope(scope: str) -> str:
+    return "all trading (global)" if scope == "global" else f"`{safe(scope, 80)}`"
+
+
+@dataclass
+class ControlSpec:
+    """Halt or resume of one scope; `halting` says which."""
+
+    backend: TradingBackend
+    halting: bool
+
+    @property
+    def name(self) -> str:
+        return "halt" if self.halting else "resume"
+
+    def title(self, params: Mapping[str, Any]) -> str:
+        verb = "Halt trading" if self.halting else "Resume trading"
+        return f"{verb}: {params['scope']}"
+
+    def effect(self, params: Mapping[str, Any]) -> str:
+        scope = describe_scope(str(params["scope"]))
+        call = "POST /api/trading-control/" + self.name
+        if self.halting:
+            return f"{scope} is halted: the bot calls `{call}` once, then reads the control state back."
+        return f"{scope} is re-enabled: the bot calls `{call}` once, then reads the control state back."
+
+    def execute(self, ctx: ExecutionContext) -> Outcome:
+        scope, reason = str(ctx.params["scope"]), str(ctx.params["reason"])
+        actor = f"slack:{ctx.requester}+{ctx.approver}"
+        write = self.backend.halt if self.halting else self.backend.resume
+        try:
+            write(scope=scope, reason=reason, actor=actor, request_id=ctx.request_id,
+                  idempotency_key=f"{ctx.approval_id}:{self.name}")
+        except BackendError as exc:
+            return Outcome(False, f"*{self.name.capitalize()} NOT applied.* {operator_message(exc)}", "failed",
+                           retryable=exc.retryable, detail=exc.detail)
+        try:
+            readback = self.backend.trading_control(request_id=ctx.request_id)
+        except BackendError as exc:
+            return Outcome(False, f"*{self.name.capitalize()} sent, but the read-back failed*, so it is NOT "
+                           f"confirmed. {operator_message(exc)}", "not_applied", retryable=exc.retryable,
+                           detail="read-back failed: " + exc.detail)
+        return self._judge(scope, readback, ctx.request_id)
+
+    def _judge(self, scope: str, readback: Reply[TradingControl], request_id: str) -> Outcome:
+        applied = readback.data.is_halted(scope) == self.halting
+        where = describe_scope(scope)
+        rev = f"revision {readback.data.revision}, request id `{request_id}`"
+        if applied:
+            state = "halted" if self.halting else "trading again"
+            icon = ":octagonal_sign:" if self.halting else ":large_green_circle:"
+            return Outcome(True, f"{icon} *Applied:* {where} is {state} ({rev}).", "applied")
+        state = "still trading" if self.halting else "still halted"
+        return Outcome(
+            False,
+            f":rotating_light: *{self.name.upper()} NOT APPLIED:* the backend accepted it but the read-back "
+            f"shows {where} {state} ({rev}). This is {TRIGGER_3}. Escalate now and consider `/rollback "
+            f"--trigger controls`.",
+            "not_applied",
+            detail=f"read-back revision {readback.data.revision} shows {state}",
+        )
+
+
+def status_text(reply: Reply[TradingControl]) -> str:
+    control = reply.data
+    g = control.global_
+    if g.halted:
+        lines = [f":octagonal_sign: *Global: HALTED* — {safe(g.reason or 'no reason given', 300)} "
+                 f"(by {safe(g.updated_by or 'unknown', 80)} at {safe(g.updated_at or '?', 40)})"]
+    else:
+        lines = [":large_green_circle: *Global: trading*"]
+    disabled = [s for s in control.scopes if s.disabled]
+    if disabled:
+        lines.append(f"*Scoped disables ({len(disabled)}):*")
+        lines += [f"• `{safe(s.scope, 80)}` — {safe(s.reason or 'no reason', 200)} ({safe(s.updated_at or '?', 40)})"
+                  for s in disabled[:30]]
+        if len(disabled) > 30:
+            lines.append(f"…and {len(disabled) - 30} more")
+    else:
+        lines.append("*Scoped disables:* none")
+    if control.maintenance_enabled:
+        lines.append(f":construction: *Maintenance: on* — {safe(control.maintenance_message or '', 300)}")
+    else:
+        lines.append("*Maintenance:* off")
+    lines.append(f"*Control revision:* {control.revision}")
+    return "\n".join(lines)
+
+
+def trace_line(reply: Reply[Any]) -> str:
+    echoed = "echoed" if reply.echoed else ":warning: NOT echoed by the backend"
+    return f"Request id `{reply.request_id}` ({echoed}), {reply.elapsed_ms:.0f} ms"

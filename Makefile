@@ -1,0 +1,71 @@
+# Developer and CI entry points. `make test` is what .ci/run calls on a fresh clone.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+VENV_STAMP := $(VENV)/.installed
+NPM_STAMP := node_modules/.npm-ci-installed
+
+# Node dependencies only when the project has a package.json.
+NODE_DEPS := $(if $(wildcard package.json),$(NPM_STAMP))
+
+.PHONY: help venv run test lint bench db-upgrade clean
+
+help:
+	@echo "make venv        create .venv and install the project with dev dependencies"
+	@echo "make run         run the bot (opsbot serve; set Slack credentials in .env first)"
+	@echo "make test        ruff, mypy and pytest (starts a local PostgreSQL via scripts/pg-up.sh)"
+	@echo "make lint        ruff and mypy only"
+	@echo "make bench       acknowledgement latency benchmark (bench/ack.py)"
+	@echo "make db-upgrade  apply database migrations (opsbot db upgrade)"
+	@echo "make clean       remove .venv, node_modules and caches (keeps opsbot.db)"
+
+venv: $(VENV_STAMP)
+
+# Re-installs only when pyproject.toml is newer than the stamp.
+$(VENV_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]'
+	touch $@
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+run: venv
+	$(BIN)/opsbot serve
+
+# PostgreSQL: in CI, or when OPSBOT_TEST_PG_URL is not given, scripts/pg-up.sh starts a local
+# server and provides the URL. Outside CI, if it cannot (no root), the PostgreSQL tests are skipped.
+test: venv $(NODE_DEPS)
+	@set -euo pipefail; \
+	if [ -n "$${CI:-}" ] || [ -z "$${OPSBOT_TEST_PG_URL:-}" ]; then \
+	  if url=$$(bash scripts/pg-up.sh); then \
+	    export OPSBOT_TEST_PG_URL="$$url"; \
+	  elif [ -n "$${CI:-}" ]; then \
+	    echo "make test: scripts/pg-up.sh failed; CI needs PostgreSQL" >&2; exit 1; \
+	  else \
+	    echo "make test: no local PostgreSQL (scripts/pg-up.sh failed); PostgreSQL tests will be skipped" >&2; \
+	  fi; \
+	fi; \
+	echo "OPSBOT_TEST_PG_URL=$${OPSBOT_TEST_PG_URL:-(unset)}"; \
+	set -x; \
+	$(BIN)/ruff check .; \
+	$(BIN)/mypy; \
+	$(BIN)/pytest -q
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench: venv
+	$(BIN)/python bench/ack.py
+
+db-upgrade: venv
+	$(BIN)/opsbot db upgrade
+
+clean:
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache build *.egg-info
+	find . -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,289 @@
+"""A local server that answers like the Slack Web API, for rehearsals and tests without Slack.
+
+Point `slack_sdk.WebClient(base_url=peer.api_url)` (or `SLACK_API_URL`) at it. It keeps a small
+workspace (see `slack_state`), records every call, and can be told to rate-limit or fail the
+next calls of a method so retry and error paths run against real HTTP answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, cast
+from urllib.parse import parse_qsl, urlsplit
+
+from bot.sim.slack_calls import ApiCall, CallLog, Fault
+from bot.sim.slack_state import Json, SlackError, Workspace
+
+__all__ = ["ApiCall", "SlackPeer", "main"]
+
+_logger = logging.getLogger(__name__)
+
+_METHODS: dict[str, Callable[[Workspace, Json], Json]] = {
+    "auth.test": Workspace.auth_test,
+    "chat.postMessage": Workspace.post_message,
+    "chat.update": Workspace.update,
+    "chat.postEphemeral": Workspace.post_ephemeral,
+    "chat.getPermalink": Workspace.get_permalink,
+    "views.publish": Workspace.publish_view,
+    "users.info": Workspace.users_info,
+    "conversations.info": Workspace.conversations_info,
+}
+# Form-encoded calls carry structured arguments as JSON strings; Slack decodes these.
+_JSON_ARGS = ("blocks", "attachments", "view")
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    body: Json
+    headers: dict[str, str]
+
+
+class SlackPeer:
+    """The Slack side of the Web API on loopback; `start()` it, or use it as a context manager."""
+
+    def __init__(
+        self,
+        *,
+        bot_token: str = "xoxb-local-test",  # noqa: S107 - a rehearsal token, not a credential
+        team_id: str = "T0LOCAL",
+        bot_user_id: str = "UBOT",
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.bot_token, self.team_id, self.bot_user_id = bot_token, team_id, bot_user_id
+        self.workspace = Workspace(team_id=team_id, bot_user_id=bot_user_id)
+        self._address = (host, port)
+        self._log = CallLog()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> SlackPeer:
+        server = _Server(self._address, _Handler)
+        server.peer = self
+        self._server = server
+        # A short poll interval keeps stop() quick; shutdown() waits for the loop to notice.
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="slack-peer", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> SlackPeer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("SlackPeer is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/api/"
+
+    def response_url(
+        self, *, channel: str | None = None, user: str | None = None, message_ts: str | None = None
+    ) -> str:
+        """A fresh response_url; give the context Slack would know so posts to it land somewhere."""
+        return f"{self.base_url}/response/{self.workspace.new_response_url(channel, user, message_ts)}"
+
+    # -- what happened ------------------------------------------------------------------------
+
+    @property
+    def calls(self) -> list[ApiCall]:
+        return self._log.snapshot()
+
+    def calls_to(self, method: str) -> list[ApiCall]:
+        return [call for call in self.calls if call.method == method]
+
+    def wait_for(self, predicate: Callable[[list[ApiCall]], bool], timeout: float = 5.0) -> list[ApiCall]:
+        """The calls so far once `predicate` holds; AssertionError listing them after `timeout` s."""
+        return self._log.wait_for(predicate, timeout)
+
+    def wait_for_call(
+        self,
+        method: str,
+        *,
+        count: int = 1,
+        timeout: float = 5.0,
+        where: Callable[[ApiCall], bool] | None = None,
+    ) -> list[ApiCall]:
+        def matching(calls: list[ApiCall]) -> list[ApiCall]:
+            return [c for c in calls if c.method == method and (where is None or where(c))]
+
+        return matching(self.wait_for(lambda calls: len(matching(calls)) >= count, timeout))
+
+    @property
+    def messages(self) -> dict[str, list[Json]]:
+        return self.workspace.messages()
+
+    def channel_messages(self, channel: str) -> list[Json]:
+        return self.workspace.channel_messages(channel)
+
+    def ephemerals(self, user: str | None = None) -> list[Json]:
+        return self.workspace.ephemerals(user)
+
+    # -- fault injection ----------------------------------------------------------------------
+
+    def ratelimit(self, method: str, *, times: int = 1, retry_after: int = 1) -> None:
+        self._log.add_faults(method, Fault(429, "ratelimited", retry_after), times)
+
+    def fail(self, method: str, *, error: str, times: int = 1) -> None:
+        self._log.add_faults(method, Fault(200, error), times)
+
+    # -- request handling (called from server threads) ----------------------------------------
+
+    def _api(self, method: str, args: Json, token: str | None) -> _Answer:
+        args = _decode_json_args(args)
+        answer = self._answer_api(method, args, token)
+        # Recorded after the workspace changed, so a waiter never sees a call before its effect.
+        self._log.record(ApiCall(method, args, token, time.time()))
+        return answer
+
+    def _answer_api(self, method: str, args: Json, token: str | None) -> _Answer:
+        fault = self._log.next_fault(method)
+        if fault is not None:
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            return _Answer(fault.status, {"ok": False, "error": fault.error}, headers)
+        handler = _METHODS.get(method)
+        try:
+            if handler is None:
+                raise SlackError("unknown_method")
+            if not token:
+                raise SlackError("not_authed")
+            if token != self.bot_token:
+                raise SlackError("invalid_auth")
+            return _Answer(200, {"ok": True, **handler(self.workspace, args)}, {})
+        except SlackError as e:
+            return _Answer(e.status, {"ok": False, "error": e.error}, {})
+
+    def _respond(self, url_id: str, payload: Json) -> _Answer:
+        try:
+            self.workspace.respond(url_id, payload)
+            answer = _Answer(200, {"ok": True}, {})
+        except SlackError as e:
+            answer = _Answer(e.status, {"ok": False, "error": e.error}, {})
+        self._log.record(ApiCall("response_url", {**payload, "_url_id": url_id}, None, time.time()))
+        return answer
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    peer: SlackPeer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "SlackPeer/1"
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        peer = cast(_Server, self.server).peer
+        url = urlsplit(self.path)
+        try:
+            args = self._read_args(url.query)
+        except ValueError:
+            self._send(_Answer(400 if url.path.startswith("/response/") else 200,
+                               {"ok": False, "error": "invalid_json"}, {}))
+            return
+        if url.path.startswith("/api/"):
+            token = self._bearer() or args.pop("token", None)
+            self._send(peer._api(url.path.removeprefix("/api/"), args, token))
+        elif url.path.startswith("/response/") and self.command == "POST":
+            self._send(peer._respond(url.path.removeprefix("/response/"), args))
+        else:
+            self._send(_Answer(404, {"ok": False, "error": "not_found"}, {}))
+
+    def _read_args(self, query: str) -> Json:
+        args: Json = dict(parse_qsl(query, keep_blank_values=True))
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode("utf-8")
+        if not raw:
+            return args
+        if "json" in (self.headers.get("Content-Type") or ""):
+            body = json.loads(raw)  # JSONDecodeError is a ValueError
+            if not isinstance(body, dict):
+                raise ValueError("JSON body must be an object")
+            return {**args, **body}
+        return {**args, **dict(parse_qsl(raw, keep_blank_values=True))}
+
+    def _bearer(self) -> str | None:
+        auth = self.headers.get("Authorization") or ""
+        if not auth.startswith("Bearer "):
+            return None
+        return auth.removeprefix("Bearer ").strip() or None
+
+    def _send(self, answer: _Answer) -> None:
+        payload = json.dumps(answer.body).encode("utf-8")
+        self.send_response(answer.status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        _logger.debug("slack peer: " + format, *args)
+
+
+def _decode_json_args(args: Json) -> Json:
+    # Leniently: a value that is not JSON stays a string, and the method refuses it like Slack.
+    decoded = dict(args)
+    for key in _JSON_ARGS:
+        value = decoded.get(key)
+        if isinstance(value, str) and value:
+            with contextlib.suppress(ValueError):
+                decoded[key] = json.loads(value)
+    return decoded
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Serve a local stand-in for the Slack Web API.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=3001)
+    parser.add_argument("--bot-token", default="xoxb-local-test")
+    parser.add_argument("--team-id", default="T0LOCAL")
+    parser.add_argument("--bot-user-id", default="UBOT")
+    opts = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    peer = SlackPeer(bot_token=opts.bot_token, team_id=opts.team_id, bot_user_id=opts.bot_user_id,
+                     host=opts.host, port=opts.port)
+    with peer:
+        print(f"Slack peer serving; set SLACK_API_URL={peer.api_url}", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

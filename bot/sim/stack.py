@@ -1,0 +1,111 @@
+"""The real bot served on loopback against the local stand-ins (Slack peer, simulated backend).
+
+Used by the tests, the benchmark and local rehearsals: the bot is built exactly as `opsbot serve`
+builds it; only the URLs it talks to point at this machine.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from waitress.server import create_server
+
+from bot.app import build_app, build_deps
+from bot.deps import Deps
+from bot.migrate import upgrade
+from bot.settings import Settings
+from bot.sim.backend import SimBackend
+from bot.sim.slack_client import SlackSender
+from bot.sim.slack_peer import SlackPeer
+from bot.web import Router
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIEnvironment
+
+SIGNING_SECRET = "local-signing-secret-0123456789abcdef"  # noqa: S105 (a loopback-only stand-in)
+BOT_TOKEN = "xoxb-local-opsbot"  # noqa: S105
+JWT_SECRET = "local-jwt-secret-for-the-simulated-backend"  # noqa: S105
+ISSUER = "platform-service"
+
+Wsgi = Callable[["WSGIEnvironment", "StartResponse"], Iterable[bytes]]
+
+
+class HttpServer:
+    """A waitress server on a free loopback port, in a background thread."""
+
+    def __init__(self, wsgi: Wsgi, *, host: str = "127.0.0.1", port: int = 0, threads: int = 16) -> None:
+        self._server: Any = create_server(
+            wsgi, host=host, port=port, threads=threads, ident="opsbot", asyncore_loop_timeout=0.2
+        )
+        self.url = f"http://{host}:{self._server.effective_port}"
+        self._thread = threading.Thread(target=self._server.run, name="opsbot-http", daemon=True)
+
+    def start(self) -> HttpServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        # waitress's loop runs while its socket map is non-empty: emptying it is what ends run().
+        self._server.task_dispatcher.shutdown()
+        self._server.close()
+        self._server._map.clear()
+        self._thread.join(timeout=5)
+
+
+def local_settings(*, database_url: str, backend_url: str, slack_api_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack_api_url,
+        "OPSBOT_DATABASE_URL": database_url,
+        "TRADING_API_URL": backend_url,
+        "JWT_SECRET": JWT_SECRET,
+        "PLATFORM_JWT_ISSUER": ISSUER,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@dataclass
+class Stack:
+    """Peer + backend + bot, started together and stopped together."""
+
+    database_url: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    backend_latency_s: float = 0.0
+    peer: SlackPeer = field(init=False)
+    backend: SimBackend = field(init=False)
+    deps: Deps = field(init=False)
+    server: HttpServer = field(init=False)
+    sender: SlackSender = field(init=False)
+
+    def start(self) -> Stack:
+        self.peer = SlackPeer(bot_token=BOT_TOKEN).start()
+        self.backend = SimBackend(jwt_secret=JWT_SECRET, issuer=ISSUER).start()
+        self.backend.faults.latency_s = self.backend_latency_s
+        settings = local_settings(database_url=self.database_url, backend_url=self.backend.url,
+                                  slack_api_url=self.peer.api_url, **self.overrides)
+        self.deps = build_deps(settings)
+        upgrade(self.deps.engine)
+        app = build_app(self.deps)
+        self.server = HttpServer(Router(app, self.deps)).start()
+        self.sender = SlackSender(bot_url=self.server.url + "/slack/events", signing_secret=SIGNING_SECRET,
+                                  peer=self.peer)
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.sender.close()
+        self.peer.stop()
+        self.backend.stop()
+        self.deps.backend.close()
+        self.deps.engine.dispose()
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

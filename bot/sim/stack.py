@@ -37,10 +37,11 @@ class HttpServer:
     """A waitress server on a free loopback port, in a background thread."""
 
     def __init__(self, wsgi: Wsgi, *, host: str = "127.0.0.1", port: int = 0, threads: int = 16) -> None:
-        self._server: Any = create_server(
+        server: Any = create_server(
             wsgi, host=host, port=port, threads=threads, ident="opsbot", asyncore_loop_timeout=0.2
         )
-        self.url = f"http://{host}:{self._server.effective_port}"
+        self._server = server
+        self.url = f"http://{host}:{server.effective_port}"
         self._thread = threading.Thread(target=self._server.run, name="opsbot-http", daemon=True)
 
     def start(self) -> HttpServer:
@@ -66,7 +67,7 @@ def local_settings(*, database_url: str, backend_url: str, slack_api_url: str, *
         "PLATFORM_JWT_ISSUER": ISSUER,
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @dataclass

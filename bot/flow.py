@@ -78,8 +78,11 @@ def open_request(
     try:
         posted = deps.slack.chat_postMessage(channel=channel, blocks=blocks, text=_fallback(deps, row))
     except SlackApiError as exc:
-        if not break_glass:
-            _cancel(deps, row, f"could not post the request: {exc.response.get('error')}")
+        if break_glass:
+            # A break-glass halt must not wait for Slack: it runs, and the requester hears of it directly.
+            log.warning("break-glass %s runs without a channel message: %s", row.id, exc.response.get("error"))
+            return row
+        _cancel(deps, row, f"could not post the request: {exc.response.get('error')}")
         raise
     deps.approvals.attach_message(approval_id=row.id, message_ts=str(posted["ts"]))
     row.message_ts = str(posted["ts"])

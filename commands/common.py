@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import Respond
+from slack_sdk.errors import SlackApiError
 
 from bot.audit import Actor, Entry
 from bot.deps import Deps
@@ -97,6 +98,11 @@ def guarded(deps: Deps, inv: Invocation, respond: Respond, action: str, work: Ca
             if isinstance(exc, UsageError | NotAllowed):
                 audit_refusal(deps, inv, action, exc)
             ephemeral(respond, answer_for(exc, inv.text))
+        except SlackApiError as exc:
+            error = safe(str(exc.response.get("error", "unknown")), 60)
+            log.warning("Slack refused a call in %s: %s", action, error)
+            ephemeral(respond, f":warning: Slack did not accept the bot's message (`{error}`); the request was "
+                      f"cancelled and nothing was done. Try again. Request id `{inv.request_id}`.")
         except Exception:
             log.exception("unexpected failure in %s", action)
             _audit_crash(deps, inv, action)

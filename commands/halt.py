@@ -52,7 +52,7 @@ def _work(deps: Deps, inv: Invocation, respond: Respond) -> None:
     if isinstance(command, StatusRequest):
         _status(deps, inv, respond)
         return
-    _request(deps, inv, command)
+    _request(deps, inv, command, respond)
     deps.metrics.commands.labels("/halt", "requested").inc()
 
 
@@ -77,7 +77,7 @@ def _current_state(deps: Deps, inv: Invocation, scope: str) -> str:
     return f":information_source: Right now `{scope}` is *{state}* (control revision {reply.data.revision})."
 
 
-def _request(deps: Deps, inv: Invocation, command: ControlRequest) -> None:
+def _request(deps: Deps, inv: Invocation, command: ControlRequest, respond: Respond) -> None:
     spec = deps.actions[command.action]
     params: dict[str, object] = {"scope": command.scope, "reason": command.reason}
     row = flow.open_request(
@@ -87,4 +87,7 @@ def _request(deps: Deps, inv: Invocation, command: ControlRequest) -> None:
     )
     if command.break_glass:
         # Break-glass: the requester's own authority executes now; a second person confirms afterwards.
-        flow.execute(deps, row, approver=inv.actor.user_id, request_id=inv.request_id)
+        outcome = flow.execute(deps, row, approver=inv.actor.user_id, request_id=inv.request_id)
+        if row.message_ts is None:
+            ephemeral(respond, f"{outcome.summary}\n:warning: Slack did not take the channel message; tell the "
+                      f"channel and ask a second halt authority to confirm (approval `{row.id}`).")

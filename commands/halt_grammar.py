@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from bot.errors import UsageError
+from bot.text import safe
 
 USAGE = (
     "*Usage:* `/halt status` · `/halt <scope> <reason…> [--now]` · `/halt resume <scope> <reason…>`\n"
@@ -42,7 +43,7 @@ def parse_scope(word: str) -> str:
         return f"{kind}:{ident}"
     if sep and kind == "symbol" and _SYMBOL.fullmatch(ident.upper()):
         return f"symbol:{ident.upper()}"
-    raise UsageError(f"`{word[:40]}` is not a scope.", USAGE)
+    raise UsageError(f"`{safe(word, 40)}` is not a scope.", USAGE)
 
 
 def parse(text: str) -> HaltCommand:
@@ -62,7 +63,7 @@ def parse(text: str) -> HaltCommand:
     words = [w for w in words if w != "--now"]
     flags = [w for w in words[1:] if w.startswith("--")]
     if flags:
-        raise UsageError(f"Unknown option `{flags[0][:20]}`.", USAGE)
+        raise UsageError(f"Unknown option `{safe(flags[0], 20)}`.", USAGE)
     if break_glass and action == "resume":
         raise UsageError("`--now` is not available for resume: a resume always needs a second halt authority.",
                          USAGE)

@@ -50,10 +50,10 @@ class HttpServer:
 
     def stop(self) -> None:
         # waitress's loop runs while its socket map is non-empty: emptying it is what ends run().
-        self._server.task_dispatcher.shutdown()
-        self._server.close()
         self._server._map.clear()
         self._thread.join(timeout=5)
+        self._server.task_dispatcher.shutdown()
+        self._server.close()
 
 
 def local_settings(*, database_url: str, backend_url: str, slack_api_url: str, **overrides: Any) -> Settings:

@@ -90,11 +90,23 @@ def _buttons(card: Card) -> ActionsBlock:
 
 
 def notice_blocks(text: str, *, context: Sequence[str] = ()) -> list[Block]:
-    """A plain mrkdwn notice (status answers, refusals) with optional context lines."""
-    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=clip(text, SECTION_MAX)))]
+    """A mrkdwn notice (status answers, refusals), split at line ends into sections Slack accepts."""
+    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=chunk)) for chunk in _chunks(text)]
     if context:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=clip(c, SECTION_MAX)) for c in context]))
     return blocks
+
+
+def _chunks(text: str) -> list[str]:
+    chunks, current = [], ""
+    for line in text.split("\n"):
+        line = clip(line, SECTION_MAX)
+        if current and len(current) + 1 + len(line) > SECTION_MAX:
+            chunks.append(current)
+            current = line
+        else:
+            current = f"{current}\n{line}" if current else line
+    return [*chunks, current] if current else chunks or [" "]
 
 
 def as_dicts(blocks: Sequence[Block]) -> list[dict[str, object]]:

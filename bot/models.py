@@ -60,3 +60,16 @@ class Approval(SQLModel, table=True):
     finished_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
     attempts: int = Field(default=0)
     outcome: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+
+
+class Freeze(SQLModel, table=True):
+    """A cutover freeze; open while `lifted_at` is NULL."""
+
+    __tablename__ = "cutover_freeze"
+
+    id: int | None = Field(default=None, primary_key=True)
+    reason: str = Field(max_length=500)
+    owner: str = Field(max_length=64, index=True)  # e.g. the rollback id that froze it
+    frozen_at: datetime = Field(sa_column=_utc_column())
+    lifted_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    lifted_by: str | None = Field(default=None, max_length=32)

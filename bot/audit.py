@@ -127,7 +127,8 @@ class AuditLog:
             with Session(self._engine) as session:
                 query = select(AuditEvent).where(col(AuditEvent.seq) > last_seq)
                 if since is not None:
-                    query = query.where(col(AuditEvent.at) >= since)
+                    # SQLite compares the stored UTC text, so the bound must be UTC too, whatever its offset.
+                    query = query.where(col(AuditEvent.at) >= as_utc(since))
                 page = list(session.exec(query.order_by(col(AuditEvent.seq)).limit(batch)))
             if not page:
                 return

@@ -1,0 +1,376 @@
+"""A simulated GitHub REST API (the part CONTRACT.md §7 uses) on loopback, with fault switches.
+
+Answers with GitHub's documented JSON shapes, `Link` pagination and rate-limit headers. A
+workflow dispatch creates a run that goes queued → in_progress → completed as it is read
+(`run_steps` reads) or as time passes (`run_seconds`); completion is decided when a read
+observes it, and a successful run then calls `on_run_completed(inputs)` before that read is
+answered, so a test can make the simulated backend report the rolled-back version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import itertools
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+logger = logging.getLogger("opsbot.sim.github")
+
+Answer = tuple[int, Any, dict[str, str]]  # status, JSON body (None: empty 204), extra headers
+_DOCS = "https://docs.github.com/rest"
+_MESSAGES = {401: "Bad credentials", 403: "Forbidden", 404: "Not Found", 422: "Validation Failed"}
+
+
+@dataclass
+class Faults:
+    latency_s: float = 0.0
+    fail_next_run: bool = False  # the next dispatched run concludes `failure`
+    hang_runs: bool = False  # while set, no run completes
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+    at: float
+
+
+@dataclass
+class _Injected:
+    prefix: str
+    status: int
+    times: int
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Run:
+    doc: dict[str, Any]
+    inputs: dict[str, str]
+    started: float
+    fail: bool
+    reads: int = 0
+
+
+def _iso(at: float | None = None) -> str:
+    return datetime.fromtimestamp(time.time() if at is None else at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _error(status: int, message: str | None = None) -> Answer:
+    return status, {"message": message or _MESSAGES.get(status, "Server Error"), "documentation_url": _DOCS}, {}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    sim: SimGitHub
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "github-sim/1"
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("sim %s", format % args)
+
+    def _serve(self, method: str) -> None:
+        sim = cast(_Server, self.server).sim
+        try:
+            raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+        except ValueError:
+            raw = b""
+        parts = urlsplit(self.path)
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        status, doc, extra = sim._handle(method, parts.path, dict(parse_qsl(parts.query)), headers, raw)
+        payload = b"" if doc is None else json.dumps(doc).encode()
+        try:
+            self.send_response(status)
+            for name, value in {"content-type": "application/json; charset=utf-8", **extra}.items():
+                self.send_header(name, value)
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            logger.debug("sim: client went away before the answer")  # e.g. after a client timeout
+
+
+class SimGitHub:
+    def __init__(
+        self, *, token: str | None = None, repository: str = "acme/trading", run_steps: int | None = 3,
+        run_seconds: float | None = None, max_per_page: int = 100, host: str = "127.0.0.1", port: int = 0,
+    ) -> None:
+        self.faults = Faults()
+        self.requests: list[RecordedRequest] = []
+        self.on_run_completed: Callable[[dict[str, str]], None] | None = None
+        self.repository = repository
+        self.run_steps, self.run_seconds, self.max_per_page = run_steps, run_seconds, max_per_page
+        self._token = token
+        self._address = (host, port)
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._ids = itertools.count(1001)
+        self._checks: dict[str, dict[str, dict[str, Any]]] = {}
+        self._deployments: list[dict[str, Any]] = []  # oldest first
+        self._statuses: dict[int, list[dict[str, Any]]] = {}  # oldest first
+        self._runs: list[_Run] = []
+        self._injected: list[_Injected] = []
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.url = ""
+
+    def start(self) -> SimGitHub:
+        self._stopping.clear()
+        self._server = _Server(self._address, _Handler)
+        self._server.sim = self
+        host, port = self._server.server_address[:2]
+        self.url = f"http://{host!s}:{port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        name="sim-github", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes requests sleeping on simulated latency
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> SimGitHub:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # State, set by tests and rehearsals.
+
+    def set_check(self, sha: str, name: str, conclusion: str | None = "success") -> None:
+        """A check run on `sha`; conclusion None means still in progress."""
+        done = conclusion is not None
+        with self._lock:
+            runs = self._checks.setdefault(sha, {})
+            run_id = runs[name]["id"] if name in runs else next(self._ids)
+            runs[name] = {
+                "id": run_id, "name": name, "head_sha": sha, "status": "completed" if done else "in_progress",
+                "conclusion": conclusion, "started_at": _iso(), "completed_at": _iso() if done else None,
+                "html_url": f"https://github.com/{self.repository}/runs/{run_id}",
+                "details_url": f"https://github.com/{self.repository}/actions/runs/{run_id}",
+                "app": {"slug": "github-actions"}, "check_suite": {"id": run_id}}
+
+    def add_deployment(self, sha: str, environment: str = "production", state: str = "success",
+                       ref: str = "main") -> int:
+        """Like GitHub, a new success marks earlier successful deployments of the environment inactive."""
+        with self._lock:
+            deployment_id = next(self._ids)
+            self._deployments.append({
+                "id": deployment_id, "sha": sha, "ref": ref, "task": "deploy", "payload": {},
+                "environment": environment, "description": None, "created_at": _iso(), "updated_at": _iso(),
+                "url": f"{self.url}/repos/{self.repository}/deployments/{deployment_id}",
+                "statuses_url": f"{self.url}/repos/{self.repository}/deployments/{deployment_id}/statuses",
+                "transient_environment": False, "production_environment": environment == "production"})
+            self._statuses[deployment_id] = []
+            if state == "success":
+                for older in self._deployments[:-1]:
+                    latest = self._statuses[older["id"]][-1:]
+                    if older["environment"] == environment and latest and latest[0]["state"] == "success":
+                        self._add_status(older["id"], "inactive")
+            self._add_status(deployment_id, state)
+            return deployment_id
+
+    def add_deployment_status(self, deployment_id: int, state: str) -> None:
+        with self._lock:
+            self._add_status(deployment_id, state)
+
+    def status_for(self, path_prefix: str, status: int, times: int = 1) -> None:
+        """The next `times` requests whose path starts with `path_prefix` get `status`."""
+        with self._lock:
+            self._injected.append(_Injected(path_prefix, status, times))
+
+    def rate_limit(self, times: int = 1, *, status: int = 403, reset_in_s: int = 60) -> int:
+        """The next `times` requests are rate limited; returns the epoch second of the reset."""
+        reset = int(time.time()) + reset_in_s
+        headers = {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)}
+        with self._lock:
+            self._injected.append(_Injected("/", status, times, headers))
+        return reset
+
+    def runs(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(run.doc, inputs=dict(run.inputs)) for run in self._runs]
+
+    def calls(self, method: str, path_prefix: str = "/") -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.method == method and r.path.startswith(path_prefix)]
+
+    # Serving.
+
+    def _handle(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
+                raw: bytes) -> Answer:
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        with self._lock:
+            self.requests.append(RecordedRequest(method, path, query, headers, body, time.time()))
+        if self.faults.latency_s > 0:
+            self._stopping.wait(self.faults.latency_s)
+        injected = self._take_injected(path)
+        if injected is not None:
+            message = "API rate limit exceeded for installation ID 1." if injected.headers else None
+            return injected.status, _error(injected.status, message)[1], injected.headers
+        if self._token is not None and headers.get("authorization") not in (
+                f"Bearer {self._token}", f"token {self._token}"):
+            return _error(401)
+        completed: list[dict[str, str]] = []
+        status, doc, extra = self._route(method, path, query, body, completed)
+        for inputs in completed:  # outside the lock: the callback may call other simulators
+            if self.on_run_completed is not None:
+                self.on_run_completed(inputs)
+        reset = str(int(time.time()) + 3600)
+        return status, doc, {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "4999",
+                             "x-ratelimit-reset": reset, **extra}
+
+    def _take_injected(self, path: str) -> _Injected | None:
+        with self._lock:
+            for injected in self._injected:
+                if injected.times > 0 and path.startswith(injected.prefix):
+                    injected.times -= 1
+                    return injected
+            return None
+
+    def _route(self, method: str, path: str, query: dict[str, str], body: Any,
+               completed: list[dict[str, str]]) -> Answer:
+        match = re.fullmatch(r"/repos/([^/]+/[^/]+)(/.*)", path)
+        if match is None or match.group(1) != self.repository:
+            return _error(404)
+        rest = match.group(2)
+        with self._lock:
+            if method == "POST" and (m := re.fullmatch(r"/actions/workflows/([^/]+)/dispatches", rest)):
+                return self._dispatch(m.group(1), body)
+            if method != "GET":
+                return _error(404)
+            if m := re.fullmatch(r"/commits/([^/]+)/check-runs", rest):
+                runs = sorted(self._checks.get(m.group(1), {}).values(), key=lambda r: r["id"])
+                return self._page(path, query, runs, "check_runs")
+            if rest == "/deployments":
+                env = query.get("environment")
+                found = [d for d in reversed(self._deployments) if env is None or d["environment"] == env]
+                return self._page(path, query, found, None)
+            if (m := re.fullmatch(r"/deployments/(\d+)/statuses", rest)) and int(m.group(1)) in self._statuses:
+                return self._page(path, query, list(reversed(self._statuses[int(m.group(1))])), None)
+            if m := re.fullmatch(r"/actions/workflows/([^/]+)/runs", rest):
+                return self._page(path, query, self._list_runs(m.group(1), query, completed), "workflow_runs")
+            if m := re.fullmatch(r"/actions/runs/(\d+)", rest):
+                run = next((r for r in self._runs if r.doc["id"] == int(m.group(1))), None)
+                return (200, self._observe(run, completed), {}) if run else _error(404)
+        return _error(404)
+
+    def _page(self, path: str, query: dict[str, str], items: list[Any], key: str | None) -> Answer:
+        """One page, with GitHub's `Link` header (next/last) when there are more."""
+        per_page = max(1, min(int(query.get("per_page") or 30), self.max_per_page))
+        page = max(1, int(query.get("page") or 1))
+        last = max(1, -(-len(items) // per_page))
+        chunk = items[(page - 1) * per_page: page * per_page]
+        links = [f'<{self.url}{path}?{urlencode({**query, "per_page": per_page, "page": n})}>; rel="{rel}"'
+                 for rel, n in (("next", page + 1), ("last", last)) if page < last]
+        doc = chunk if key is None else {"total_count": len(items), key: chunk}
+        return 200, doc, {"link": ", ".join(links)} if links else {}
+
+    def _add_status(self, deployment_id: int, state: str) -> None:
+        self._statuses[deployment_id].append({
+            "id": next(self._ids), "state": state, "description": "", "environment": "production",
+            "target_url": "", "log_url": "", "created_at": _iso(), "updated_at": _iso(),
+            "deployment_url": f"{self.url}/repos/{self.repository}/deployments/{deployment_id}"})
+
+    def _dispatch(self, workflow: str, body: Any) -> Answer:
+        if not isinstance(body, dict) or not isinstance(body.get("ref"), str):
+            return _error(422, "Invalid request.\n\n\"ref\" wasn't supplied.")
+        inputs = body.get("inputs") or {}
+        if not isinstance(inputs, dict) or not all(isinstance(v, str) for v in inputs.values()):
+            return _error(422, "Invalid request.\n\nFor 'properties/inputs', values must be strings.")
+        run_id, now = next(self._ids), time.time()
+        title = f"{workflow.rsplit('.', 1)[0]} {inputs.get('request_id', '')}".strip()
+        self._runs.append(_Run({
+            "id": run_id, "name": workflow.rsplit(".", 1)[0], "display_title": title, "event": "workflow_dispatch",
+            "head_branch": body["ref"], "head_sha": hashlib.sha256(body["ref"].encode()).hexdigest()[:40],
+            "path": f".github/workflows/{workflow}", "status": "queued", "conclusion": None,
+            "run_number": len(self._runs) + 1, "created_at": _iso(now), "updated_at": _iso(now),
+            "run_started_at": _iso(now), "url": f"{self.url}/repos/{self.repository}/actions/runs/{run_id}",
+            "html_url": f"https://github.com/{self.repository}/actions/runs/{run_id}"},
+            dict(inputs), now, self.faults.fail_next_run))
+        self.faults.fail_next_run = False
+        return 204, None, {}
+
+    def _list_runs(self, workflow: str, query: dict[str, str], completed: list[dict[str, str]]) -> list[Any]:
+        since = query.get("created", "").removeprefix(">=")
+        event = query.get("event")
+        chosen = [r for r in reversed(self._runs) if r.doc["path"].endswith(f"/{workflow}")
+                  and (event is None or r.doc["event"] == event) and r.doc["created_at"] >= since]
+        return [self._observe(run, completed) for run in chosen]
+
+    def _observe(self, run: _Run, completed: list[dict[str, str]]) -> dict[str, Any]:
+        """A read advances the run: queued on the first read, then in_progress until it is done."""
+        doc = run.doc
+        if doc["status"] != "completed":
+            run.reads += 1
+            by_reads = self.run_steps is not None and run.reads >= self.run_steps
+            by_time = self.run_seconds is not None and time.time() - run.started >= self.run_seconds
+            if (by_reads or by_time) and not self.faults.hang_runs:
+                doc.update(status="completed", conclusion="failure" if run.fail else "success", updated_at=_iso())
+                if not run.fail:
+                    completed.append(dict(run.inputs))
+            elif run.reads > 1 or by_time:
+                doc.update(status="in_progress", updated_at=_iso())
+        return dict(doc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot.sim.github", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8082)
+    parser.add_argument("--repository", default=os.environ.get("GITHUB_REPOSITORY") or "acme/trading")
+    parser.add_argument("--run-seconds", type=float, default=5.0, help="a dispatched run completes after this")
+    parser.add_argument("--deployed-sha", default="abc1234" + "0" * 33,
+                        help="sha of the current production deployment (its checks are green)")
+    args = parser.parse_args(argv)
+    token = os.environ.get("GITHUB_TOKEN")  # from the environment only: argv is visible in `ps`
+    with SimGitHub(token=token, repository=args.repository, run_steps=None, run_seconds=args.run_seconds,
+                   host=args.host, port=args.port) as sim:
+        sim.add_deployment("9f8e7d6" + "0" * 33)  # the previous stable release: the rollback target
+        sim.add_deployment(args.deployed_sha)
+        for check in ("pnpm verify", "pnpm lint", "pnpm smoke:release"):
+            sim.set_check(args.deployed_sha, check)
+        auth = "GITHUB_TOKEN required" if token else "any token accepted"
+        print(f"simulated GitHub API for {args.repository} on {sim.url} ({auth}); Ctrl-C to stop", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

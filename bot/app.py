@@ -19,9 +19,12 @@ from bot.audit import AuditLog
 from bot.backend import TradingBackend
 from bot.db import make_engine
 from bot.deps import Deps, slack_client
+from bot.freeze import FreezeStore
+from bot.github import GitHub
 from bot.ids import default_replica
 from bot.metrics import Metrics
 from bot.policy import Directory
+from bot.runbook import load_runbook
 from bot.settings import Settings
 from bot.tokens import build_token_source
 
@@ -37,9 +40,14 @@ def build_deps(
     engine = make_engine(settings.database_url)
     replica = settings.replica_id or default_replica()
     audit = AuditLog(engine, replica=replica)
+    http = httpx.Client()
     if backend is None:
-        http = httpx.Client()
         backend = TradingBackend(base_url=settings.trading_api_url, tokens=build_token_source(settings, http))
+    github = GitHub(
+        api_url=settings.github_api_url,
+        token=settings.github_token.get_secret_value() if settings.github_token else None,
+        repository=settings.github_repository,
+    )
     return Deps(
         settings=settings,
         directory=Directory.from_settings(settings),
@@ -50,6 +58,10 @@ def build_deps(
         slack=slack or slack_client(settings),
         metrics=Metrics(),
         replica=replica,
+        runbook=load_runbook(),
+        github=github,
+        freeze=FreezeStore(engine),
+        http=http,
     )
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import httpx
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 from sqlalchemy import Engine
@@ -15,8 +16,11 @@ from bot.approval_store import ApprovalStore
 from bot.audit import AuditLog
 from bot.backend import TradingBackend
 from bot.db import utcnow
+from bot.freeze import FreezeStore
+from bot.github import GitHub
 from bot.metrics import Metrics
 from bot.policy import Directory
+from bot.runbook import Runbook
 from bot.settings import Settings
 
 
@@ -31,6 +35,10 @@ class Deps:
     slack: WebClient
     metrics: Metrics
     replica: str
+    runbook: Runbook
+    github: GitHub
+    freeze: FreezeStore
+    http: httpx.Client
     clock: Callable[[], datetime] = utcnow
     actions: dict[str, ActionSpec] = field(default_factory=dict)
 

@@ -104,6 +104,8 @@ class Stack:
         self.backend.stop()
         self.deps.backend.close()
         self.deps.engine.dispose()
+        self.deps.github.close()
+        self.deps.http.close()
 
     def __enter__(self) -> Stack:
         return self.start()

@@ -18,6 +18,8 @@ from bot.deps import Deps
 from bot.migrate import upgrade
 from bot.settings import Settings
 from bot.sim.backend import SimBackend
+from bot.sim.github import SimGitHub
+from bot.sim.jwks import SimPlatformAuth
 from bot.sim.slack_client import SlackSender
 from bot.sim.slack_peer import SlackPeer
 from bot.web import Router
@@ -27,7 +29,12 @@ if TYPE_CHECKING:
 
 SIGNING_SECRET = "local-signing-secret-0123456789abcdef"  # noqa: S105 (a loopback-only stand-in)
 BOT_TOKEN = "xoxb-local-opsbot"  # noqa: S105
-JWT_SECRET = "local-jwt-secret-for-the-simulated-backend"  # noqa: S105
+JWT_SECRET = "local-jwt-secret-for-hs256-compatibility"  # noqa: S105 (used by tests of HS256 setups)
+CLIENT_ID = "trading-opsbot"
+CLIENT_SECRET = "local-client-secret-for-platform-auth"  # noqa: S105
+GITHUB_TOKEN = "ghp_local_stand_in"  # noqa: S105
+REPOSITORY = "acme/trading"
+ROLLBACK_WORKFLOW = "rollback.yml"
 ISSUER = "platform-service"
 
 Wsgi = Callable[["WSGIEnvironment", "StartResponse"], Iterable[bytes]]
@@ -56,15 +63,26 @@ class HttpServer:
         self._server.close()
 
 
-def local_settings(*, database_url: str, backend_url: str, slack_api_url: str, **overrides: Any) -> Settings:
+def local_settings(
+    *, database_url: str, backend_url: str, slack_api_url: str, auth: SimPlatformAuth, github_url: str,
+    **overrides: Any,
+) -> Settings:
+    """Settings pointing every client at the local stand-ins, with real RS256 client-credentials tokens."""
     values: dict[str, Any] = {
         "SLACK_BOT_TOKEN": BOT_TOKEN,
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "SLACK_API_URL": slack_api_url,
         "OPSBOT_DATABASE_URL": database_url,
         "TRADING_API_URL": backend_url,
-        "JWT_SECRET": JWT_SECRET,
         "PLATFORM_JWT_ISSUER": ISSUER,
+        "PLATFORM_JWT_JWKS_URL": auth.jwks_url,
+        "PLATFORM_TOKEN_URL": auth.token_url,
+        "OPSBOT_CLIENT_ID": CLIENT_ID,
+        "OPSBOT_CLIENT_SECRET": CLIENT_SECRET,
+        "GITHUB_API_URL": github_url,
+        "GITHUB_TOKEN": GITHUB_TOKEN,
+        "GITHUB_REPOSITORY": REPOSITORY,
+        "OPSBOT_ROLLBACK_WORKFLOW": ROLLBACK_WORKFLOW,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
@@ -78,6 +96,8 @@ class Stack:
     overrides: dict[str, Any] = field(default_factory=dict)
     backend_latency_s: float = 0.0
     peer: SlackPeer = field(init=False)
+    auth: SimPlatformAuth = field(init=False)
+    github: SimGitHub = field(init=False)
     backend: SimBackend = field(init=False)
     deps: Deps = field(init=False)
     server: HttpServer = field(init=False)
@@ -85,10 +105,13 @@ class Stack:
 
     def start(self) -> Stack:
         self.peer = SlackPeer(bot_token=BOT_TOKEN).start()
-        self.backend = SimBackend(jwt_secret=JWT_SECRET, issuer=ISSUER).start()
+        self.auth = SimPlatformAuth(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, issuer=ISSUER).start()
+        self.github = SimGitHub(token=GITHUB_TOKEN, repository=REPOSITORY).start()
+        self.backend = SimBackend(jwt_public_key=self.auth.public_pem(), issuer=ISSUER).start()
         self.backend.faults.latency_s = self.backend_latency_s
         settings = local_settings(database_url=self.database_url, backend_url=self.backend.url,
-                                  slack_api_url=self.peer.api_url, **self.overrides)
+                                  slack_api_url=self.peer.api_url, auth=self.auth, github_url=self.github.url,
+                                  **self.overrides)
         self.deps = build_deps(settings)
         upgrade(self.deps.engine)
         app = build_app(self.deps)
@@ -102,6 +125,8 @@ class Stack:
         self.sender.close()
         self.peer.stop()
         self.backend.stop()
+        self.github.stop()
+        self.auth.stop()
         self.deps.backend.close()
         self.deps.engine.dispose()
         self.deps.github.close()

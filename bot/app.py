@@ -17,6 +17,7 @@ from bot import flow
 from bot.approval_store import ApprovalStore
 from bot.audit import AuditLog
 from bot.backend import TradingBackend
+from bot.cosmos import build_cosmos
 from bot.db import make_engine
 from bot.deps import Deps, slack_client
 from bot.freeze import FreezeStore
@@ -62,6 +63,7 @@ def build_deps(
         github=github,
         freeze=FreezeStore(engine),
         http=http,
+        cosmos=build_cosmos(settings),
     )
 
 

@@ -15,6 +15,7 @@ from bot.actions import ActionSpec
 from bot.approval_store import ApprovalStore
 from bot.audit import AuditLog
 from bot.backend import TradingBackend
+from bot.cosmos import CosmosReader
 from bot.db import utcnow
 from bot.freeze import FreezeStore
 from bot.github import GitHub
@@ -39,6 +40,7 @@ class Deps:
     github: GitHub
     freeze: FreezeStore
     http: httpx.Client
+    cosmos: CosmosReader | None = None  # read-only by construction; None when not configured
     clock: Callable[[], datetime] = utcnow
     actions: dict[str, ActionSpec] = field(default_factory=dict)
 

@@ -103,10 +103,14 @@ def operator_message(exc: OpsbotError) -> str:
         return ":gear: The trading backend is not configured (TRADING_API_URL is not set)."
     if isinstance(exc, BackendError):
         return _backend_message(exc)
-    from bot.github_errors import GitHubError, github_message  # imported late: it builds on this module
+    # Imported late: these modules build on this one.
+    from bot.cosmos import CosmosError
+    from bot.github_errors import GitHubError, github_message
 
     if isinstance(exc, GitHubError):
         return github_message(exc)
+    if isinstance(exc, CosmosError):
+        return f":file_cabinet: Cosmos: {safe(exc.detail, 300)}"
     if isinstance(exc, StoreUnavailable):
         return ":floppy_disk: The bot's store is unavailable (locked or unreachable); nothing was done. Try again."
     return ":x: The request failed; nothing was done."

@@ -17,6 +17,8 @@ from bot.db import normalise_url
 from bot.sim.slack_calls import ApiCall
 from bot.sim.stack import Stack
 
+pytest_plugins = ["tests.cosmos_fixture"]
+
 OPERATOR = "UOPERATOR"
 HALT_A = "UHALTA"
 HALT_B = "UHALTB"

@@ -43,7 +43,9 @@ class ControlSpec:
 
     def execute(self, ctx: ExecutionContext) -> Outcome:
         scope, reason = str(ctx.params["scope"]), str(ctx.params["reason"])
-        actor = f"slack:{ctx.requester}+{ctx.approver}"
+        # Stable across retries: a retry by another approver must send the same body under the same
+        # Idempotency-Key, or the backend answers 409. Who approved is in the audit log.
+        actor = f"slack:{ctx.requester} approval:{ctx.approval_id}"
         write = self.backend.halt if self.halting else self.backend.resume
         try:
             write(scope=scope, reason=reason, actor=actor, request_id=ctx.request_id,

@@ -53,7 +53,8 @@ def test_halt_request_approved_by_halt_authority_calls_backend_once(stack: Stack
     assert stack.backend.control()["global"]["halted"] is True
     post = stack.backend.calls("POST", "/api/trading-control/halt")[0]
     assert post.headers["idempotency-key"] == f"{approval_id}:halt"
-    assert post.body == {"scope": "global", "reason": "fat-finger storm", "actor": f"slack:{OPERATOR}+{HALT_A}"}
+    assert post.body == {"scope": "global", "reason": "fat-finger storm",
+                         "actor": f"slack:{OPERATOR} approval:{approval_id}"}
     assert actions_of(stack, approval_id) == ["halt.requested:accepted", "halt.approved:accepted",
                                               "halt.executed:applied"]
 

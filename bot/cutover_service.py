@@ -1,0 +1,76 @@
+"""The cutover's facts gathered from the backend and the store, and the one write: entering a stage."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from bot.audit import Actor, Entry
+from bot.cutover_engine import CheckStatus, StageEntry, stage_statuses
+from bot.cutover_rules import AdvanceFacts, next_stage
+from bot.cutover_store import CutoverStore, Transition
+from bot.deps import Deps
+from bot.gate_render import when
+from bot.gate_service import GateService
+from bot.runbook import Stage
+
+
+@dataclass(frozen=True)
+class Position:
+    stage: Stage
+    entry: StageEntry | None  # None: still in the first stage, never advanced
+    index: int  # 0-based
+
+
+def checklist_json(statuses: list[CheckStatus]) -> str:
+    return json.dumps([{"id": s.item.id, "state": s.state.value, "detail": s.detail, "evidence": s.evidence}
+                       for s in statuses])
+
+
+class CutoverService:
+    def __init__(self, deps: Deps, gate: GateService) -> None:
+        self.deps = deps
+        self.gate = gate
+        self.store = CutoverStore(deps.engine, deps.audit)
+
+    def position(self) -> Position:
+        runbook = self.deps.runbook
+        entry = self.store.current()
+        stage = runbook.stage(entry.stage_id) if entry else runbook.stages[0]
+        return Position(stage, entry, runbook.stage_index(stage.id))
+
+    def freeze_text(self) -> str | None:
+        freeze = self.deps.freeze.active()
+        if freeze is None:
+            return None
+        return f"{freeze.reason}; frozen by {freeze.owner} at {when(freeze.frozen_at)}"
+
+    def facts(self, request_id: str, *, source: str) -> AdvanceFacts:
+        """Everything `/cutover advance` is decided on, read now (one health call, a few store reads)."""
+        version, problem = self.gate.deployed_version(request_id, source=source)
+        evidence = self.gate.evidence(version, problem)
+        runbook, current = self.deps.runbook, self.position().stage
+        statuses = stage_statuses(runbook, current, evidence)
+        target = next_stage(runbook, current)
+        since_entry, deploys, after = None, [], []
+        if target is not None and target.requires_backend_deploy_since:
+            since_entry = self.store.entered(target.requires_backend_deploy_since)
+            if since_entry is not None:
+                deploys = self.gate.store.changes_since(since_entry.entered_at)
+                if deploys:
+                    after = self.gate.store.since(deploys[0].observed_at)
+        return AdvanceFacts(runbook, current, statuses, evidence, self.gate.store.last_go(), self.freeze_text(),
+                            since_entry, deploys, after)
+
+    def enter(self, facts: AdvanceFacts, target: Stage, *, reason: str, requested_by: str, approved_by: str,
+              approval_id: str, request_id: str, channel: str) -> StageEntry | None:
+        """Record `target` as entered, once; None if the cutover is no longer at `facts.current`."""
+        change = Transition(
+            from_stage=facts.current.id, to_stage=target.id, at=self.deps.now(), version=facts.evidence.version,
+            reason=reason, requested_by=requested_by, approved_by=approved_by, approval_id=approval_id,
+            gate_id=facts.last_go.id if facts.last_go else None, evidence=checklist_json(list(facts.statuses)))
+        params = {"from_stage": change.from_stage, "to_stage": change.to_stage, "version": change.version,
+                  "gate_id": change.gate_id, "reason": reason}
+        entry = Entry(Actor("", approved_by), "cutover.stage_entered", "applied", params, request_id, approval_id,
+                      channel)
+        return self.store.enter(change, first_stage=self.deps.runbook.stages[0].id, entry=entry)

@@ -1,0 +1,163 @@
+"""`/cutover`: status (read-only) and advance (an admin requests, another admin approves)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from bot import flow
+from bot.audit import Entry
+from bot.cutover_engine import CheckState, Evidence, stage_statuses
+from bot.cutover_rules import blockers, next_stage
+from bot.cutover_service import CutoverService, Position
+from bot.deps import Deps
+from bot.drift_check import UNKNOWN, drift_line
+from bot.errors import BackendError, OpsbotError, operator_message
+from bot.gate_context import plain
+from bot.gate_render import check_line, gate_summary, people_of, status_line, when
+from bot.gate_service import GateService
+from bot.gate_store import evaluation_view
+from bot.policy import Role, check_request
+from bot.render import as_dicts, notice_blocks
+from bot.runbook import Stage
+from bot.text import safe
+from commands.common import Invocation, answer_for, ephemeral, guarded
+from commands.cutover_actions import NAME, AdvanceSpec, missing_text
+from commands.cutover_grammar import Advance, CutoverCommand, Status, parse
+
+
+def plan(deps: Deps, inv: Invocation) -> CutoverCommand:
+    command = parse(inv.text)
+    action = "cutover.status" if isinstance(command, Status) else "cutover.advance"
+    check_request(deps.directory, user_id=inv.actor.user_id, action=action, channel=inv.channel)
+    return command
+
+
+def register(app: App, deps: Deps) -> None:
+    service = CutoverService(deps, GateService(deps))
+    deps.actions[NAME] = AdvanceSpec(service)
+
+    def ack_cutover(ack: Ack, command: dict[str, Any]) -> None:
+        inv = Invocation.from_command(command)
+        try:
+            plan(deps, inv)
+        except OpsbotError as exc:
+            ack(response_type="ephemeral", text=answer_for(exc, inv.text))
+            return
+        ack()
+
+    def work_cutover(command: dict[str, Any], respond: Respond) -> None:
+        inv = Invocation.from_command(command)
+        guarded(deps, inv, respond, "cutover", lambda: _work(deps, service, inv, respond),
+                checked_in_ack=lambda: plan(deps, inv))
+
+    app.command("/cutover")(ack=ack_cutover, lazy=[work_cutover])
+
+
+def _work(deps: Deps, service: CutoverService, inv: Invocation, respond: Respond) -> None:
+    command = plan(deps, inv)
+    if isinstance(command, Status):
+        text = status_text(deps, service, inv.request_id)
+        ephemeral(respond, text, blocks=as_dicts(notice_blocks(text, context=[f"Request id `{inv.request_id}`"])))
+        deps.metrics.commands.labels("/cutover", "status").inc()
+    else:
+        _request(deps, service, inv, command, respond)
+
+
+def _request(deps: Deps, service: CutoverService, inv: Invocation, command: Advance, respond: Respond) -> None:
+    facts = service.facts(inv.request_id, source="cutover advance")
+    missing = blockers(facts)
+    target = next_stage(facts.runbook, facts.current)
+    if missing or target is None:
+        refused = {"from_stage": facts.current.id, "missing": missing, "reason": command.reason}
+        deps.audit.record(Entry(inv.actor, f"{NAME}.refused", "denied", refused, inv.request_id, "", inv.channel,
+                                "; ".join(missing)[:2000]))
+        deps.metrics.commands.labels("/cutover", "refused").inc()
+        ephemeral(respond, missing_text(facts, missing, heading="Cannot advance", people=people_of(deps.directory)))
+        return
+    index = facts.runbook.stage_index(facts.current.id) + 1
+    params: dict[str, object] = {
+        "from_stage": facts.current.id, "to_stage": target.id, "from_name": facts.current.name,
+        "to_name": target.name, "from_index": index, "reason": command.reason, "channel": inv.channel,
+        "version": facts.evidence.version, "gate_id": facts.last_go.id if facts.last_go else None}
+    flow.open_request(deps, spec=deps.actions[NAME], params=params, actor=inv.actor, channel=inv.channel,
+                      request_id=inv.request_id, approve_role=Role.ADMIN,
+                      status=":white_check_mark: Every precondition holds now; they are checked again on approval.")
+    deps.metrics.commands.labels("/cutover", "requested").inc()
+
+
+def status_text(deps: Deps, service: CutoverService, request_id: str) -> str:
+    """The five stages, the current one, each checklist with its state, the last gate, drift. Read-only."""
+    version, problem = service.gate.deployed_version(request_id, source="cutover status")
+    evidence = service.gate.evidence(version, problem)
+    position = service.position()
+    lines = [_headline(deps, position), _version_line(version, problem)]
+    recent = service.gate.store.recent(1)
+    lines.append(gate_summary(evaluation_view(recent[0]) if recent else None, deps.now()))
+    if (frozen := service.freeze_text()) is not None:
+        lines.append(f":ice_cube: *Frozen:* rollback in progress ({safe(frozen, 300)}); `/cutover advance` is refused.")
+    lines.append(_drift(deps, request_id))
+    snapshots = _snapshots(service)
+    for index, stage in enumerate(deps.runbook.stages):
+        lines += _stage_lines(deps, stage, index, position, evidence, snapshots.get(stage.id))
+    return "\n".join(lines)
+
+
+def _headline(deps: Deps, position: Position) -> str:
+    total = len(deps.runbook.stages)
+    head = f"*Cutover: stage {position.index + 1} of {total}, {safe(position.stage.name, 100)}*"
+    entry = position.entry
+    if entry is not None:
+        head += f" (since {when(entry.entered_at)}; requested by <@{entry.requested_by}>, approved by " \
+                f"<@{entry.approved_by}>)"
+    return head
+
+
+def _version_line(version: str | None, problem: str) -> str:
+    if version is None:
+        return f"*Deployed backend:* unknown ({safe(problem, 300)})"
+    return f"*Deployed backend:* `{safe(version, 64)}`"
+
+
+def _drift(deps: Deps, request_id: str) -> str:
+    try:
+        control = deps.backend.trading_control(request_id=request_id)
+    except BackendError as exc:
+        return f"{UNKNOWN} the backend's trading-control did not answer ({plain(operator_message(exc))})"
+    return drift_line(deps.cosmos, deps.settings, control.data)
+
+
+def _snapshots(service: CutoverService) -> dict[str, list[dict[str, str]]]:
+    """The checklist of each stage already left, as it stood when the cutover moved on."""
+    found: dict[str, list[dict[str, str]]] = {}
+    for row in service.store.history():
+        if row.from_stage:
+            found[row.from_stage] = json.loads(row.evidence)
+    return found
+
+
+def _stage_lines(deps: Deps, stage: Stage, index: int, position: Position, evidence: Evidence,
+                 snapshot: list[dict[str, str]] | None) -> list[str]:
+    if index < position.index:
+        lines = [f"*{index + 1}. {safe(stage.name, 100)}*: :white_check_mark: done"]
+        lines += [f"    {_snapshot_line(deps, doc)}" for doc in snapshot or []]
+        return lines
+    marker = ":arrow_right: *current*" if index == position.index else "upcoming"
+    lines = [f"*{index + 1}. {safe(stage.name, 100)}*: {marker}"]
+    people = people_of(deps.directory)
+    lines += [f"    {status_line(s, people)}" for s in stage_statuses(deps.runbook, stage, evidence)]
+    if stage.requires_backend_deploy_since:
+        since = deps.runbook.stage(stage.requires_backend_deploy_since).name
+        lines.append(f"    :repeat: also needs a backend deploy observed since {safe(since, 100)} began, with the "
+                     "contract checks still passing")
+    return lines
+
+
+def _snapshot_line(deps: Deps, doc: dict[str, str]) -> str:
+    item_id = str(doc.get("id", "?"))
+    item = deps.runbook.find_item(item_id)
+    state = CheckState(doc.get("state", CheckState.PENDING.value))
+    return check_line(state, item_id, item.text if item else "", doc.get("detail", ""), doc.get("evidence", ""),
+                      people_of(deps.directory))

@@ -1,0 +1,123 @@
+"""`/gate`: evaluate the release go/no-go (one message that fills in), attest manual checks, history."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk.errors import SlackApiError
+
+from bot.audit import Entry
+from bot.deps import Deps
+from bot.errors import OpsbotError
+from bot.gate_engine import ItemOutcome, gate_items
+from bot.gate_models import Attestation
+from bot.gate_render import GateCard, gate_blocks, history_text, people_of
+from bot.gate_service import Evaluation, GateService
+from bot.policy import check_request
+from bot.render import as_dicts
+from bot.text import safe
+from commands.common import Invocation, answer_for, ephemeral, guarded
+from commands.gate_grammar import Attest, Evaluate, GateCommand, History, parse
+
+log = logging.getLogger("opsbot.commands.gate")
+
+ACTIONS = {Evaluate: "gate", Attest: "gate.attest", History: "gate.history"}
+
+
+def plan(deps: Deps, inv: Invocation) -> GateCommand:
+    """Parse and authorise; pure and fast, so the ack and the work after it agree."""
+    command = parse(inv.text, deps.runbook)
+    check_request(deps.directory, user_id=inv.actor.user_id, action=ACTIONS[type(command)], channel=inv.channel)
+    return command
+
+
+def register(app: App, deps: Deps) -> None:
+    service = GateService(deps)
+
+    def ack_gate(ack: Ack, command: dict[str, Any]) -> None:
+        inv = Invocation.from_command(command)
+        try:
+            planned = plan(deps, inv)
+        except OpsbotError as exc:
+            ack(response_type="ephemeral", text=answer_for(exc, inv.text))
+            return
+        if isinstance(planned, Evaluate):
+            ack(response_type="ephemeral", text=f":hourglass_flowing_sand: Evaluating the release go/no-go; the "
+                f"result fills in below within {service.deadline_s:g} s. Request id `{inv.request_id}`.")
+            return
+        ack()
+
+    def work_gate(command: dict[str, Any], respond: Respond) -> None:
+        inv = Invocation.from_command(command)
+        guarded(deps, inv, respond, "gate", lambda: _work(deps, service, inv, respond),
+                checked_in_ack=lambda: plan(deps, inv))
+
+    app.command("/gate")(ack=ack_gate, lazy=[work_gate])
+
+
+def _work(deps: Deps, service: GateService, inv: Invocation, respond: Respond) -> None:
+    command = plan(deps, inv)
+    if isinstance(command, Evaluate):
+        evaluate(deps, service, inv)
+    elif isinstance(command, Attest):
+        _attest(deps, service, inv, command, respond)
+    else:
+        ephemeral(respond, history_text(service.store.recent(10), deps.now()))
+        deps.metrics.commands.labels("/gate", "history").inc()
+
+
+def evaluate(deps: Deps, service: GateService, inv: Invocation) -> Evaluation:
+    """Post the message with every item running, fill it in as probes answer, then the verdict."""
+    items = gate_items(deps.runbook)
+    people = people_of(deps.directory)
+    card = GateCard(items, [], inv.actor.user_id, inv.request_id, service.deadline_s, people=people)
+    posted = deps.slack.chat_postMessage(channel=inv.channel, blocks=as_dicts(gate_blocks(card)),
+                                         text="Release go/no-go: evaluating…")
+    ts = str(posted["ts"])
+
+    def progress(outcomes: list[ItemOutcome], version: str | None) -> None:
+        partial = GateCard(items, outcomes, inv.actor.user_id, inv.request_id, service.deadline_s, version,
+                           people=people)
+        _update(deps, inv.channel, ts, partial, "Release go/no-go: evaluating…")
+
+    evaluation = service.evaluate(request_id=inv.request_id, progress=progress)
+    note = evaluation.version_problem
+    try:
+        service.record(evaluation, actor=inv.actor, channel=inv.channel, message_ts=ts)
+    except OpsbotError as exc:
+        log.error("gate %s not stored: %s", evaluation.id, exc)
+        note = "NOT STORED: the bot's store is unavailable, so /cutover cannot use this verdict. " + note
+    final = GateCard(items, evaluation.outcomes, inv.actor.user_id, inv.request_id, service.deadline_s,
+                     evaluation.version, evaluation.verdict, evaluation.id, evaluation.wall_s, note.strip(), people)
+    verdict = "GO" if evaluation.verdict.value == "go" else "NO-GO"
+    _update(deps, inv.channel, ts, final, f"Release go/no-go: {verdict} for backend {evaluation.version or 'unknown'}")
+    deps.metrics.commands.labels("/gate", evaluation.verdict.value).inc()
+    return evaluation
+
+
+def _update(deps: Deps, channel: str, ts: str, card: GateCard, text: str) -> None:
+    try:
+        deps.slack.chat_update(channel=channel, ts=ts, blocks=as_dicts(gate_blocks(card)), text=text)
+    except SlackApiError as exc:  # the stored evaluation stays the truth; a stale message is logged
+        log.warning("could not update the gate message %s: %s", ts, exc.response.get("error"))
+
+
+def _attest(deps: Deps, service: GateService, inv: Invocation, command: Attest, respond: Respond) -> None:
+    version, problem = service.deployed_version(inv.request_id, source="gate attest")
+    if version is None:
+        ephemeral(respond, f":grey_question: Not recorded: the deployed backend version is unknown "
+                  f"({safe(problem, 300)}), and an attestation is valid for one version only. Try again when the "
+                  "backend answers.")
+        return
+    row = Attestation(check_id=command.check_id, version=version, evidence=command.evidence,
+                      attested_by=inv.actor.user_id, attested_at=deps.now(), request_id=inv.request_id,
+                      channel=inv.channel)
+    params = {"check_id": command.check_id, "version": version, "evidence": command.evidence}
+    service.store.attest(row, Entry(inv.actor, "gate.attested", "accepted", params, inv.request_id, "", inv.channel))
+    item = deps.runbook.item(command.check_id)
+    respond(text=f":memo: <@{inv.actor.user_id}> attested `{command.check_id}` ({safe(item.text, 200)}) for backend "
+            f"`{safe(version, 64)}`: {safe(command.evidence, 1000)}\n_Valid for this backend version only._",
+            response_type="in_channel", replace_original=False)
+    deps.metrics.commands.labels("/gate", "attested").inc()

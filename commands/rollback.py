@@ -1,0 +1,169 @@
+"""`/rollback`: the runbook's rollback, planned before approval, approved by a rollback owner, run step
+by step (bot.rollback_runner), and `/rollback status`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from bot import flow
+from bot.approval_store import view_of
+from bot.approvals import Status
+from bot.audit import Entry
+from bot.deps import Deps
+from bot.errors import OpsbotError
+from bot.models import Approval
+from bot.policy import Role, check_request
+from bot.render import as_dicts, notice_blocks, when
+from bot.rollback_plan import Observation, RollbackRefused, plan_params
+from bot.rollback_runner import RollbackRunner, RunnerConfig, RunnerParts
+from bot.rollback_steps import progress_text
+from bot.rollback_store import RollbackStore
+from bot.rollback_world import observe
+from bot.text import safe
+from commands.common import Invocation, answer_for, ephemeral, guarded
+from commands.rollback_actions import RollbackSpec
+from commands.rollback_grammar import RollbackCommand, RollbackRequest, StatusRequest, parse
+
+
+def plan(deps: Deps, inv: Invocation) -> RollbackCommand:
+    """Parse and authorise; pure and fast, so the ack and the work after it agree."""
+    command = parse(inv.text)
+    action = "rollback.status" if isinstance(command, StatusRequest) else "rollback"
+    check_request(deps.directory, user_id=inv.actor.user_id, action=action, channel=inv.channel)
+    return command
+
+
+def build_runner(deps: Deps, store: RollbackStore) -> RollbackRunner:
+    # The data rule, by construction: the only Cosmos object the rollback gets is deps.cosmos, a
+    # CosmosReader (no write methods) or None. No CosmosProber is ever built or passed here.
+    parts = RunnerParts(store=store, audit=deps.audit, engine=deps.engine, backend=deps.backend,
+                        github=deps.github, slack=deps.slack, freeze=deps.freeze, runbook=deps.runbook,
+                        cosmos=deps.cosmos, halt_ready=lambda: halt_problem(deps), clock=deps.now)
+    return RollbackRunner(parts, RunnerConfig.from_settings(deps.settings))
+
+
+def halt_problem(deps: Deps) -> str | None:
+    """Why a /halt could not be approved right now, or None. Nothing of the rollback's is consulted."""
+    if "halt" not in deps.actions:
+        return "the `/halt` command is not registered in this bot"
+    if not deps.directory.holders(Role.HALT_AUTHORITY):
+        return "no halt authorities are configured (OPSBOT_HALT_AUTHORITIES), so no halt could be approved"
+    return None
+
+
+def register(app: App, deps: Deps) -> RollbackRunner:
+    store = RollbackStore(deps.engine, deps.audit)
+    runner = build_runner(deps, store)
+
+    def observe_now(request_id: str, to: str | None) -> Observation:
+        return observe(deps.backend, deps.github, request_id=request_id, to=to)
+
+    deps.actions["rollback"] = RollbackSpec(deps.runbook, store, runner, deps.approvals, observe_now, deps.now)
+
+    def ack_rollback(ack: Ack, command: dict[str, Any]) -> None:
+        inv = Invocation.from_command(command)
+        try:
+            plan(deps, inv)
+        except OpsbotError as exc:
+            ack(response_type="ephemeral", text=answer_for(exc, inv.text))
+            return
+        ack()
+
+    def work_rollback(command: dict[str, Any], respond: Respond) -> None:
+        inv = Invocation.from_command(command)
+        guarded(deps, inv, respond, "rollback", lambda: _work(deps, inv, respond, store, runner),
+                checked_in_ack=lambda: plan(deps, inv))
+
+    app.command("/rollback")(ack=ack_rollback, lazy=[work_rollback])
+    return runner
+
+
+def propose(deps: Deps, inv: Invocation, respond: Respond) -> None:
+    """`/rollback <inv.text>` started by a click elsewhere (a monitoring alert's "Propose rollback"):
+    the same parsing, permission checks, refusals and plan as the typed command."""
+    spec = deps.actions["rollback"]
+    assert isinstance(spec, RollbackSpec)
+    guarded(deps, inv, respond, "rollback", lambda: _work(deps, inv, respond, spec.store, spec.runner))
+
+
+def _work(deps: Deps, inv: Invocation, respond: Respond, store: RollbackStore, runner: RollbackRunner) -> None:
+    command = plan(deps, inv)
+    store.reap(now=deps.now(), older_than=runner.config.budget)
+    if isinstance(command, StatusRequest):
+        _status(deps, respond, store, runner)
+        deps.metrics.commands.labels("/rollback", "status").inc()
+        return
+    refusal = _refusal(deps, store)
+    if refusal is not None:
+        deps.audit.record(Entry(inv.actor, "rollback.refused", "denied", {"text": inv.text[:200]}, inv.request_id,
+                                "", inv.channel, refusal))
+        deps.metrics.commands.labels("/rollback", "busy").inc()
+        ephemeral(respond, refusal)
+        return
+    _request(deps, inv, command, respond, store)
+
+
+def _refusal(deps: Deps, store: RollbackStore) -> str | None:
+    """A second rollback while one runs, or while one waits for approval, is refused with a pointer."""
+    running = store.running()
+    if running is not None:
+        return (f":no_entry: Rollback `{running.id}` is already running (requested by <@{running.requester}>, "
+                f"approved by <@{running.approver}>). Follow its progress message or `/rollback status`.")
+    pending = _pending(deps)
+    if pending is not None:
+        return (f":no_entry: A rollback request is already waiting for a rollback owner (approval `{pending.id}`, "
+                f"requested by <@{pending.requester}>, expires {when(pending.expires_at)}). Approve or reject "
+                "that one first; its requester can withdraw it with Reject.")
+    return None
+
+
+def _pending(deps: Deps) -> Approval | None:
+    now = deps.now()
+    for row in deps.approvals.recent(action_prefix="rollback", limit=20):
+        view = view_of(row)
+        if row.action == "rollback" and view.status is Status.PENDING and view.expires_at > now:
+            return row
+    return None
+
+
+def _request(deps: Deps, inv: Invocation, command: RollbackRequest, respond: Respond, store: RollbackStore) -> None:
+    seen = observe(deps.backend, deps.github, request_id=inv.request_id, to=command.to)
+    try:
+        params = plan_params(reason=command.reason, trigger=command.trigger, to=command.to, seen=seen,
+                             workflow=deps.settings.rollback_workflow)
+    except RollbackRefused as exc:
+        deps.metrics.commands.labels("/rollback", "refused").inc()
+        ephemeral(respond, exc.text)
+        return
+    flow.open_request(deps, spec=deps.actions["rollback"], params=params, actor=inv.actor, channel=inv.channel,
+                      request_id=inv.request_id, approve_role=Role.ROLLBACK_OWNER, status=_context(seen, store))
+    deps.metrics.commands.labels("/rollback", "requested").inc()
+
+
+def _context(seen: Observation, store: RollbackStore) -> str:
+    lines = [":hourglass: Waiting for a rollback owner (not the requester). On approval the bot re-reads the "
+             "deployed version and the target, and refuses if either changed."]
+    if seen.health_status != "ok":
+        lines.append(f":warning: The backend reports `{safe(seen.health_status, 20)}` health.")
+    for failed in store.open_failed():
+        lines.append(f":information_source: Failed rollback `{failed.id}` (stopped at {safe(failed.failed_step, 40)}) "
+                     "still holds the cutover freeze; this one closes it when it completes.")
+    return "\n".join(lines)
+
+
+def _status(deps: Deps, respond: Respond, store: RollbackStore, runner: RollbackRunner) -> None:
+    row = store.running() or store.latest()
+    lines: list[str] = []
+    if row is None:
+        lines.append(":information_source: No rollback has run yet.")
+    else:
+        lines.append(progress_text(row, runner.trigger_name(row.trigger)))
+    pending = _pending(deps)
+    if pending is not None:
+        lines.append(f":hourglass: A rollback request waits for approval: `{pending.id}` by <@{pending.requester}>.")
+    freeze = deps.freeze.active()
+    lines.append(f":ice_cube: Cutover frozen: {safe(freeze.reason, 300)}" if freeze else "Cutover: not frozen.")
+    text = "\n".join(lines)
+    ephemeral(respond, text, blocks=as_dicts(notice_blocks(text)))

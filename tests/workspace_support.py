@@ -1,0 +1,111 @@
+"""Shared by the local-workspace tests: a running workspace (session + page server) and its JSON API."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from bot.sim.stack import HttpServer
+from bot.workspace.server import WorkspaceApp
+from bot.workspace.session import Session
+from bot.workspace.state import StatePaths, paths_for
+
+OPERATOR, HALT_A, HALT_B, OWNER, ADMIN = "UOPERATOR", "UHALTA", "UHALTB", "UOWNER", "UADMIN"
+T = TypeVar("T")
+
+
+@dataclass
+class Running:
+    session: Session
+    url: str
+    paths: StatePaths
+
+    def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        return httpx.post(self.url + path, json=body, timeout=15)
+
+    def command(self, user: str, text: str) -> None:
+        response = self.post("/api/command", {"user": user, "text": text})
+        assert response.status_code == 200, response.text
+
+    def click(self, user: str, message: dict[str, Any], action_id: str = "approve") -> httpx.Response:
+        value = button(message, action_id)["value"]
+        return self.post("/api/click", {"user": user, "action_id": action_id, "value": value,
+                                        "message_ts": message["ts"]})
+
+    def drill(self, name: str, on: bool) -> None:
+        response = self.post("/api/drill", {"name": name, "on": on})
+        assert response.status_code == 200, response.text
+
+    def state(self, user: str = OPERATOR) -> dict[str, Any]:
+        response = httpx.get(self.url + "/api/state", params={"user": user}, timeout=15)
+        assert response.status_code == 200, response.text
+        doc: dict[str, Any] = response.json()
+        return doc
+
+    def messages(self, user: str = OPERATOR) -> list[dict[str, Any]]:
+        return list(self.state(user)["messages"])
+
+    def find(self, user: str, needle: str, *, ephemeral: bool | None = None, timeout: float = 15) -> dict[str, Any]:
+        """The newest message `user` sees whose text (or block text) contains `needle`."""
+        def found() -> dict[str, Any] | None:
+            for message in reversed(self.messages(user)):
+                if needle in everything(message) and (ephemeral is None or message["ephemeral"] == ephemeral):
+                    return message
+            return None
+
+        return eventually(found, timeout=timeout, what=f"a message with {needle!r} for {user}")
+
+
+@contextmanager
+def running_workspace(folder: Path, *, use_cosmos: bool = True) -> Iterator[Running]:
+    paths = paths_for(f"sqlite:///{folder}/opsbot.db")
+    session = Session(paths, use_cosmos=use_cosmos).start()
+    server = HttpServer(WorkspaceApp(session)).start()
+    try:
+        yield Running(session, server.url, paths)
+    finally:
+        server.stop()
+        session.stop()
+
+
+def everything(message: dict[str, Any]) -> str:
+    """A message's text and every text object in its blocks."""
+    parts = [str(message.get("text") or "")]
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") in ("mrkdwn", "plain_text") and "text" in node:
+                parts.append(str(node["text"]))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(message.get("blocks") or [])
+    return "\n".join(parts)
+
+
+def button(message: dict[str, Any], action_id: str) -> dict[str, Any]:
+    for block in message.get("blocks") or []:
+        for element in block.get("elements") or []:
+            if element.get("action_id") == action_id:
+                return dict(element)
+    raise AssertionError(f"no {action_id} button in {message}")
+
+
+def eventually(probe: Callable[[], T | None], *, timeout: float = 15, what: str = "condition") -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value is not None and value is not False:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)

@@ -10,12 +10,14 @@ NPM_STAMP := node_modules/.npm-ci-installed
 
 # Node dependencies only when the project has a package.json.
 NODE_DEPS := $(if $(wildcard package.json),$(NPM_STAMP))
+# `make run` also works without Node: the local workspace then says Cosmos is not configured.
+RUN_NODE_DEPS := $(if $(shell command -v npm 2>/dev/null),$(NODE_DEPS))
 
 .PHONY: help venv run test lint bench db-upgrade clean
 
 help:
 	@echo "make venv        create .venv and install the project with dev dependencies"
-	@echo "make run         run the bot (opsbot serve; set Slack credentials in .env first)"
+	@echo "make run         Slack with credentials in .env; without them the local workspace in the browser"
 	@echo "make test        ruff, mypy and pytest (starts a local PostgreSQL via scripts/pg-up.sh)"
 	@echo "make lint        ruff and mypy only"
 	@echo "make bench       acknowledgement latency benchmark (bench/ack.py)"
@@ -34,8 +36,10 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-run: venv
-	$(BIN)/opsbot serve
+# Slack when SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are set; otherwise the local workspace (a
+# rehearsal channel in the browser, on loopback). Never the local workspace with OPSBOT_ENV=production.
+run: venv $(RUN_NODE_DEPS)
+	$(BIN)/opsbot run
 
 # PostgreSQL: in CI, or when OPSBOT_TEST_PG_URL is not given, scripts/pg-up.sh starts a local
 # server and provides the URL. Outside CI, if it cannot (no root), the PostgreSQL tests are skipped.
@@ -51,6 +55,8 @@ test: venv $(NODE_DEPS)
 	  fi; \
 	fi; \
 	echo "OPSBOT_TEST_PG_URL=$${OPSBOT_TEST_PG_URL:-(unset)}"; \
+	bash scripts/chromium-up.sh; \
+	bash scripts/prometheus-up.sh; \
 	set -x; \
 	$(BIN)/ruff check .; \
 	$(BIN)/mypy; \

@@ -68,7 +68,15 @@ def build_deps(
 
 
 def build_app(deps: Deps) -> App:
-    from commands import approvals, halt  # the listener groups; imported here to keep import time inert
+    from commands import (  # the listener groups; imported here to keep import time inert
+        approvals,
+        cutover,
+        gate,
+        halt,
+        home,
+        monitoring,
+        rollback,
+    )
 
     settings = deps.settings
     if settings.slack_signing_secret is None:
@@ -85,6 +93,11 @@ def build_app(deps: Deps) -> App:
     app.error(_on_error)
     halt.register(app, deps)
     approvals.register(app, deps)
+    gate.register(app, deps)
+    cutover.register(app, deps)
+    rollback.register(app, deps)
+    monitoring.register(app, deps)  # after rollback: its button starts the /rollback request flow
+    home.register(app, deps)
     return app
 
 

@@ -1,4 +1,4 @@
-"""`opsbot`: serve the bot, migrate the store, verify and export the audit log."""
+"""`opsbot`: serve the bot or rehearse it locally, migrate the store, verify and export the audit log."""
 
 from __future__ import annotations
 
@@ -20,6 +20,11 @@ MISSING_CREDENTIALS = (
     "(in the environment or in .env; see .env.example). Set SLACK_APP_TOKEN (xapp-…) as well for Socket Mode."
 )
 
+NO_WORKSPACE_IN_PRODUCTION = (
+    "The local workspace never starts in production; to serve Slack set SLACK_BOT_TOKEN (xoxb-…) and "
+    "SLACK_SIGNING_SECRET (and SLACK_APP_TOKEN (xapp-…) for Socket Mode)."
+)
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="opsbot", description="Trading ops bot")
@@ -29,6 +34,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=3000)
     serve.add_argument("--threads", type=int, default=16, help="HTTP worker threads")
     serve.add_argument("--socket-mode", action="store_true", help="require Socket Mode (SLACK_APP_TOKEN)")
+    run = sub.add_parser("run", help="serve Slack when SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are set; "
+                                     "otherwise the local workspace (a rehearsal channel in the browser)")
+    run.add_argument("--host", default="127.0.0.1", help="with Slack credentials only; the workspace is loopback")
+    run.add_argument("--port", type=int, default=3000)
+    run.add_argument("--threads", type=int, default=16, help="HTTP worker threads (Slack)")
+    run.add_argument("--open", action=argparse.BooleanOptionalAction, default=None,
+                     help="open the workspace in the browser (default: only at a desktop terminal)")
+    workspace = sub.add_parser("workspace", help="the local workspace: the real bot against local stand-ins")
+    workspace.add_argument("--port", type=int, default=3000, help="loopback port of the page (0: any free one)")
+    workspace.add_argument("--reset", action="store_true", help="delete the workspace's SQLite file and state first")
+    workspace.add_argument("--open", action=argparse.BooleanOptionalAction, default=None,
+                           help="open the workspace in the browser (default: only at a desktop terminal)")
     db = sub.add_parser("db", help="store maintenance").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="apply schema migrations")
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
@@ -55,8 +72,31 @@ def _settings() -> Settings:
         raise SystemExit(2) from exc
 
 
+def _run(args: argparse.Namespace) -> int:
+    """`opsbot run` and `opsbot workspace`: Slack when configured, else the local workspace; never in production."""
+    try:
+        settings = Settings()
+    except (InsecureSettingsError, ValidationError) as exc:
+        print(f"opsbot {args.command}: configuration refused: {exc}\n{NO_WORKSPACE_IN_PRODUCTION}", file=sys.stderr)
+        return 2
+    if args.command == "run" and settings.has_slack_credentials:
+        from bot.serve import serve
+
+        logs.configure()
+        return serve(settings, host=args.host, port=args.port, threads=args.threads)
+    if settings.is_production:
+        print(f"opsbot {args.command}: OPSBOT_ENV=production. {NO_WORKSPACE_IN_PRODUCTION}", file=sys.stderr)
+        return 2
+    from bot.workspace.launch import run_workspace  # the stand-ins only when rehearsing
+
+    return run_workspace(settings.database_url, port=args.port, wipe=getattr(args, "reset", False),
+                         open_browser=args.open)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in ("run", "workspace"):
+        return _run(args)
     settings = _settings()
     if args.command == "serve":
         from bot.serve import serve  # heavy imports only when serving

@@ -23,6 +23,7 @@ from bot.metrics import Metrics
 from bot.policy import Directory
 from bot.runbook import Runbook
 from bot.settings import Settings
+from bot.transitions import Hook
 
 
 @dataclass
@@ -43,6 +44,8 @@ class Deps:
     cosmos: CosmosReader | None = None  # read-only by construction; None when not configured
     clock: Callable[[], datetime] = utcnow
     actions: dict[str, ActionSpec] = field(default_factory=dict)
+    # Called once per cutover stage entered (bot.transitions.notify); monitoring opens its window here.
+    on_cutover_transition: list[Hook] = field(default_factory=list)
 
     def now(self) -> datetime:
         return self.clock()

@@ -26,6 +26,9 @@ KNOWN_PROBES = frozenset({
 })
 # Probes that cannot run without a parameter, and which one.
 REQUIRED_PARAMS = {"github-check": "check"}
+# What the bot measures itself (source: bot): drift between backend and Cosmos, halt/resume read-backs
+# that show the change not applied, and its own approved actions that failed (bot.monitoring.measures).
+BOT_MEASURES = frozenset({"control-drift", "kill-switch-misfires", "operator-intervention-failures"})
 # The `/rollback --trigger` values of CONTRACT.md §3: operators type these, so they are fixed.
 TRIGGER_IDS = ("auth", "tenant", "controls", "config", "recovery")
 
@@ -83,9 +86,15 @@ class Rollback(_Model):
 class Signal(_Model):
     id: Id
     name: Text
+    # `prometheus`: `query` (PromQL; `$window` stands for `window`) read from OPSBOT_PROMETHEUS_URL.
+    # `bot`: `measure`, one of BOT_MEASURES, which the bot measures itself.
+    source: Literal["prometheus", "bot"] = "prometheus"
     query: str | None = None
-    threshold: float | None = None
-    window: timedelta | None = None
+    measure: str | None = None
+    threshold: float = Field(allow_inf_nan=False)
+    comparison: Literal[">", ">=", "<", "<="] = ">"  # breach when `value <comparison> threshold`
+    window: timedelta = Field(gt=timedelta(0))
+    unit: str = Field(default="", max_length=20)  # shown after values, e.g. "%" or "failures"
     trigger: Id | None = None  # the hard rollback trigger a breach of this signal points to
 
 
@@ -273,4 +282,22 @@ def _reference_problems(runbook: Runbook) -> list[str]:
     for signal in runbook.signals():
         if signal.trigger is not None and signal.trigger not in triggers:
             problems.append(f"monitoring signal '{signal.id}': unknown trigger '{signal.trigger}'")
+        problems += _signal_problems(signal)
     return problems
+
+
+def _signal_problems(signal: Signal) -> list[str]:
+    """A signal reads from exactly one place: a PromQL query, or a measure the bot knows."""
+    where = f"monitoring signal '{signal.id}'"
+    if signal.source == "prometheus":
+        if signal.measure is not None:
+            return [f"{where}: source prometheus takes a query, not a measure"]
+        if not (signal.query or "").strip():
+            return [f"{where}: source prometheus needs a query (PromQL)"]
+        return []
+    if signal.query is not None:
+        return [f"{where}: source bot takes a measure, not a query"]
+    if signal.measure not in BOT_MEASURES:
+        return [f"{where}: source bot needs a measure, one of {', '.join(sorted(BOT_MEASURES))} "
+                f"(found {signal.measure!r})"]
+    return []

@@ -6,7 +6,9 @@ import gc
 import logging
 
 from bot.app import Sweeper, build_app, build_deps
+from bot.home_publish import HomePublisher
 from bot.migrate import upgrade
+from bot.monitoring.service import start_monitor
 from bot.settings import Settings
 from bot.web import EVENTS_PATH, Router
 
@@ -30,6 +32,9 @@ def serve(settings: Settings, *, host: str, port: int, threads: int = 16, socket
         upgrade(deps.engine)  # the embedded store migrates itself; shared databases use `opsbot db upgrade`
     app = build_app(deps)
     sweeper = Sweeper(deps).start()
+    # Leader election, then (on the leader only) the monitoring watchers and the App Home refresh.
+    home = HomePublisher(deps)
+    monitor = start_monitor(deps, jobs=[home.poll])
     try:
         if socket_mode or settings.slack_app_token is not None:
             return _socket_mode(settings, app)
@@ -41,6 +46,8 @@ def serve(settings: Settings, *, host: str, port: int, threads: int = 16, socket
         waitress_serve(Router(app, deps), host=host, port=port, threads=threads, ident="opsbot")
         return 0
     finally:
+        monitor.stop()
+        home.close()
         sweeper.stop()
 
 

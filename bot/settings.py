@@ -71,6 +71,33 @@ class Settings(BaseSettings):
     github_token: SecretStr | None = Field(default=None, alias="GITHUB_TOKEN")
     github_repository: str | None = Field(default=None, alias="GITHUB_REPOSITORY")
     rollback_workflow: str | None = Field(default=None, alias="OPSBOT_ROLLBACK_WORKFLOW")
+    # /rollback (README "/rollback"): how long to follow the revert run and wait for the target version.
+    rollback_run_timeout_seconds: float = Field(default=1800.0, gt=0, le=6 * 3600,
+                                                alias="OPSBOT_ROLLBACK_RUN_TIMEOUT_SECONDS")
+    rollback_version_timeout_seconds: float = Field(default=600.0, gt=0, le=6 * 3600,
+                                                    alias="OPSBOT_ROLLBACK_VERSION_TIMEOUT_SECONDS")
+    rollback_poll_seconds: float = Field(default=5.0, gt=0, le=300, alias="OPSBOT_ROLLBACK_POLL_SECONDS")
+    incident_dir: str = Field(default="./incidents", min_length=1, alias="OPSBOT_INCIDENT_DIR")
+
+    # /gate and /cutover (README "Release gate and cutover").
+    gate_deadline_seconds: float = Field(default=20.0, gt=0, le=300, alias="OPSBOT_GATE_DEADLINE_SECONDS")
+    gate_max_age_seconds: int = Field(default=3600, ge=60, le=7 * 86_400, alias="OPSBOT_GATE_MAX_AGE_SECONDS")
+    # Runbook check name -> GitHub check-run name, as JSON: {"pnpm verify": "CI / verify"}.
+    check_names: dict[str, str] = Field(default_factory=dict, alias="OPSBOT_CHECK_NAMES")
+
+    # Post-cutover monitoring and the App Home (README "Monitoring and App Home").
+    prometheus_url: str | None = Field(default=None, alias="OPSBOT_PROMETHEUS_URL")
+    prometheus_token: SecretStr | None = Field(default=None, alias="OPSBOT_PROMETHEUS_TOKEN")
+    prometheus_timeout_seconds: float = Field(default=5.0, gt=0, le=60, alias="OPSBOT_PROMETHEUS_TIMEOUT_SECONDS")
+    monitor_interval_seconds: float = Field(default=15.0, gt=0, le=600, alias="OPSBOT_MONITOR_INTERVAL_SECONDS")
+    monitor_immediate_seconds: int = Field(default=7200, ge=1, le=86_400, alias="OPSBOT_MONITOR_IMMEDIATE_SECONDS")
+    monitor_window_seconds: int = Field(default=86_400, ge=1, le=7 * 86_400, alias="OPSBOT_MONITOR_WINDOW_SECONDS")
+    leader_poll_seconds: float = Field(default=5.0, gt=0, le=60, alias="OPSBOT_LEADER_POLL_SECONDS")
+
+    @field_validator("prometheus_url", "prometheus_token", mode="before")
+    @classmethod
+    def _blank_monitoring_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("operators", "rollback_owners", "halt_authorities", "admins", mode="before")
     @classmethod

@@ -89,9 +89,22 @@ def request_scope(inv: Invocation) -> Iterator[None]:
         current_request_id.reset(token)
 
 
-def guarded(deps: Deps, inv: Invocation, respond: Respond, action: str, work: Callable[[], None]) -> None:
-    """Run the slow part of a handler; any typed error becomes an ephemeral answer plus an audit row."""
+def guarded(
+    deps: Deps, inv: Invocation, respond: Respond, action: str, work: Callable[[], None],
+    *, checked_in_ack: Callable[[], object] | None = None,
+) -> None:
+    """Run the slow part of a handler; any typed error becomes an ephemeral answer plus an audit row.
+
+    `checked_in_ack` is the parse-and-authorise step the ack already ran and answered: a refusal
+    from it is only audited here, so the person is not told twice.
+    """
     with request_scope(inv):
+        try:
+            if checked_in_ack is not None:
+                checked_in_ack()
+        except (UsageError, NotAllowed) as exc:
+            audit_refusal(deps, inv, action, exc)
+            return
         try:
             work()
         except OpsbotError as exc:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
 from bot import flow
 from bot.deps import Deps
+from bot.drift_check import drift_line
 from bot.errors import BackendError, OpsbotError, operator_message
 from bot.policy import Role, check_request
 from bot.render import as_dicts, notice_blocks
@@ -42,7 +45,8 @@ def register(app: App, deps: Deps) -> None:
 
     def work_halt(command: dict[str, Any], respond: Respond) -> None:
         inv = Invocation.from_command(command)
-        guarded(deps, inv, respond, "halt", lambda: _work(deps, inv, respond))
+        guarded(deps, inv, respond, "halt", lambda: _work(deps, inv, respond),
+                checked_in_ack=lambda: plan(deps, inv))
 
     app.command("/halt")(ack=ack_halt, lazy=[work_halt])
 
@@ -63,14 +67,25 @@ def _status(deps: Deps, inv: Invocation, respond: Respond) -> None:
         deps.metrics.commands.labels("/halt", "backend_error").inc()
         ephemeral(respond, operator_message(exc))
         return
-    text = status_text(reply)
+    text = status_text(reply) + "\n" + drift_line(deps.cosmos, deps.settings, reply.data)
     ephemeral(respond, text, blocks=as_dicts(notice_blocks(text, context=[trace_line(reply)])))
     deps.metrics.commands.labels("/halt", "status").inc()
 
 
+# How long the request waits for the current state before posting without it: the approval
+# message must not wait for a slow backend.
+CURRENT_STATE_WAIT_S = 1.0
+
+
 def _current_state(deps: Deps, inv: Invocation, scope: str) -> str:
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsbot-state")
+    future = pool.submit(deps.backend.trading_control, request_id=inv.request_id)
+    pool.shutdown(wait=False)
     try:
-        reply = deps.backend.trading_control(request_id=inv.request_id)
+        reply = future.result(timeout=CURRENT_STATE_WAIT_S)
+    except FutureTimeout:
+        wait = f"{CURRENT_STATE_WAIT_S:.0f} s"
+        return f":grey_question: Current state not known yet: the backend did not answer within {wait}."
     except BackendError as exc:
         return f":grey_question: Current state unknown: {operator_message(exc)}"
     state = "halted" if reply.data.is_halted(scope) else "trading"

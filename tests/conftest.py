@@ -17,7 +17,9 @@ from bot.db import normalise_url
 from bot.sim.slack_calls import ApiCall
 from bot.sim.stack import Stack
 
-pytest_plugins = ["tests.cosmos_fixture"]
+# Fixtures from support modules: cosmos_server; make_stack/gate_stack (/gate, /cutover); world (probes).
+pytest_plugins = ["tests.cosmos_fixture", "tests.gate_support", "tests.probe_support",
+                  "tests.monitoring_support"]  # fake_prom, mon_stack (monitoring)
 
 OPERATOR = "UOPERATOR"
 HALT_A = "UHALTA"
@@ -25,6 +27,7 @@ HALT_B = "UHALTB"
 HALT_C = "UHALTC"
 OWNER = "UOWNER"
 ADMIN = "UADMIN"
+ADMIN2 = "UADMIN2"  # a second admin: cutover advances need one to approve
 STRANGER = "USTRANGER"
 CHANNEL = "C0INCIDENT"
 
@@ -32,7 +35,7 @@ ROLES = {
     "OPSBOT_OPERATORS": OPERATOR,
     "OPSBOT_HALT_AUTHORITIES": f"{HALT_A},{HALT_B},{HALT_C}",
     "OPSBOT_ROLLBACK_OWNERS": OWNER,
-    "OPSBOT_ADMINS": ADMIN,
+    "OPSBOT_ADMINS": f"{ADMIN},{ADMIN2}",
 }
 
 

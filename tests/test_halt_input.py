@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from bot.sim.stack import Stack
@@ -46,6 +48,8 @@ def test_bad_input_gets_usage_and_nothing_runs(stack: Stack, text: str, problem:
     stack.peer.wait_for(lambda calls: len(refusals(stack)) == 1)
     assert refusals(stack) == [("halt.refused", "invalid", OPERATOR)]
     assert_nothing_happened(stack)
+    time.sleep(0.3)  # the lazy half has finished (its audit row is there); give a stray answer time to land
+    assert stack.peer.calls_to("response_url") == []  # the ack answered; the person is not told twice
 
 
 def test_five_thousand_characters_are_refused_with_a_bounded_echo(stack: Stack) -> None:
@@ -78,6 +82,7 @@ def test_non_operator_is_refused_and_audited(stack: Stack) -> None:
     stack.peer.wait_for(lambda calls: len(refusals(stack)) == 1)
     assert refusals(stack) == [("halt.refused", "denied", STRANGER)]
     assert_nothing_happened(stack)
+    assert stack.peer.calls_to("response_url") == []
 
 
 def test_non_operator_cannot_even_read_status(stack: Stack) -> None:

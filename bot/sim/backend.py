@@ -16,6 +16,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +25,8 @@ from types import TracebackType
 from typing import Any, cast
 
 import jwt
+
+from bot.sim.backend_metrics import SimMetrics
 
 logger = logging.getLogger("opsbot.sim.backend")
 
@@ -115,11 +118,15 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             raw = b""
         headers = {k.lower(): v for k, v in self.headers.items()}
+        if method == "GET" and self.path.split("?", 1)[0] == "/metrics":
+            self._metrics(sim)  # Prometheus scrapes: not recorded, no faults, no auth
+            return
         answer = sim._handle(method, self.path.split("?", 1)[0], headers, raw)
         if answer is None:  # simulated dropped connection: close without a status line
             self.close_connection = True
             return
         status, doc = answer
+        sim.metrics.response(status)
         payload = json.dumps(doc).encode()
         try:
             self.send_response(status)
@@ -131,6 +138,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
         except (BrokenPipeError, ConnectionResetError):
             logger.debug("sim: client went away before the answer")  # e.g. after a client timeout
+
+
+    def _metrics(self, sim: SimBackend) -> None:
+        payload = sim.metrics.text()
+        self.send_response(200)
+        self.send_header("content-type", "text/plain; version=0.0.4")
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
 
 
 class SimBackend:
@@ -146,6 +162,10 @@ class SimBackend:
     ) -> None:
         self.faults = Faults()
         self.requests: list[RecordedRequest] = []
+        self.metrics = SimMetrics()  # GET /metrics; drills raise its counters (bot.sim.backend_metrics)
+        # Called with the new trading-control document after a write applied (the local workspace
+        # mirrors it into Cosmos, as the real backend persists control state there).
+        self.on_control_changed: Callable[[dict[str, Any]], None] | None = None
         self.issuer = issuer
         self._keys = [(k, a) for k, a in ((jwt_secret, "HS256"), (jwt_public_key, "RS256")) if k]
         self._version = version
@@ -204,6 +224,19 @@ class SimBackend:
 
     def set_version(self, sha: str) -> None:
         self._version = sha
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    @property
+    def health_status(self) -> str:
+        return self._health_status
+
+    def restore_control(self, doc: dict[str, Any]) -> None:
+        """Replace the trading-control document (a rehearsal restarting where it stopped)."""
+        with self._lock:
+            self._control = copy.deepcopy(doc)
 
     def set_health_status(self, status: str) -> None:
         self._health_status = status
@@ -276,12 +309,15 @@ class SimBackend:
                 if stored != fingerprint:
                     return 409, {"error": "idempotency key reused with a different body"}
                 return answer[0], copy.deepcopy(answer[1])  # replay: not applied again
-            if not self.faults.halt_not_applied:
+            applied = not self.faults.halt_not_applied
+            if applied:
                 self._apply(halt, body["scope"], body["reason"], body["actor"])
             answer = (200, copy.deepcopy(self._control))
             if key is not None:
                 self._idempotency[key] = (fingerprint, answer)
-            return answer[0], copy.deepcopy(answer[1])
+        if applied and self.on_control_changed is not None:  # outside the lock: it may call other servers
+            self.on_control_changed(copy.deepcopy(answer[1]))
+        return answer[0], copy.deepcopy(answer[1])
 
     def _apply(self, halt: bool, scope: str, reason: str, actor: str) -> None:
         change: dict[str, Any] = {"reason": reason, "updated_at": _now_iso()}

@@ -39,10 +39,11 @@ OAUTH_PATH = "/oauth/token"
 
 @dataclass
 class Faults:
-    """Switches flipped at runtime; they apply to every endpoint."""
+    """Switches flipped at runtime; they apply to every endpoint, or `fail_path` only when it is set."""
 
     latency_s: float = 0.0
     fail_status: int | None = None
+    fail_path: str | None = None  # e.g. JWKS_PATH: verification breaks, the token endpoint still answers
 
 
 class _Server(ThreadingHTTPServer):
@@ -211,7 +212,7 @@ class SimPlatformAuth:
             self.requests.append((method, path))
         if self.faults.latency_s > 0:
             self._stopping.wait(self.faults.latency_s)
-        if self.faults.fail_status is not None:
+        if self.faults.fail_status is not None and self.faults.fail_path in (None, path):
             status = self.faults.fail_status
             return status, {"error": f"simulated failure (HTTP {status})"}
         if path == JWKS_PATH:

@@ -131,6 +131,32 @@ class SlackSender:
         }
         return self.post_raw(urlencode({"payload": json.dumps(payload)}))
 
+    def event(self, event: dict[str, Any], *, event_id: str | None = None) -> httpx.Response:
+        """An Events API delivery, e.g. `{"type": "app_home_opened", "user": "U…", "tab": "home"}`."""
+        body = {
+            "token": VERIFICATION_TOKEN, "team_id": self.team_id, "api_app_id": self.api_app_id,
+            "event": {"event_ts": f"{self._clock():.6f}", **event}, "type": "event_callback",
+            "event_id": event_id or f"Ev{secrets.token_hex(6).upper()}", "event_time": int(self._clock()),
+            "authorizations": [{"team_id": self.team_id, "user_id": "UBOT", "is_bot": True}],
+        }
+        return self.post_raw(json.dumps(body), content_type="application/json")
+
+    def view_click(self, *, user: str, action_id: str, value: str, block_id: str = "",
+                   view: dict[str, Any] | None = None) -> httpx.Response:
+        """A button in a view (the App Home): a `view` container and, as in Slack, no response_url."""
+        name = self._user_name(user)
+        payload: dict[str, Any] = {
+            "type": "block_actions",
+            "user": {"id": user, "username": name, "name": name, "team_id": self.team_id},
+            "api_app_id": self.api_app_id, "token": VERIFICATION_TOKEN,
+            "container": {"type": "view", "view_id": (view or {}).get("id", "V0LOCAL")},
+            "trigger_id": self._trigger_id(), "team": {"id": self.team_id, "domain": self.team_domain},
+            "enterprise": None, "is_enterprise_install": False, "view": view or {"type": "home"},
+            "actions": [{"action_id": action_id, "block_id": block_id, "value": value, "type": "button",
+                         "text": {"type": "plain_text", "text": action_id}, "action_ts": f"{self._clock():.6f}"}],
+        }
+        return self.post_raw(urlencode({"payload": json.dumps(payload)}))
+
     def post_raw(
         self,
         body: str,

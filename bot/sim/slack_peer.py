@@ -21,6 +21,7 @@ from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from bot.sim.slack_calls import ApiCall, CallLog, Fault
+from bot.sim.slack_files import FileStore
 from bot.sim.slack_state import Json, SlackError, Workspace
 
 __all__ = ["ApiCall", "SlackPeer", "main"]
@@ -36,6 +37,11 @@ _METHODS: dict[str, Callable[[Workspace, Json], Json]] = {
     "views.publish": Workspace.publish_view,
     "users.info": Workspace.users_info,
     "conversations.info": Workspace.conversations_info,
+}
+# The files API (slack_sdk's files_upload_v2), answered by the peer's FileStore.
+_FILE_METHODS: dict[str, Callable[[FileStore, Json], Json]] = {
+    "files.getUploadURLExternal": FileStore.get_upload_url,
+    "files.completeUploadExternal": FileStore.complete,
 }
 # Form-encoded calls carry structured arguments as JSON strings; Slack decodes these.
 _JSON_ARGS = ("blocks", "attachments", "view")
@@ -62,6 +68,7 @@ class SlackPeer:
     ) -> None:
         self.bot_token, self.team_id, self.bot_user_id = bot_token, team_id, bot_user_id
         self.workspace = Workspace(team_id=team_id, bot_user_id=bot_user_id)
+        self.files = FileStore(self.workspace, lambda: self.base_url)
         self._address = (host, port)
         self._log = CallLog()
         self._server: _Server | None = None
@@ -172,7 +179,7 @@ class SlackPeer:
         if fault is not None:
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             return _Answer(fault.status, {"ok": False, "error": fault.error}, headers)
-        handler = _METHODS.get(method)
+        handler = self._handler(method)
         try:
             if handler is None:
                 raise SlackError("unknown_method")
@@ -180,9 +187,22 @@ class SlackPeer:
                 raise SlackError("not_authed")
             if token != self.bot_token:
                 raise SlackError("invalid_auth")
-            return _Answer(200, {"ok": True, **handler(self.workspace, args)}, {})
+            return _Answer(200, {"ok": True, **handler(args)}, {})
         except SlackError as e:
             return _Answer(e.status, {"ok": False, "error": e.error}, {})
+
+    def _handler(self, method: str) -> Callable[[Json], Json] | None:
+        if method in _FILE_METHODS:
+            return lambda args: _FILE_METHODS[method](self.files, args)
+        found = _METHODS.get(method)
+        return (lambda args: found(self.workspace, args)) if found is not None else None
+
+    def _upload(self, file_id: str, data: bytes) -> None:
+        status, body = self.files.receive(file_id, data)
+        self._log.record(ApiCall("upload", {"file_id": file_id, "bytes": len(data), "status": status}, None,
+                                 time.time()))
+        if status != 200:
+            raise SlackError(body, status)
 
     def _respond(self, url_id: str, payload: Json) -> _Answer:
         try:
@@ -211,6 +231,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         peer = cast(_Server, self.server).peer
         url = urlsplit(self.path)
+        if url.path.startswith("/upload/") and self.command == "POST":
+            self._send_upload(peer, url.path.removeprefix("/upload/"))
+            return
         try:
             args = self._read_args(url.query)
         except ValueError:
@@ -224,6 +247,21 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(peer._respond(url.path.removeprefix("/response/"), args))
         else:
             self._send(_Answer(404, {"ok": False, "error": "not_found"}, {}))
+
+    def _send_upload(self, peer: SlackPeer, file_id: str) -> None:
+        """The upload URL answers in plain text, like files.slack.com."""
+        data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try:
+            peer._upload(file_id, data)
+            status, body = 200, f"OK - {len(data)}"
+        except SlackError as e:
+            status, body = e.status, e.error
+        payload = body.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
 
     def _read_args(self, query: str) -> Json:
         args: Json = dict(parse_qsl(query, keep_blank_values=True))

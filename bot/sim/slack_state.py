@@ -152,6 +152,19 @@ class Workspace:
         with self._lock:
             return copy.deepcopy(self._home_views.get(user))
 
+    def snapshot(self) -> Json:
+        """Channel messages and ephemerals as JSON, so a rehearsal can restart where it stopped."""
+        with self._lock:
+            return {"messages": copy.deepcopy(self._messages), "ephemerals": copy.deepcopy(self._ephemerals),
+                    "last_us": self._last_us}
+
+    def restore(self, snapshot: Json) -> None:
+        """Put back what `snapshot()` returned; the ts keep their values, so approvals still find them."""
+        with self._lock:
+            self._messages = copy.deepcopy(dict(snapshot.get("messages") or {}))
+            self._ephemerals = copy.deepcopy(list(snapshot.get("ephemerals") or []))
+            self._last_us = max(self._last_us, int(snapshot.get("last_us") or 0))
+
     def new_response_url(self, channel: str | None, user: str | None, message_ts: str | None) -> str:
         url_id = secrets.token_urlsafe(12)
         with self._lock:
@@ -221,6 +234,14 @@ class Workspace:
         with self._lock:
             self._home_views[user] = published
         return {"view": copy.deepcopy(published)}
+
+    def share_files(self, channel: str, files: list[Json], *, text: str = "", thread_ts: str | None = None) -> Json:
+        """The message files.completeUploadExternal posts when it shares files in a channel."""
+        with self._lock:
+            message = self._bot_message(channel, {"text": text, "thread_ts": thread_ts})
+            message.update(files=copy.deepcopy(files), upload=True)
+            self._messages.setdefault(channel, []).append(message)
+            return copy.deepcopy(message)
 
     def users_info(self, args: Json) -> Json:
         return {"user": self.user(_require(args, "user", "user_not_found"))}

@@ -1,0 +1,142 @@
+"""What the App Home shows, read from the store and the backend (the view itself is bot.home).
+
+One `facts()` call serves every viewer of a refresh: the backend is asked twice (health for the
+checklist, trading-control for the halt state), the rest comes from the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from bot.approval_store import params_of
+from bot.approvals import OPEN, Status
+from bot.cutover_engine import CheckState, stage_statuses
+from bot.cutover_service import CutoverService
+from bot.db import as_utc
+from bot.deps import Deps
+from bot.errors import BackendError, OpsbotError, operator_message
+from bot.gate_render import gate_summary
+from bot.gate_service import GateService
+from bot.gate_store import evaluation_view
+from bot.home import AlertLine, AuditLine, HomeFacts, PendingApproval
+from bot.models import Approval, AuditEvent
+from bot.monitoring.signals import against
+from bot.monitoring.store import BREACH, MonitoringStore
+from bot.policy import ROLE_NAMES, Role
+from bot.render import when
+from bot.rollback_steps import current_step, headline
+from bot.rollback_store import RollbackStore
+from bot.text import safe
+
+log = logging.getLogger("opsbot.home")
+
+MAX_PENDING = 200  # read at most this many open approvals; the view summarises past its own cut
+SHOWN_SCOPES = 15
+
+
+class HomeSource:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self.cutover = CutoverService(deps, GateService(deps))
+        self.rollbacks = RollbackStore(deps.engine, deps.audit)
+        self.monitoring = MonitoringStore(deps.engine, deps.audit)
+
+    def facts(self) -> HomeFacts:
+        now = self.deps.now()
+        stage, checklist = self._stage()
+        return HomeFacts(now=now, stage=stage, checklist=checklist, gate=self._gate(now), halt=self._halt(),
+                         rollback=self._rollback(), monitoring=self._window(), approvals=self._approvals(now),
+                         alerts=self._alerts(), audit=self._audit())
+
+    def _stage(self) -> tuple[str, str]:
+        position = self.cutover.position()
+        total = len(self.deps.runbook.stages)
+        stage = f"*{position.index + 1} of {total}, {safe(position.stage.name, 100)}*"
+        if position.entry is not None:
+            stage += f" (since {when(position.entry.entered_at)})"
+        version, problem = self.cutover.gate.deployed_version("app-home", source="app home")
+        statuses = stage_statuses(self.deps.runbook, position.stage,
+                                  self.cutover.gate.evidence(version, problem))
+        done = [s for s in statuses if s.state in (CheckState.PASSED, CheckState.ATTESTED)]
+        open_ = [f"`{s.item.id}` ({s.state.value})" for s in statuses if s not in done]
+        checklist = f"{len(done)} of {len(statuses)} done"
+        if open_:
+            checklist += "; open: " + ", ".join(open_[:8]) + (f" and {len(open_) - 8} more" if len(open_) > 8 else "")
+        return stage, checklist
+
+    def _gate(self, now: datetime) -> str:
+        recent = self.cutover.gate.store.recent(1)
+        return gate_summary(evaluation_view(recent[0]) if recent else None, now)
+
+    def _halt(self) -> str:
+        try:
+            control = self.deps.backend.trading_control(request_id="app-home").data
+        except BackendError as exc:
+            return f"*Halt state:* unknown: {safe(operator_message(exc), 300)}"
+        g = control.global_
+        head = (f":octagonal_sign: *Global: HALTED* ({safe(g.reason or 'no reason given', 200)})" if g.halted
+                else ":large_green_circle: *Global: trading*")
+        disabled = [s.scope for s in control.scopes if s.disabled]
+        if not disabled:
+            return f"{head} · scoped disables: none"
+        shown = ", ".join(f"`{safe(s, 80)}`" for s in disabled[:SHOWN_SCOPES])
+        more = f" and {len(disabled) - SHOWN_SCOPES} more" if len(disabled) > SHOWN_SCOPES else ""
+        return f"{head} · scoped disables ({len(disabled)}): {shown}{more}"
+
+    def _rollback(self) -> str | None:
+        row = self.rollbacks.running()
+        if row is not None:
+            return f"{headline(row)}\n*Step:* `{current_step(row.steps)}` · `/rollback status` for every step"
+        failed = self.rollbacks.open_failed()
+        if failed:
+            return f"{headline(failed[0])}\n:ice_cube: It holds the cutover freeze until a rollback completes."
+        return None
+
+    def _window(self) -> str:
+        window = self.monitoring.current_window()
+        if window is None:
+            return "no window open (one opens after each cutover advance)."
+        try:
+            stage = self.deps.runbook.stage(window.stage_id).name
+        except KeyError:
+            stage = window.stage_id
+        return (f"watching since the move to *{safe(stage, 100)}*: immediate signals until "
+                f"{when(as_utc(window.immediate_until))}, first-24-hours signals until {when(as_utc(window.ends_at))}.")
+
+    def _approvals(self, now: datetime) -> list[PendingApproval]:
+        with Session(self.deps.engine, expire_on_commit=False) as session:
+            query = select(Approval).where(col(Approval.status).in_([s.value for s in OPEN]),
+                                           col(Approval.expires_at) > now)
+            rows = list(session.exec(query.order_by(col(Approval.created_at).desc()).limit(MAX_PENDING)))
+        out = []
+        for row in rows:
+            spec = self.deps.actions.get(row.action)
+            title = spec.title(params_of(row)) if spec else row.action
+            role = Role(row.approve_role)
+            out.append(PendingApproval(row.id, title, row.requester, role.value, ROLE_NAMES[role],
+                                       as_utc(row.expires_at), row.channel,
+                                       confirming=row.status == Status.AWAITING_CONFIRMATION.value))
+        return out
+
+    def _alerts(self) -> list[AlertLine]:
+        signals = {s.id: s for s in self.deps.runbook.signals()}
+        out = []
+        for alert in self.monitoring.open_alerts():
+            signal = signals.get(alert.signal_id)
+            if alert.kind == BREACH and signal is not None:
+                text = f"*{safe(signal.name, 120)}*: {against(signal, alert.value)}"
+            else:
+                text = ":warning: *monitoring degraded*: some signals cannot be evaluated"
+            out.append(AlertLine(alert.id, text, as_utc(alert.since), alert.trigger))
+        return out
+
+    def _audit(self) -> list[AuditLine]:
+        try:
+            with Session(self.deps.engine) as session:
+                rows = session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(10))
+                return [AuditLine(r.seq, as_utc(r.at), r.user_id, r.action, r.outcome) for r in rows]
+        except OpsbotError:
+            return []

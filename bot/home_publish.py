@@ -1,0 +1,89 @@
+"""Publishing the App Home (views.publish): when a person opens it, and again after every action.
+
+"After every action": every action the bot takes is an audit row, so the leader's monitor thread
+watches the audit head (one cheap query a second) and, when it moved, re-publishes the home of
+everyone who opened it in the last day, reading the facts once for all of them. The refresh runs
+on its own thread, so a slow backend never holds up the watchers. `refresh(deps, user)` is the
+helper for code that wants one person's home re-published at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import timedelta
+
+from slack_sdk.errors import SlackApiError
+
+from bot.deps import Deps
+from bot.home import HomeFacts, home_view
+from bot.home_facts import HomeSource
+from bot.monitoring.store import MonitoringStore
+from bot.policy import Role
+
+log = logging.getLogger("opsbot.home")
+
+VIEWERS_FOR = timedelta(days=1)
+
+
+class HomePublisher:
+    def __init__(self, deps: Deps, source: HomeSource | None = None) -> None:
+        self.deps = deps
+        self.source = source or HomeSource(deps)
+        self.store = MonitoringStore(deps.engine, deps.audit)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsbot-home")
+        self._lock = threading.Lock()
+        self._running: Future[int] | None = None
+        self._seen_head: int | None = None
+
+    def publish(self, user_id: str, *, notice: str | None = None, facts: HomeFacts | None = None) -> bool:
+        facts = facts if facts is not None else self.source.facts()
+        roles = frozenset(role.value for role in Role if self.deps.directory.has(user_id, role))
+        view = home_view(facts, viewer=user_id, roles=roles, notice=notice)
+        try:
+            self.deps.slack.views_publish(user_id=user_id, view=view)
+        except SlackApiError as exc:
+            log.warning("App Home of %s not published: %s", user_id, exc.response.get("error"))
+            return False
+        return True
+
+    def opened(self, user_id: str) -> bool:
+        """app_home_opened: remember the viewer (for later refreshes) and publish their home."""
+        self.store.touch_viewer(user_id, self.deps.now())
+        return self.publish(user_id)
+
+    def refresh_all(self) -> int:
+        viewers = self.store.viewers(self.deps.now() - VIEWERS_FOR)
+        if not viewers:
+            return 0
+        facts = self.source.facts()
+        return sum(self.publish(user, facts=facts) for user in viewers)
+
+    def poll(self) -> None:
+        """The monitor's quick job: start a refresh when the audit head moved and none is running."""
+        with self._lock:
+            if self._running is not None and not self._running.done():
+                return
+            head = self.store.audit_head()
+            if head == self._seen_head:
+                return
+            first = self._seen_head is None
+            self._seen_head = head
+            if not first:  # at start-up there is nothing new to show anyone
+                self._running = self._pool.submit(self._refresh_logged)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _refresh_logged(self) -> int:
+        try:
+            return self.refresh_all()
+        except Exception:
+            log.exception("App Home refresh failed")
+            return 0
+
+
+def refresh(deps: Deps, user_id: str, *, notice: str | None = None) -> bool:
+    """Re-publish one person's App Home now (e.g. right after an action they took there)."""
+    return HomePublisher(deps).publish(user_id, notice=notice)

@@ -1,0 +1,1 @@
+"""Post-cutover monitoring: signals from Prometheus and the bot, windows, alerts, leader election."""

@@ -130,3 +130,21 @@ def test_a_break_glass_halt_waits_on_the_home_for_confirmation(stack: Stack) -> 
     assert "break-glass, executed: confirm or dispute" in shown
     labels = [e["text"]["text"] for b in view["blocks"] if b.get("type") == "actions" for e in b["elements"]]
     assert labels == ["Confirm halt", "Dispute"]
+
+
+def test_the_active_rollback_and_its_step_show_on_the_home(stack: Stack) -> None:
+    from bot.audit import Actor
+    from bot.rollback_models import Rollback
+    from bot.rollback_steps import StepState, initial_steps, with_step
+    from bot.rollback_store import RollbackStore
+
+    now = stack.deps.now()
+    steps = initial_steps((a.id, a.text) for a in stack.deps.runbook.rollback.actions)
+    steps = with_step(with_step(steps, "stop-rollout", StepState.DONE, "frozen", now),
+                      "revert-deployment", StepState.RUNNING, "following the run", now)
+    row = Rollback(id="rb-home", approval_id="apr-home", status="running", request_id="r", run_request_id="r2",
+                   requester=OPERATOR, approver="UOWNER", channel=CHANNEL, trigger="auth", reason="logins fail",
+                   deployed="abc1234", target="9f8e7d6", steps=steps, created_at=now, updated_at=now)
+    assert RollbackStore(stack.deps.engine, stack.deps.audit).start(row, Actor("", "UOWNER"))
+    shown = text_of({"blocks": open_home(stack, OPERATOR)["blocks"]})
+    assert "*Rollback `rb-home`*" in shown and "*running*" in shown and "*Step:* `revert-deployment`" in shown

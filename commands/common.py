@@ -7,9 +7,9 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from slack_bolt import Respond
+from slack_bolt import Ack, App, Respond
 from slack_sdk.errors import SlackApiError
 
 from bot.audit import Actor, Entry
@@ -127,3 +127,35 @@ def _audit_crash(deps: Deps, inv: Invocation, action: str) -> None:
         deps.audit.record(Entry(inv.actor, f"{action}.error", "failed", {}, inv.request_id, "", inv.channel))
     except OpsbotError:
         log.exception("audit unavailable while recording a failure")
+
+
+Planned = TypeVar("Planned")
+
+
+def register_command(
+    app: App, deps: Deps, *, name: str, action: str, plan: Callable[[Invocation], Planned],
+    work: Callable[[Invocation, Respond], None], ack_text: Callable[[Invocation, Planned], str | None] | None = None,
+) -> None:
+    """A slash command in two halves: the ack parses and authorises (pure, in memory) and answers
+    refusals and usage at once; the lazy half, after the ack, does the store, backend and Slack work."""
+
+    def ack_command(ack: Ack, command: dict[str, Any]) -> None:
+        inv = Invocation.from_command(command)
+        try:
+            planned = plan(inv)
+        except OpsbotError as exc:
+            ack(response_type="ephemeral", text=answer_for(exc, inv.text))
+            return
+        text = ack_text(inv, planned) if ack_text else None
+        if text:
+            ack(response_type="ephemeral", text=text)
+        else:
+            ack()
+
+    def work_command(command: dict[str, Any], respond: Respond) -> None:
+        inv = Invocation.from_command(command)
+        guarded(deps, inv, respond, action, lambda: work(inv, respond), checked_in_ack=lambda: plan(inv))
+
+    # Bolt tells lazy functions apart by name.
+    ack_command.__name__, work_command.__name__ = f"ack_{action}", f"work_{action}"
+    app.command(name)(ack=ack_command, lazy=[work_command])

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import App, Respond
 
 from bot import flow
 from bot.audit import Entry
@@ -14,7 +13,7 @@ from bot.cutover_rules import blockers, next_stage
 from bot.cutover_service import CutoverService, Position
 from bot.deps import Deps
 from bot.drift_check import UNKNOWN, drift_line
-from bot.errors import BackendError, OpsbotError, operator_message
+from bot.errors import BackendError, operator_message
 from bot.gate_context import plain
 from bot.gate_render import check_line, gate_summary, people_of, status_line, when
 from bot.gate_service import GateService
@@ -23,7 +22,7 @@ from bot.policy import Role, check_request
 from bot.render import as_dicts, notice_blocks
 from bot.runbook import Stage
 from bot.text import safe
-from commands.common import Invocation, answer_for, ephemeral, guarded
+from commands.common import Invocation, ephemeral, register_command
 from commands.cutover_actions import NAME, AdvanceSpec, missing_text
 from commands.cutover_grammar import Advance, CutoverCommand, Status, parse
 
@@ -39,21 +38,8 @@ def register(app: App, deps: Deps) -> None:
     service = CutoverService(deps, GateService(deps))
     deps.actions[NAME] = AdvanceSpec(service)
 
-    def ack_cutover(ack: Ack, command: dict[str, Any]) -> None:
-        inv = Invocation.from_command(command)
-        try:
-            plan(deps, inv)
-        except OpsbotError as exc:
-            ack(response_type="ephemeral", text=answer_for(exc, inv.text))
-            return
-        ack()
-
-    def work_cutover(command: dict[str, Any], respond: Respond) -> None:
-        inv = Invocation.from_command(command)
-        guarded(deps, inv, respond, "cutover", lambda: _work(deps, service, inv, respond),
-                checked_in_ack=lambda: plan(deps, inv))
-
-    app.command("/cutover")(ack=ack_cutover, lazy=[work_cutover])
+    register_command(app, deps, name="/cutover", action="cutover", plan=lambda inv: plan(deps, inv),
+                     work=lambda inv, respond: _work(deps, service, inv, respond))
 
 
 def _work(deps: Deps, service: CutoverService, inv: Invocation, respond: Respond) -> None:

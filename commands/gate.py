@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import App, Respond
 from slack_sdk.errors import SlackApiError
 
 from bot.audit import Entry
@@ -18,7 +17,7 @@ from bot.gate_service import Evaluation, GateService
 from bot.policy import check_request
 from bot.render import as_dicts
 from bot.text import safe
-from commands.common import Invocation, answer_for, ephemeral, guarded
+from commands.common import Invocation, ephemeral, register_command
 from commands.gate_grammar import Attest, Evaluate, GateCommand, History, parse
 
 log = logging.getLogger("opsbot.commands.gate")
@@ -36,25 +35,14 @@ def plan(deps: Deps, inv: Invocation) -> GateCommand:
 def register(app: App, deps: Deps) -> None:
     service = GateService(deps)
 
-    def ack_gate(ack: Ack, command: dict[str, Any]) -> None:
-        inv = Invocation.from_command(command)
-        try:
-            planned = plan(deps, inv)
-        except OpsbotError as exc:
-            ack(response_type="ephemeral", text=answer_for(exc, inv.text))
-            return
-        if isinstance(planned, Evaluate):
-            ack(response_type="ephemeral", text=f":hourglass_flowing_sand: Evaluating the release go/no-go; the "
-                f"result fills in below within {service.deadline_s:g} s. Request id `{inv.request_id}`.")
-            return
-        ack()
+    def ack_text(inv: Invocation, planned: GateCommand) -> str | None:
+        if not isinstance(planned, Evaluate):
+            return None
+        return (f":hourglass_flowing_sand: Evaluating the release go/no-go; the result fills in below within "
+                f"{service.deadline_s:g} s. Request id `{inv.request_id}`.")
 
-    def work_gate(command: dict[str, Any], respond: Respond) -> None:
-        inv = Invocation.from_command(command)
-        guarded(deps, inv, respond, "gate", lambda: _work(deps, service, inv, respond),
-                checked_in_ack=lambda: plan(deps, inv))
-
-    app.command("/gate")(ack=ack_gate, lazy=[work_gate])
+    register_command(app, deps, name="/gate", action="gate", plan=lambda inv: plan(deps, inv),
+                     work=lambda inv, respond: _work(deps, service, inv, respond), ack_text=ack_text)
 
 
 def _work(deps: Deps, service: GateService, inv: Invocation, respond: Respond) -> None:

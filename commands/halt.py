@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import App, Respond
 
 from bot import flow
 from bot.deps import Deps
 from bot.drift_check import drift_line
-from bot.errors import BackendError, OpsbotError, operator_message
+from bot.errors import BackendError, operator_message
 from bot.policy import Role, check_request
 from bot.render import as_dicts, notice_blocks
-from commands.common import Invocation, answer_for, ephemeral, guarded
+from commands.common import Invocation, ephemeral, register_command
 from commands.halt_actions import ControlSpec, status_text, trace_line
 from commands.halt_grammar import ControlRequest, HaltCommand, StatusRequest, parse
 
@@ -34,21 +33,8 @@ def register(app: App, deps: Deps) -> None:
     deps.actions["halt"] = ControlSpec(deps.backend, halting=True)
     deps.actions["resume"] = ControlSpec(deps.backend, halting=False)
 
-    def ack_halt(ack: Ack, command: dict[str, Any]) -> None:
-        inv = Invocation.from_command(command)
-        try:
-            plan(deps, inv)
-        except OpsbotError as exc:
-            ack(response_type="ephemeral", text=answer_for(exc, inv.text))
-            return
-        ack()
-
-    def work_halt(command: dict[str, Any], respond: Respond) -> None:
-        inv = Invocation.from_command(command)
-        guarded(deps, inv, respond, "halt", lambda: _work(deps, inv, respond),
-                checked_in_ack=lambda: plan(deps, inv))
-
-    app.command("/halt")(ack=ack_halt, lazy=[work_halt])
+    register_command(app, deps, name="/halt", action="halt", plan=lambda inv: plan(deps, inv),
+                     work=lambda inv, respond: _work(deps, inv, respond))
 
 
 def _work(deps: Deps, inv: Invocation, respond: Respond) -> None:

@@ -3,16 +3,13 @@ by step (bot.rollback_runner), and `/rollback status`."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from slack_bolt import Ack, App, Respond
+from slack_bolt import App, Respond
 
 from bot import flow
 from bot.approval_store import view_of
 from bot.approvals import Status
 from bot.audit import Entry
 from bot.deps import Deps
-from bot.errors import OpsbotError
 from bot.models import Approval
 from bot.policy import Role, check_request
 from bot.render import as_dicts, notice_blocks, when
@@ -22,7 +19,7 @@ from bot.rollback_steps import progress_text
 from bot.rollback_store import RollbackStore
 from bot.rollback_world import observe
 from bot.text import safe
-from commands.common import Invocation, answer_for, ephemeral, guarded
+from commands.common import Invocation, ephemeral, guarded, register_command
 from commands.rollback_actions import RollbackSpec
 from commands.rollback_grammar import RollbackCommand, RollbackRequest, StatusRequest, parse
 
@@ -62,21 +59,8 @@ def register(app: App, deps: Deps) -> RollbackRunner:
 
     deps.actions["rollback"] = RollbackSpec(deps.runbook, store, runner, deps.approvals, observe_now, deps.now)
 
-    def ack_rollback(ack: Ack, command: dict[str, Any]) -> None:
-        inv = Invocation.from_command(command)
-        try:
-            plan(deps, inv)
-        except OpsbotError as exc:
-            ack(response_type="ephemeral", text=answer_for(exc, inv.text))
-            return
-        ack()
-
-    def work_rollback(command: dict[str, Any], respond: Respond) -> None:
-        inv = Invocation.from_command(command)
-        guarded(deps, inv, respond, "rollback", lambda: _work(deps, inv, respond, store, runner),
-                checked_in_ack=lambda: plan(deps, inv))
-
-    app.command("/rollback")(ack=ack_rollback, lazy=[work_rollback])
+    register_command(app, deps, name="/rollback", action="rollback", plan=lambda inv: plan(deps, inv),
+                     work=lambda inv, respond: _work(deps, inv, respond, store, runner))
     return runner
 
 

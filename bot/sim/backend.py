@@ -8,7 +8,6 @@ and an `exp`; with neither configured, any non-empty bearer token is accepted (l
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import json
 import logging
@@ -19,14 +18,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
 import jwt
 
 from bot.sim.backend_metrics import SimMetrics
+from bot.sim.loopback import LoopbackHandler, LoopbackServer, wait_for_interrupt
 
 logger = logging.getLogger("opsbot.sim.backend")
 
@@ -94,29 +92,13 @@ def _write_problem(body: dict[str, Any] | None) -> str | None:
     return None
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    sim: SimBackend
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LoopbackHandler["SimBackend"]):
     server_version = "trading-sim/1"
+    sim_logger = logger
 
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("sim %s", format % args)
-
-    def _serve(self, method: str) -> None:
-        sim = cast(_Server, self.server).sim
-        try:
-            raw = self.rfile.read(int(self.headers.get("content-length") or 0))
-        except ValueError:
-            raw = b""
+    def serve(self, method: str) -> None:
+        sim = self.owner
+        raw = self.read_body()
         headers = {k.lower(): v for k, v in self.headers.items()}
         if method == "GET" and self.path.split("?", 1)[0] == "/metrics":
             self._metrics(sim)  # Prometheus scrapes: not recorded, no faults, no auth
@@ -128,28 +110,18 @@ class _Handler(BaseHTTPRequestHandler):
         status, doc = answer
         sim.metrics.response(status)
         payload = json.dumps(doc).encode()
-        try:
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(payload)))
-            if sim.faults.echo_request_id and "x-request-id" in headers:
-                self.send_header("x-request-id", headers["x-request-id"])
-            self.end_headers()
-            self.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            logger.debug("sim: client went away before the answer")  # e.g. after a client timeout
-
+        out = {"content-type": "application/json", "content-length": str(len(payload))}
+        if sim.faults.echo_request_id and "x-request-id" in headers:
+            out["x-request-id"] = headers["x-request-id"]
+        self.send_or_drop(status, out, payload)
 
     def _metrics(self, sim: SimBackend) -> None:
         payload = sim.metrics.text()
-        self.send_response(200)
-        self.send_header("content-type", "text/plain; version=0.0.4")
-        self.send_header("content-length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        self.send_payload(200, {"content-type": "text/plain; version=0.0.4",
+                                "content-length": str(len(payload))}, payload)
 
 
-class SimBackend:
+class SimBackend(LoopbackServer):
     def __init__(
         self,
         *,
@@ -160,6 +132,7 @@ class SimBackend:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        super().__init__(_Handler, host=host, port=port, thread_name="sim-backend")
         self.faults = Faults()
         self.requests: list[RecordedRequest] = []
         self.metrics = SimMetrics()  # GET /metrics; drills raise its counters (bot.sim.backend_metrics)
@@ -170,9 +143,7 @@ class SimBackend:
         self._keys = [(k, a) for k, a in ((jwt_secret, "HS256"), (jwt_public_key, "RS256")) if k]
         self._version = version
         self._health_status = "ok"
-        self._address = (host, port)
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
         self._idempotency: dict[str, tuple[str, Answer]] = {}
         self._control: dict[str, Any] = {
             "global": {"halted": False, "reason": None, "updated_at": _now_iso(), "updated_by": None},
@@ -180,39 +151,6 @@ class SimBackend:
             "maintenance": {"enabled": False, "message": None},
             "revision": 1,
         }
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self.url = ""
-
-    def start(self) -> SimBackend:
-        self._stopping.clear()
-        self._server = _Server(self._address, _Handler)
-        self._server.sim = self
-        host, port = self._server.server_address[:2]
-        self.url = f"http://{host!s}:{port}"
-        # A short poll interval keeps stop() fast; tests start and stop many backends.
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        name="sim-backend", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()  # wakes requests sleeping on simulated latency
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> SimBackend:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def calls(self, method: str, path: str) -> list[RecordedRequest]:
         with self._lock:
@@ -244,8 +182,7 @@ class SimBackend:
     def _handle(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Answer | None:
         with self._lock:
             self.requests.append(RecordedRequest(method, path, headers, _json_object(raw), time.time()))
-        if self.faults.latency_s > 0:
-            self._stopping.wait(self.faults.latency_s)
+        self._pause(self.faults.latency_s)
         if self._take_fault():
             if self.faults.drop_connection:
                 return None
@@ -347,8 +284,7 @@ def main(argv: list[str] | None = None) -> int:
                     version=args.version, host=args.host, port=args.port) as sim:
         auth = "JWT verified" if args.jwt_secret or public_key else "any bearer token accepted"
         print(f"simulated trading backend on {sim.url} ({auth}); Ctrl-C to stop", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+        wait_for_interrupt()
     return 0
 
 

@@ -10,7 +10,6 @@ answered, so a test can make the simulated backend report the rolled-back versio
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import itertools
 import json
@@ -22,10 +21,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from bot.sim.loopback import LoopbackHandler, LoopbackServer, wait_for_interrupt
 
 logger = logging.getLogger("opsbot.sim.github")
 
@@ -76,96 +75,39 @@ def _error(status: int, message: str | None = None) -> Answer:
     return status, {"message": message or _MESSAGES.get(status, "Server Error"), "documentation_url": _DOCS}, {}
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    sim: SimGitHub
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LoopbackHandler["SimGitHub"]):
     server_version = "github-sim/1"
+    sim_logger = logger
 
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("sim %s", format % args)
-
-    def _serve(self, method: str) -> None:
-        sim = cast(_Server, self.server).sim
-        try:
-            raw = self.rfile.read(int(self.headers.get("content-length") or 0))
-        except ValueError:
-            raw = b""
+    def serve(self, method: str) -> None:
+        raw = self.read_body()
         parts = urlsplit(self.path)
         headers = {k.lower(): v for k, v in self.headers.items()}
-        status, doc, extra = sim._handle(method, parts.path, dict(parse_qsl(parts.query)), headers, raw)
+        status, doc, extra = self.owner._handle(method, parts.path, dict(parse_qsl(parts.query)), headers, raw)
         payload = b"" if doc is None else json.dumps(doc).encode()
-        try:
-            self.send_response(status)
-            for name, value in {"content-type": "application/json; charset=utf-8", **extra}.items():
-                self.send_header(name, value)
-            self.send_header("content-length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            logger.debug("sim: client went away before the answer")  # e.g. after a client timeout
+        self.send_or_drop(status, {"content-type": "application/json; charset=utf-8", **extra,
+                                   "content-length": str(len(payload))}, payload)
 
 
-class SimGitHub:
+class SimGitHub(LoopbackServer):
     def __init__(
         self, *, token: str | None = None, repository: str = "acme/trading", run_steps: int | None = 3,
         run_seconds: float | None = None, max_per_page: int = 100, host: str = "127.0.0.1", port: int = 0,
     ) -> None:
+        super().__init__(_Handler, host=host, port=port, thread_name="sim-github")
         self.faults = Faults()
         self.requests: list[RecordedRequest] = []
         self.on_run_completed: Callable[[dict[str, str]], None] | None = None
         self.repository = repository
         self.run_steps, self.run_seconds, self.max_per_page = run_steps, run_seconds, max_per_page
         self._token = token
-        self._address = (host, port)
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
         self._ids = itertools.count(1001)
         self._checks: dict[str, dict[str, dict[str, Any]]] = {}
         self._deployments: list[dict[str, Any]] = []  # oldest first
         self._statuses: dict[int, list[dict[str, Any]]] = {}  # oldest first
         self._runs: list[_Run] = []
         self._injected: list[_Injected] = []
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self.url = ""
-
-    def start(self) -> SimGitHub:
-        self._stopping.clear()
-        self._server = _Server(self._address, _Handler)
-        self._server.sim = self
-        host, port = self._server.server_address[:2]
-        self.url = f"http://{host!s}:{port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        name="sim-github", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()  # wakes requests sleeping on simulated latency
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> SimGitHub:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # State, set by tests and rehearsals.
 
@@ -237,8 +179,7 @@ class SimGitHub:
             body = None
         with self._lock:
             self.requests.append(RecordedRequest(method, path, query, headers, body, time.time()))
-        if self.faults.latency_s > 0:
-            self._stopping.wait(self.faults.latency_s)
+        self._pause(self.faults.latency_s)
         injected = self._take_injected(path)
         if injected is not None:
             message = "API rate limit exceeded for installation ID 1." if injected.headers else None
@@ -367,8 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             sim.set_check(args.deployed_sha, check)
         auth = "GITHUB_TOKEN required" if token else "any token accepted"
         print(f"simulated GitHub API for {args.repository} on {sim.url} ({auth}); Ctrl-C to stop", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+        wait_for_interrupt()
     return 0
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import hmac
 import json
 import logging
@@ -19,16 +18,16 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qs
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+
+from bot.sim.loopback import LoopbackHandler, LoopbackServer, wait_for_interrupt
 
 logger = logging.getLogger("opsbot.sim.jwks")
 
@@ -46,40 +45,17 @@ class Faults:
     fail_path: str | None = None  # e.g. JWKS_PATH: verification breaks, the token endpoint still answers
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    sim: SimPlatformAuth
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LoopbackHandler["SimPlatformAuth"]):
     server_version = "platform-sim/1"
+    sim_logger = logger
 
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("sim %s", format % args)
-
-    def _serve(self, method: str) -> None:
-        sim = cast(_Server, self.server).sim
-        try:
-            raw = self.rfile.read(int(self.headers.get("content-length") or 0))
-        except ValueError:
-            raw = b""
-        status, doc = sim._handle(method, self.path.split("?", 1)[0], self.headers.get("authorization", ""), raw)
+    def serve(self, method: str) -> None:
+        raw = self.read_body()
+        path, authorization = self.path.split("?", 1)[0], self.headers.get("authorization", "")
+        status, doc = self.owner._handle(method, path, authorization, raw)
         payload = json.dumps(doc).encode()
-        try:
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(payload)))
-            self.send_header("cache-control", "no-store")
-            self.end_headers()
-            self.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            logger.debug("sim: client went away before the answer")  # e.g. after a client timeout
+        self.send_or_drop(status, {"content-type": "application/json", "content-length": str(len(payload)),
+                                   "cache-control": "no-store"}, payload)
 
 
 def _new_key() -> rsa.RSAPrivateKey:
@@ -97,7 +73,7 @@ def _basic_credentials(header: str) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
-class SimPlatformAuth:
+class SimPlatformAuth(LoopbackServer):
     def __init__(
         self,
         *,
@@ -109,6 +85,7 @@ class SimPlatformAuth:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        super().__init__(_Handler, host=host, port=port, thread_name="sim-platform-auth")
         self.faults = Faults()
         self.issuer = issuer
         self.keep_old_keys = keep_old_keys
@@ -116,16 +93,11 @@ class SimPlatformAuth:
         self.requests: list[tuple[str, str]] = []  # (method, path) only: forms carry the client secret
         self._client_id = client_id
         self._client_secret = client_secret
-        self._address = (host, port)
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
         # Every key ever made stays here, so tests can still sign with a key the JWKS has dropped.
         self._keys: dict[str, rsa.RSAPrivateKey] = {}
         self._published: list[str] = []
         self.current_kid = self._add_key()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self.url = ""
 
     @property
     def jwks_url(self) -> str:
@@ -134,36 +106,6 @@ class SimPlatformAuth:
     @property
     def token_url(self) -> str:
         return self.url + OAUTH_PATH
-
-    def start(self) -> SimPlatformAuth:
-        self._stopping.clear()
-        self._server = _Server(self._address, _Handler)
-        self._server.sim = self
-        host, port = self._server.server_address[:2]
-        self.url = f"http://{host!s}:{port}"
-        # A short poll interval keeps stop() fast; tests start and stop many servers.
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        name="sim-platform-auth", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()  # wakes requests sleeping on simulated latency
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> SimPlatformAuth:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def rotate(self, *, keep_old: bool | None = None) -> str:
         """Make a new current key; the old one stays in the JWKS unless `keep_old` (or the default) says no."""
@@ -210,8 +152,7 @@ class SimPlatformAuth:
     def _handle(self, method: str, path: str, authorization: str, raw: bytes) -> Answer:
         with self._lock:
             self.requests.append((method, path))
-        if self.faults.latency_s > 0:
-            self._stopping.wait(self.faults.latency_s)
+        self._pause(self.faults.latency_s)
         if self.faults.fail_status is not None and self.faults.fail_path in (None, path):
             status = self.faults.fail_status
             return status, {"error": f"simulated failure (HTTP {status})"}
@@ -256,8 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.write_public_key).write_text(sim.public_pem(), encoding="utf-8")
         print(f"simulated platform auth on {sim.url}: JWKS {sim.jwks_url}, token {sim.token_url}, "
               f"issuer {sim.issuer!r}; Ctrl-C to stop", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+        wait_for_interrupt()
     return 0
 
 

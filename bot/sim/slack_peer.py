@@ -11,15 +11,12 @@ import argparse
 import contextlib
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
+from bot.sim.loopback import LoopbackHandler, LoopbackServer, wait_for_interrupt
 from bot.sim.slack_calls import ApiCall, CallLog, Fault
 from bot.sim.slack_files import FileStore
 from bot.sim.slack_state import Json, SlackError, Workspace
@@ -54,7 +51,7 @@ class _Answer:
     headers: dict[str, str]
 
 
-class SlackPeer:
+class SlackPeer(LoopbackServer):
     """The Slack side of the Web API on loopback; `start()` it, or use it as a context manager."""
 
     def __init__(
@@ -66,50 +63,19 @@ class SlackPeer:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        super().__init__(_Handler, host=host, port=port, thread_name="slack-peer")
         self.bot_token, self.team_id, self.bot_user_id = bot_token, team_id, bot_user_id
         self.workspace = Workspace(team_id=team_id, bot_user_id=bot_user_id)
         self.files = FileStore(self.workspace, lambda: self.base_url)
-        self._address = (host, port)
         self._log = CallLog()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle ----------------------------------------------------------------------------
-
-    def start(self) -> SlackPeer:
-        server = _Server(self._address, _Handler)
-        server.peer = self
-        self._server = server
-        # A short poll interval keeps stop() quick; shutdown() waits for the loop to notice.
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="slack-peer", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> SlackPeer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+    # -- lifecycle: start(), stop() and the context manager come from LoopbackServer ------------
 
     @property
     def base_url(self) -> str:
         if self._server is None:
             raise RuntimeError("SlackPeer is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self.url
 
     @property
     def api_url(self) -> str:
@@ -214,22 +180,13 @@ class SlackPeer:
         return answer
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    peer: SlackPeer
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LoopbackHandler[SlackPeer]):
     server_version = "SlackPeer/1"
+    sim_logger = _logger
+    log_format = "slack peer: %s"
 
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    def _dispatch(self) -> None:
-        peer = cast(_Server, self.server).peer
+    def serve(self, method: str) -> None:
+        peer = self.owner
         url = urlsplit(self.path)
         if url.path.startswith("/upload/") and self.command == "POST":
             self._send_upload(peer, url.path.removeprefix("/upload/"))
@@ -250,22 +207,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_upload(self, peer: SlackPeer, file_id: str) -> None:
         """The upload URL answers in plain text, like files.slack.com."""
-        data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        data = self.read_body(strict=True)
         try:
             peer._upload(file_id, data)
             status, body = 200, f"OK - {len(data)}"
         except SlackError as e:
             status, body = e.status, e.error
         payload = body.encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        self.send_payload(status, {"Content-Type": "text/plain; charset=utf-8",
+                                   "Content-Length": str(len(payload))}, payload)
 
     def _read_args(self, query: str) -> Json:
         args: Json = dict(parse_qsl(query, keep_blank_values=True))
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode("utf-8")
+        raw = self.read_body(strict=True).decode("utf-8")
         if not raw:
             return args
         if "json" in (self.headers.get("Content-Type") or ""):
@@ -283,16 +237,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, answer: _Answer) -> None:
         payload = json.dumps(answer.body).encode("utf-8")
-        self.send_response(answer.status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        _logger.debug("slack peer: " + format, *args)
+        self.send_payload(answer.status, {"Content-Type": "application/json; charset=utf-8",
+                                          "Content-Length": str(len(payload)), **answer.headers}, payload)
 
 
 def _decode_json_args(args: Json) -> Json:
@@ -319,8 +265,7 @@ def main(argv: list[str] | None = None) -> None:
                      host=opts.host, port=opts.port)
     with peer:
         print(f"Slack peer serving; set SLACK_API_URL={peer.api_url}", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+        wait_for_interrupt()
 
 
 if __name__ == "__main__":

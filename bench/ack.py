@@ -2,9 +2,13 @@
 
 Both apps are served the same way (waitress on loopback via `bot.sim.stack.HttpServer`), verify the
 same signing secret and run with `process_before_response=True`. The opsbot side is the real bot
-(`bot.sim.stack.Stack`, SQLite in a temp dir) with the simulated trading backend answering after
-2 s; every `/halt global <reason>` it acks is then really worked on (backend read, approval stored,
-request posted to the Slack peer) on the lazy executor, which the run checks at the end.
+(built as `opsbot serve` builds it, SQLite in a temp dir) with the simulated trading backend answering
+after 2 s; every `/halt global <reason>` it acks is then really worked on (backend read, approval
+stored, request posted to the Slack peer) on the lazy executor, which the run checks at the end.
+
+The stand-ins (Slack peer, trading backend, platform auth, GitHub) run in a child process: in
+production their CPU is Slack's and the backend's, not the bot's, so they must not share the bot's
+interpreter lock. The load generator stays in this process and costs both apps the same.
 
     python bench/ack.py [--requests 400] [--warmup 40]
 
@@ -18,6 +22,7 @@ import argparse
 import http.client
 import json
 import logging
+import multiprocessing
 import secrets
 import statistics
 import sys
@@ -26,7 +31,9 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -37,10 +44,26 @@ from slack_bolt import Ack, App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 
+from bot.app import build_app, build_deps
+from bot.migrate import upgrade
 from bot.serve import settle_heap
+from bot.sim.backend import SimBackend
+from bot.sim.github import SimGitHub
+from bot.sim.jwks import SimPlatformAuth
 from bot.sim.slack_client import sign
 from bot.sim.slack_peer import SlackPeer
-from bot.sim.stack import BOT_TOKEN, SIGNING_SECRET, HttpServer, Stack
+from bot.sim.stack import (
+    BOT_TOKEN,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    GITHUB_TOKEN,
+    ISSUER,
+    REPOSITORY,
+    SIGNING_SECRET,
+    HttpServer,
+    local_settings,
+)
+from bot.web import Router
 
 EVENTS_PATH = "/slack/events"
 OPERATOR = "UBENCHOP"
@@ -78,9 +101,61 @@ class Run:
         return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
-def bare_app(peer: SlackPeer) -> App:
+def standins(conn: Connection, backend_latency_s: float) -> None:
+    """Child process: the stand-ins, answering the parent's questions over `conn` until told to stop."""
+    peer = SlackPeer(bot_token=BOT_TOKEN).start()
+    auth = SimPlatformAuth(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, issuer=ISSUER).start()
+    github = SimGitHub(token=GITHUB_TOKEN, repository=REPOSITORY).start()
+    backend = SimBackend(jwt_public_key=auth.public_pem(), issuer=ISSUER).start()
+    backend.faults.latency_s = backend_latency_s
+    conn.send({"api_url": peer.api_url, "jwks_url": auth.jwks_url, "token_url": auth.token_url,
+               "github_url": github.url, "backend_url": backend.url})
+    while True:
+        ask = conn.recv()
+        if ask == "response_url":
+            conn.send(peer.response_url(channel=CHANNEL, user=OPERATOR))
+        elif ask == "posts":
+            conn.send(len(peer.calls_to("chat.postMessage")))
+        else:
+            break
+    for server in (backend, github, auth, peer):
+        server.stop()
+
+
+class Standins:
+    """The parent's handle on the child process of stand-ins."""
+
+    def __init__(self, backend_latency_s: float) -> None:
+        self._conn, child = multiprocessing.get_context("spawn").Pipe()
+        self._proc = multiprocessing.get_context("spawn").Process(
+            target=standins, args=(child, backend_latency_s), daemon=True)
+        self._proc.start()
+        self.urls: dict[str, str] = self._conn.recv()
+
+    def ask(self, what: str) -> Any:
+        self._conn.send(what)
+        return self._conn.recv()
+
+    def stop(self) -> None:
+        self._conn.send("stop")
+        self._proc.join(timeout=10)
+
+
+def bot_server(standins: Standins, database_url: str) -> tuple[HttpServer, Any]:
+    """The real bot, built as `opsbot serve` builds it, pointed at the stand-ins."""
+    urls = standins.urls
+    auth = SimpleNamespace(jwks_url=urls["jwks_url"], token_url=urls["token_url"])
+    settings = local_settings(database_url=database_url, backend_url=urls["backend_url"],
+                              slack_api_url=urls["api_url"], auth=auth, github_url=urls["github_url"],
+                              **ROLES)
+    deps = build_deps(settings)
+    upgrade(deps.engine)
+    return HttpServer(Router(build_app(deps), deps)).start(), deps
+
+
+def bare_app(api_url: str) -> App:
     app = App(
-        client=WebClient(token=BOT_TOKEN, base_url=peer.api_url),
+        client=WebClient(token=BOT_TOKEN, base_url=api_url),
         signing_secret=SIGNING_SECRET,
         process_before_response=True,
         token_verification_enabled=False,
@@ -93,7 +168,7 @@ def bare_app(peer: SlackPeer) -> App:
     return app
 
 
-def presign(peer: SlackPeer, count: int, tag: str) -> list[Signed]:
+def presign(response_url: str, count: int, tag: str) -> list[Signed]:
     """`count` distinct signed `/halt global <reason>` commands, as Slack would send them."""
     signed = []
     for i in range(count):
@@ -102,7 +177,7 @@ def presign(peer: SlackPeer, count: int, tag: str) -> list[Signed]:
             "channel_id": CHANNEL, "channel_name": "incident", "user_id": OPERATOR, "user_name": "bench",
             "command": "/halt", "text": f"global bench {tag} {i}", "api_app_id": "A0LOCAL",
             "is_enterprise_install": "false",
-            "response_url": peer.response_url(channel=CHANNEL, user=OPERATOR),
+            "response_url": response_url,
             "trigger_id": f"{int(time.time())}.{i}.{secrets.token_hex(8)}",
         }
         body = urlencode(fields)
@@ -158,12 +233,12 @@ def table(runs: list[Run]) -> str:
     return "\n".join(lines)
 
 
-def wait_for_posts(peer: SlackPeer, expected: int, timeout: float) -> int:
+def wait_for_posts(standins: Standins, expected: int, timeout: float) -> int:
     deadline = time.monotonic() + timeout
-    seen = len(peer.calls_to("chat.postMessage"))
+    seen: int = standins.ask("posts")
     while seen < expected and time.monotonic() < deadline:
         time.sleep(0.25)
-        seen = len(peer.calls_to("chat.postMessage"))
+        seen = standins.ask("posts")
     return seen
 
 
@@ -206,10 +281,11 @@ def main(argv: list[str] | None = None) -> int:
     bot_log.addHandler(_stderr_errors())  # errors are still printed
 
     with tempfile.TemporaryDirectory(prefix="opsbot-bench-") as tmp:
-        stack = Stack(database_url=f"sqlite:///{tmp}/bench.db", overrides=dict(ROLES),
-                      backend_latency_s=args.backend_latency).start()
-        bare = HttpServer(SlackRequestHandler(bare_app(stack.peer), path=EVENTS_PATH)).start()
-        urls = {"bare": bare.url, "opsbot": stack.server.url}
+        standins = Standins(args.backend_latency)
+        server, deps = bot_server(standins, f"sqlite:///{tmp}/bench.db")
+        bare = HttpServer(SlackRequestHandler(bare_app(standins.urls["api_url"]), path=EVENTS_PATH)).start()
+        urls = {"bare": bare.url, "opsbot": server.url}
+        response_url = standins.ask("response_url")
         if not args.no_settle_heap:
             settle_heap()  # as `opsbot serve` does once the app is built (bot/serve.py)
         try:
@@ -217,8 +293,8 @@ def main(argv: list[str] | None = None) -> int:
             sent_to_opsbot = 0
             for level in LEVELS:
                 for name in ("bare", "opsbot"):  # each app warmed right before it is measured
-                    drive(name, urls[name], presign(stack.peer, warmup, f"w{level}"), level)
-                    batch = presign(stack.peer, args.requests, f"c{level}")
+                    drive(name, urls[name], presign(response_url, warmup, f"w{level}"), level)
+                    batch = presign(response_url, args.requests, f"c{level}")
                     runs.append(drive(name, urls[name], batch, level))
                     if name == "opsbot":
                         sent_to_opsbot += warmup + args.requests
@@ -229,14 +305,16 @@ def main(argv: list[str] | None = None) -> int:
             # The acks are only half: every opsbot request must also have been worked on.
             print(f"waiting for the lazy work to post {sent_to_opsbot} approval requests …", flush=True)
             began = time.perf_counter()
-            posted = wait_for_posts(stack.peer, sent_to_opsbot, args.drain_timeout)
+            posted = wait_for_posts(standins, sent_to_opsbot, args.drain_timeout)
             print(f"slack peer received {posted} chat.postMessage for {sent_to_opsbot} opsbot requests "
                   f"({'all' if posted == sent_to_opsbot else 'MISSING ' + str(sent_to_opsbot - posted)}) "
                   f"after {time.perf_counter() - began:.1f} s more; {warnings.count} bot warnings logged "
                   f"(backend reads timing out at the {args.backend_latency} s latency are expected)")
         finally:
             bare.stop()
-            stack.stop()
+            server.stop()
+            deps.engine.dispose()
+            standins.stop()
 
     by = {(r.app, r.concurrency): r for r in runs}
     b8, o8, b1, o1 = by["bare", 8], by["opsbot", 8], by["bare", 1], by["opsbot", 1]

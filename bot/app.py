@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 from slack_bolt import App, BoltResponse
@@ -30,10 +29,6 @@ from bot.settings import Settings
 from bot.tokens import build_token_source
 
 log = logging.getLogger("opsbot.app")
-
-# Work after the ack (backend calls, Slack posts) runs here; sized for a few slow calls at once.
-LAZY_WORKERS = 32
-
 
 def build_deps(
     settings: Settings, *, slack: WebClient | None = None, backend: TradingBackend | None = None
@@ -86,7 +81,7 @@ def build_app(deps: Deps) -> App:
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         # Ack from the listener's own thread, then run `lazy` work on the executor: no 10 ms ack polling.
         process_before_response=True,
-        listener_executor=ThreadPoolExecutor(max_workers=LAZY_WORKERS, thread_name_prefix="opsbot-lazy"),
+        listener_executor=deps.workers,
         token_verification_enabled=False,
         raise_error_for_unhandled_request=False,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -44,6 +45,10 @@ class Deps:
     cosmos: CosmosReader | None = None  # read-only by construction; None when not configured
     clock: Callable[[], datetime] = utcnow
     actions: dict[str, ActionSpec] = field(default_factory=dict)
+    # Work done after the ack (store, backend and Slack calls); sized for a few slow calls at once.
+    workers: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=32, thread_name_prefix="opsbot-work")
+    )
     # Called once per cutover stage entered (bot.transitions.notify); monitoring opens its window here.
     on_cutover_transition: list[Hook] = field(default_factory=list)
 

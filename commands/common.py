@@ -139,23 +139,25 @@ def register_command(
     """A slash command in two halves: the ack parses and authorises (pure, in memory) and answers
     refusals and usage at once; the lazy half, after the ack, does the store, backend and Slack work."""
 
-    def ack_command(ack: Ack, command: dict[str, Any]) -> None:
+    def ack_command(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
         inv = Invocation.from_command(command)
         try:
             planned = plan(inv)
         except OpsbotError as exc:
             ack(response_type="ephemeral", text=answer_for(exc, inv.text))
-            return
-        text = ack_text(inv, planned) if ack_text else None
-        if text:
-            ack(response_type="ephemeral", text=text)
         else:
-            ack()
+            text = ack_text(inv, planned) if ack_text else None
+            if text:
+                ack(response_type="ephemeral", text=text)
+            else:
+                ack()
+        after_ack(deps, lambda: guarded(deps, inv, respond, action, lambda: work(inv, respond),
+                                        checked_in_ack=lambda: plan(inv)))
 
-    def work_command(command: dict[str, Any], respond: Respond) -> None:
-        inv = Invocation.from_command(command)
-        guarded(deps, inv, respond, action, lambda: work(inv, respond), checked_in_ack=lambda: plan(inv))
+    app.command(name)(ack_command)
 
-    # Bolt tells lazy functions apart by name.
-    ack_command.__name__, work_command.__name__ = f"ack_{action}", f"work_{action}"
-    app.command(name)(ack=ack_command, lazy=[work_command])
+
+def after_ack(deps: Deps, work: Callable[[], None]) -> None:
+    """Queue work to run once the ack is answered. Bolt's lazy listeners would do the same, but copy
+    the whole request (with a Slack client) first, which costs the ack more than the command itself."""
+    deps.workers.submit(work)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from slack_bolt import App, Respond
@@ -64,9 +63,7 @@ CURRENT_STATE_WAIT_S = 1.0
 
 
 def _current_state(deps: Deps, inv: Invocation, scope: str) -> str:
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsbot-state")
-    future = pool.submit(deps.backend.trading_control, request_id=inv.request_id)
-    pool.shutdown(wait=False)
+    future = deps.workers.submit(deps.backend.trading_control, request_id=inv.request_id)
     try:
         reply = future.result(timeout=CURRENT_STATE_WAIT_S)
     except FutureTimeout:

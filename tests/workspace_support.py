@@ -15,6 +15,7 @@ from bot.sim.stack import HttpServer
 from bot.workspace.server import WorkspaceApp
 from bot.workspace.session import Session
 from bot.workspace.state import StatePaths, paths_for
+from tests.conftest import text_of
 
 OPERATOR, HALT_A, HALT_B, OWNER, ADMIN = "UOPERATOR", "UHALTA", "UHALTB", "UOWNER", "UADMIN"
 T = TypeVar("T")
@@ -76,20 +77,7 @@ def running_workspace(folder: Path, *, use_cosmos: bool = True) -> Iterator[Runn
 
 def everything(message: dict[str, Any]) -> str:
     """A message's text and every text object in its blocks."""
-    parts = [str(message.get("text") or "")]
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") in ("mrkdwn", "plain_text") and "text" in node:
-                parts.append(str(node["text"]))
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(message.get("blocks") or [])
-    return "\n".join(parts)
+    return text_of(message)
 
 
 def button(message: dict[str, Any], action_id: str) -> dict[str, Any]:

@@ -122,6 +122,8 @@ class Stack:
 
     def stop(self) -> None:
         self.server.stop()
+        # Work queued after acks must not outlive the stand-ins it talks to.
+        self.deps.workers.shutdown(wait=True, cancel_futures=True)
         self.sender.close()
         self.peer.stop()
         self.backend.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 
 from bot.sim.stack import HttpServer
 from bot.workspace.server import WorkspaceApp
@@ -97,3 +99,34 @@ def eventually(probe: Callable[[], T | None], *, timeout: float = 15, what: str 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.1)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Headless, and nothing that phones home: no QUIC, sync, component updates or background fetches.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _unavailable(why: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"CI requires the browser tests: {why}")
+    pytest.skip(why)
+
+
+@contextmanager
+def chromium(profile: Path) -> Iterator[Any]:
+    """Debian's Chromium through Playwright, headless and off the network; skips locally, fails in CI."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("Playwright for Python is not installed (pip install playwright)")
+    if not CHROMIUM.is_file():
+        _unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1440, "height": 900})
+        try:
+            yield context
+        finally:
+            context.close()

@@ -71,7 +71,7 @@ class Evidence:
     now: datetime
     max_age: timedelta
     version_problem: str = ""
-    alerts: tuple[str, ...] = ()  # open monitoring alerts (breaches), in words; none while nothing reports them
+    alerts: tuple[str, ...] = ()  # open monitoring breaches with a hard trigger, in words
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,8 @@ class TradingControl:
     maintenance_enabled: bool
     maintenance_message: str | None
     revision: int
+    # Contract keys the answer left out: tolerated for reading state, a FAIL for the gate's contract probe.
+    missing: tuple[str, ...] = ()
 
     def is_halted(self, scope: str) -> bool:
         if scope == "global":
@@ -99,7 +101,24 @@ class TradingControl:
         if not isinstance(revision, int) or isinstance(revision, bool):
             raise ValueError("revision is not an integer")
         return cls(glob, tuple(scopes), _bool(maintenance.get("enabled"), "maintenance.enabled"),
-                   _opt_str(maintenance.get("message"), "maintenance.message"), revision)
+                   _opt_str(maintenance.get("message"), "maintenance.message"), revision, _missing_keys(doc))
+
+
+_CONTROL_KEYS = {"": ("global", "scopes", "maintenance", "revision"),
+                 "global": ("halted", "reason", "updated_at", "updated_by"),
+                 "maintenance": ("enabled", "message")}
+_SCOPE_KEYS = ("scope", "disabled", "reason", "updated_at")
+
+
+def _missing_keys(doc: dict[str, Any]) -> tuple[str, ...]:
+    missing = []
+    for parent, keys in _CONTROL_KEYS.items():
+        part = doc.get(parent) if parent else doc
+        if isinstance(part, dict):  # a missing parent is named once, above
+            missing += [f"{parent}.{key}" if parent else key for key in keys if key not in part]
+    for entry in doc.get("scopes", []):
+        missing += [f"scopes[].{key}" for key in _SCOPE_KEYS if key not in entry]
+    return tuple(dict.fromkeys(missing))
 
 
 @dataclass(frozen=True)

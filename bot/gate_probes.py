@@ -97,6 +97,8 @@ def control_contract(params: Mapping[str, Any], ctx: GateContext) -> ProbeResult
     if bad:
         return failed(f"feature flags not in the contract's shape: {', '.join(sorted(bad)[:5])}", evidence)
     c = control.data
+    if c.missing:
+        return failed(f"trading-control lacks the contract's {', '.join(c.missing[:5])}", evidence)
     return passed(f"trading-control (revision {c.revision}, global {'HALTED' if c.global_.halted else 'trading'}, "
                   f"maintenance {'on' if c.maintenance_enabled else 'off'}) and {len(flags.data['flags'])} "
                   "feature flags match the contract", evidence)

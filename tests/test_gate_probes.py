@@ -141,15 +141,18 @@ def test_backend_contract_and_unauthorized_rejection(world: World) -> None:
     assert PROBES["control-contract"]({}, world.context()).verdict is Verdict.UNKNOWN
 
 
+ODD_DOCS = {"/api/trading-control": {"global": {"halted": False}, "scopes": [], "revision": 3},
+            "/api/feature-flags": {"flags": {"web.kill_switch": {"enabled": "yes"}}},
+            "/api/health": {"status": "ok", "version": SHA}}
+
+
 @pytest.fixture
-def odd_backend() -> Iterator[str]:
+def odd_backend() -> Iterator[tuple[str, dict[str, Any]]]:
     """A backend whose answers are not in the contract's shape (and which accepts any token)."""
+    docs = json.loads(json.dumps(ODD_DOCS))
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            docs = {"/api/trading-control": {"global": {"halted": False}, "scopes": [], "revision": 3},
-                    "/api/feature-flags": {"flags": {"web.kill_switch": {"enabled": "yes"}}},
-                    "/api/health": {"status": "ok", "version": SHA}}
             body = json.dumps(docs.get(self.path, {})).encode()
             status = 200 if self.path in docs else 404
             if self.headers.get("authorization") is None:
@@ -165,16 +168,25 @@ def odd_backend() -> Iterator[str]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    yield f"http://127.0.0.1:{server.server_address[1]}", docs
     server.shutdown()
     server.server_close()
 
 
-def test_contract_violations_and_an_open_backend_fail(world: World, odd_backend: str) -> None:
-    contract = PROBES["control-contract"]({}, world.context(TRADING_API_URL=odd_backend))
+def test_contract_violations_and_an_open_backend_fail(world: World, odd_backend: tuple[str, dict[str, Any]]) -> None:
+    url, docs = odd_backend
+    contract = PROBES["control-contract"]({}, world.context(TRADING_API_URL=url))
     assert contract.verdict is Verdict.FAIL and "web.kill_switch" in contract.reason
-    rejects = PROBES["backend-rejects-unauthorized"]({}, world.context(TRADING_API_URL=odd_backend))
+    rejects = PROBES["backend-rejects-unauthorized"]({}, world.context(TRADING_API_URL=url))
     assert rejects.verdict is Verdict.FAIL and "no token was accepted (HTTP 200)" in rejects.reason
+    # Flags in shape, but the control document has no maintenance block: go condition 7 cannot pass.
+    docs["/api/feature-flags"] = {"flags": {"web.kill_switch": {"enabled": True, "description": "web"}}}
+    contract = PROBES["control-contract"]({}, world.context(TRADING_API_URL=url))
+    assert contract.verdict is Verdict.FAIL
+    assert "lacks the contract's maintenance, global.reason, global.updated_at" in contract.reason
+    docs["/api/trading-control"] = {"global": {"halted": False, "reason": None, "updated_at": None, "updated_by": None},
+                                    "scopes": [], "maintenance": {"enabled": False, "message": None}, "revision": 3}
+    assert PROBES["control-contract"]({}, world.context(TRADING_API_URL=url)).verdict is Verdict.PASS
 
 
 def test_audit_complete_passes_then_catches_a_gap_and_tampering(world: World) -> None:

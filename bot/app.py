@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 
 import httpx
 from slack_bolt import App, BoltResponse
@@ -54,11 +55,12 @@ def build_deps(
         slack=slack or slack_client(settings),
         metrics=Metrics(),
         replica=replica,
-        runbook=load_runbook(),
+        runbook=load_runbook(Path(settings.runbook_path) if settings.runbook_path else None),
         github=github,
         freeze=FreezeStore(engine),
         http=http,
-        cosmos=build_cosmos(settings),
+        cosmos=build_cosmos(settings, readonly=True),
+        cosmos_probe=build_cosmos(settings),
     )
 
 

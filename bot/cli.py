@@ -7,12 +7,14 @@ import sys
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from bot import logs
 from bot.audit import AuditLog, export_lines
 from bot.db import make_engine
 from bot.ids import default_replica
 from bot.migrate import upgrade
+from bot.runbook import RunbookError
 from bot.settings import InsecureSettingsError, Settings
 
 MISSING_CREDENTIALS = (
@@ -67,7 +69,7 @@ def _iso(value: str) -> datetime:
 def _settings() -> Settings:
     try:
         return Settings()
-    except (InsecureSettingsError, ValidationError) as exc:
+    except (InsecureSettingsError, ValidationError, SettingsError) as exc:
         print(f"opsbot: configuration refused: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
 
@@ -76,7 +78,7 @@ def _run(args: argparse.Namespace) -> int:
     """`opsbot run` and `opsbot workspace`: Slack when configured, else the local workspace; never in production."""
     try:
         settings = Settings()
-    except (InsecureSettingsError, ValidationError) as exc:
+    except (InsecureSettingsError, ValidationError, SettingsError) as exc:
         print(f"opsbot {args.command}: configuration refused: {exc}\n{NO_WORKSPACE_IN_PRODUCTION}", file=sys.stderr)
         return 2
     if args.command == "run" and settings.has_slack_credentials:
@@ -95,6 +97,14 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        return _main(args)
+    except RunbookError as exc:  # a bad runbook file is the operator's to fix: say what, no traceback
+        print(f"opsbot: runbook refused: {exc}", file=sys.stderr)
+        return 2
+
+
+def _main(args: argparse.Namespace) -> int:
     if args.command in ("run", "workspace"):
         return _run(args)
     settings = _settings()

@@ -30,13 +30,12 @@ from azure.cosmos.exceptions import CosmosClientTimeoutError, CosmosHttpResponse
 
 from bot.drift import CosmosControl
 from bot.errors import OpsbotError
-from bot.settings import Settings
+from bot.settings import RUNBOOK_CONTAINERS, Settings
 
 logger = logging.getLogger("opsbot.cosmos")
 
 # Runbook names; deployments may map them to other container names.
-CONTAINERS: Mapping[str, str] = MappingProxyType(
-    {name: name for name in ("dynamic_config", "trading-control", "order", "trade-history", "manual-entry")})
+CONTAINERS: Mapping[str, str] = MappingProxyType({name: name for name in RUNBOOK_CONTAINERS})
 CONTROL_PLANE = ("dynamic_config", "trading-control")  # release go/no-go item 5
 EXECUTION_DATA = ("order", "trade-history", "manual-entry")  # release go/no-go item 6
 PROBE_PREFIX = "opsbot-probe-"
@@ -321,10 +320,14 @@ def cosmos_missing(settings: Settings) -> tuple[str, ...]:
     return tuple(name for name, value in zip(_SETTINGS, values, strict=True) if value is None)
 
 
-def build_cosmos(settings: Settings, *, containers: Mapping[str, str] | None = None,
-                 timeout_s: float = 3.0) -> CosmosReader | None:
-    """The reader, or None when Cosmos is not (fully) configured; no network I/O happens here."""
+def build_cosmos(settings: Settings, *, timeout_s: float = 3.0, readonly: bool = False) -> CosmosReader | None:
+    """The reader, or None when Cosmos is not (fully) configured; no network I/O happens here.
+
+    `readonly` picks OPSBOT_COSMOS_READONLY_KEY when it is set: then Cosmos itself refuses any write
+    made through that reader, whatever the code holding it tries.
+    """
     if cosmos_missing(settings) or settings.cosmos_key is None:
         return None
-    return CosmosReader(endpoint=settings.cosmos_endpoint, key=settings.cosmos_key.get_secret_value(),
-                        database=settings.cosmos_database, containers=containers, timeout_s=timeout_s)
+    key = settings.cosmos_readonly_key if readonly and settings.cosmos_readonly_key else settings.cosmos_key
+    return CosmosReader(endpoint=settings.cosmos_endpoint, key=key.get_secret_value(),
+                        database=settings.cosmos_database, containers=settings.cosmos_containers, timeout_s=timeout_s)

@@ -42,7 +42,10 @@ class Deps:
     github: GitHub
     freeze: FreezeStore
     http: httpx.Client
-    cosmos: CosmosReader | None = None  # read-only by construction; None when not configured
+    # Drift, monitoring and /rollback read Cosmos through `cosmos` (the read-only key when configured);
+    # only the gate's probe-document check gets `cosmos_probe`, which may write its own probe documents.
+    cosmos: CosmosReader | None = None  # None when not configured
+    cosmos_probe: CosmosReader | None = None
     clock: Callable[[], datetime] = utcnow
     actions: dict[str, ActionSpec] = field(default_factory=dict)
     # Work done after the ack (store, backend and Slack calls); sized for a few slow calls at once.

@@ -58,7 +58,7 @@ class GateService:
 
     def context(self, request_id: str, *, started: float) -> GateContext:
         d = self.deps
-        return GateContext(d.settings, d.runbook, d.backend, d.github, d.http, self.tokens, d.cosmos, d.audit,
+        return GateContext(d.settings, d.runbook, d.backend, d.github, d.http, self.tokens, d.cosmos_probe, d.audit,
                            d.engine, self.store, request_id, d.now(), started + self.deadline_s)
 
     def tasks(self, ctx: GateContext) -> dict[str, Task]:

@@ -1,7 +1,8 @@
 """What the rollback sequence is given: its settings and the only parts it may touch.
 
 `RunnerParts.cosmos` is a `CosmosReader` or None: the data rule by construction. The reader has no
-method that writes, and no Cosmos writer (`CosmosProber`) is ever part of a rollback.
+method that writes, no Cosmos writer (`CosmosProber`) is ever part of a rollback, and with
+OPSBOT_COSMOS_READONLY_KEY set the reader holds the account's read-only key, so Cosmos refuses writes too.
 """
 
 from __future__ import annotations

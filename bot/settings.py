@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -12,6 +13,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 PLACEHOLDERS = frozenset({"", "changeme", "change-me", "secret", "xxx", "placeholder", "your-signing-secret"})
 
 UserIds = Annotated[frozenset[str], NoDecode]
+JsonMap = Annotated[dict[str, str], NoDecode]  # JSON text in the environment; blank means empty
+# The containers the runbook names (CONTRACT.md §6).
+RUNBOOK_CONTAINERS = ("dynamic_config", "trading-control", "order", "trade-history", "manual-entry")
 
 
 class Environment(StrEnum):
@@ -66,6 +70,10 @@ class Settings(BaseSettings):
     cosmos_endpoint: str | None = Field(default=None, alias="COSMOS_ENDPOINT")
     cosmos_key: SecretStr | None = Field(default=None, alias="COSMOS_KEY")
     cosmos_database: str | None = Field(default=None, alias="COSMOS_DATABASE")
+    # Runbook container name -> the account's, as JSON: {"trading-control": "trading_control"} (CONTRACT.md §6).
+    cosmos_containers: JsonMap = Field(default_factory=dict, alias="OPSBOT_COSMOS_CONTAINERS")
+    # The account's read-only key: when set, drift and /rollback read with it, so Cosmos itself refuses writes.
+    cosmos_readonly_key: SecretStr | None = Field(default=None, alias="OPSBOT_COSMOS_READONLY_KEY")
 
     github_api_url: str = Field(default="https://api.github.com", alias="GITHUB_API_URL")
     github_token: SecretStr | None = Field(default=None, alias="GITHUB_TOKEN")
@@ -83,7 +91,9 @@ class Settings(BaseSettings):
     gate_deadline_seconds: float = Field(default=20.0, gt=0, le=300, alias="OPSBOT_GATE_DEADLINE_SECONDS")
     gate_max_age_seconds: int = Field(default=3600, ge=60, le=7 * 86_400, alias="OPSBOT_GATE_MAX_AGE_SECONDS")
     # Runbook check name -> GitHub check-run name, as JSON: {"pnpm verify": "CI / verify"}.
-    check_names: dict[str, str] = Field(default_factory=dict, alias="OPSBOT_CHECK_NAMES")
+    check_names: JsonMap = Field(default_factory=dict, alias="OPSBOT_CHECK_NAMES")
+    # Another runbook file (validated at start like the shipped one); unset: bot/runbook.yaml.
+    runbook_path: str | None = Field(default=None, alias="OPSBOT_RUNBOOK")
 
     # Post-cutover monitoring and the App Home (README "Monitoring and App Home").
     prometheus_url: str | None = Field(default=None, alias="OPSBOT_PROMETHEUS_URL")
@@ -99,6 +109,28 @@ class Settings(BaseSettings):
     def _blank_monitoring_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("cosmos_containers", "check_names", mode="before")
+    @classmethod
+    def _json_map(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return {}
+        try:
+            return json.loads(value)
+        except ValueError as exc:
+            raise ValueError(f"not JSON ({exc}); expected an object such as {{\"a\": \"b\"}}") from None
+
+    @field_validator("cosmos_containers")
+    @classmethod
+    def _known_containers(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(RUNBOOK_CONTAINERS))
+        if unknown:
+            raise ValueError(f"unknown runbook container(s) {unknown}; known: {list(RUNBOOK_CONTAINERS)}")
+        if any(not name.strip() for name in value.values()):
+            raise ValueError("a container name is empty")
+        return value
+
     @field_validator("operators", "rollback_owners", "halt_authorities", "admins", mode="before")
     @classmethod
     def _split_ids(cls, value: Any) -> frozenset[str]:
@@ -107,7 +139,7 @@ class Settings(BaseSettings):
     @field_validator(
         "incident_channel", "announce_channel", "trading_api_url", "platform_jwt_public_key",
         "platform_jwt_jwks_url", "platform_token_url", "cosmos_endpoint", "github_repository",
-        "rollback_workflow", "replica_id", "platform_api_url", "client_id", "cosmos_database",
+        "rollback_workflow", "replica_id", "platform_api_url", "client_id", "cosmos_database", "runbook_path",
         mode="before",
     )
     @classmethod
@@ -116,7 +148,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "slack_bot_token", "slack_signing_secret", "slack_app_token", "jwt_secret",
-        "platform_service_token", "client_secret", "cosmos_key", "github_token",
+        "platform_service_token", "client_secret", "cosmos_key", "github_token", "cosmos_readonly_key",
         mode="before",
     )
     @classmethod

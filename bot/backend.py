@@ -220,16 +220,19 @@ class TradingBackend:
             raise BackendNotConfigured(request_id=request_id)
         headers = self._headers(request_id, idempotency_key)
         backoff = READ_BACKOFF_S if method == "GET" else WRITE_BACKOFF_S
-        started = time.monotonic()
+        started, reached = time.monotonic(), False  # reached: some attempt may have got to a handler
         for attempt in range(len(backoff) + 1):
             try:
                 response = self._http.request(
                     method, self._base_url + path, headers=headers, json=body,
                     timeout=self._read_timeout if method == "GET" else self._write_timeout)
             except httpx.TransportError as exc:
-                error = BackendUnavailable(_transport_detail(exc), request_id=request_id)
-                retry = method == "GET" or isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                reached = reached or not never_sent
+                error = BackendUnavailable(_transport_detail(exc), request_id=request_id, sent=reached)
+                retry = method == "GET" or never_sent
             else:
+                reached = True
                 if response.status_code not in RETRY_STATUSES:
                     return self._reply(response, parse, request_id, started)
                 error = BackendUnavailable(_error_detail(response), request_id=request_id,
@@ -252,7 +255,7 @@ class TradingBackend:
             except TokenError as exc:
                 logger.warning("no backend token (%s) request_id=%s", exc.detail, request_id)
                 kind = BackendUnavailable if exc.retryable else BackendRejected
-                raise kind(f"no token for the backend: {exc.detail}", request_id=request_id) from exc
+                raise kind(f"no token for the backend: {exc.detail}", request_id=request_id, sent=False) from exc
         return headers
 
     def _reply(

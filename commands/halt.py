@@ -7,9 +7,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from slack_bolt import App, Respond
 
 from bot import flow
+from bot.audit import Entry
 from bot.deps import Deps
 from bot.drift_check import drift_line
-from bot.errors import BackendError, operator_message
+from bot.errors import BackendError, backend_audit_detail, operator_message
 from bot.policy import Role, check_request
 from bot.render import as_dicts, notice_blocks
 from commands.common import Invocation, ephemeral, register_command
@@ -50,7 +51,9 @@ def _status(deps: Deps, inv: Invocation, respond: Respond) -> None:
         reply = deps.backend.trading_control(request_id=inv.request_id)
     except BackendError as exc:
         deps.metrics.commands.labels("/halt", "backend_error").inc()
-        ephemeral(respond, operator_message(exc))
+        ephemeral(respond, operator_message(exc))  # first: the operator hears even if the audit write fails
+        deps.audit.record(Entry(inv.actor, "halt.status_failed", "failed", {"command": "status"}, inv.request_id,
+                                "", inv.channel, backend_audit_detail(exc)))
         return
     text = status_text(reply) + "\n" + drift_line(deps.cosmos, deps.settings, reply.data)
     ephemeral(respond, text, blocks=as_dicts(notice_blocks(text, context=[trace_line(reply)])))

@@ -8,7 +8,7 @@ from typing import Any
 
 from bot.actions import ExecutionContext, Outcome
 from bot.backend import Reply, TradingBackend, TradingControl
-from bot.errors import BackendError, operator_message
+from bot.errors import BackendError, backend_audit_detail, may_have_applied, operator_message
 from bot.text import safe
 
 TRIGGER_3 = ("hard rollback trigger 3 of the runbook: *global trade halt or scoped disable controls do not "
@@ -48,36 +48,63 @@ class ControlSpec:
         actor = f"slack:{ctx.requester} approval:{ctx.approval_id}"
         write = self.backend.halt if self.halting else self.backend.resume
         try:
-            write(scope=scope, reason=reason, actor=actor, request_id=ctx.request_id,
-                  idempotency_key=f"{ctx.approval_id}:{self.name}")
+            wrote = write(scope=scope, reason=reason, actor=actor, request_id=ctx.request_id,
+                          idempotency_key=f"{ctx.approval_id}:{self.name}")
         except BackendError as exc:
-            return Outcome(False, f"*{self.name.capitalize()} NOT applied.* {operator_message(exc)}", "failed",
-                           retryable=exc.retryable, detail=exc.detail)
+            return self._write_failed(exc)
         try:
             readback = self.backend.trading_control(request_id=ctx.request_id)
         except BackendError as exc:
             return Outcome(False, f"*{self.name.capitalize()} sent, but the read-back failed*, so it is NOT "
-                           f"confirmed. {operator_message(exc)}", "not_applied", retryable=exc.retryable,
-                           detail="read-back failed: " + exc.detail)
-        return self._judge(scope, readback, ctx.request_id)
+                           f"confirmed. {operator_message(exc)}\n{echo_text(wrote, 'Write')}", "not_applied",
+                           retryable=exc.retryable,
+                           detail=f"{echo_detail(wrote, 'write')}; read-back failed: {backend_audit_detail(exc)}")
+        return self._judge(scope, wrote, readback)
 
-    def _judge(self, scope: str, readback: Reply[TradingControl], request_id: str) -> Outcome:
+    def _write_failed(self, exc: BackendError) -> Outcome:
+        # Only say "NOT applied" when it surely was not: a timeout or 5xx may follow a committed change.
+        if may_have_applied(exc):
+            head = (f":warning: *{self.name.capitalize()} NOT confirmed:* the backend may have applied it; "
+                    f"`/halt status` shows the current state.")
+        else:
+            head = f"*{self.name.capitalize()} NOT applied.*"
+        return Outcome(False, f"{head} {operator_message(exc)}", "failed", retryable=exc.retryable,
+                       detail="write failed: " + backend_audit_detail(exc))
+
+    def _judge(self, scope: str, wrote: Reply[TradingControl], readback: Reply[TradingControl]) -> Outcome:
         applied = readback.data.is_halted(scope) == self.halting
         where = describe_scope(scope)
-        rev = f"revision {readback.data.revision}, request id `{request_id}`"
+        rev = f"revision {readback.data.revision}"
+        trace = f"{echo_text(wrote, 'Write')}; {echo_text(readback, 'read-back')}."
+        detail = f"read-back {rev}; {echo_detail(wrote, 'write')}; {echo_detail(readback, 'read-back')}"
         if applied:
             state = "halted" if self.halting else "trading again"
             icon = ":octagonal_sign:" if self.halting else ":large_green_circle:"
-            return Outcome(True, f"{icon} *Applied:* {where} is {state} ({rev}).", "applied")
+            return Outcome(True, f"{icon} *Applied:* {where} is {state} ({rev}).\n{trace}", "applied",
+                           detail=detail)
         state = "still trading" if self.halting else "still halted"
         return Outcome(
             False,
             f":rotating_light: *{self.name.upper()} NOT APPLIED:* the backend accepted it but the read-back "
             f"shows {where} {state} ({rev}). This is {TRIGGER_3}. Escalate now and consider `/rollback "
-            f"--trigger controls`.",
+            f"--trigger controls`.\n{trace}",
             "not_applied",
-            detail=f"read-back revision {readback.data.revision} shows {state}",
+            detail=f"{detail}; shows {state}",
         )
+
+
+def echo_text(reply: Reply[Any], call: str) -> str:
+    """mrkdwn: the call's x-request-id and whether the backend echoed it (so its traces carry it)."""
+    return f"{call}: request id `{safe(reply.request_id, 80)}` ({_echoed(reply)})"
+
+
+def _echoed(reply: Reply[Any]) -> str:
+    return "echoed" if reply.echoed else ":warning: NOT echoed by the backend"
+
+
+def echo_detail(reply: Reply[Any], call: str) -> str:
+    """Plain text of the same, for the audit row."""
+    return f"{call} request id {reply.request_id} {'echoed' if reply.echoed else 'NOT echoed'}"
 
 
 def status_text(reply: Reply[TradingControl]) -> str:
@@ -106,5 +133,4 @@ def status_text(reply: Reply[TradingControl]) -> str:
 
 
 def trace_line(reply: Reply[Any]) -> str:
-    echoed = "echoed" if reply.echoed else ":warning: NOT echoed by the backend"
-    return f"Request id `{reply.request_id}` ({echoed}), {reply.elapsed_ms:.0f} ms"
+    return f"Request id `{safe(reply.request_id, 80)}` ({_echoed(reply)}), {reply.elapsed_ms:.0f} ms"

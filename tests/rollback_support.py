@@ -37,23 +37,26 @@ def overrides(incident_dir: Path, **extra: str) -> dict[str, str]:
     }
 
 
-def seed(stack: Stack) -> None:
-    """Two successful production deployments (the target, then the deployed one); a successful revert
-    run makes the backend report the sha it was given, as a real deploy would."""
+def seed(stack: Stack, *, deployed: bool = True) -> None:
+    """Two successful production deployments (the target, then the deployed one, unless a test places
+    that itself); a successful revert run makes the backend report the sha it was given, as a real
+    deploy would."""
     stack.github.add_deployment(TARGET)
-    stack.github.add_deployment(DEPLOYED)
+    if deployed:
+        stack.github.add_deployment(DEPLOYED)
     stack.github.on_run_completed = lambda inputs: stack.backend.set_version(inputs["target_sha"][:7])
 
 
 class running_stack:  # lower case: used like a function in `with`
     """A started, seeded stack that, on exit, stops any rollback still running before it stops."""
 
-    def __init__(self, database_url: str, incident_dir: Path, **extra: str) -> None:
+    def __init__(self, database_url: str, incident_dir: Path, *, seed_deployed: bool = True, **extra: str) -> None:
         self.stack = Stack(database_url=database_url, overrides=overrides(incident_dir, **extra))
+        self.seed_deployed = seed_deployed
 
     def __enter__(self) -> Stack:
         self.stack.start()
-        seed(self.stack)
+        seed(self.stack, deployed=self.seed_deployed)
         return self.stack
 
     def __exit__(self, *_: object) -> None:

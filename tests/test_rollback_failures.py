@@ -93,11 +93,14 @@ def test_github_refusing_the_dispatch_fails_the_revert_step(rb: Stack, status: i
     assert rb.github.runs() == [] and rb.deps.freeze.active() is not None
 
 
-def test_github_401_at_request_time_posts_nothing(rb: Stack) -> None:
-    rb.github.status_for("/repos/acme/trading/deployments", 401)
+@pytest.mark.parametrize(("status", "said"), [(401, "GitHub refused the bot's token (HTTP 401"),
+                                             (404, "GitHub has no such resource")])
+def test_github_refusing_deployments_at_request_time_posts_nothing(rb: Stack, status: int, said: str) -> None:
+    rb.github.status_for("/repos/acme/trading/deployments", status)
     answer = command(rb, "logins fail --trigger auth")
-    assert "GitHub refused the bot's token" in answer
-    assert rb.peer.channel_messages(CHANNEL) == []
+    assert said in answer
+    assert rb.peer.channel_messages(CHANNEL) == [] and rb.deps.approvals.recent(action_prefix="rollback") == []
+    assert len(rb.github.calls("GET", "/repos/acme/trading/deployments")) == 1  # a refusal is not retried
 
 
 def test_backend_never_reporting_the_target_fails_the_restore_step(rb: Stack) -> None:

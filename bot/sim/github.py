@@ -38,6 +38,7 @@ class Faults:
     latency_s: float = 0.0
     fail_next_run: bool = False  # the next dispatched run concludes `failure`
     hang_runs: bool = False  # while set, no run completes
+    untitled_runs: bool = False  # runs are titled without the request id (a workflow lacking `run-name`)
 
 
 @dataclass(frozen=True)
@@ -125,13 +126,15 @@ class SimGitHub(LoopbackServer):
                 "app": {"slug": "github-actions"}, "check_suite": {"id": run_id}}
 
     def add_deployment(self, sha: str, environment: str = "production", state: str = "success",
-                       ref: str = "main") -> int:
-        """Like GitHub, a new success marks earlier successful deployments of the environment inactive."""
+                       ref: str = "main", created_at: datetime | None = None) -> int:
+        """Like GitHub, a new success marks earlier successful deployments of the environment inactive.
+        `created_at` (default now) is when GitHub says the deployment was created."""
+        created = _iso(None if created_at is None else created_at.timestamp())
         with self._lock:
             deployment_id = next(self._ids)
             self._deployments.append({
                 "id": deployment_id, "sha": sha, "ref": ref, "task": "deploy", "payload": {},
-                "environment": environment, "description": None, "created_at": _iso(), "updated_at": _iso(),
+                "environment": environment, "description": None, "created_at": created, "updated_at": created,
                 "url": f"{self.url}/repos/{self.repository}/deployments/{deployment_id}",
                 "statuses_url": f"{self.url}/repos/{self.repository}/deployments/{deployment_id}/statuses",
                 "transient_environment": False, "production_environment": environment == "production"})
@@ -255,7 +258,8 @@ class SimGitHub(LoopbackServer):
         if not isinstance(inputs, dict) or not all(isinstance(v, str) for v in inputs.values()):
             return _error(422, "Invalid request.\n\nFor 'properties/inputs', values must be strings.")
         run_id, now = next(self._ids), time.time()
-        title = f"{workflow.rsplit('.', 1)[0]} {inputs.get('request_id', '')}".strip()
+        marker = "" if self.faults.untitled_runs else inputs.get("request_id", "")
+        title = f"{workflow.rsplit('.', 1)[0]} {marker}".strip()
         self._runs.append(_Run({
             "id": run_id, "name": workflow.rsplit(".", 1)[0], "display_title": title, "event": "workflow_dispatch",
             "head_branch": body["ref"], "head_sha": hashlib.sha256(body["ref"].encode()).hexdigest()[:40],

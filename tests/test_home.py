@@ -12,8 +12,9 @@ from slack_sdk.models.views import View
 from bot.home import HOME_APPROVE, MAX_BLOCKS, MAX_BYTES, AlertLine, AuditLine, HomeFacts, PendingApproval, home_view
 from bot.home_publish import HomePublisher
 from bot.sim.stack import Stack
-from tests.conftest import CHANNEL, HALT_A, HALT_B, HALT_C, OPERATOR, request_halt, text_of, wait_until
-from tests.monitoring_support import FakePrometheus, open_window, watcher
+from tests.conftest import CHANNEL, HALT_A, HALT_B, HALT_C, OPERATOR, click, request_halt, text_of, wait_until
+from tests.gate_support import run_gate
+from tests.monitoring_support import FakePrometheus, later, open_window, watcher
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 ROLES = frozenset({"operator", "halt_authority"})
@@ -31,14 +32,14 @@ def facts(approvals: int = 0, alerts: int = 0, text: str = "x") -> HomeFacts:
 
 
 def test_many_approvals_and_alerts_are_summarised_within_slacks_limits() -> None:
-    view = home_view(facts(approvals=300, alerts=200, text="y" * 2000), viewer=HALT_B, roles=ROLES)
+    view: dict[str, Any] = home_view(facts(approvals=300, alerts=200, text="y" * 2000), viewer=HALT_B, roles=ROLES)
     View(**view).validate_json()  # what Slack's own model accepts
-    assert len(view["blocks"]) <= MAX_BLOCKS and len(json.dumps(view)) <= MAX_BYTES  # type: ignore[arg-type]
+    assert len(view["blocks"]) <= MAX_BLOCKS and len(json.dumps(view)) <= MAX_BYTES
     shown = text_of({"blocks": view["blocks"]})
     assert "Approvals waiting for you (300)" in shown and "…and 290 more" in shown
     assert "Active alerts (200)" in shown and "…and 190 more in the incident channel" in shown
     assert shown.count("halt.requested") == 10  # the last 10 audit events only
-    buttons = [e for b in view["blocks"] if b.get("type") == "actions" for e in b["elements"]]  # type: ignore[union-attr]
+    buttons = [e for b in view["blocks"] if b.get("type") == "actions" for e in b["elements"]]
     assert len(buttons) == 20 and {b["value"] for b in buttons if b["action_id"] == HOME_APPROVE} == {
         f"apr-{i:04d}" for i in range(10)}
 
@@ -74,6 +75,21 @@ def test_opening_the_home_publishes_the_state(stack: Stack) -> None:
     assert "*Rollback:* none active." in shown and "*Active alerts:* none." in shown
     assert "*Monitoring:* no window open" in shown and "*Recent audit events:*" in shown
     assert stack.peer.workspace.home_view(OPERATOR) is not None  # recorded by the peer as Slack keeps it
+
+
+def test_the_last_gate_with_its_age_and_the_scoped_disables_show(stack: Stack) -> None:
+    final = run_gate(stack)  # no CI checks and no Cosmos here: the release is NO-GO
+    assert final.args["text"].startswith("Release go/no-go: NO-GO ")
+    approval_id, posted = request_halt(stack, user=HALT_A, text="tenant:acme cross-tenant reads suspected")
+    click(stack, user=HALT_B, approval_id=approval_id, posted=posted)
+    wait_until(lambda: [s["scope"] for s in stack.backend.control()["scopes"] if s["disabled"]] == ["tenant:acme"],
+               timeout=10)
+    shown = text_of({"blocks": open_home(stack, OPERATOR)["blocks"]})
+    assert "*Last gate:* *NO-GO*" in shown and "0 min ago" in shown and f"by <@{OPERATOR}>" in shown
+    assert "*Global: trading* · scoped disables (1): `tenant:acme`" in shown
+    later(stack, 7 * 60)
+    aged = text_of({"blocks": open_home(stack, OPERATOR)["blocks"]})
+    assert "*Last gate:* *NO-GO*" in aged and "7 min ago" in aged and "0 min ago" not in aged
 
 
 def test_approve_from_the_home_and_it_refreshes(stack: Stack) -> None:

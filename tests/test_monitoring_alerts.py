@@ -188,3 +188,21 @@ def test_an_open_breach_fails_the_monitoring_clean_check(mon_stack: Stack, fake_
     watcher(mon_stack).tick()
     result = monitoring_clean(gate.evidence("abc1234"))
     assert result.verdict is Verdict.FAIL and "tenant isolation anomalies: 1 anomalies > 0 anomalies" in result.reason
+
+
+def test_a_ratelimited_alert_is_retried_after_retry_after_and_shown_once(
+        mon_stack: Stack, fake_prom: FakePrometheus) -> None:
+    open_window(mon_stack)
+    mon_stack.peer.ratelimit("chat.postMessage", times=1, retry_after=1)  # Slack: HTTP 429, Retry-After: 1
+    fake_prom.values = {AUTH: 30.0}
+    w = watcher(mon_stack)
+    w.tick()  # within this one pass: refused, waited, posted
+    refused, accepted = alerts(mon_stack)  # what the bot sent: the refused attempt, then the retry
+    assert accepted.at - refused.at >= 1.0  # it waited as long as Slack asked
+    w.tick()  # the breach lasts: nothing more is sent
+    assert len(alerts(mon_stack)) == 2
+    shown = [m for m in mon_stack.peer.channel_messages(CHANNEL)
+             if str(m.get("text") or "").startswith("Monitoring alert: platform auth failures")]
+    assert len(shown) == 1  # what the channel shows: one alert
+    (row,) = store(mon_stack).open_alerts("breach")
+    assert row.message_ts == shown[0]["ts"] and row.chart_file_id

@@ -1,7 +1,8 @@
 """End to end against a real Prometheus (Debian's `prometheus` package): it scrapes the simulated
-backend's /metrics every second; a drill raises the backend's counters (and real unauthorized
-requests raise its 401 count); the bot's leader evaluates the runbook's PromQL and posts each breach
-once, with its chart. A quiet system raises nothing."""
+backend's /metrics every second; the workspace's "platform auth failing" drill makes the backend's
+simulated users fail to sign in and refresh tokens (and real unauthorized requests raise its 401
+count); the bot's leader evaluates the runbook's PromQL and posts each breach once, with its chart.
+A quiet system raises nothing."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pytest
 from bot.monitoring.prom import PromClient, PromError
 from bot.monitoring.service import Monitor
 from bot.sim.stack import Stack
+from bot.workspace.drills import inject
 from tests.conftest import wait_until
 from tests.monitoring_support import alerts, degraded, monitoring_overrides, open_window, store
 
@@ -106,8 +108,9 @@ def test_a_drill_is_detected_from_promql_and_posted_once(sqlite_url: str,
         try:
             time.sleep(3)  # a quiet system: every signal evaluated, nothing raised
             assert alerts(stack) == [] and degraded(stack) == []
-            stack.backend.metrics.bump("trading_auth_failures_total", 30)  # the drill: sign-ins failing
+            inject(stack, "auth-failing", True)  # what the workspace's drill switch does
             wait_until(lambda: bool(alerts(stack, "platform auth failures")), timeout=30)
+            wait_until(lambda: bool(alerts(stack, "token refresh failures")), timeout=30)
             for _ in range(40):  # real traffic the backend refuses: its own 401 counter rises
                 httpx.get(f"{stack.backend.url}/api/health", timeout=2)
             wait_until(lambda: bool(alerts(stack, "backend 401 and 403 spikes")), timeout=30)
@@ -115,9 +118,12 @@ def test_a_drill_is_detected_from_promql_and_posted_once(sqlite_url: str,
         finally:
             monitor.stop()
         assert len(alerts(stack, "platform auth failures")) == 1
-        assert len(alerts(stack, "backend 401 and 403 spikes")) == 1 and len(alerts(stack)) == 2
-        auth = next(a for a in store(stack).open_alerts("breach") if a.signal_id == "platform-auth-failures")
+        assert len(alerts(stack, "token refresh failures")) == 1
+        assert len(alerts(stack, "backend 401 and 403 spikes")) == 1 and len(alerts(stack)) == 3
+        open_ = {a.signal_id: a for a in store(stack).open_alerts("breach")}
+        auth = open_["platform-auth-failures"]
         assert auth.value is not None and auth.value > 10 and auth.trigger == "auth"
+        assert open_["token-refresh-failures"].trigger == "auth"
         png = stack.peer.files.get(str(auth.chart_file_id))
         assert png is not None and png.data is not None and png.data[:4] == b"\x89PNG"
         runs = store(stack).runs()

@@ -121,7 +121,8 @@ class Measurer:
             raise _NoData("Cosmos did not answer within 2 s") from None
         except CosmosError as exc:
             raise _NoData(f"Cosmos: {exc.detail}") from None
-        return float(len(compare(control, documents)))
+        # Informational differences (the revision, a never-written global) are not drift to act on.
+        return float(sum(1 for drift in compare(control, documents) if not drift.informational))
 
     def _misfires(self, signal: Signal, now: datetime) -> float:
         # A read-back showing the halt or resume not applied; a failed read-back proves nothing.

@@ -23,7 +23,7 @@ from typing import Any
 
 import jwt
 
-from bot.sim.backend_metrics import SimMetrics
+from bot.sim.backend_metrics import ClientTraffic, SimMetrics
 from bot.sim.loopback import LoopbackHandler, LoopbackServer, wait_for_interrupt
 
 logger = logging.getLogger("opsbot.sim.backend")
@@ -54,8 +54,9 @@ class Faults:
     fail_status: int | None = None
     fail_times: int | None = None
     drop_connection: bool = False
-    halt_not_applied: bool = False
+    halt_not_applied: bool = False  # acknowledged, not applied: counted as a control update failure
     echo_request_id: bool = True
+    signins_failing: bool = False  # platform sign-in down: the simulated clients' sign-ins fail (/metrics)
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ class _Handler(LoopbackHandler["SimBackend"]):
         self.send_or_drop(status, out, payload)
 
     def _metrics(self, sim: SimBackend) -> None:
+        sim.traffic.advance(sim.faults)
         payload = sim.metrics.text()
         self.send_payload(200, {"content-type": "text/plain; version=0.0.4",
                                 "content-length": str(len(payload))}, payload)
@@ -135,7 +137,8 @@ class SimBackend(LoopbackServer):
         super().__init__(_Handler, host=host, port=port, thread_name="sim-backend")
         self.faults = Faults()
         self.requests: list[RecordedRequest] = []
-        self.metrics = SimMetrics()  # GET /metrics; drills raise its counters (bot.sim.backend_metrics)
+        self.metrics = SimMetrics()  # GET /metrics (bot.sim.backend_metrics)
+        self.traffic = ClientTraffic(self.metrics)  # the platform's users, meeting the faults a drill sets
         # Called with the new trading-control document after a write applied (the local workspace
         # mirrors it into Cosmos, as the real backend persists control state there).
         self.on_control_changed: Callable[[dict[str, Any]], None] | None = None
@@ -249,6 +252,8 @@ class SimBackend(LoopbackServer):
             applied = not self.faults.halt_not_applied
             if applied:
                 self._apply(halt, body["scope"], body["reason"], body["actor"])
+            else:
+                self.metrics.bump("trading_control_update_failures_total")
             answer = (200, copy.deepcopy(self._control))
             if key is not None:
                 self._idempotency[key] = (fingerprint, answer)

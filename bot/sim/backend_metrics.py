@@ -1,14 +1,18 @@
 """The simulated backend's `/metrics`: the trading monorepo's counters, in Prometheus text format.
 
 Every series the runbook's monitoring queries read exists from the start (at zero), as a real
-exporter would expose them, so `increase()` sees a drill's first bump. Drills raise counters with
-`bump`; the backend counts its own HTTP answers (`trading_http_responses_total{status}`), so the
-401s it gives to bad tokens show up by themselves.
+exporter would expose them, so `increase()` sees a drill's first bump. The backend counts its own
+HTTP answers (`trading_http_responses_total{status}`), so the 401s it gives to bad tokens show up by
+themselves; `ClientTraffic` stands for the people using the platform, so the faults a drill injects
+move the counters the runbook watches (sign-in and token refresh failures, 5xx, websocket failures).
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -30,6 +34,12 @@ INITIAL: dict[str, list[tuple[Labels, float]]] = {
     "trading_mobile_state_reports_total": [((("state", s),), 0.0) for s in ("ok", "degraded", "offline")],
     "trading_web_chunk_bytes": [((("chunk", "main"),), 380_000.0)],
 }
+# The simulated clients, per second: steady enough that a drill crosses the runbook's thresholds
+# (more than 10 sign-in failures in 5 min) within seconds of a 1 s scrape, and tests can count them.
+SIGNINS_PER_S = 4
+REFRESHES_PER_S = 2
+REQUESTS_PER_S = 2
+WEBSOCKETS_PER_S = 1
 
 
 def _escape(value: str) -> str:
@@ -71,3 +81,48 @@ class SimMetrics:
                     shown = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
                     lines.append(f"{name}{{{shown}}} {value:g}" if shown else f"{name} {value:g}")
         return ("\n".join(lines) + "\n").encode()
+
+
+class ClientFaults(Protocol):
+    """What of the backend's fault switches (bot.sim.backend.Faults) the clients meet."""
+
+    signins_failing: bool
+    fail_status: int | None
+    fail_times: int | None
+    drop_connection: bool
+
+
+class ClientTraffic:
+    """The platform's users, so a drill's fault shows in `/metrics` the way it would in production.
+
+    Every whole second they sign in, refresh session tokens, call the API and open websockets; what
+    fails depends on the faults at that time. Counted lazily (when `/metrics` is read, and by a drill
+    just before it changes a fault), so there is no thread and a test can drive it with its own clock.
+    """
+
+    def __init__(self, metrics: SimMetrics, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._metrics = metrics
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last = clock()
+
+    def advance(self, faults: ClientFaults) -> int:
+        """Count the whole seconds since the last call under `faults`; returns how many."""
+        with self._lock:
+            seconds = int(self._clock() - self._last)
+            self._last += seconds  # the fraction left over is counted next time
+        if seconds <= 0:
+            return 0
+        if faults.signins_failing:
+            self._metrics.bump("trading_auth_failures_total", SIGNINS_PER_S * seconds)
+            self._metrics.bump("trading_token_refresh_failures_total", REFRESHES_PER_S * seconds)
+        # A countdown (`fail_times`) aims at the bot's next requests in a test, not at everyone.
+        failing = faults.fail_times is None and (faults.drop_connection or faults.fail_status is not None)
+        if not failing:
+            self._metrics.bump("trading_http_responses_total", REQUESTS_PER_S * seconds, status="200")
+        elif not faults.drop_connection:  # a dropped connection has no status to count
+            self._metrics.bump("trading_http_responses_total", REQUESTS_PER_S * seconds,
+                               status=str(faults.fail_status))
+        self._metrics.bump("trading_websocket_connections_total", WEBSOCKETS_PER_S * seconds,
+                           outcome="failed" if failing else "ok")
+        return seconds

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.sim.jwks import JWKS_PATH
+from bot.sim.stack import Stack
 from bot.workspace.world import LocalWorld
 
 BACKEND_SLOW_S = 1.5  # under the bot's 2 s read timeout: slow, but answering
@@ -32,10 +33,12 @@ DRILLS: tuple[Drill, ...] = (
     Drill("backend-slow", "Backend slow", f"every trading-backend request takes {BACKEND_SLOW_S:g} s"),
     Drill("backend-failing", "Backend failing", "the trading backend answers HTTP 503 to every request"),
     Drill("halt-not-applied", "Halt not applied",
-          "the backend acknowledges halts and resumes but does not apply them (hard rollback trigger 3)"),
+          "the backend acknowledges halts and resumes but does not apply them, counting each as a "
+          "trading-control update failure (hard rollback trigger 3)"),
     Drill("auth-failing", "Platform auth failing",
-          "platform-service's JWKS answers HTTP 503, so sign-in tokens cannot be verified (hard rollback "
-          "trigger 1); the bot's own service token still works"),
+          "platform-service's JWKS answers HTTP 503, so sign-in tokens cannot be verified and the backend "
+          "counts its users' sign-in and token refresh failures (hard rollback trigger 1); the bot's own "
+          "service token still works"),
     Drill("ci-check-failing", "CI check failing",
           f"`{FAILING_CHECK}` concluded failure on the deployed commit (go/no-go 3)"),
     Drill("rollback-workflow-failing", "Rollback workflow fails",
@@ -53,6 +56,41 @@ class UnknownDrill(ValueError):
     pass
 
 
+# -- the drills that live in the stand-ins alone (no Cosmos, nothing to remember) ---------------------
+
+def _backend_slow(stack: Stack, on: bool) -> None:
+    stack.backend.faults.latency_s = BACKEND_SLOW_S if on else 0.0
+
+
+def _backend_failing(stack: Stack, on: bool) -> None:
+    faults = stack.backend.faults
+    faults.fail_status, faults.fail_times = (503, None) if on else (None, None)
+
+
+def _halt_not_applied(stack: Stack, on: bool) -> None:
+    stack.backend.faults.halt_not_applied = on
+
+
+def _auth_failing(stack: Stack, on: bool) -> None:
+    faults = stack.auth.faults
+    faults.fail_status, faults.fail_path = (503, JWKS_PATH) if on else (None, None)
+    stack.backend.faults.signins_failing = on  # the backend's users cannot sign in either
+
+
+STACK_DRILLS: dict[str, Callable[[Stack, bool], None]] = {
+    "backend-slow": _backend_slow, "backend-failing": _backend_failing,
+    "halt-not-applied": _halt_not_applied, "auth-failing": _auth_failing,
+}
+
+
+def inject(stack: Stack, name: str, on: bool) -> None:
+    """Switch a stand-in drill on `stack`: the workspace's `Drills` and the monitoring tests both
+    come through here, so a test exercises what an operator's drill does."""
+    backend = stack.backend
+    backend.traffic.advance(backend.faults)  # the clients' traffic so far met the faults before the change
+    STACK_DRILLS[name](stack, on)
+
+
 class Drills:
     """The drills' switches over one LocalWorld; thread-safe."""
 
@@ -62,8 +100,7 @@ class Drills:
         self._on: set[str] = set()
         self._failed_sha: str | None = None
         self._switch: dict[str, Callable[[bool], None]] = {
-            "backend-slow": self._backend_slow, "backend-failing": self._backend_failing,
-            "halt-not-applied": self._halt_not_applied, "auth-failing": self._auth_failing,
+            **{name: self._stand_in(name) for name in STACK_DRILLS},
             "ci-check-failing": self._ci_check, "rollback-workflow-failing": self._workflow,
             "cosmos-unreachable": self._cosmos_unreachable, "control-drift": self._drift,
         }
@@ -106,19 +143,8 @@ class Drills:
 
     # -- the switches (called with the lock held) ------------------------------------------------
 
-    def _backend_slow(self, on: bool) -> None:
-        self._world.stack.backend.faults.latency_s = BACKEND_SLOW_S if on else 0.0
-
-    def _backend_failing(self, on: bool) -> None:
-        faults = self._world.stack.backend.faults
-        faults.fail_status, faults.fail_times = (503, None) if on else (None, None)
-
-    def _halt_not_applied(self, on: bool) -> None:
-        self._world.stack.backend.faults.halt_not_applied = on
-
-    def _auth_failing(self, on: bool) -> None:
-        faults = self._world.stack.auth.faults
-        faults.fail_status, faults.fail_path = (503, JWKS_PATH) if on else (None, None)
+    def _stand_in(self, name: str) -> Callable[[bool], None]:
+        return lambda on: inject(self._world.stack, name, on)  # the stack exists once the world started
 
     def _ci_check(self, on: bool) -> None:
         github = self._world.stack.github

@@ -75,7 +75,7 @@ class HomeSource:
         try:
             control = self.deps.backend.trading_control(request_id="app-home").data
         except BackendError as exc:
-            return f"*Halt state:* unknown: {safe(operator_message(exc), 300)}"
+            return f"*Halt state:* unknown: {operator_message(exc)}"  # already escaped mrkdwn
         g = control.global_
         head = (f":octagonal_sign: *Global: HALTED* ({safe(g.reason or 'no reason given', 200)})" if g.halted
                 else ":large_green_circle: *Global: trading*")

@@ -92,6 +92,15 @@ def test_the_last_gate_with_its_age_and_the_scoped_disables_show(stack: Stack) -
     assert "*Last gate:* *NO-GO*" in aged and "7 min ago" in aged and "0 min ago" not in aged
 
 
+def test_a_backend_that_fails_shows_the_halt_state_as_unknown_in_plain_words(stack: Stack) -> None:
+    stack.backend.faults.fail_status = 503
+    stack.backend.faults.fail_error = "gateway <lb-2> & pool exhausted"
+    shown = text_of({"blocks": open_home(stack, OPERATOR)["blocks"]})
+    assert ("*Halt state:* unknown: :rotating_light: The trading backend failed (HTTP 503: gateway &lt;lb-2&gt; "
+            "&amp; pool exhausted)") in shown  # escaped once: Slack shows the backend's words as they were
+    assert "*Cutover:*" in shown  # the rest of the home still shows
+
+
 def test_approve_from_the_home_and_it_refreshes(stack: Stack) -> None:
     approval_id, _ = request_halt(stack, user=HALT_A)
     own = text_of({"blocks": open_home(stack, HALT_A)["blocks"]})

@@ -54,6 +54,7 @@ class Faults:
     fail_status: int | None = None
     fail_times: int | None = None
     drop_connection: bool = False
+    fail_error: str | None = None  # the `error` text of a simulated failure, when a test needs its words
     halt_not_applied: bool = False  # acknowledged, not applied: counted as a control update failure
     echo_request_id: bool = True
     signins_failing: bool = False  # platform sign-in down: the simulated clients' sign-ins fail (/metrics)
@@ -190,7 +191,7 @@ class SimBackend(LoopbackServer):
             if self.faults.drop_connection:
                 return None
             status = self.faults.fail_status or 500
-            return status, {"error": f"simulated failure (HTTP {status})"}
+            return status, {"error": self.faults.fail_error or f"simulated failure (HTTP {status})"}
         problem = self._auth_problem(headers.get("authorization", ""))
         if problem is not None:
             return 401, {"error": problem}

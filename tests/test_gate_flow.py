@@ -3,6 +3,7 @@ platform auth on loopback, and a real Cosmos-protocol server."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -54,6 +55,16 @@ def test_gate_is_go_when_every_condition_passes_and_fills_one_message(gate_stack
     assert f"<@{ADMIN}>" in item_text(final, "go-mobile-interventions")
     assert "does not hold" in item_text(final, "nogo-rollback-unclear")
     assert time.monotonic() - response_started < 10
+    # What a later rollback review reads: the stored row says exactly what the message showed.
+    row = gate_store(gate_stack).recent(1)[0]
+    stored = {doc["item"]: doc for doc in json.loads(row.results)}
+    assert len(stored) == ALL_ITEMS and row.verdict == "go" and row.version == SHA
+    for item, doc in stored.items():
+        assert doc["verdict"] == "pass" and doc["reason"] and doc["reason"] in item_text(final, item), item
+    assert "https://github.com/acme/trading/runs/" in stored["go-pnpm-verify"]["evidence"]
+    assert f"x-request-id {request_id}" in stored["go-kill-switch-maintenance"]["evidence"]
+    assert stored["go-kill-switch-maintenance"]["probe"] == "control-contract"
+    assert row.message_ts == final.args["ts"] and row.requested_by == OPERATOR
 
 
 def gate_store(stack: Stack) -> Any:

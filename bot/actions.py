@@ -16,6 +16,7 @@ class Outcome:
     audit_outcome: str  # "applied", "not_applied" or "failed"
     retryable: bool = False
     detail: str = ""
+    uncertain: bool = False  # failed, yet it may have taken effect (a timed-out or 5xx write, a lost read-back)
 
 
 @dataclass(frozen=True)

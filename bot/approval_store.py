@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
-from bot.approvals import OPEN, ApprovalView, Status, Transition
+from bot.approvals import INTERRUPTED_AFTER, OPEN, ApprovalView, Status, Transition, earlier_attempts_note
 from bot.audit import Actor, AuditLog, Entry, canonical, sha256
 from bot.db import as_utc, transaction
 from bot.models import Approval
@@ -115,10 +115,20 @@ class ApprovalStore:
         with transaction(self._engine) as session:
             won = self._conditional(session, row.id, transition.from_status, live, values)
             if won:
+                detail = self._closing_note(session, row, transition.to_status)
                 entry = Entry(actor, f"{row.action}.{transition.audit_action}", "accepted", params_of(row),
-                              request_id, row.id, row.channel)
+                              request_id, row.id, row.channel, detail)
                 self._audit.append(session, entry)
         return won
+
+    @staticmethod
+    def _closing_note(session: Session, row: Approval, to_status: Status) -> str:
+        """For a request closed unrun: read its attempts under our UPDATE's lock (a click just before ours
+        may have run it) into `row`, and say when an earlier attempt may have reached the backend."""
+        if to_status not in (Status.REJECTED, Status.EXPIRED):
+            return ""
+        row.attempts = int(session.scalar(select(Approval.attempts).where(col(Approval.id) == row.id)) or 0)
+        return earlier_attempts_note(row.action, row.attempts)
 
     def finish(
         self, *, row: Approval, to_status: Status, actor: Actor, now: datetime, request_id: str, outcome: str,
@@ -137,6 +147,27 @@ class ApprovalStore:
             if won:
                 step = "executed" if audit_outcome == "applied" else "failed"
                 entry = Entry(actor, f"{row.action}.{step}", audit_outcome, params_of(row), request_id, row.id,
+                              row.channel, detail)
+                self._audit.append(session, entry)
+        return won
+
+    def stale(self, *, now: datetime, limit: int = 50) -> list[Approval]:
+        """Approvals left `executing` for longer than INTERRUPTED_AFTER since their claim."""
+        with Session(self._engine, expire_on_commit=False) as session:
+            query = select(Approval).where(
+                col(Approval.status) == Status.EXECUTING.value, col(Approval.decided_at) <= now - INTERRUPTED_AFTER
+            )
+            return list(session.exec(query.order_by(col(Approval.decided_at)).limit(limit)))
+
+    def interrupt(self, *, row: Approval, actor: Actor, now: datetime, outcome: str, detail: str) -> bool:
+        """Close a stale `executing` approval as failed, once across replicas; the write is not re-sent,
+        because it may have applied."""
+        values: dict[str, Any] = {"status": Status.FAILED.value, "outcome": outcome, "finished_at": now}
+        stale = col(Approval.decided_at) <= now - INTERRUPTED_AFTER
+        with transaction(self._engine) as session:
+            won = self._conditional(session, row.id, Status.EXECUTING, stale, values)
+            if won:
+                entry = Entry(actor, f"{row.action}.failed", "interrupted", params_of(row), row.request_id, row.id,
                               row.channel, detail)
                 self._audit.append(session, entry)
         return won

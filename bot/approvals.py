@@ -1,7 +1,8 @@
 """The two-person approval state machine, as pure functions over an approval's current state.
 
     pending ──approve──▶ executing ──▶ executed | failed
-       │                    └─(backend unavailable, TTL left)─▶ pending   (retry with the same key)
+       │                    ├─(backend unavailable, TTL left)─▶ pending   (retry with the same key)
+       │                    └─(outcome never recorded, INTERRUPTED_AFTER)─▶ failed (swept; never re-sent)
        ├──reject──▶ rejected          (by an approver, or withdrawn by the requester)
        └──TTL─────▶ expired
     break-glass: executing ──▶ awaiting_confirmation ──confirm──▶ confirmed
@@ -14,7 +15,7 @@ clicks, retries or replicas exactly one wins.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from bot.errors import AlreadyHandled, ApprovalExpired, SelfApproval
@@ -40,6 +41,13 @@ class Verb(StrEnum):
 
 
 OPEN = frozenset({Status.PENDING, Status.AWAITING_CONFIRMATION})
+
+# An approval still `executing` this long after its claim was interrupted: the bot died, or its store
+# would not take the outcome. Executing legitimately takes about a minute at worst (a Slack update with
+# retries; a write of 2 x (1 s connect + 5 s write timeout); a read-back of 3 x 2 s; recording the outcome
+# with 3 x 5 s SQLite busy waits), so 5 minutes is a wide margin: a slow but live execution is never
+# declared interrupted, and nobody looks at "executing…" for long.
+INTERRUPTED_AFTER = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,21 @@ def on_timeout(view: ApprovalView, *, now: datetime) -> Transition | None:
     return None
 
 
+def status_command(action: str) -> str:
+    """The command that shows the live state an action changes, e.g. `/halt status` for a resume."""
+    family = action.split(".")[0]
+    return "/halt status" if family == "resume" else f"/{family} status"
+
+
+def earlier_attempts_note(action: str, attempts: int) -> str:
+    """Why "nothing was done" would be false for a request closed after an execution whose result was
+    unknown (e.g. a write that timed out may still land); empty when it never ran."""
+    if attempts <= 0:
+        return ""
+    check = status_command(action)
+    return f"not run again, but an earlier attempt ({attempts}) may have reached the backend; check {check}"
+
+
 def after_execution(*, break_glass: bool, succeeded: bool, retryable: bool, ttl_left: bool) -> Status:
     """Where an executing approval goes once the action ran (or could not run)."""
     if succeeded:
@@ -106,6 +129,7 @@ def after_execution(*, break_glass: bool, succeeded: bool, retryable: bool, ttl_
 
 
 __all__ = [
+    "INTERRUPTED_AFTER",
     "OPEN",
     "ApprovalView",
     "Status",
@@ -113,5 +137,7 @@ __all__ = [
     "Verb",
     "after_execution",
     "decide",
+    "earlier_attempts_note",
     "on_timeout",
+    "status_command",
 ]

@@ -3,65 +3,37 @@
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import replace
+from datetime import datetime
 
 from slack_sdk.errors import SlackApiError
 
 from bot.actions import ActionSpec, ExecutionContext, Outcome
 from bot.approval_store import params_intact, params_of, view_of
-from bot.approvals import Status, Transition, Verb, after_execution, decide, on_timeout
+from bot.approvals import (
+    INTERRUPTED_AFTER,
+    Status,
+    Transition,
+    Verb,
+    after_execution,
+    decide,
+    on_timeout,
+    status_command,
+)
 from bot.audit import SYSTEM, Actor, Entry
 from bot.deps import Deps
-from bot.errors import AlreadyHandled, ApprovalExpired, NotAllowed, UnknownApproval
+from bot.errors import AlreadyHandled, ApprovalExpired, NotAllowed, StoreUnavailable, UnknownApproval
+from bot.flow_messages import after_text, card, fallback_text, status_text, update_message
 from bot.models import Approval
-from bot.policy import ROLE_NAMES, Role
-from bot.render import Card, approval_blocks, as_dicts, when
+from bot.policy import Role
+from bot.render import approval_blocks, as_dicts
 
 log = logging.getLogger("opsbot.flow")
 
-STATUS_TEXT = {
-    Status.REJECTED: ":x: Rejected by <@{by}>. Nothing was done.",
-    Status.EXPIRED: ":hourglass: Expired at {expires} without approval. Nothing was done.",
-    Status.CONFIRMED: ":white_check_mark: Break-glass confirmed by <@{by}>.",
-    Status.DISPUTED: ":rotating_light: Break-glass disputed by <@{by}>; escalated to the halt authorities.",
-    Status.ESCALATED: ":rotating_light: Not confirmed within the TTL; escalated to the halt authorities.",
-}
-
-
-def card(deps: Deps, row: Approval, *, status: str | None = None, buttons: bool | None = None) -> Card:
-    spec = deps.actions[row.action]
-    params = params_of(row)
-    view = view_of(row)
-    open_ = view.status in (Status.PENDING, Status.AWAITING_CONFIRMATION)
-    confirming = view.status is Status.AWAITING_CONFIRMATION
-    return Card(
-        title=spec.title(params),
-        effect=spec.effect(params),
-        reason=str(params.get("reason", "")),
-        requester=row.requester,
-        approver_role=ROLE_NAMES[Role(row.approve_role)],
-        expires_at=view.expires_at,
-        approval_id=row.id,
-        request_id=row.request_id,
-        status=status,
-        buttons=open_ if buttons is None else buttons,
-        approve_label="Confirm halt" if confirming else "Approve",
-        reject_label="Dispute" if confirming else "Reject",
-    )
-
-
-def update_message(deps: Deps, row: Approval, *, status: str | None, buttons: bool | None = None) -> None:
-    if not row.message_ts:
-        return
-    blocks = as_dicts(approval_blocks(card(deps, row, status=status, buttons=buttons)))
-    try:
-        deps.slack.chat_update(channel=row.channel, ts=row.message_ts, blocks=blocks, text=_fallback(deps, row))
-    except SlackApiError as exc:
-        # The store and the audit log stay the truth; a stale message is logged, not fatal.
-        log.warning("could not update approval message %s: %s", row.id, exc.response.get("error"))
-
-
-def _fallback(deps: Deps, row: Approval) -> str:
-    return f"{deps.actions[row.action].title(params_of(row))} ({row.status})"
+# Waits before retrying to record an outcome the store refused. Each try already waits out SQLite's
+# 5 s busy timeout, so three tries span about 16 s: a lock held by a burst passes, a dead store does not.
+RECORD_RETRY_DELAYS_S = (0.5, 1.0)
 
 
 def open_request(
@@ -76,7 +48,7 @@ def open_request(
     deps.metrics.approvals.labels(spec.name, "break_glass" if break_glass else "requested").inc()
     blocks = as_dicts(approval_blocks(card(deps, row, status=status, buttons=not break_glass)))
     try:
-        posted = deps.slack.chat_postMessage(channel=channel, blocks=blocks, text=_fallback(deps, row))
+        posted = deps.slack.chat_postMessage(channel=channel, blocks=blocks, text=fallback_text(deps, row))
     except SlackApiError as exc:
         if break_glass:
             # A break-glass halt must not wait for Slack: it runs, and the requester hears of it directly.
@@ -114,11 +86,15 @@ def decide_click(deps: Deps, *, approval_id: str, verb: Verb, actor: Actor, requ
         view = view_of(latest)
         raise AlreadyHandled(view.status.value, view.decided_by, view.decided_at)
     deps.metrics.approvals.labels(row.action, transition.audit_action).inc()
-    row = deps.approvals.get(approval_id=approval_id) or row
+    row.status = transition.to_status.value
+    try:
+        row = deps.approvals.get(approval_id=approval_id) or row
+    except StoreUnavailable:  # the claim is committed and ours: go on rather than strand it executing
+        log.warning("could not re-read approval %s after claiming it; continuing", approval_id)
     if transition.executes:
         execute(deps, row, approver=actor.user_id, request_id=request_id)
         return
-    update_message(deps, row, status=_status_text(row, actor.user_id))
+    update_message(deps, row, status=status_text(row, actor.user_id))
     if transition.to_status is Status.DISPUTED:
         escalate(deps, row, why=f"disputed by <@{actor.user_id}>")
 
@@ -127,14 +103,6 @@ def _refused(deps: Deps, row: Approval, actor: Actor, request_id: str, reason: s
     entry = Entry(actor, f"{row.action}.approval_refused", "denied", {"approval_id": row.id}, request_id, row.id,
                   row.channel, reason)
     deps.audit.record(entry)
-
-
-def _status_text(row: Approval, by: str) -> str:
-    status = Status(row.status)
-    template = STATUS_TEXT.get(status, f"Status: {status.value}")
-    if status is Status.REJECTED and by == row.requester:
-        return f":leftwards_arrow_with_hook: Withdrawn by <@{by}>, the requester. Nothing was done."
-    return template.format(by=by, expires=when(view_of(row).expires_at))
 
 
 def execute(deps: Deps, row: Approval, *, approver: str, request_id: str) -> Outcome:
@@ -150,24 +118,60 @@ def execute(deps: Deps, row: Approval, *, approver: str, request_id: str) -> Out
     now = deps.now()
     target = after_execution(break_glass=row.break_glass, succeeded=outcome.applied,
                              retryable=outcome.retryable, ttl_left=now < view_of(row).expires_at)
-    actor = Actor(row.team_id, approver)
-    deps.approvals.finish(row=row, to_status=target, actor=actor, now=now, request_id=request_id,
-                          outcome=outcome.summary, audit_outcome=outcome.audit_outcome, detail=outcome.detail)
+    recorded = _record(deps, row, target, Actor(row.team_id, approver), now, request_id, outcome)
+    if not recorded:  # None: the store refused it; False: a sweep closed the approval first
+        return _unrecorded(deps, row, approver, outcome) if recorded is None else _late(
+            deps, row, approver, outcome, request_id)
     row.status = target.value
     deps.metrics.approvals.labels(row.action, outcome.audit_outcome).inc()
-    update_message(deps, row, status=_after_text(row, approver, outcome, target))
+    update_message(deps, row, status=after_text(row, approver, outcome, target))
+    if row.break_glass and target is Status.FAILED and outcome.uncertain:  # may have halted, unconfirmed
+        escalate(deps, row, why="failed with an unknown outcome: it may have applied with nobody confirming it")
     return outcome
 
 
-def _after_text(row: Approval, approver: str, outcome: Outcome, target: Status) -> str:
-    if target is Status.PENDING:
-        return (f"{outcome.summary}\n:repeat: Still pending: approve again to retry (same idempotency key) "
-                f"before {when(view_of(row).expires_at)}.")
-    if target is Status.AWAITING_CONFIRMATION:
-        return (f"{outcome.summary}\n:warning: Break-glass by <@{approver}>: a second halt authority must "
-                f"confirm before {when(view_of(row).expires_at)}, or this is escalated.")
+def _record(deps: Deps, row: Approval, target: Status, actor: Actor, now: datetime, request_id: str,
+            outcome: Outcome) -> bool | None:
+    """True: recorded; False: a sweep closed it meanwhile; None: the store refused every try."""
+    for delay in (*RECORD_RETRY_DELAYS_S, None):
+        try:
+            return deps.approvals.finish(row=row, to_status=target, actor=actor, now=now, request_id=request_id,
+                                         outcome=outcome.summary, audit_outcome=outcome.audit_outcome,
+                                         detail=outcome.detail)
+        except StoreUnavailable as exc:
+            log.warning("could not record the outcome of %s: %s", row.id, exc)
+            if delay is None:
+                return None
+            time.sleep(delay)
+    return None
+
+
+def _unrecorded(deps: Deps, row: Approval, approver: str, outcome: Outcome) -> Outcome:
+    """The action ran but the store will not take its result: say so, never "nothing was done"."""
+    log.error("outcome %s of approval %s NOT recorded; a sweep marks it interrupted", outcome.audit_outcome, row.id)
+    deps.metrics.approvals.labels(row.action, "unrecorded").inc()
     who = "Break-glass" if row.break_glass else f"Approved by <@{approver}>"
-    return f"{who}. {outcome.summary}"
+    text = (f"{who}. {outcome.summary}\n:warning: *Outcome NOT recorded:* the bot's store is unavailable, so "
+            f"this is not in the audit log, and the request is marked interrupted within "
+            f"{INTERRUPTED_AFTER.seconds // 60} min. What actually applied is unknown to the bot: check "
+            f"`{status_command(row.action)}` before acting again.")
+    update_message(deps, row, status=text, buttons=False)
+    return replace(outcome, summary=text)
+
+
+def _late(deps: Deps, row: Approval, approver: str, outcome: Outcome, request_id: str) -> Outcome:
+    """The outcome arrived after a sweep had already marked this approval interrupted."""
+    latest = deps.approvals.get(approval_id=row.id) or row
+    log.error("approval %s finished after it was marked %s", row.id, latest.status)
+    try:
+        deps.audit.record(Entry(Actor(row.team_id, approver), f"{row.action}.outcome_late", outcome.audit_outcome,
+                                params_of(row), request_id, row.id, row.channel, outcome.detail))
+    except StoreUnavailable:
+        log.exception("could not audit the late outcome of %s", row.id)
+    text = (f"{outcome.summary}\n:information_source: This result arrived after the request had been marked "
+            f"{latest.status}; check `{status_command(row.action)}`.")
+    update_message(deps, latest, status=text, buttons=False)
+    return replace(outcome, summary=text)
 
 
 def time_out(deps: Deps, row: Approval) -> None:
@@ -181,7 +185,7 @@ def time_out(deps: Deps, row: Approval) -> None:
         return
     row.status = transition.to_status.value
     deps.metrics.approvals.labels(row.action, transition.audit_action).inc()
-    update_message(deps, row, status=_status_text(row, SYSTEM.user_id))
+    update_message(deps, row, status=status_text(row, SYSTEM.user_id))
     if transition.to_status is Status.ESCALATED:
         escalate(deps, row, why="not confirmed within the TTL")
 
@@ -200,8 +204,28 @@ def escalate(deps: Deps, row: Approval, *, why: str) -> None:
 
 
 def sweep(deps: Deps) -> int:
-    """Time out everything due; safe to run in every replica at once."""
-    due = deps.approvals.due(now=deps.now())
+    """Time out everything due and close interrupted executions; safe to run in every replica at once."""
+    now = deps.now()
+    due = deps.approvals.due(now=now)
     for row in due:
         time_out(deps, row)
-    return len(due)
+    stale = deps.approvals.stale(now=now)
+    for row in stale:
+        interrupt(deps, row, now=now)
+    return len(due) + len(stale)
+
+
+def interrupt(deps: Deps, row: Approval, *, now: datetime) -> None:
+    """Fail an approval left `executing` (bot died, outcome unrecorded) once; never re-send: it may have applied."""
+    check = status_command(row.action)
+    who = f"Break-glass by <@{row.requester}>" if row.break_glass else f"Approved by <@{row.decided_by}>"
+    text = (f":warning: *Interrupted:* {who}, but the bot stopped or could not record the outcome, so whether "
+            f"it reached the backend is unknown. It was not sent again. Check `{check}` before acting again.")
+    detail = f"interrupted: outcome not recorded; check {check}"
+    if not deps.approvals.interrupt(row=row, actor=SYSTEM, now=now, outcome=text, detail=detail):
+        return
+    row.status = Status.FAILED.value
+    deps.metrics.approvals.labels(row.action, "interrupted").inc()
+    update_message(deps, row, status=text, buttons=False)
+    if row.break_glass:  # it may have halted with nobody confirming it
+        escalate(deps, row, why="interrupted before its outcome was recorded")

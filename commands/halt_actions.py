@@ -57,7 +57,7 @@ class ControlSpec:
         except BackendError as exc:
             return Outcome(False, f"*{self.name.capitalize()} sent, but the read-back failed*, so it is NOT "
                            f"confirmed. {operator_message(exc)}\n{echo_text(wrote, 'Write')}", "not_applied",
-                           retryable=exc.retryable,
+                           retryable=exc.retryable, uncertain=True,
                            detail=f"{echo_detail(wrote, 'write')}; read-back failed: {backend_audit_detail(exc)}")
         return self._judge(scope, wrote, readback)
 
@@ -69,7 +69,7 @@ class ControlSpec:
         else:
             head = f"*{self.name.capitalize()} NOT applied.*"
         return Outcome(False, f"{head} {operator_message(exc)}", "failed", retryable=exc.retryable,
-                       detail="write failed: " + backend_audit_detail(exc))
+                       detail="write failed: " + backend_audit_detail(exc), uncertain=may_have_applied(exc))
 
     def _judge(self, scope: str, wrote: Reply[TradingControl], readback: Reply[TradingControl]) -> Outcome:
         applied = readback.data.is_halted(scope) == self.halting

@@ -38,8 +38,10 @@ $(NPM_STAMP): package.json package-lock.json
 
 # Slack when SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are set; otherwise the local workspace (a
 # rehearsal channel in the browser, on loopback). Never the local workspace with OPSBOT_ENV=production.
+# RUN_ARGS passes flags on, e.g. `make run RUN_ARGS="--port 0 --no-open"` (see `opsbot run --help`).
+RUN_ARGS ?=
 run: venv $(RUN_NODE_DEPS)
-	$(BIN)/opsbot run
+	$(BIN)/opsbot run $(RUN_ARGS)
 
 # PostgreSQL: in CI, or when OPSBOT_TEST_PG_URL is not given, scripts/pg-up.sh starts a local
 # server and provides the URL. Outside CI, if it cannot (no root), the PostgreSQL tests are skipped.

@@ -1,7 +1,8 @@
 """`make run` (`opsbot run`) on a fresh machine: no .env, no Slack variables, an empty working directory.
 
 It must print one loopback URL whose page works; with Slack credentials it serves Slack instead; in
-production without them it refuses and starts nothing.
+production without them it refuses and starts nothing. One test runs `make run` itself on a clone of the
+committed HEAD (uncommitted changes are not in it), where the Makefile builds a fresh virtualenv.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import os
 import queue
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +23,8 @@ import httpx
 import pytest
 
 OPSBOT = Path(sys.executable).with_name("opsbot")
+ROOT = Path(__file__).resolve().parents[1]
+MAKE_RUN_TIMEOUT_S = 300  # a fresh venv from PyPI (and `npm ci` when npm is there) before the URL
 URL = re.compile(r"http://127\.0\.0\.1:\d+/")
 PREFIXES = ("SLACK_", "OPSBOT_", "TRADING_", "PLATFORM_", "COSMOS_", "GITHUB_", "JWT_SECRET")
 
@@ -32,9 +36,13 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 class Process:
-    def __init__(self, args: list[str], cwd: Path, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen([str(OPSBOT), *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """`opsbot <args>`, or any `argv` (then in its own process group, stderr folded into stdout)."""
+
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str], *, argv: list[str] | None = None) -> None:
+        stderr = subprocess.STDOUT if argv else subprocess.PIPE  # make and pip write plenty to stderr
+        self.proc = subprocess.Popen(argv or [str(OPSBOT), *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=stderr, text=True,
+                                     start_new_session=bool(argv))
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -58,8 +66,9 @@ class Process:
         stderr = self.proc.stderr.read() if self.proc.poll() is not None and self.proc.stderr else ""
         raise AssertionError(f"no line matching {pattern.pattern}; stdout: {self.seen}; stderr: {stderr}")
 
-    def children(self) -> list[int]:
-        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+    def children(self, pid: int | None = None) -> list[int]:
+        pid = pid or self.proc.pid
+        path = Path(f"/proc/{pid}/task/{pid}/children")
         return [int(p) for p in path.read_text().split()] if path.exists() else []
 
     def stop(self) -> int:
@@ -87,21 +96,57 @@ def test_run_without_credentials_serves_a_working_local_workspace(fresh_dir: Pat
         printed = "".join(process.seen)
         assert len(URL.findall(printed)) == 1, printed  # one URL, and loopback
         assert f"state: {fresh_dir.resolve() / 'opsbot.db'}" in printed and "opsbot workspace --reset" in printed
-        page = httpx.get(url, timeout=10)
-        assert page.status_code == 200 and "Local workspace" in page.text
-        answer = httpx.post(url + "api/command", json={"user": "UOPERATOR", "text": "/halt status"}, timeout=15)
-        assert answer.status_code == 200, answer.text
-        deadline = time.monotonic() + 15
-        while not any("Control revision" in m["text"] for m in httpx.get(
-                url + "api/state", params={"user": "UOPERATOR"}, timeout=10).json()["messages"]):
-            assert time.monotonic() < deadline, "the /halt status answer never reached the page"
-            time.sleep(0.2)
+        page_answers_a_command(url)
         children = process.children()
     finally:
         code = process.stop()
     assert code == 0
     assert (fresh_dir / "opsbot.db").is_file()
     for pid in children:  # the Cosmos-protocol server (a node child) went with it
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+
+
+def page_answers_a_command(url: str) -> None:
+    """The page is served and a `/halt status` typed as the operator gets the bot's answer."""
+    page = httpx.get(url, timeout=10)
+    assert page.status_code == 200 and "Local workspace" in page.text
+    answer = httpx.post(url + "api/command", json={"user": "UOPERATOR", "text": "/halt status"}, timeout=15)
+    assert answer.status_code == 200, answer.text
+    deadline = time.monotonic() + 15
+    while not any("Control revision" in m["text"] for m in httpx.get(
+            url + "api/state", params={"user": "UOPERATOR"}, timeout=10).json()["messages"]):
+        assert time.monotonic() < deadline, "the /halt status answer never reached the page"
+        time.sleep(0.2)
+
+
+@pytest.mark.timeout(MAKE_RUN_TIMEOUT_S + 60)
+def test_make_run_on_a_clean_clone_builds_its_venv_and_serves_a_working_page(tmp_path: Path) -> None:
+    """The committed HEAD, cloned: `make run` creates .venv itself (no .env, no Slack variables)."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, timeout=120,
+                   stdin=subprocess.DEVNULL, capture_output=True)
+    assert not (clone / ".venv").exists() and not (clone / ".env").exists()
+    env = {k: v for k, v in clean_env().items() if k not in ("VIRTUAL_ENV", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    make = Process([], clone, env, argv=["make", "run", "RUN_ARGS=--port 0 --no-open"])
+    try:
+        url = make.wait_for_line(URL, timeout=MAKE_RUN_TIMEOUT_S).group(0)
+        make.wait_for_line(re.compile(r"Ctrl-C to stop"))
+        assert not url.endswith(":3000/"), "RUN_ARGS did not reach `opsbot run` (is the Makefile committed?)"
+        assert (clone / ".venv" / "bin" / "opsbot").is_file()  # made by `make run`, not borrowed
+        assert len(URL.findall("".join(make.seen))) == 1
+        page_answers_a_command(url)
+        opsbot = make.children()  # the recipe's process: `opsbot run` (bash execs a one-command recipe)
+        assert len(opsbot) == 1 and "opsbot" in Path(f"/proc/{opsbot[0]}/cmdline").read_text()
+        started = [opsbot[0], *make.children(opsbot[0])]
+        os.kill(opsbot[0], signal.SIGTERM)  # what Ctrl-C does to the foreground job, minus make's own noise
+        assert make.proc.wait(timeout=30) == 0  # opsbot stopped cleanly, so make reports success
+    finally:
+        if make.proc.poll() is None:
+            os.killpg(make.proc.pid, signal.SIGKILL)
+            make.proc.wait(timeout=10)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(make.proc.pid, 0)  # nothing of the group outlived it
+    for pid in started:
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
 
 

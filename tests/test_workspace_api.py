@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from tests.workspace_support import (
     Running,
     eventually,
     everything,
+    need_cosmos,
     running_workspace,
 )
 
@@ -33,14 +33,6 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 def drills_off(ws: Running) -> Iterator[None]:
     yield
     ws.session.drills.all_off()
-
-
-def need_cosmos(ws: Running) -> None:
-    if ws.session.world.cosmos is None:
-        why = ws.session.world.cosmos_problem
-        if os.environ.get("CI"):
-            pytest.fail(f"CI requires the Cosmos-protocol server: {why}")
-        pytest.skip(why)
 
 
 def test_a_command_posts_the_request_and_a_click_updates_it(ws: Running) -> None:

@@ -6,6 +6,7 @@ it with apt when it runs as root) or Playwright, these tests skip locally and fa
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,12 +53,19 @@ def act_as(page: Any, user: str) -> None:
     page.select_option("#user", user)
 
 
-def approve(message: Any, page: Any, *, screenshot: str | None = None) -> None:
-    """Approve, through the button's confirm dialog, as Slack asks before the click is sent."""
+def approve(message: Any, page: Any, *, screenshot: str | None = None, title: str | None = None) -> None:
+    """Approve, through the button's confirm dialog, as Slack asks before the click is sent.
+
+    With `title` (the card's title), the dialog must say what is approved and offer a danger "Approve"."""
     message.get_by_role("button", name="Approve").click()
     dialog = page.locator("#confirm")
     _expect(dialog).to_be_visible()
     _expect(page.locator("#confirm-title")).to_have_text("Are you sure?")
+    if title:
+        _expect(page.locator("#confirm-text")).to_have_text(f"{title}. This is recorded in the audit log.")
+        _expect(page.locator("#confirm-yes")).to_have_text("Approve")
+        _expect(page.locator("#confirm-yes")).to_have_class(re.compile(r"\bdanger\b"))
+        _expect(page.locator("#confirm-no")).to_have_text("Cancel")
     if screenshot:
         shot(page, screenshot)
     page.locator("#confirm-yes").click()
@@ -80,15 +88,34 @@ def test_a_global_halt_requested_by_the_operator_and_approved_by_a_halt_authorit
     request = page.locator(".msg:not(.ephemeral)", has_text="fat-finger storm on the open")
     _expect(request).to_contain_text("Halt trading: global")
     _expect(request.get_by_role("button", name="Approve")).to_be_visible()
+    assert_rendered_as_a_slack_card(request)
     act_as(page, "UHALTA")
     _expect(page.locator("#roles")).to_contain_text("halt authority")
-    approve(request, page, screenshot="halt-confirm-dialog")
+    approve(request, page, screenshot="halt-confirm-dialog", title="Halt trading: global")
     _expect(request).to_contain_text("Approved by @hana.halt", timeout=15_000)
+    _expect(request.locator("hr.bk-divider")).to_have_count(1)  # the outcome sits under a divider
+    _expect(request.locator("hr.bk-divider + .bk-section")).to_contain_text("Approved by @hana.halt")
     _expect(request).to_contain_text("all trading (global) is halted (revision")
     _expect(request.get_by_role("button", name="Approve")).to_have_count(0)
     _expect(page.locator("#world")).to_contain_text("GLOBAL HALT")
     assert ws.session.world.stack.backend.control()["global"]["halted"]
     shot(page, "halt-approved")
+
+
+def assert_rendered_as_a_slack_card(request: Any) -> None:
+    """The approval card's Block Kit as a person sees it: header, fields, context, styled buttons."""
+    _expect(request.locator(".bk-header")).to_have_text("Halt trading: global")
+    fields = request.locator(".bk-fields .bk-field")
+    assert fields.count() >= 4, fields.all_inner_texts()
+    _expect(fields.first).to_contain_text("Requested by")
+    _expect(fields.first).to_contain_text("@olivia.operator")
+    _expect(request.locator(".bk-fields")).to_contain_text("Expires")
+    _expect(request.locator(".bk-context")).to_contain_text("Approval apr_")
+    _expect(request.get_by_role("button", name="Approve")).to_have_class(re.compile(r"\bbk-button\b.*\bprimary\b"))
+    _expect(request.get_by_role("button", name="Reject")).to_have_class(re.compile(r"\bbk-button\b.*\bdanger\b"))
+    styles = request.locator(".bk-actions button").evaluate_all(
+        "buttons => buttons.map(b => getComputedStyle(b).backgroundColor)")
+    assert len(set(styles)) == 2, styles  # primary and danger look different
 
 
 def test_self_approval_is_refused_in_the_page(page: Any) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]  # as bot/runbook.py: types-PyYAML is not installed
 
 from bot.policy import Role
 from bot.settings import Settings
@@ -18,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_people_hold_the_contracts_roles_with_a_second_person_wherever_an_approval_needs_one() -> None:
-    settings = Settings(_env_file=None, **people.role_settings())
+    roles: dict[str, Any] = dict(people.role_settings())
+    settings = Settings(_env_file=None, **roles)
     assert len(settings.operators) == 1
     assert len(settings.halt_authorities) == 2
     assert len(settings.rollback_owners) == 2

@@ -20,6 +20,7 @@ from bot.workspace.state import StatePaths, paths_for
 from tests.conftest import text_of
 
 OPERATOR, HALT_A, HALT_B, OWNER, ADMIN = "UOPERATOR", "UHALTA", "UHALTB", "UOWNER", "UADMIN"
+ADMIN_2 = "UADMIN2"
 T = TypeVar("T")
 
 
@@ -59,7 +60,7 @@ class Running:
         def found() -> dict[str, Any] | None:
             for message in reversed(self.messages(user)):
                 if needle in everything(message) and (ephemeral is None or message["ephemeral"] == ephemeral):
-                    return message
+                    return dict(message)
             return None
 
         return eventually(found, timeout=timeout, what=f"a message with {needle!r} for {user}")
@@ -75,6 +76,15 @@ def running_workspace(folder: Path, *, use_cosmos: bool = True) -> Iterator[Runn
     finally:
         server.stop()
         session.stop()
+
+
+def need_cosmos(ws: Running) -> None:
+    """Skip (fail in CI) when the Cosmos-protocol server is not running in this workspace."""
+    if ws.session.world.cosmos is None:
+        why = ws.session.world.cosmos_problem
+        if os.environ.get("CI"):
+            pytest.fail(f"CI requires the Cosmos-protocol server: {why}")
+        pytest.skip(why)
 
 
 def everything(message: dict[str, Any]) -> str:

@@ -81,9 +81,11 @@ def build_app(deps: Deps) -> App:
     app = App(
         client=deps.slack,
         signing_secret=settings.slack_signing_secret.get_secret_value(),
-        # Ack from the listener's own thread, then run `lazy` work on the executor: no 10 ms ack polling.
+        # Ack from the request's own thread (no 10 ms ack polling); the work after the ack is queued on
+        # deps.workers by commands.common.after_ack.
         process_before_response=True,
         listener_executor=deps.workers,
+        # No auth.test call while building the app: start-up must not depend on reaching Slack.
         token_verification_enabled=False,
         raise_error_for_unhandled_request=False,
     )

@@ -134,6 +134,13 @@ def text_of(args: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def message_text(stack: Stack, ts: str, channel: str = CHANNEL) -> str:
+    """What the channel shows now for the message at `ts` (after every update)."""
+    found = stack.peer.workspace.find_message(channel, ts)
+    assert found is not None, f"no message {ts} in {channel}"
+    return text_of(found)
+
+
 def request_halt(stack: Stack, *, user: str = OPERATOR, text: str = "global fat-finger storm") -> tuple[str, ApiCall]:
     """Ask for a halt and return the approval id and the posted request message."""
     before = len(stack.peer.calls_to("chat.postMessage"))

@@ -27,7 +27,18 @@ from bot.migrate import upgrade
 from bot.sim.slack_calls import ApiCall
 from bot.sim.stack import Stack
 from bot.tokens import build_token_source
-from tests.conftest import CHANNEL, HALT_A, HALT_B, OPERATOR, Clock, click, request_halt, text_of, wait_until
+from tests.conftest import (
+    CHANNEL,
+    HALT_A,
+    HALT_B,
+    OPERATOR,
+    Clock,
+    click,
+    message_text,
+    request_halt,
+    text_of,
+    wait_until,
+)
 
 HALT_PATH = "/api/trading-control/halt"
 STALE_S = INTERRUPTED_AFTER.total_seconds()
@@ -57,12 +68,6 @@ def status_of(stack: Stack, approval_id: str) -> str:
     row = stack.deps.approvals.get(approval_id=approval_id)
     assert row is not None
     return row.status
-
-
-def shown(stack: Stack, ts: str) -> str:
-    found = stack.peer.workspace.find_message(CHANNEL, ts)
-    assert found is not None
-    return text_of(found)
 
 
 def has_buttons(stack: Stack, ts: str) -> bool:
@@ -118,7 +123,7 @@ def test_unrecordable_outcome_is_told_honestly_and_swept_as_interrupted(stack: S
     assert status_of(stack, approval_id) == "failed"
     assert detail_of(stack, approval_id, "halt.failed:interrupted") == (
         "interrupted: outcome not recorded; check /halt status")
-    assert "Interrupted" in shown(stack, ts) and "`/halt status`" in shown(stack, ts)
+    assert "Interrupted" in message_text(stack, ts) and "`/halt status`" in message_text(stack, ts)
     assert not has_buttons(stack, ts)
     assert flow.sweep(stack.deps) == 0
     assert halt_posts(stack) == 1  # never sent again: it may have applied

@@ -43,6 +43,7 @@ from tests.conftest import (
     OPERATOR,
     ROLES,
     approval_id_of,
+    message_text,
     text_of,
     wait_until,
 )
@@ -360,12 +361,6 @@ def wait_status(stack: Stack, approval_id: str, *statuses: str, timeout: float =
     row = stack.deps.approvals.get(approval_id=approval_id)
     assert row is not None
     return row.status
-
-
-def message_text(stack: Stack, ts: str) -> str:
-    found = stack.peer.workspace.find_message(CHANNEL, ts)
-    assert found is not None
-    return text_of(found)
 
 
 def short_timeouts(stack: Stack) -> TradingBackend:

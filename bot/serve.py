@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
+import threading
 
 from bot.app import Sweeper, build_app, build_deps
 from bot.home_publish import HomePublisher
@@ -51,14 +53,40 @@ def serve(settings: Settings, *, host: str, port: int, threads: int = 16, socket
         sweeper.stop()
 
 
+def socket_mode_refused(error: str) -> str:
+    """The one line an operator sees when Slack will not open a socket; names the variable, never its value."""
+    return (f"opsbot: Socket Mode could not connect: Slack refused SLACK_APP_TOKEN ({error}); set it to an "
+            "app-level token (xapp-…) with the connections:write scope, or unset it to serve HTTP")
+
+
 def _socket_mode(settings: Settings, app: object) -> int:
     from slack_bolt import App
     from slack_bolt.adapter.socket_mode import SocketModeHandler
+    from slack_sdk.errors import SlackApiError
 
     if settings.slack_app_token is None:
-        print("opsbot: --socket-mode needs SLACK_APP_TOKEN (xapp-…)")
+        print("opsbot: --socket-mode needs SLACK_APP_TOKEN (xapp-…)", file=sys.stderr)
         return 2
     assert isinstance(app, App)
+    app_token = settings.slack_app_token.get_secret_value()
+    handler = SocketModeHandler(app, app_token)
     log.info("connecting in Socket Mode")
-    SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()  # type: ignore[no-untyped-call]
+    try:
+        # Opened here rather than inside handler.connect(): a refusal is then one clear line, not the
+        # SDK's error log followed by a traceback. Reconnects later open fresh URLs through the SDK.
+        handler.client.wss_uri = app.client.apps_connections_open(app_token=app_token)["url"]
+    except SlackApiError as exc:
+        print(socket_mode_refused(str(exc.response.get("error") or exc.response.status_code)), file=sys.stderr)
+        return 2
+    except OSError as exc:  # URLError and friends, after the client's own retry
+        print(f"opsbot: Socket Mode could not reach Slack at SLACK_API_URL ({settings.slack_api_url}): "
+              f"{type(exc).__name__}", file=sys.stderr)
+        return 2
+    try:
+        handler.connect()  # type: ignore[no-untyped-call]
+        state = "connected" if handler.client.is_connected() else "WebSocket not open yet, retrying"
+        print(f"opsbot in Socket Mode: {state}", flush=True)
+        threading.Event().wait()  # the socket's threads do the work; Ctrl-C or SIGTERM ends the process
+    finally:
+        handler.close()  # type: ignore[no-untyped-call]
     return 0

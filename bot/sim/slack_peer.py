@@ -2,7 +2,8 @@
 
 Point `slack_sdk.WebClient(base_url=peer.api_url)` (or `SLACK_API_URL`) at it. It keeps a small
 workspace (see `slack_state`), records every call, and can be told to rate-limit or fail the
-next calls of a method so retry and error paths run against real HTTP answers.
+next calls of a method so retry and error paths run against real HTTP answers. With an app-level
+token it also plays Socket Mode (`apps.connections.open` and the WebSocket of `slack_socket`).
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Self
 from urllib.parse import parse_qsl, urlsplit
 
 from bot.sim.loopback import LoopbackHandler, LoopbackServer, wait_for_interrupt
 from bot.sim.slack_calls import ApiCall, CallLog, Fault
 from bot.sim.slack_files import FileStore
+from bot.sim.slack_socket import SocketAck, SocketModeServer, deliver_click, deliver_command, show_ack_payload
 from bot.sim.slack_state import Json, SlackError, Workspace
 
-__all__ = ["ApiCall", "SlackPeer", "main"]
+__all__ = ["ApiCall", "SlackPeer", "SocketAck", "main"]
 
 _logger = logging.getLogger(__name__)
 
@@ -58,18 +61,30 @@ class SlackPeer(LoopbackServer):
         self,
         *,
         bot_token: str = "xoxb-local-test",  # noqa: S107 - a rehearsal token, not a credential
+        app_token: str = "xapp-local-test",  # noqa: S107 - likewise; Socket Mode's app-level token
         team_id: str = "T0LOCAL",
         bot_user_id: str = "UBOT",
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         super().__init__(_Handler, host=host, port=port, thread_name="slack-peer")
-        self.bot_token, self.team_id, self.bot_user_id = bot_token, team_id, bot_user_id
+        self.bot_token, self.app_token, self.team_id, self.bot_user_id = bot_token, app_token, team_id, bot_user_id
         self.workspace = Workspace(team_id=team_id, bot_user_id=bot_user_id)
         self.files = FileStore(self.workspace, lambda: self.base_url)
+        self.socket = SocketModeServer(app_id=self.workspace.app_id, app_token=app_token,
+                                       on_ack=lambda ack: show_ack_payload(self.workspace, ack))
         self._log = CallLog()
 
-    # -- lifecycle: start(), stop() and the context manager come from LoopbackServer ------------
+    # -- lifecycle: the context manager comes from LoopbackServer -------------------------------
+
+    def start(self) -> Self:
+        super().start()
+        self.socket.start(self._address[0])
+        return self
+
+    def stop(self) -> None:
+        self.socket.stop()
+        super().stop()
 
     @property
     def base_url(self) -> str:
@@ -123,6 +138,19 @@ class SlackPeer(LoopbackServer):
     def ephemerals(self, user: str | None = None) -> list[Json]:
         return self.workspace.ephemerals(user)
 
+    # -- Socket Mode: Slack's side of the app's WebSocket (bot.sim.slack_socket) ---------------
+
+    def socket_command(self, *, user: str, command: str, text: str, channel: str = "C0INCIDENT",
+                       timeout: float = 3.0) -> SocketAck:
+        """Deliver a slash command over the socket; the app's ack, or AssertionError after `timeout` s."""
+        return deliver_command(self, user=user, command=command, text=text, channel=channel, timeout=timeout)
+
+    def socket_click(self, *, user: str, action_id: str, value: str, channel: str, message_ts: str,
+                     block_id: str = "approval", timeout: float = 3.0) -> SocketAck:
+        """A button click (block_actions) over the socket, carrying the message the peer holds."""
+        return deliver_click(self, user=user, action_id=action_id, value=value, channel=channel,
+                             message_ts=message_ts, block_id=block_id, timeout=timeout)
+
     # -- fault injection ----------------------------------------------------------------------
 
     def ratelimit(self, method: str, *, times: int = 1, retry_after: int = 1) -> None:
@@ -147,10 +175,14 @@ class SlackPeer(LoopbackServer):
             return _Answer(fault.status, {"ok": False, "error": fault.error}, headers)
         handler = self._handler(method)
         try:
+            if method == "apps.connections.open":
+                return _Answer(200, {"ok": True, "url": self.socket.open_url(token)}, {})
             if handler is None:
                 raise SlackError("unknown_method")
             if not token:
                 raise SlackError("not_authed")
+            if token.startswith("xapp-"):  # app-level tokens open sockets and call nothing else
+                raise SlackError("not_allowed_token_type")
             if token != self.bot_token:
                 raise SlackError("invalid_auth")
             return _Answer(200, {"ok": True, **handler(args)}, {})
@@ -257,14 +289,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3001)
     parser.add_argument("--bot-token", default="xoxb-local-test")
+    parser.add_argument("--app-token", default="xapp-local-test", help="app-level token for Socket Mode")
     parser.add_argument("--team-id", default="T0LOCAL")
     parser.add_argument("--bot-user-id", default="UBOT")
     opts = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    peer = SlackPeer(bot_token=opts.bot_token, team_id=opts.team_id, bot_user_id=opts.bot_user_id,
-                     host=opts.host, port=opts.port)
+    peer = SlackPeer(bot_token=opts.bot_token, app_token=opts.app_token, team_id=opts.team_id,
+                     bot_user_id=opts.bot_user_id, host=opts.host, port=opts.port)
     with peer:
-        print(f"Slack peer serving; set SLACK_API_URL={peer.api_url}", flush=True)
+        print(f"Slack peer serving; set SLACK_API_URL={peer.api_url} (Socket Mode: SLACK_APP_TOKEN="
+              f"{opts.app_token})", flush=True)
         wait_for_interrupt()
 
 

@@ -28,6 +28,7 @@ from bot.flow_messages import after_text, card, fallback_text, status_text, upda
 from bot.models import Approval
 from bot.policy import Role
 from bot.render import approval_blocks, as_dicts
+from bot.text import safe
 
 log = logging.getLogger("opsbot.flow")
 
@@ -192,7 +193,7 @@ def time_out(deps: Deps, row: Approval) -> None:
 
 def escalate(deps: Deps, row: Approval, *, why: str) -> None:
     holders = " ".join(f"<@{u}>" for u in sorted(deps.directory.holders(Role.HALT_AUTHORITY)))
-    title = deps.actions[row.action].title(params_of(row))
+    title = safe(deps.actions[row.action].title(params_of(row)), 150)
     text = (f":rotating_light: *Escalation:* break-glass `{title}` by <@{row.requester}> was {why}. "
             f"{holders or 'No halt authorities are configured.'} please review. The bot never resumes on its own.")
     try:

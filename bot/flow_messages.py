@@ -13,6 +13,7 @@ from bot.deps import Deps
 from bot.models import Approval
 from bot.policy import ROLE_NAMES, Role
 from bot.render import Card, approval_blocks, as_dicts, when
+from bot.text import safe
 
 log = logging.getLogger("opsbot.flow")
 
@@ -59,7 +60,7 @@ def update_message(deps: Deps, row: Approval, *, status: str | None, buttons: bo
 
 
 def fallback_text(deps: Deps, row: Approval) -> str:
-    return f"{deps.actions[row.action].title(params_of(row))} ({row.status})"
+    return f"{safe(deps.actions[row.action].title(params_of(row)), 150)} ({row.status})"
 
 
 def status_text(row: Approval, by: str) -> str:

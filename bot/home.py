@@ -149,8 +149,8 @@ def _buttons(approval: PendingApproval) -> ActionsBlock:
     # The labels of the request message: a break-glass halt is confirmed or disputed.
     yes, no = ("Confirm halt", "Dispute") if approval.confirming else ("Approve", "Reject")
     confirm = ConfirmObject(title=PlainTextObject(text="Are you sure?"),
-                            text=MarkdownTextObject(text=clip(f"{approval.title}. This is recorded in the audit "
-                                                              "log.", 300)),
+                            text=MarkdownTextObject(text=f"{safe(approval.title, 240)}. This is recorded in the "
+                                                         "audit log."),
                             confirm=PlainTextObject(text=yes), deny=PlainTextObject(text="Cancel"), style="danger")
     return ActionsBlock(block_id=f"home_{approval.id}"[:255], elements=[
         # As on the request message: the value is the opaque approval id and nothing else.

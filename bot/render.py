@@ -73,7 +73,7 @@ def approval_blocks(card: Card) -> list[Block]:
 def _buttons(card: Card) -> ActionsBlock:
     confirm = ConfirmObject(
         title=PlainTextObject(text="Are you sure?"),
-        text=MarkdownTextObject(text=clip(f"{card.title}. This is recorded in the audit log.", 300)),
+        text=MarkdownTextObject(text=f"{safe(card.title, 240)}. This is recorded in the audit log."),
         confirm=PlainTextObject(text=card.approve_label),
         deny=PlainTextObject(text="Cancel"),
         style="danger",

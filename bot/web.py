@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import time
 from collections.abc import Callable, Iterable
 from contextlib import suppress
@@ -23,6 +24,8 @@ EVENTS_PATH = "/slack/events"
 # Unsigned traffic must not be able to flood the audit table: past this many rows a minute it is
 # only counted in metrics.
 DENIAL_AUDIT_PER_MINUTE = 60
+# Slack's requests are a few kB (a click on a large message some tens); nothing legitimate comes near this.
+MAX_BODY_BYTES = 1024 * 1024
 
 Wsgi = Callable[["WSGIEnvironment", "StartResponse"], Iterable[bytes]]
 
@@ -48,6 +51,22 @@ class Router:
         return _plain(start_response, "404 Not Found", b"not found\n")
 
     def _events(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        # Bolt reads and decodes the whole body before it checks the signature: bound it and check it
+        # decodes first, so unsigned traffic can neither exhaust memory nor raise inside Bolt.
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY_BYTES:
+            self._denied(environ, "oversized")
+            return _plain(start_response, "413 Payload Too Large", b"request body too large\n")
+        raw = environ["wsgi.input"].read(length) if length else b""
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self._denied(environ, "undecodable")
+            return _plain(start_response, "400 Bad Request", b"request body is not UTF-8\n")
+        environ["wsgi.input"] = io.BytesIO(raw)
         captured: dict[str, str] = {}
 
         def spy(status: str, headers: list[tuple[str, str]], exc_info: object = None) -> Callable[[bytes], object]:
@@ -56,11 +75,11 @@ class Router:
 
         body = self._slack(environ, spy)
         if captured.get("status", "").startswith("401"):
-            self._denied(environ)
+            self._denied(environ, "signature")
         return body
 
-    def _denied(self, environ: WSGIEnvironment) -> None:
-        self._deps.metrics.denied.labels("signature").inc()
+    def _denied(self, environ: WSGIEnvironment, why: str) -> None:
+        self._deps.metrics.denied.labels(why).inc()
         minute, count = self._window
         now_minute = int(time.time() // 60)
         count = count + 1 if now_minute == minute else 1
@@ -71,10 +90,11 @@ class Router:
             "remote_addr": environ.get("REMOTE_ADDR", ""),
             "timestamp_header": environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "")[:20],
             "signature_sha256": hashlib.sha256(environ.get("HTTP_X_SLACK_SIGNATURE", "").encode()).hexdigest(),
+            "why": why,
         }
         # The 401 stands either way; the metric above still counts it.
         with suppress(OpsbotError):
-            self._deps.audit.record(Entry(Actor("", "unverified"), "request.signature_denied", "denied", params))
+            self._deps.audit.record(Entry(Actor("", "unverified"), f"request.{why}_denied", "denied", params))
 
 
 def _plain(start_response: StartResponse, status: str, body: bytes, ctype: str = "text/plain") -> list[bytes]:

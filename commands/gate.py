@@ -80,7 +80,8 @@ def evaluate(deps: Deps, service: GateService, inv: Invocation) -> Evaluation:
     final = GateCard(items, evaluation.outcomes, inv.actor.user_id, inv.request_id, service.deadline_s,
                      evaluation.version, evaluation.verdict, evaluation.id, evaluation.wall_s, note.strip(), people)
     verdict = "GO" if evaluation.verdict.value == "go" else "NO-GO"
-    _update(deps, inv.channel, ts, final, f"Release go/no-go: {verdict} for backend {evaluation.version or 'unknown'}")
+    version = safe(evaluation.version or "unknown", 64)  # the backend's word, like any outside text
+    _update(deps, inv.channel, ts, final, f"Release go/no-go: {verdict} for backend {version}")
     deps.metrics.commands.labels("/gate", evaluation.verdict.value).inc()
     return evaluation
 

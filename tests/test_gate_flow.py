@@ -195,3 +195,23 @@ def test_the_message_fills_in_while_slow_probes_are_still_running(gate_stack: St
     assert "*running…* 1. `pnpm verify` passes" in item_text(first, "go-pnpm-verify")
     assert len(updates) <= 1 + 2 * 2  # throttled: at most about two updates a second, plus the final one
     assert verdicts(final)["go-pnpm-verify"] == "PASS"
+
+
+def test_a_backend_version_with_mrkdwn_in_it_is_shown_escaped(gate_stack: Stack) -> None:
+    gate_stack.backend.set_version("<!channel> v2")
+    final = run_gate(gate_stack)
+    assert final.args["text"].endswith("for backend &lt;!channel&gt; v2")
+    mrkdwn = [node["text"] for block in final.args["blocks"] for node in _text_objects(block)
+              if node.get("type") == "mrkdwn"]
+    assert mrkdwn and not [text for text in mrkdwn if "<!channel>" in text]  # plain_text shows it literally
+
+
+def _text_objects(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        if "type" in node and "text" in node and isinstance(node["text"], str):
+            yield node
+        for value in node.values():
+            yield from _text_objects(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _text_objects(item)

@@ -10,6 +10,7 @@ import httpx
 from bot.db import make_engine
 from bot.sim.slack_client import sign
 from bot.sim.stack import SIGNING_SECRET, Stack
+from bot.web import EVENTS_PATH, MAX_BODY_BYTES
 from tests.conftest import CHANNEL, HALT_A, OPERATOR, click, request_halt, text_of, wait_until
 
 
@@ -46,6 +47,29 @@ def test_missing_signature_headers_are_refused(stack: Stack) -> None:
                           headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert response.status_code == 401
     assert nothing_happened(stack)
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(stack: Stack) -> None:
+    body = b"text=" + b"x" * (MAX_BODY_BYTES + 1)
+    response = httpx.post(stack.server.url + EVENTS_PATH, content=body,
+                          headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=30)
+    assert response.status_code == 413
+    assert nothing_happened(stack)
+    rows = [r for r in stack.deps.audit.rows() if r.action == "request.oversized_denied"]
+    assert len(rows) == 1 and '"why":"oversized"' in rows[0].params
+    assert 'opsbot_requests_denied_total{reason="oversized"} 1.0' in httpx.get(stack.server.url + "/metrics").text
+
+
+def test_a_body_that_is_not_utf8_gets_a_plain_400_not_a_crash(stack: Stack) -> None:
+    response = httpx.post(stack.server.url + EVENTS_PATH, content=b"\xff\xfe\xfa",
+                          headers={"Content-Type": "application/x-www-form-urlencoded",
+                                   "X-Slack-Request-Timestamp": str(int(time.time())),
+                                   "X-Slack-Signature": "v0=" + "0" * 64})
+    assert response.status_code == 400 and response.text == "request body is not UTF-8\n"
+    assert nothing_happened(stack)
+    assert [r.action for r in stack.deps.audit.rows()] == ["request.undecodable_denied"]
+    # The next well-formed request is served as usual.
+    assert stack.sender.command(user=OPERATOR, command="/halt", text="status", channel=CHANNEL).status_code == 200
 
 
 def test_replayed_click_executes_once(stack: Stack) -> None:

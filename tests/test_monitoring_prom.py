@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import logging
 import math
 import socket
 import time
@@ -10,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from bot import logs
 from bot.monitoring.prom import (
     PromBadAnswer,
     PromClient,
@@ -19,6 +22,7 @@ from bot.monitoring.prom import (
     _envelope,
     duration,
 )
+from bot.text import without_credentials
 from tests.monitoring_support import FakePrometheus
 
 
@@ -100,3 +104,32 @@ def test_answers_that_are_not_prometheus() -> None:
 def test_duration_is_whole_seconds() -> None:
     assert duration(timedelta(minutes=5)) == "300s"
     assert duration(timedelta(milliseconds=10)) == "1s"
+
+
+def test_credentials_in_the_url_travel_as_basic_auth_and_are_never_shown_or_logged(
+    fake_prom: FakePrometheus,
+) -> None:
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, {n: logging.getLogger(n).level for n in ("httpx", "httpcore")})
+    logs.configure()  # the bot's own logging set-up, as `opsbot serve` runs it
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    keep = Keep(level=logging.DEBUG)
+    logging.getLogger().addHandler(keep)
+    try:
+        with_creds = fake_prom.url.replace("http://", "http://opsbot:S3cr3tPass@")
+        prom = PromClient(with_creds, timeout_s=0.5)
+        prom.query("up")
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        for name, level in saved[2].items():
+            logging.getLogger(name).setLevel(level)
+    assert fake_prom.requests[-1]["authorization"] == "Basic " + base64.b64encode(b"opsbot:S3cr3tPass").decode()
+    assert prom.base_url == fake_prom.url and "S3cr3tPass" not in repr(vars(prom))
+    assert not [line for line in seen if "S3cr3tPass" in line]
+    assert without_credentials("https://u:p@[::1]:9090/prom") == "https://[::1]:9090/prom"
+    assert without_credentials("https://prom.internal/") == "https://prom.internal/"

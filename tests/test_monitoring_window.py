@@ -91,3 +91,13 @@ def test_a_real_cutover_advance_opens_the_window(make_stack: StackFactory, fake_
     assert window is not None and window.stage_id == "web-internal-adoption" and window.from_stage == \
         "backend-internal-validation"
     assert window.request_id and window.cutover_seq == 1
+
+
+def test_the_announcement_never_shows_prometheus_credentials(sqlite_url: str, fake_prom: FakePrometheus) -> None:
+    with_creds = fake_prom.url.replace("http://", "http://opsbot:S3cr3tPass@")
+    with Stack(database_url=sqlite_url, overrides=monitoring_overrides(with_creds)) as stack:
+        open_window(stack)
+        (announced,) = posts(stack, ANNOUNCED)
+        shown = text_of(announced.args)
+        assert f"Signals are read from Prometheus at `{fake_prom.url}`" in shown
+        assert "S3cr3tPass" not in shown and "opsbot:" not in shown

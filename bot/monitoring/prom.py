@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from bot.text import without_credentials
+
 DEFAULT_TIMEOUT_S = 5.0
 
 
@@ -76,7 +78,10 @@ def duration(window: timedelta) -> str:
 class PromClient:
     def __init__(self, base_url: str, *, http: httpx.Client | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
                  token: str | None = None) -> None:
-        self.base_url = base_url.rstrip("/")
+        # Basic-auth credentials may come inside the URL; they travel as a header and are never shown or logged.
+        url = httpx.URL(base_url.rstrip("/"))
+        self._auth = httpx.BasicAuth(url.username, url.password) if url.username else None
+        self.base_url = without_credentials(str(url))
         self._timeout = timeout_s
         self._http = http if http is not None else httpx.Client()
         self._headers = {"Accept": "application/json"}
@@ -107,7 +112,7 @@ class PromClient:
     def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
         try:
             response = self._http.get(self.base_url + path, params=params, headers=self._headers,
-                                      timeout=self._timeout)
+                                      timeout=self._timeout, auth=self._auth or httpx.USE_CLIENT_DEFAULT)
         except httpx.TimeoutException:
             raise PromTimeout(f"Prometheus did not answer within {self._timeout:g} s") from None
         except httpx.TransportError as exc:

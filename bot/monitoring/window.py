@@ -17,7 +17,7 @@ from bot.monitoring.alerts import Poster
 from bot.monitoring.models import MonitoringWindow
 from bot.monitoring.store import OPEN, MonitoringStore, system_entry
 from bot.render import as_dicts, notice_blocks
-from bot.text import safe
+from bot.text import safe, without_credentials
 from bot.transitions import CutoverTransition
 
 log = logging.getLogger("opsbot.monitoring")
@@ -26,7 +26,7 @@ log = logging.getLogger("opsbot.monitoring")
 def source_line(deps: Deps) -> str:
     url = deps.settings.prometheus_url
     every = f"every {deps.settings.monitor_interval_seconds:g} s"
-    line = (f"Signals are read from Prometheus at `{safe(url, 200)}` {every}." if url else
+    line = (f"Signals are read from Prometheus at `{safe(without_credentials(url), 200)}` {every}." if url else
             f":warning: *OPSBOT_PROMETHEUS_URL is not set:* only the bot's own measures are watched ({every}); "
             "the Prometheus signals are not.")
     if deps.cosmos is None:

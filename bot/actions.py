@@ -13,7 +13,7 @@ class Outcome:
 
     applied: bool
     summary: str  # mrkdwn, already escaped
-    audit_outcome: str  # "applied", "not_applied" or "failed"
+    audit_outcome: str  # "applied", "not_applied" (it surely did not), "unconfirmed" (may have) or "failed"
     retryable: bool = False
     detail: str = ""
     uncertain: bool = False  # failed, yet it may have taken effect (a timed-out or 5xx write, a lost read-back)

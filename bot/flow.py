@@ -125,7 +125,7 @@ def execute(deps: Deps, row: Approval, *, approver: str, request_id: str) -> Out
             deps, row, approver, outcome, request_id)
     row.status = target.value
     deps.metrics.approvals.labels(row.action, outcome.audit_outcome).inc()
-    update_message(deps, row, status=after_text(row, approver, outcome, target))
+    update_message(deps, row, status=after_text(row, approver, outcome, target, at=now))
     if row.break_glass and target is Status.FAILED and outcome.uncertain:  # may have halted, unconfirmed
         escalate(deps, row, why="failed with an unknown outcome: it may have applied with nobody confirming it")
     return outcome

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from slack_sdk.errors import SlackApiError
 
@@ -79,10 +80,10 @@ def status_text(row: Approval, by: str) -> str:
             f"backend: check `{status_command(row.action)}`.")
 
 
-def after_text(row: Approval, approver: str, outcome: Outcome, target: Status) -> str:
-    if target is Status.PENDING:
-        return (f"{outcome.summary}\n:repeat: Still pending: approve again to retry (same idempotency key) "
-                f"before {when(view_of(row).expires_at)}.")
+def after_text(row: Approval, approver: str, outcome: Outcome, target: Status, *, at: datetime) -> str:
+    if target is Status.PENDING:  # who tried and when stay on the message while it waits for a retry
+        return (f"Approved by <@{approver}> at {when(at)}. {outcome.summary}\n:repeat: Still pending: approve again "
+                f"to retry (same idempotency key) before {when(view_of(row).expires_at)}.")
     if target is Status.AWAITING_CONFIRMATION:
         return (f"{outcome.summary}\n:warning: Break-glass by <@{approver}>: a second halt authority must "
                 f"confirm before {when(view_of(row).expires_at)}, or this is escalated.")

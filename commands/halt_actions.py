@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.actions import ExecutionContext, Outcome
 from bot.backend import Reply, TradingBackend, TradingControl
 from bot.errors import BackendError, backend_audit_detail, may_have_applied, operator_message
+from bot.render import when
 from bot.text import safe
 
 TRIGGER_3 = ("hard rollback trigger 3 of the runbook: *global trade halt or scoped disable controls do not "
@@ -56,7 +59,7 @@ class ControlSpec:
             readback = self.backend.trading_control(request_id=ctx.request_id)
         except BackendError as exc:
             return Outcome(False, f"*{self.name.capitalize()} sent, but the read-back failed*, so it is NOT "
-                           f"confirmed. {operator_message(exc)}\n{echo_text(wrote, 'Write')}", "not_applied",
+                           f"confirmed. {operator_message(exc)}\n{echo_text(wrote, 'Write')}", "unconfirmed",
                            retryable=exc.retryable, uncertain=True,
                            detail=f"{echo_detail(wrote, 'write')}; read-back failed: {backend_audit_detail(exc)}")
         return self._judge(scope, wrote, readback)
@@ -112,13 +115,13 @@ def status_text(reply: Reply[TradingControl]) -> str:
     g = control.global_
     if g.halted:
         lines = [f":octagonal_sign: *Global: HALTED* — {safe(g.reason or 'no reason given', 300)} "
-                 f"(by {safe(g.updated_by or 'unknown', 80)} at {safe(g.updated_at or '?', 40)})"]
+                 f"({_by(g.updated_by)} at {_at(g.updated_at)})"]
     else:
         lines = [":large_green_circle: *Global: trading*"]
     disabled = [s for s in control.scopes if s.disabled]
     if disabled:
         lines.append(f"*Scoped disables ({len(disabled)}):*")
-        lines += [f"• `{safe(s.scope, 80)}` — {safe(s.reason or 'no reason', 200)} ({safe(s.updated_at or '?', 40)})"
+        lines += [f"• `{safe(s.scope, 80)}` — {safe(s.reason or 'no reason', 200)} (since {_at(s.updated_at)})"
                   for s in disabled[:30]]
         if len(disabled) > 30:
             lines.append(f"…and {len(disabled) - 30} more")
@@ -130,6 +133,25 @@ def status_text(reply: Reply[TradingControl]) -> str:
         lines.append("*Maintenance:* off")
     lines.append(f"*Control revision:* {control.revision}")
     return "\n".join(lines)
+
+
+# The actor the bot sends on writes (stable across approvers, so a retry replays rather than 409s).
+_BOT_ACTOR = re.compile(r"^slack:([UW][A-Z0-9]{2,20}) approval:(apr_[A-Za-z0-9_-]{4,40})$")
+
+
+def _by(updated_by: str | None) -> str:
+    """Who changed the control: for the bot's own writes, the requester and the approval to look up."""
+    found = _BOT_ACTOR.match(updated_by or "")
+    if found:
+        return f"requested by <@{found[1]}>, approval `{found[2]}`"
+    return f"by {safe(updated_by or 'unknown', 80)}"
+
+
+def _at(updated_at: str | None) -> str:
+    try:
+        return when(datetime.fromisoformat((updated_at or "").replace("Z", "+00:00")).astimezone(UTC))
+    except ValueError:
+        return safe(updated_at or "an unknown time", 40)
 
 
 def trace_line(reply: Reply[Any]) -> str:

@@ -430,6 +430,7 @@ def test_backend_fault_keeps_the_request_pending_and_a_retry_applies_it_once(sta
     text = text_of(failed_update.args)
     assert said in text and shown in text
     assert "Still pending" in text and "approve again to retry" in text and "same idempotency key" in text
+    assert f"Approved by <@{HALT_A}> at 20" in text  # who tried, and when, stay on the message
     failed = rows_named(stack.deps.audit, approval_id, "halt.failed")
     assert len(failed) == 1 and failed[0].outcome == "failed" and failed[0].detail
     assert not rows_named(stack.deps.audit, approval_id, "halt.executed")

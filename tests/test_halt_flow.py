@@ -57,6 +57,11 @@ def test_halt_request_approved_by_halt_authority_calls_backend_once(stack: Stack
                          "actor": f"slack:{OPERATOR} approval:{approval_id}"}
     assert actions_of(stack, approval_id) == ["halt.requested:accepted", "halt.approved:accepted",
                                               "halt.executed:applied"]
+    # /halt status names who asked and the approval to look up, in the bot's own time format.
+    stack.sender.command(user=OPERATOR, command="/halt", text="status", channel=CHANNEL)
+    status = text_of(stack.peer.wait_for_call("response_url", where=lambda c: "HALTED" in text_of(c.args))[-1].args)
+    assert f"fat-finger storm (requested by <@{OPERATOR}>, approval `{approval_id}` at 20" in status
+    assert " UTC)" in status and "slack:" not in status
 
 
 def test_requester_cannot_approve_their_own_halt(stack: Stack) -> None:

@@ -111,11 +111,32 @@ def test_a_halt_whose_read_back_shows_it_not_applied_is_a_kill_switch_misfire(
 
     def fault() -> None:
         mon_stack.backend.faults.halt_not_applied = True
-    approve_halt(mon_stack, fault, until="failed")
+    approval_id = approve_halt(mon_stack, fault, until="failed")
     watcher(mon_stack).tick()
     (sent,) = alerts(mon_stack)
     assert "kill-switch misfires: 1 misfires > 0 misfires" in sent.args["text"]
-    assert "Hard rollback trigger 3 of 5" in text_of(sent.args)
+    shown = text_of(sent.args)
+    assert "Hard rollback trigger 3 of 5" in shown
+    # The alert names the halt that misfired, so nobody has to dig through the audit log.
+    assert f"*Counted:*\n• `halt.failed` approval `{approval_id}`" in shown and f"by <@{HALT_B}>" in shown
+    assert "shows still trading" in shown
+
+
+def test_a_halt_whose_read_back_failed_is_not_a_misfire(mon_stack: Stack, fake_prom: FakePrometheus) -> None:
+    open_window(mon_stack)
+
+    def read_back_fails(_doc: object) -> None:  # the write applied; every read after it gets a 503
+        mon_stack.backend.faults.fail_status = 503
+    mon_stack.backend.on_control_changed = read_back_fails
+    approval_id, posted = request_halt(mon_stack, user=HALT_A)
+    click(mon_stack, user=HALT_B, approval_id=approval_id, posted=posted)
+    wait_until(lambda: any(r.action == "halt.failed" for r in mon_stack.deps.audit.for_approval(approval_id)),
+               timeout=10)
+    failed = [r for r in mon_stack.deps.audit.for_approval(approval_id) if r.action == "halt.failed"]
+    assert failed[-1].outcome == "unconfirmed" and "read-back failed" in failed[-1].detail
+    mon_stack.backend.faults.fail_status = None
+    watcher(mon_stack).tick()
+    assert not alerts(mon_stack, "kill-switch misfires")  # unconfirmed proves nothing either way
 
 
 def test_an_approved_action_that_fails_is_an_operator_intervention_failure(
@@ -124,14 +145,16 @@ def test_an_approved_action_that_fails_is_an_operator_intervention_failure(
 
     def fault() -> None:
         mon_stack.backend.faults.fail_status = 503
-    approve_halt(mon_stack, fault, until="pending")  # retryable: back to pending, the failure audited
+    approval_id = approve_halt(mon_stack, fault, until="pending")  # retryable: back to pending, audited
     mon_stack.backend.faults.fail_status = None
     watcher(mon_stack).tick()
     (sent,) = alerts(mon_stack)
     assert "unexpected operator intervention failures: 1 failures > 0 failures" in sent.args["text"]
+    shown = text_of(sent.args)
+    assert f"• `halt.failed` approval `{approval_id}`" in shown and "HTTP 503" in shown
 
 
-def approve_halt(stack: Stack, fault: Callable[[], None], *, until: str) -> None:
+def approve_halt(stack: Stack, fault: Callable[[], None], *, until: str) -> str:
     approval_id, posted = request_halt(stack, user=HALT_A)
     fault()
     click(stack, user=HALT_B, approval_id=approval_id, posted=posted)
@@ -139,6 +162,7 @@ def approve_halt(stack: Stack, fault: Callable[[], None], *, until: str) -> None
                timeout=10)
     row = stack.deps.approvals.get(approval_id=approval_id)
     assert row is not None and row.status == until
+    return approval_id
 
 
 def test_the_pacer_spaces_posts_per_channel() -> None:

@@ -109,7 +109,8 @@ class Alerts:
             id=new_alert_id(), window_id=window.id, kind=BREACH, signal_id=signal.id, status=OPEN,
             trigger=signal.trigger or "", threshold=signal.threshold, comparison=signal.comparison,
             value=reading.value, peak=worst(signal, [reading.value, *(v for _, v in series)]),
-            since=breach_since(signal, series, now), raised_at=now, last_seen_at=now, channel=channel)
+            since=breach_since(signal, series, now), raised_at=now, last_seen_at=now, channel=channel,
+            detail=reading.detail)
         params = {"alert_id": row.id, "signal": signal.id, "value": reading.value, "threshold": signal.threshold,
                   "comparison": signal.comparison, "trigger": row.trigger, "window_id": window.id}
         if not self.store.claim_alert(row, system_entry("monitoring.alert_raised", "accepted", params,

@@ -10,12 +10,13 @@ slow Prometheus delays a pass by one timeout, not one per signal.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, not_, or_
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from bot.cosmos import CosmosError
@@ -27,7 +28,9 @@ from bot.errors import BackendError, operator_message
 from bot.models import AuditEvent
 from bot.monitoring.prom import PromClient, PromError
 from bot.monitoring.signals import Reading, promql, worst
+from bot.render import when
 from bot.runbook import Signal
+from bot.text import safe
 
 log = logging.getLogger("opsbot.monitoring")
 
@@ -35,6 +38,7 @@ NOT_CONFIGURED = "OPSBOT_PROMETHEUS_URL is not set"
 COSMOS_NOT_CONFIGURED = "Cosmos is not configured (COSMOS_ENDPOINT, COSMOS_KEY, COSMOS_DATABASE)"
 CHART_POINTS = 240  # query_range resolution: enough for a 480 px chart
 SAMPLES_KEPT = 500  # per bot-measured signal, for its chart
+DETAIL_ROWS = 5  # what an alert names of a bot-measured value (the newest first)
 
 
 def build_prom(deps: Deps) -> PromClient | None:
@@ -52,7 +56,7 @@ class Measurer:
         self.prom = prom
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="opsbot-measure")
         self._samples: dict[str, deque[tuple[float, float]]] = {}
-        self._bot: dict[str, Callable[[Signal, datetime], float]] = {
+        self._bot: dict[str, Callable[[Signal, datetime], tuple[float, str]]] = {
             "control-drift": self._drift, "kill-switch-misfires": self._misfires,
             "operator-intervention-failures": self._failures,
         }
@@ -101,19 +105,19 @@ class Measurer:
 
     def _read_bot(self, signal: Signal, now: datetime) -> Reading:
         try:
-            value = self._bot[signal.measure or ""](signal, now)
+            value, detail = self._bot[signal.measure or ""](signal, now)
         except _NoData as exc:
             return Reading(signal.id, now, None, str(exc), unconfigured=exc.unconfigured)
         kept = self._samples.setdefault(signal.id, deque(maxlen=SAMPLES_KEPT))
         kept.append((now.timestamp(), value))
-        return Reading(signal.id, now, value)
+        return Reading(signal.id, now, value, detail=detail)
 
-    def _drift(self, signal: Signal, now: datetime) -> float:
+    def _drift(self, signal: Signal, now: datetime) -> tuple[float, str]:
         deps = self._deps
         if deps.cosmos is None:
             raise _NoData(COSMOS_NOT_CONFIGURED, unconfigured=True)
         try:
-            control = deps.backend.trading_control(request_id="monitoring").data
+            control = deps.backend.trading_control(request_id=f"mon-{secrets.token_hex(8)}").data
             documents = bounded(deps.cosmos.read_control_documents, 2.0)
         except BackendError as exc:
             raise _NoData(f"the backend's trading-control did not answer ({operator_message(exc)})") from None
@@ -122,26 +126,35 @@ class Measurer:
         except CosmosError as exc:
             raise _NoData(f"Cosmos: {exc.detail}") from None
         # Informational differences (the revision, a never-written global) are not drift to act on.
-        return float(sum(1 for drift in compare(control, documents) if not drift.informational))
+        drifts = [drift for drift in compare(control, documents) if not drift.informational]
+        shown = "; ".join(f"{safe(d.subject, 80)}: backend {safe(d.backend, 40)}, Cosmos {safe(d.cosmos, 40)}"
+                          for d in drifts[:DETAIL_ROWS])
+        return float(len(drifts)), shown
 
-    def _misfires(self, signal: Signal, now: datetime) -> float:
-        # A read-back showing the halt or resume not applied; a failed read-back proves nothing.
+    def _misfires(self, signal: Signal, now: datetime) -> tuple[float, str]:
+        # A read-back showing the halt or resume not applied (a failed read-back is "unconfirmed": it proves nothing).
         return self._count(now - signal.window, col(AuditEvent.action).in_(["halt.failed", "resume.failed"]),
-                           col(AuditEvent.outcome) == "not_applied",
-                           not_(col(AuditEvent.detail).startswith("read-back failed")))
+                           col(AuditEvent.outcome) == "not_applied")
 
-    def _failures(self, signal: Signal, now: datetime) -> float:
+    def _failures(self, signal: Signal, now: datetime) -> tuple[float, str]:
         return self._count(now - signal.window, col(AuditEvent.outcome) == "failed",
                            or_(col(AuditEvent.action).endswith(".failed"), col(AuditEvent.action).endswith(".error")))
 
-    def _count(self, since: datetime, *where: object) -> float:
+    def _count(self, since: datetime, *where: object) -> tuple[float, str]:
+        """How many audit rows match, and the newest few named (approval, time, why) for the alert."""
         try:
             with Session(self._deps.engine) as session:
-                query = select(func.count()).select_from(AuditEvent).where(
-                    col(AuditEvent.at) >= as_utc(since), *where)  # type: ignore[arg-type]
-                return float(session.exec(query).one())
+                query = select(AuditEvent).where(col(AuditEvent.at) >= as_utc(since), *where)  # type: ignore[arg-type]
+                rows = list(session.exec(query.order_by(col(AuditEvent.seq).desc())))
         except Exception as exc:  # the store is down: that is no data, not zero failures
             raise _NoData(f"the audit log could not be read ({type(exc).__name__})") from None
+        return float(len(rows)), "\n".join(_named(row) for row in rows[:DETAIL_ROWS])
+
+
+def _named(row: AuditEvent) -> str:
+    subject = f"approval `{safe(row.approval_id, 40)}`" if row.approval_id else f"request `{safe(row.request_id, 40)}`"
+    return (f"• `{safe(row.action, 60)}` {subject} at {when(as_utc(row.at))} by <@{safe(row.user_id, 20)}>: "
+            f"{safe(row.detail or row.outcome, 200)}")
 
 
 class _NoData(Exception):

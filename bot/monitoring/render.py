@@ -119,6 +119,8 @@ def alert_blocks(runbook: Runbook, signal: Signal, alert: MonitoringAlert, *, st
     if signal.query:
         blocks.append(SectionBlock(text=MarkdownTextObject(
             text=f"*Query:* `{safe(promql(signal), 600)}`")))
+    if alert.detail:  # a bot-measured value names what it counted (already escaped mrkdwn)
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(f"*Counted:*\n{alert.detail}", 3000))))
     if status:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(status, 3000))))
     if alert.trigger:

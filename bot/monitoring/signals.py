@@ -48,6 +48,7 @@ class Reading:
     value: float | None
     problem: str = ""
     unconfigured: bool = False  # no source is configured (not "degraded": announced when the window opens)
+    detail: str = ""  # what a bot-measured value counts (which approvals), in mrkdwn, for the alert
 
 
 def promql(signal: Signal) -> str:

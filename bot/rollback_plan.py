@@ -50,6 +50,18 @@ class Target:
 
 
 @dataclass(frozen=True)
+class RolledBackFrom:
+    """An earlier rollback that took production off the sha a new plan targets (bot.rollback_history)."""
+
+    rollback_id: str
+    status: str  # "completed", "running", or "failed" after its revert step was done
+    at: datetime  # when it closed (completed), started (running) or stopped (failed)
+
+    def as_params(self) -> dict[str, str]:
+        return {"rollback_id": self.rollback_id, "status": self.status, "at": self.at.isoformat()}
+
+
+@dataclass(frozen=True)
 class Observation:
     """The world as the bot saw it: the backend's health and GitHub's production deployments."""
 
@@ -61,7 +73,7 @@ class Observation:
 
 
 def plan_params(*, reason: str, trigger: str | None, to: str | None, seen: Observation,
-                workflow: str | None) -> dict[str, Any]:
+                workflow: str | None, rolled_back: RolledBackFrom | None = None) -> dict[str, Any]:
     """The approval's params (hash-bound); RollbackRefused when no rollback can be planned."""
     if not workflow:
         raise RollbackRefused(":gear: OPSBOT_ROLLBACK_WORKFLOW is not set: the bot has no workflow to revert the "
@@ -86,6 +98,7 @@ def plan_params(*, reason: str, trigger: str | None, to: str | None, seen: Obser
         "target_deployed_at": _iso(target.deployed_at),
         "release_started_at": _iso(seen.release_started_at),
         "workflow": workflow,
+        "rolled_back_from": rolled_back.as_params() if rolled_back else None,
     }
 
 
@@ -117,7 +130,35 @@ def restore_problem(version: str, surfaces: Mapping[str, str], target: str) -> s
 
 
 def title(params: Mapping[str, Any]) -> str:
-    return f"Rollback production: {short(str(params['deployed']))} → {short(str(params['target']))}"
+    move = f"Rollback production: {short(str(params['deployed']))} → {short(str(params['target']))}"
+    return move + (" :warning: re-deploys a rolled-back release" if params.get("rolled_back_from") else "")
+
+
+def redeploy_warning(params: Mapping[str, Any]) -> str | None:
+    """The card's warning when the target is a release an earlier rollback took production off (mrkdwn, safe)."""
+    prior = params.get("rolled_back_from")
+    if not isinstance(prior, Mapping):
+        return None
+    target = f"`{safe(short(str(params['target'])), 12)}`"
+    lines = [f":warning: *{target} is {rolled_back_phrase(prior)}; this would re-deploy it.* "
+             "Use `--to <sha>` to choose another target."]
+    if params.get("target_source") == SOURCE_EXPLICIT:
+        lines.append(f":information_source: {target} was named with `--to`, so approving re-deploys it on purpose.")
+    else:
+        lines.append(f":no_entry: *Approving this is refused:* a rolled-back release is re-deployed only when it is "
+                     f"named with `--to {safe(short(str(params['target'])), 12)}`. Reject this request (its requester "
+                     "can withdraw it) and request again with `--to`.")
+    return "\n".join(lines)
+
+
+def rolled_back_phrase(prior: Mapping[str, Any]) -> str:
+    """"the release rollback `rb-…` rolled back from at <time>" (mrkdwn, safe)."""
+    rid, at = safe(str(prior.get("rollback_id") or "?"), 32), str(prior.get("at") or "")[:19].replace("T", " ")
+    if prior.get("status") == "running":
+        return f"the release rollback `{rid}` is rolling back from right now (started {at} UTC)"
+    if prior.get("status") == "failed":
+        return f"the release rollback `{rid}` rolled back from (its revert ran; the rollback then failed at {at} UTC)"
+    return f"the release rollback `{rid}` rolled back from at {at} UTC"
 
 
 def trigger_line(runbook: Runbook, trigger_id: str) -> str:
@@ -134,14 +175,16 @@ def effect(runbook: Runbook, params: Mapping[str, Any]) -> str:
     workflow = safe(str(params.get("workflow") or "?"), 80)
     actions = [f"{i}. {a.text}: {HOW.get(a.id, 'as the runbook says').format(workflow=workflow)}"
                for i, a in enumerate(runbook.rollback.actions, start=1)]
+    warning = redeploy_warning(params)
     lines = [
         "the deployment is rolled back, step by step, with progress in this channel.",
+        *([warning] if warning else []),
         trigger_line(runbook, str(params.get("trigger") or "")),
         f"*Deployed version:* `{safe(str(params['deployed']), 40)}`{_surfaces(params.get('surfaces'))}",
         f"*Target version:* `{safe(str(params['target']), 40)}`: {target_source(params)}",
         "*Runbook actions, in order:*",
         *actions,
-        f"*Data rule:* {DATA_RULE} (runbook: {runbook.rollback.data_rule.splitlines()[0]})",
+        f"*Data rule:* {DATA_RULE}. Runbook: _{safe(' '.join(runbook.rollback.data_rule.split()), 600)}_",
     ]
     return "\n".join(lines)
 

@@ -91,7 +91,7 @@ def state_of(steps: str, step_id: str) -> StepState | None:
 
 
 def headline(row: Rollback) -> str:
-    move = f"`{safe(row.deployed, 40)}` → `{safe(short(row.target), 40)}`"
+    move = f"`{safe(short(row.deployed), 12)}` → `{safe(short(row.target), 12)}`"
     if row.status == RollbackStatus.RUNNING.value:
         state = ":hourglass_flowing_sand: *running*"
     elif row.status == RollbackStatus.COMPLETED.value:
@@ -108,7 +108,10 @@ def progress_text(row: Rollback, trigger_name: str) -> str:
     lines = [
         headline(row),
         f"*Trigger:* {safe(trigger_name, 120)} · *Reason:* {safe(row.reason, 500)}",
-        f"Requested by <@{row.requester}>, approved by <@{row.approver}> · request id `{row.run_request_id}`",
+        f"*From* `{safe(row.deployed, 64)}` *to* `{safe(row.target, 64)}`",
+        f"Requested by <@{row.requester}> (request id `{safe(row.request_id, 64)}`, as on the request card), "
+        f"approved by <@{row.approver}> (the approval click's request id `{safe(row.run_request_id, 64)}`, "
+        "sent to the revert workflow)",
     ]
     for number, step in enumerate(loads(row.steps), start=1):
         icon = ICONS.get(StepState(step["state"]), ":grey_question:")

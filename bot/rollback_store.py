@@ -56,6 +56,17 @@ class RollbackStore:
         with Session(self._engine, expire_on_commit=False) as session:
             return session.exec(select(Rollback).order_by(col(Rollback.created_at).desc()).limit(1)).first()
 
+    def recent(self, limit: int = 50) -> list[Rollback]:
+        """The newest rollbacks, newest first."""
+        with Session(self._engine, expire_on_commit=False) as session:
+            return list(session.exec(select(Rollback).order_by(col(Rollback.created_at).desc()).limit(limit)))
+
+    def last_completed(self) -> Rollback | None:
+        """The rollback that completed (and closed) last."""
+        with Session(self._engine, expire_on_commit=False) as session:
+            query = select(Rollback).where(Rollback.status == RollbackStatus.COMPLETED.value)
+            return session.exec(query.order_by(col(Rollback.closed_at).desc()).limit(1)).first()
+
     def open_failed(self) -> list[Rollback]:
         """Failed rollbacks not yet closed: their freezes are still held."""
         with Session(self._engine, expire_on_commit=False) as session:

@@ -17,6 +17,7 @@ from bot.monitoring.signals import against
 from bot.monitoring.store import MonitoringStore
 from bot.monitoring.window import WindowOpener
 from bot.render import when
+from bot.rollback_history import stale_alert
 from commands import rollback
 from commands.common import Invocation, ephemeral, request_scope
 
@@ -44,6 +45,8 @@ def register(app: App, deps: Deps) -> None:
             with request_scope(inv):
                 ephemeral(respond, f":grey_question: No monitoring alert `{alert_id}` with a rollback trigger.")
             return
-        rollback.propose(deps, replace(inv, command="/rollback", text=rollback_text(deps, alert)), respond)
+        # An alert whose breach began before the last rollback closed is about the release rolled back.
+        rollback.propose(deps, replace(inv, command="/rollback", text=rollback_text(deps, alert)), respond,
+                         precheck=lambda rollbacks: stale_alert(alert.since, alert.status, rollbacks.last_completed()))
 
     app.action(PROPOSE_ROLLBACK)(ack=ack_click, lazy=[work_propose])

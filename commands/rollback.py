@@ -3,6 +3,8 @@ by step (bot.rollback_runner), and `/rollback status`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from slack_bolt import App, Respond
 
 from bot import flow
@@ -13,6 +15,7 @@ from bot.deps import Deps
 from bot.models import Approval
 from bot.policy import Role, check_request
 from bot.render import as_dicts, notice_blocks, when
+from bot.rollback_history import rolled_back_from
 from bot.rollback_plan import Observation, RollbackRefused, plan_params
 from bot.rollback_runner import RollbackRunner, RunnerConfig, RunnerParts
 from bot.rollback_steps import progress_text
@@ -64,12 +67,23 @@ def register(app: App, deps: Deps) -> RollbackRunner:
     return runner
 
 
-def propose(deps: Deps, inv: Invocation, respond: Respond) -> None:
+def propose(deps: Deps, inv: Invocation, respond: Respond,
+            precheck: Callable[[RollbackStore], str | None] | None = None) -> None:
     """`/rollback <inv.text>` started by a click elsewhere (a monitoring alert's "Propose rollback"):
-    the same parsing, permission checks, refusals and plan as the typed command."""
+    the same parsing, permission checks, refusals and plan as the typed command. `precheck`, run once
+    the clicker is authorised, may refuse (its text, mrkdwn and safe, is the answer) before anything else."""
     spec = deps.actions["rollback"]
     assert isinstance(spec, RollbackSpec)
-    guarded(deps, inv, respond, "rollback", lambda: _work(deps, inv, respond, spec.store, spec.runner))
+
+    def work() -> None:
+        plan(deps, inv)
+        refusal = precheck(spec.store) if precheck is not None else None
+        if refusal is not None:
+            _refuse(deps, inv, respond, refusal, "stale")
+            return
+        _work(deps, inv, respond, spec.store, spec.runner)
+
+    guarded(deps, inv, respond, "rollback", work)
 
 
 def _work(deps: Deps, inv: Invocation, respond: Respond, store: RollbackStore, runner: RollbackRunner) -> None:
@@ -81,12 +95,16 @@ def _work(deps: Deps, inv: Invocation, respond: Respond, store: RollbackStore, r
         return
     refusal = _refusal(deps, store)
     if refusal is not None:
-        deps.audit.record(Entry(inv.actor, "rollback.refused", "denied", {"text": inv.text[:200]}, inv.request_id,
-                                "", inv.channel, refusal))
-        deps.metrics.commands.labels("/rollback", "busy").inc()
-        ephemeral(respond, refusal)
+        _refuse(deps, inv, respond, refusal, "busy")
         return
     _request(deps, inv, command, respond, store)
+
+
+def _refuse(deps: Deps, inv: Invocation, respond: Respond, text: str, outcome: str) -> None:
+    deps.audit.record(Entry(inv.actor, "rollback.refused", "denied", {"text": inv.text[:200]}, inv.request_id,
+                            "", inv.channel, text))
+    deps.metrics.commands.labels("/rollback", outcome).inc()
+    ephemeral(respond, text)
 
 
 def _refusal(deps: Deps, store: RollbackStore) -> str | None:
@@ -114,9 +132,10 @@ def _pending(deps: Deps) -> Approval | None:
 
 def _request(deps: Deps, inv: Invocation, command: RollbackRequest, respond: Respond, store: RollbackStore) -> None:
     seen = observe(deps.backend, deps.github, request_id=inv.request_id, to=command.to)
+    prior = rolled_back_from(store.recent(), seen.target.sha) if seen.target else None
     try:
         params = plan_params(reason=command.reason, trigger=command.trigger, to=command.to, seen=seen,
-                             workflow=deps.settings.rollback_workflow)
+                             workflow=deps.settings.rollback_workflow, rolled_back=prior)
     except RollbackRefused as exc:
         deps.metrics.commands.labels("/rollback", "refused").inc()
         ephemeral(respond, exc.text)

@@ -1,7 +1,8 @@
 """The rollback as an approvable action: how its card reads, and what approving it starts.
 
 `execute` runs once per approval (the spine's conditional UPDATE). It re-reads the world and
-refuses when the deployed version or the target moved since the request, claims the single
+refuses when the deployed version or the target moved since the request, or when the target is a
+release an earlier rollback took production off and `--to` did not name it; it claims the single
 running-rollback slot, posts the progress message and starts the sequence on its own thread, so
 the approval ends "executed: started" within seconds while the rollback's own state machine
 (the `rollback` table) carries the steps.
@@ -20,6 +21,7 @@ from bot.approval_store import ApprovalStore
 from bot.audit import Actor
 from bot.errors import BackendError, operator_message
 from bot.github_errors import GitHubError
+from bot.rollback_history import redeploy_refusal, rolled_back_from
 from bot.rollback_models import Rollback
 from bot.rollback_plan import Observation, revalidate
 from bot.rollback_runner import RollbackRunner
@@ -58,7 +60,7 @@ class RollbackSpec:
         except (BackendError, GitHubError) as exc:
             return Outcome(False, f":warning: *Rollback NOT started:* the plan could not be re-checked. "
                            f"{operator_message(exc)}", "failed", retryable=exc.retryable, detail=exc.detail)
-        problem = revalidate(ctx.params, seen)
+        problem = revalidate(ctx.params, seen) or self._redeploy_problem(ctx.params)
         if problem is not None:
             return Outcome(False, f":no_entry: *Rollback NOT started:* {problem}. This approval is void; request "
                            "`/rollback` again to see and approve the new plan.", "not_applied", detail=problem)
@@ -70,6 +72,10 @@ class RollbackSpec:
         self.runner.launch(row)
         return Outcome(True, f":arrow_forward: *Rollback `{row.id}` started.* Each step is shown in the progress "
                        "message below; `/rollback status` shows it too.", "applied")
+
+    def _redeploy_problem(self, params: Mapping[str, Any]) -> str | None:
+        """The store decides, not the card: a rollback that closed after the request counts too."""
+        return redeploy_refusal(params, rolled_back_from(self.store.recent(), str(params["target"])))
 
     def _row(self, ctx: ExecutionContext) -> Rollback:
         params, now = ctx.params, self.clock()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -50,8 +51,9 @@ def seed(stack: Stack, *, deployed: bool = True) -> None:
 class running_stack:  # lower case: used like a function in `with`
     """A started, seeded stack that, on exit, stops any rollback still running before it stops."""
 
-    def __init__(self, database_url: str, incident_dir: Path, *, seed_deployed: bool = True, **extra: str) -> None:
-        self.stack = Stack(database_url=database_url, overrides=overrides(incident_dir, **extra))
+    def __init__(self, database_url: str, incident_dir: Path, *, seed_deployed: bool = True,
+                 settings: Mapping[str, str] | None = None, **extra: str) -> None:
+        self.stack = Stack(database_url=database_url, overrides=overrides(incident_dir, **(settings or {}), **extra))
         self.seed_deployed = seed_deployed
 
     def __enter__(self) -> Stack:

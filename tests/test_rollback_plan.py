@@ -79,6 +79,10 @@ def test_plan_params_and_card() -> None:
     numbered = [line for line in lines if line[:2] in ("1.", "2.", "3.", "4.", "5.")]
     assert [line.split(":")[0][3:] for line in numbered] == [a.text for a in RUNBOOK.rollback.actions]
     assert "`rollback.yml`" in shown and DATA_RULE in shown and "mobile `build-9`" in shown
+    (rule,) = [line for line in lines if line.startswith("*Data rule:*")]  # the runbook's rule whole, not cut
+    assert rule.endswith("first-response rollback; prefer application rollback first, then explicit state "
+                         "repair if needed._") and ";)" not in rule
+    assert "re-deploy" not in shown  # no earlier rollback took production off the target
     assert title(params) == "Rollback production: abc1234 → 9f8e7d600000"
 
 
@@ -131,11 +135,17 @@ def test_steps_move_and_render() -> None:
     ended = not_run(with_step(steps, "revert-deployment", StepState.FAILED, None, AT), AT)
     assert [s["state"] for s in json.loads(ended)] == ["done", "failed", "not_run", "not_run", "not_run"]
     assert json.loads(ended)[1]["detail"] == "run #1 queued"  # None keeps the detail
-    row = Rollback(id="rb-1", approval_id="a", status="failed", request_id="r", run_request_id="ops-9",
+    row = Rollback(id="rb-1", approval_id="a", status="failed", request_id="ops-1", run_request_id="ops-9",
                    requester="U1", approver="U2", channel="C", trigger="auth", reason="<!channel> bad",
-                   deployed=DEPLOYED, target=TARGET, steps=ended, failed_step="revert-deployment",
+                   deployed="def5678a9b0c1d2e3f4a", target=TARGET, steps=ended, failed_step="revert-deployment",
                    failure="the run failed", next_action="look at it", created_at=AT, updated_at=AT)
     text = progress_text(row, "Auth/session failures")
     assert "failed at revert-deployment" in text and "&lt;!channel&gt; bad" in text and "<!channel>" not in text
     assert "Stopped:* the run failed" in text and "Next:* look at it" in text and "stays frozen" in text
     assert ":heavy_minus_sign:" in text and DATA_RULE in text
+    # Both shas the same way in the header (12 characters); in full below it.
+    assert "*Rollback `rb-1`* `def5678a9b0c` → `9f8e7d600000`: :x:" in text
+    assert f"*From* `def5678a9b0c1d2e3f4a` *to* `{TARGET}`" in text
+    # Which request id is which.
+    assert "Requested by <@U1> (request id `ops-1`, as on the request card)" in text
+    assert "approved by <@U2> (the approval click's request id `ops-9`, sent to the revert workflow)" in text

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from bot.gate_engine import AttestationView, GateVerdict, ItemOutcome, attested
+from bot.gate_engine import AttestationView, GateVerdict, ItemOutcome, attested, with_attestation
 from bot.probes.result import ProbeResult, Verdict, failed, passed, unknown
-from bot.runbook import CheckItem, Runbook, Stage
+from bot.runbook import COMPOSITE_PROBES, CheckItem, Runbook, Stage
 
-COMPOSITE_PROBES = frozenset({"go-gate", "smoke-checklist", "monitoring-clean"})
 # The backend's contracts with web and mobile: trading-control and feature flags, and the 401 rule.
 CONTRACT_PROBES = frozenset({"control-contract", "backend-rejects-unauthorized"})
 
@@ -122,16 +121,16 @@ def smoke_checklist(runbook: Runbook, ev: Evidence) -> ProbeResult:
         return why or unknown("no gate")
     auto = runbook.smoke.automated[0]
     outcome = gate.outcome_for(auto.probe or "", auto.params) if auto.probe else None
-    if outcome is None or outcome.verdict is not Verdict.PASS:
-        make = failed if outcome is not None and outcome.verdict is Verdict.FAIL else unknown
-        said = outcome.result.reason if outcome else "not checked"
-        return make(f"automated smoke not passing in /gate {gate.id}: {said}")
+    found = outcome.automatic if outcome else None
+    if found is None or found.verdict is not Verdict.PASS:
+        make = failed if found is not None and found.verdict is Verdict.FAIL else unknown
+        return make(f"automated smoke not passing in /gate {gate.id}: {found.reason if found else 'not checked'}")
     missing = [m.id for m in runbook.smoke.manual
                if attested(m, ev.attestations.get(m.id), ev.version).verdict is not Verdict.PASS]
     if missing:
         return unknown(f"manual mobile smoke not attested for {ev.version}: {', '.join(missing)}")
     return passed(f"automated smoke passed (/gate {gate.id}) and all {len(runbook.smoke.manual)} manual "
-                  "mobile steps attested", outcome.result.evidence)
+                  "mobile steps attested", found.evidence)
 
 
 def monitoring_clean(ev: Evidence) -> ProbeResult:
@@ -157,6 +156,8 @@ def check_status(runbook: Runbook, item: CheckItem, ev: Evidence) -> CheckStatus
         return CheckStatus(item, state, result.reason, result.evidence)
     probe = item.probe or ""
     result = composite(runbook, probe, ev) if probe in COMPOSITE_PROBES else _from_gate(item, ev)
+    if item.attestation is not None:  # the probe's part from the gate, the person's part for this version
+        result = with_attestation(item, result, attested(item, ev.attestations.get(item.id), ev.version))
     state = {Verdict.PASS: CheckState.PASSED, Verdict.FAIL: CheckState.FAILED,
              Verdict.UNKNOWN: CheckState.PENDING}[result.verdict]
     return CheckStatus(item, state, result.reason, result.evidence)
@@ -169,7 +170,7 @@ def _from_gate(item: CheckItem, ev: Evidence) -> ProbeResult:
     outcome = gate.outcome_for(item.probe or "", item.params)
     if outcome is None:
         return unknown(f"/gate {gate.id} did not run probe {item.probe}")
-    r = outcome.result
+    r = outcome.automatic  # the probe alone: an attestation another item needs is not this check's
     return ProbeResult(r.verdict, f"{r.reason} (/gate {gate.id})", r.evidence, r.elapsed_ms)
 
 

@@ -92,7 +92,8 @@ def _deploy_blockers(facts: AdvanceFacts, target: Stage) -> list[str]:
         return [f"no /gate has checked the contracts since the backend deploy {first.previous_version} → "
                 f"{first.version}: run /gate"]
     latest = facts.after_deploy[0]
-    broken = [o.item_id for o in latest.outcomes if o.probe in CONTRACT_PROBES and o.verdict is not Verdict.PASS]
+    broken = [o.item_id for o in latest.outcomes
+              if o.probe in CONTRACT_PROBES and o.automatic.verdict is not Verdict.PASS]
     if broken or not any(o.probe in CONTRACT_PROBES for o in latest.outcomes):
         return [f"contract checks are not passing since the backend deploy ({latest.id}: "
                 f"{', '.join(broken) or 'not checked'})"]

@@ -61,6 +61,7 @@ class GateCard:
     wall_s: float | None = None
     note: str = ""  # e.g. why the version is unknown
     people: frozenset[str] = frozenset()  # mentions kept clickable (see reason_text)
+    warnings: Sequence[str] = ()  # open hard-trigger alerts, kill-switch misfires: above the verdict, not in it
 
 
 def gate_blocks(card: GateCard) -> list[Block]:
@@ -82,6 +83,11 @@ def gate_blocks(card: GateCard) -> list[Block]:
 
 
 def _headline(card: GateCard, done: dict[str, ItemOutcome]) -> str:
+    warned = "".join(f"{safe(line, 600)}\n" for line in card.warnings)
+    return warned + _verdict_line(card, done)
+
+
+def _verdict_line(card: GateCard, done: dict[str, ItemOutcome]) -> str:
     if card.verdict is None:
         return (f"{RUNNING} Evaluating: {len(done)} of {len(card.items)} checks answered "
                 f"(deadline {card.deadline_s:g} s).")
@@ -92,7 +98,7 @@ def _headline(card: GateCard, done: dict[str, ItemOutcome]) -> str:
     unknown = [o.item_id for o in open_ if o.verdict is Verdict.UNKNOWN]
     parts = [f"{len(failed)} failed ({', '.join(failed)})" if failed else "",
              f"{len(unknown)} unknown ({', '.join(unknown)})" if unknown else ""]
-    note = f"\n_{safe(card.note, 300)}_" if card.note else ""
+    note = f"\n{safe(card.note, 300)}" if card.note else ""  # no italics: outside text can break them
     return f":red_circle: *NO-GO*: {'; '.join(p for p in parts if p)}. Unknown is never GO.{note}"
 
 
@@ -105,8 +111,14 @@ def _item_line(n: int, item: CheckItem, section: str, outcome: ItemOutcome | Non
     reason = reason_text(outcome.result.reason, 600, people)
     line = f"{ICONS[verdict]} *{verdict.value.upper()}*{meaning} {label}\n{reason}"
     if outcome.result.evidence:
-        line += f"\n_Evidence:_ {safe(outcome.result.evidence, 600)}"
+        line += f"\n{evidence_text(outcome.result.evidence, 600)}"
     return clip(line, SECTION_MAX)
+
+
+def evidence_text(evidence: str, limit: int) -> str:
+    """Evidence as a plain labelled line. Never wrapped in `_…_` or `*…*`: evidence is outside text
+    (container names like `dynamic_config`, links, ids) whose own underscores would break the markup."""
+    return f"Evidence: {safe(evidence, limit)}"
 
 
 def _footer(card: GateCard) -> str:
@@ -139,14 +151,23 @@ def check_line(state: CheckState, item_id: str, text: str, detail: str, evidence
     line = (f"{STATE_ICONS[state]} *{state.value}* `{safe(item_id, 64)}` {safe(text, 200)}"
             f"\n      {reason_text(detail, 400, people)}")
     if evidence:
-        line += f" — _{safe(evidence, 300)}_"
+        line += f"\n      {evidence_text(evidence, 300)}"
     return line
 
 
-def gate_summary(gate: EvaluationView | None, now: datetime) -> str:
+def gate_summary(gate: EvaluationView | None, now: datetime, deployed: str | None = None) -> str:
+    """The last gate in one line. With `deployed` (the backend's version now), a gate that was for
+    another version says so: its verdict does not speak for what runs (e.g. after a rollback).
+    Versions match when equal or when one is an abbreviation (7+ characters) of the other."""
     if gate is None:
         return "*Last gate:* none yet (run `/gate`)."
     verdict = "GO" if gate.verdict is GateVerdict.GO else "NO-GO"
     minutes = (now - gate.started_at).total_seconds() / 60
-    return (f"*Last gate:* *{verdict}* (`{gate.id}`, {minutes:.0f} min ago, for backend "
-            f"`{safe(gate.version or 'unknown', 64)}`, by <@{gate.requested_by}>)")
+    line = (f"*Last gate:* *{verdict}* (`{gate.id}`, {minutes:.0f} min ago, for backend "
+            f"`{safe(gate.version or 'unknown', 64)}`")
+    if deployed:
+        ran, runs = (gate.version or "").strip().lower(), deployed.strip().lower()
+        if not ran or (ran != runs and not (min(len(ran), len(runs)) >= 7 and
+                                            (ran.startswith(runs) or runs.startswith(ran)))):
+            line += f", *NOT the deployed* `{safe(deployed, 64)}`: run `/gate`"
+    return f"{line}, by <@{gate.requested_by}>)"

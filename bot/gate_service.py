@@ -18,11 +18,12 @@ from bot.cutover_engine import Evidence
 from bot.deps import Deps
 from bot.errors import BackendError, OpsbotError, operator_message
 from bot.gate_context import GateContext, plain
-from bot.gate_engine import GateVerdict, ItemOutcome, attested, decide, gate_items
+from bot.gate_engine import GateVerdict, ItemOutcome, attestation_key, attested, decide, gate_items, item_outcome
 from bot.gate_models import GateEvaluation
 from bot.gate_probes import PROBES, Probe
 from bot.gate_runner import Task, run_all
 from bot.gate_store import GateStore, new_evaluation_id
+from bot.gate_warnings import collect, start
 from bot.monitoring.clean import open_breaches
 from bot.probes.result import ProbeResult, unknown
 from bot.runbook import CheckItem
@@ -43,6 +44,7 @@ class Evaluation:
     outcomes: list[ItemOutcome]
     request_id: str
     wall_s: float
+    warnings: tuple[str, ...] = ()  # shown above the verdict, never part of it (bot.gate_warnings)
 
 
 class GateService:
@@ -66,26 +68,31 @@ class GateService:
         for _, item in gate_items(ctx.runbook):
             if item.kind == "attested":
                 tasks[item.id] = partial(_attested, item, ctx)
-            else:
-                probe = item.probe or ""
-                tasks[item.id] = partial(self.overrides.get(probe) or PROBES[probe], item.params, ctx)
+                continue
+            probe = item.probe or ""
+            tasks[item.id] = partial(self.overrides.get(probe) or PROBES[probe], item.params, ctx)
+            if item.attestation is not None:  # the person's part runs alongside the probe
+                tasks[attestation_key(item.id)] = partial(_attested, item, ctx)
         return tasks
 
     def outcomes(self, results: dict[str, ProbeResult]) -> list[ItemOutcome]:
-        return [ItemOutcome(item.id, section, item.text, item.probe, dict(item.params), results[item.id])
-                for section, item in gate_items(self.deps.runbook) if item.id in results]
+        found = (item_outcome(section, item, results) for section, item in gate_items(self.deps.runbook))
+        return [outcome for outcome in found if outcome is not None]
 
     def evaluate(self, *, request_id: str, progress: Progress | None = None) -> Evaluation:
         """Run every go and no-go item at once; returns within the deadline (plus bookkeeping)."""
         started, started_at = time.monotonic(), self.deps.now()
         ctx = self.context(request_id, started=started)
+        warnings = start(self.deps, started_at)
         report = (lambda partial_: progress(self.outcomes(partial_), ctx.version_if_known()[0])) \
             if progress else None
         results = run_all(self.tasks(ctx), deadline_s=self.deadline_s, progress=report, started=started)
         version, problem = ctx.version_if_known()
         outcomes = self.outcomes(results)
-        evaluation = Evaluation(new_evaluation_id(), started_at, version, problem, decide(self.deps.runbook, results),
-                                outcomes, request_id, time.monotonic() - started)
+        verdict = decide(self.deps.runbook, {o.item_id: o.result for o in outcomes})
+        noted = collect(warnings, ctx.deadline_at)
+        evaluation = Evaluation(new_evaluation_id(), started_at, version, problem, verdict, outcomes, request_id,
+                                time.monotonic() - started, noted)
         log.info("gate %s: %s for %s in %.2f s", evaluation.id, evaluation.verdict, version, evaluation.wall_s)
         return evaluation
 
@@ -98,7 +105,8 @@ class GateService:
             request_id=evaluation.request_id, message_ts=message_ts, deadline_s=self.deadline_s,
             results=json.dumps([o.to_json() for o in evaluation.outcomes]))
         params = {"evaluation_id": evaluation.id, "version": evaluation.version, "verdict": evaluation.verdict.value,
-                  "results": {o.item_id: o.verdict.value for o in evaluation.outcomes}}
+                  "results": {o.item_id: o.verdict.value for o in evaluation.outcomes},
+                  "warnings": list(evaluation.warnings)}
         self.store.save_evaluation(row, Entry(actor, "gate.evaluated", evaluation.verdict.value, params,
                                               evaluation.request_id, "", channel))
         if evaluation.version:

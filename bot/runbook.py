@@ -17,13 +17,12 @@ from typing import Annotated, Any, Literal
 import yaml  # type: ignore[import-untyped]  # types-PyYAML is not installed here
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-# The probes the gate knows how to run. `go-gate`, `smoke-checklist` and `monitoring-clean` are
-# composite: they evaluate other runbook sections (go/no-go, smoke, monitoring) rather than a system.
-KNOWN_PROBES = frozenset({
-    "github-check", "platform-auth", "cosmos-control-plane", "cosmos-execution-data",
-    "backend-rejects-unauthorized", "control-contract", "auth-source-ambiguous", "audit-complete",
-    "rollback-clarity", "go-gate", "smoke-checklist", "monitoring-clean",
-})
+# The probes the gate knows how to run. The composite ones evaluate other runbook sections
+# (go/no-go, smoke, monitoring) rather than a system.
+COMPOSITE_PROBES = frozenset({"go-gate", "smoke-checklist", "monitoring-clean"})
+KNOWN_PROBES = COMPOSITE_PROBES | {
+    "github-check", "platform-auth", "cosmos-control-plane", "cosmos-execution-data", "backend-rejects-unauthorized",
+    "control-contract", "auth-source-ambiguous", "audit-complete", "rollback-clarity"}
 # Probes that cannot run without a parameter, and which one.
 REQUIRED_PARAMS = {"github-check": "check"}
 # What the bot measures itself (source: bot): drift between backend and Cosmos, halt/resume read-backs
@@ -51,6 +50,7 @@ class CheckItem(_Model):
     kind: Literal["automatic", "attested"]
     probe: str | None = None
     params: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    attestation: Text | None = None  # automatic items: what a person must ALSO attest (`/gate attest <id>`)
 
 
 class Stage(_Model):
@@ -238,8 +238,12 @@ def _problems(runbook: Runbook) -> list[str]:
 def _item_problems(section: str, item: CheckItem) -> list[str]:
     where = f"{section} item '{item.id}'"
     if item.kind == "attested":
+        if item.attestation is not None:
+            return [f"{where}: attested items are attested as a whole; `attestation` is for automatic items"]
         return [f"{where}: attested items take no probe or params (found probe {item.probe!r})"] \
             if item.probe is not None or item.params else []
+    if item.attestation is not None and item.probe in COMPOSITE_PROBES:
+        return [f"{where}: composite probe '{item.probe}' takes no attestation (it judges other items)"]
     if item.probe is None:
         return [f"{where}: automatic items need a probe (one of {', '.join(sorted(KNOWN_PROBES))})"]
     if item.probe not in KNOWN_PROBES:

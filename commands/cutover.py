@@ -81,7 +81,7 @@ def status_text(deps: Deps, service: CutoverService, request_id: str) -> str:
     position = service.position()
     lines = [_headline(deps, position), _version_line(version, problem)]
     recent = service.gate.store.recent(1)
-    lines.append(gate_summary(evaluation_view(recent[0]) if recent else None, deps.now()))
+    lines.append(gate_summary(evaluation_view(recent[0]) if recent else None, deps.now(), version))
     if (frozen := service.freeze_text()) is not None:
         lines.append(f":ice_cube: *Frozen:* rollback in progress ({safe(frozen, 300)}); `/cutover advance` is refused.")
     lines.append(_drift(deps, request_id))

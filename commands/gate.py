@@ -78,7 +78,8 @@ def evaluate(deps: Deps, service: GateService, inv: Invocation) -> Evaluation:
         log.error("gate %s not stored: %s", evaluation.id, exc)
         note = "NOT STORED: the bot's store is unavailable, so /cutover cannot use this verdict. " + note
     final = GateCard(items, evaluation.outcomes, inv.actor.user_id, inv.request_id, service.deadline_s,
-                     evaluation.version, evaluation.verdict, evaluation.id, evaluation.wall_s, note.strip(), people)
+                     evaluation.version, evaluation.verdict, evaluation.id, evaluation.wall_s, note.strip(), people,
+                     evaluation.warnings)
     verdict = "GO" if evaluation.verdict.value == "go" else "NO-GO"
     version = safe(evaluation.version or "unknown", 64)  # the backend's word, like any outside text
     _update(deps, inv.channel, ts, final, f"Release go/no-go: {verdict} for backend {version}")
@@ -106,7 +107,8 @@ def _attest(deps: Deps, service: GateService, inv: Invocation, command: Attest, 
     params = {"check_id": command.check_id, "version": version, "evidence": command.evidence}
     service.store.attest(row, Entry(inv.actor, "gate.attested", "accepted", params, inv.request_id, "", inv.channel))
     item = deps.runbook.item(command.check_id)
-    respond(text=f":memo: <@{inv.actor.user_id}> attested `{command.check_id}` ({safe(item.text, 200)}) for backend "
+    what = safe(item.text if item.attestation is None else f"{item.attestation}; `/gate` still runs its probe", 200)
+    respond(text=f":memo: <@{inv.actor.user_id}> attested `{command.check_id}` ({what}) for backend "
             f"`{safe(version, 64)}`: {safe(command.evidence, 1000)}\n_Valid for this backend version only._",
             response_type="in_channel", replace_original=False)
     deps.metrics.commands.labels("/gate", "attested").inc()

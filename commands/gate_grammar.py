@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.errors import UsageError
-from bot.runbook import Runbook
+from bot.runbook import CheckItem, Runbook
 from bot.text import safe
 
 USAGE = (
@@ -37,9 +37,14 @@ GateCommand = Evaluate | Attest | History
 def attestable(runbook: Runbook) -> list[str]:
     seen: dict[str, None] = {}
     for _, item in runbook.labelled_items():
-        if item.kind == "attested":
+        if takes_attestation(item):
             seen.setdefault(item.id, None)
     return list(seen)
+
+
+def takes_attestation(item: CheckItem) -> bool:
+    """Manual checks, and automatic ones that also need a person's word (`attestation` in the runbook)."""
+    return item.kind == "attested" or item.attestation is not None
 
 
 def parse(text: str, runbook: Runbook) -> GateCommand:
@@ -67,7 +72,7 @@ def _attest(words: list[str], runbook: Runbook) -> Attest:
     item = runbook.find_item(check_id)
     if item is None:
         raise UsageError(f"`{safe(check_id, 64)}` is not a check of the runbook.", listing)
-    if item.kind != "attested":
+    if not takes_attestation(item):
         raise UsageError(f"`{check_id}` is checked automatically by `/gate`; only manual checks are attested.",
                          listing)
     evidence = " ".join(words[1:]).strip()

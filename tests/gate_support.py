@@ -21,7 +21,8 @@ CHECKS = ("pnpm verify", "pnpm lint", "pnpm smoke:release")
 CONTAINERS = {"dynamic_config": "/id", "trading-control": "/id", "order": "/tenantId",
               "trade-history": "/accountId", "manual-entry": "/tenantId"}
 CONTROL_DOCS = [{"id": "global", "halted": False, "reason": None, "revision": 1}]
-GATE_ATTESTED = ("go-mobile-interventions", "go-no-legacy-data")
+# The gate's items that need a person's word: the two manual go conditions, and go 7's web/mobile part.
+GATE_ATTESTED = ("go-kill-switch-maintenance", "go-mobile-interventions", "go-no-legacy-data")
 FINAL = re.compile(r"^Release go/no-go: (GO|NO-GO) ")
 ITEM = re.compile(r"\*(PASS|FAIL|UNKNOWN)\*.*?`([a-z0-9-]+)`")
 

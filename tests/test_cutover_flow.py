@@ -209,3 +209,10 @@ def test_broader_cutover_needs_a_backend_deploy_since_the_mobile_beta(stack: Sta
     assert current_stage(stack) == "broader-production-cutover"
     assert len(announcements(stack)) == 4
     assert "already at its last stage" in refused(stack)
+
+
+def test_status_says_when_the_last_gate_was_for_another_version(stack: Stack) -> None:
+    prepare(stack)  # a GO for SHA
+    green(stack, SHA2)  # then SHA2 is deployed
+    shown = command(stack, "/cutover", "status")
+    assert "*Last gate:* *GO*" in shown and f"*NOT the deployed* `{SHA2}`" in shown and "run `/gate`" in shown

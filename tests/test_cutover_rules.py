@@ -20,8 +20,8 @@ from bot.cutover_engine import (
     stage_statuses,
 )
 from bot.cutover_rules import AdvanceFacts, blockers
-from bot.gate_engine import AttestationView, GateVerdict, ItemOutcome, gate_items
-from bot.probes.result import ProbeResult, failed, passed, unknown
+from bot.gate_engine import AttestationView, GateVerdict, ItemOutcome, attestation_key, gate_items, item_outcome
+from bot.probes.result import ProbeResult, Verdict, failed, passed, unknown
 from bot.runbook import load_runbook
 
 RUNBOOK = load_runbook()
@@ -145,3 +145,22 @@ def test_attested_state_names_who() -> None:
     status = check_status(RUNBOOK, RUNBOOK.item("web-operators-moved"), evidence())
     assert isinstance(status, CheckStatus) and status.state is CheckState.ATTESTED
     assert "<@UADMIN>" in status.detail and status.evidence == "seen"
+
+
+def go7_unattested(version: str) -> EvaluationView:
+    """A gate whose contract probe passed while go 7's web/mobile part was not attested (go 7 UNKNOWN)."""
+    item = RUNBOOK.item("go-kill-switch-maintenance")
+    results = {item.id: passed("match the contract", "x-request-id ops-9"),
+               attestation_key(item.id): unknown(f"not attested for version {version}")}
+    seven = item_outcome("go", item, results)
+    assert seven is not None and seven.verdict is Verdict.UNKNOWN
+    gate = evaluation(version, verdict=GateVerdict.NO_GO)
+    return dataclasses.replace(gate, outcomes=tuple(seven if o.item_id == item.id else o for o in gate.outcomes))
+
+
+def test_contract_checks_judge_the_probe_not_go_7s_attestation() -> None:
+    """Stage 1's runtime-control check and the stability rule are about the backend's contract; the web/mobile
+    attestation go 7 also needs does not hold them back, and a broken contract still does."""
+    ev = evidence(latest=go7_unattested(V1))
+    assert states("backend-internal-validation", ev)["backend-runtime-control-api"] is CheckState.PASSED
+    assert not any("contract checks" in line for line in blockers(at_rollout(after_deploy=(go7_unattested(V2),))))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import time
 from datetime import UTC, datetime
@@ -10,7 +11,18 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.gate_context import Once
-from bot.gate_engine import AttestationView, GateVerdict, ItemOutcome, attested, decide, gate_items, holds_text
+from bot.gate_engine import (
+    AttestationView,
+    GateVerdict,
+    ItemOutcome,
+    attestation_key,
+    attested,
+    decide,
+    gate_items,
+    holds_text,
+    item_outcome,
+    with_attestation,
+)
 from bot.gate_runner import run_all
 from bot.probes.result import ProbeResult, Verdict, failed, passed, unknown
 from bot.runbook import load_runbook
@@ -68,6 +80,38 @@ def test_attested_item_passes_only_for_the_current_version() -> None:
     assert old.verdict is Verdict.UNKNOWN and "not attested for version v2" in old.reason
     assert attested(item, None, "v2").verdict is Verdict.UNKNOWN
     assert attested(item, mine, None).verdict is Verdict.UNKNOWN
+
+
+KILL_SWITCH = RUNBOOK.item("go-kill-switch-maintenance")
+CONTRACT = passed("trading-control and 4 feature flags match the contract", "x-request-id ops-1")
+ATTESTED = passed("attested by <@UADMIN> at 2026-01-02 03:04 UTC", "banners on web 3.1, iOS 2.4")
+NOT_ATTESTED = unknown("not attested for version v2: an admin runs `/gate attest go-kill-switch-maintenance <e>`")
+
+
+@pytest.mark.parametrize(("probe", "person", "verdict"), [
+    (CONTRACT, ATTESTED, Verdict.PASS), (CONTRACT, NOT_ATTESTED, Verdict.UNKNOWN),
+    (failed("flags malformed"), ATTESTED, Verdict.FAIL), (failed("flags malformed"), NOT_ATTESTED, Verdict.FAIL),
+    (unknown("backend down"), ATTESTED, Verdict.UNKNOWN)])
+def test_an_item_with_an_attestation_needs_its_probe_and_the_person(
+        probe: ProbeResult, person: ProbeResult, verdict: Verdict) -> None:
+    outcome = item_outcome("go", KILL_SWITCH, {KILL_SWITCH.id: probe, attestation_key(KILL_SWITCH.id): person})
+    assert outcome is not None and outcome.verdict is verdict
+    assert outcome.result.reason.startswith(probe.reason + "; web and mobile validation ")
+    assert outcome.automatic == probe  # what stage checks and the contract rule judge
+    assert ItemOutcome.from_json(json.loads(json.dumps(outcome.to_json()))) == outcome
+
+
+def test_both_parts_are_shown() -> None:
+    done = with_attestation(KILL_SWITCH, CONTRACT, ATTESTED)
+    assert done.reason == (f"{CONTRACT.reason}; web and mobile validation attested by <@UADMIN> at 2026-01-02 "
+                           "03:04 UTC")
+    assert done.evidence == "x-request-id ops-1; attested: banners on web 3.1, iOS 2.4"
+    missing = with_attestation(KILL_SWITCH, CONTRACT, NOT_ATTESTED).reason
+    assert "; web and mobile validation NOT attested for version v2: an admin runs `/gate attest go-kill" in missing
+    late = with_attestation(KILL_SWITCH, CONTRACT, unknown("timed out after 2 s (the gate's deadline)")).reason
+    assert late.endswith("web and mobile validation NOT attested: timed out after 2 s (the gate's deadline)")
+    # Until both parts answered, the item is still running.
+    assert item_outcome("go", KILL_SWITCH, {KILL_SWITCH.id: CONTRACT}) is None
 
 
 def sleeper(seconds: float, result: ProbeResult) -> ProbeResult:

@@ -95,7 +95,7 @@ def test_no_go_names_what_failed_and_unknown_is_never_go(gate_stack: Stack) -> N
         assert seen[check_id] == "UNKNOWN"
         assert f"/gate attest {check_id}" in item_text(final, check_id)
     headline = text_of(final.args)
-    assert "1 failed (go-pnpm-lint)" in headline and "2 unknown" in headline
+    assert "1 failed (go-pnpm-lint)" in headline and "3 unknown" in headline
 
 
 def test_attestation_is_valid_for_the_current_version_only(gate_stack: Stack) -> None:

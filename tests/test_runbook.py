@@ -50,7 +50,9 @@ def test_go_conditions_map_to_the_agreed_probes(runbook: Runbook) -> None:
         ("automatic", "control-contract", None), ("automatic", "backend-rejects-unauthorized", None),
         ("attested", None, None), ("attested", None, None)]
     assert [i.probe for i in runbook.no_go] == ["auth-source-ambiguous", "audit-complete", "rollback-clarity"]
-    # Go 7's client-side half is an attested stage check.
+    # Go 7 is the contract probe AND a person's word that web and mobile were validated.
+    assert [i.id for i in runbook.go if i.attestation] == ["go-kill-switch-maintenance"]
+    assert runbook.item("go-kill-switch-maintenance").attestation == "web and mobile validation"
     assert runbook.item("kill-switch-maintenance-clients").kind == "attested"
 
 
@@ -123,6 +125,18 @@ def test_automatic_item_without_probe(tmp_path: Path) -> None:
 def test_attested_item_with_probe(tmp_path: Path) -> None:
     message = load_edited(tmp_path, setter("go", 8, "probe", "platform-auth"))
     assert "go item 'go-mobile-interventions': attested items take no probe" in message
+
+
+def test_attestation_only_on_automatic_items_with_a_system_probe(tmp_path: Path) -> None:
+    message = load_edited(tmp_path, setter("go", 8, "attestation", "web and mobile validation"))
+    assert "go item 'go-mobile-interventions': attested items are attested as a whole" in message
+
+    def on_composite(data: dict[str, Any]) -> None:
+        data["stages"][3]["checks"][0]["attestation"] = "a person agrees"
+    message = load_edited(tmp_path, on_composite)
+    assert "item 'operator-go-gate': composite probe 'go-gate' takes no attestation" in message
+    message = load_edited(tmp_path, setter("go", 6, "attestation", "  "))
+    assert "go[6].attestation (id 'go-kill-switch-maintenance'): String should have at least 1 character" in message
 
 
 def test_github_check_needs_a_check_name(tmp_path: Path) -> None:

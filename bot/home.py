@@ -1,7 +1,9 @@
 """The App Home view, pure: the bot's state as one person sees it, within Slack's limits.
 
-Sections: the cutover stage and its checklist progress, the last gate verdict and its age, the halt
-state and scopes, the approvals this person may act on (with buttons), the active rollback and its
+Sections: the outcome of this person's last decision (at the top, for a while after it), the cutover
+stage and its checklist progress, the last gate verdict and its age (and whether it was for the deployed
+version), the halt state and scopes, the approvals this person may act on (with their reason, request id
+and buttons), the active rollback and its
 step, active monitoring alerts, and the last 10 audit events. Long lists are cut to a few entries and
 summarised ("…and 37 more"), so the view stays under 100 blocks and 250 kB whatever the backlog;
 `home_view` validates the result with slack_sdk's View model.
@@ -37,6 +39,7 @@ SHOWN_APPROVALS = 10
 SHOWN_ALERTS = 10
 SHOWN_SCOPES = 15
 SHOWN_AUDIT = 10
+SHOWN_REASON = 300  # characters of a pending request's reason
 SECTION_BUDGET = 2900  # of a section's 3000 characters, leaving room for the "…and N more" line
 HOME_APPROVE, HOME_REJECT = "home.approve", "home.reject"
 
@@ -51,6 +54,21 @@ class PendingApproval:
     expires_at: datetime
     channel: str
     confirming: bool = False  # a break-glass halt waiting for a second halt authority's confirmation
+    reason: str = ""  # as the requester typed it (escaped when shown)
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A recent approve/reject/confirm and where the approval is now (read from the approval table, so
+    every process's refresh shows it, not only the one that handled the click)."""
+
+    approval_id: str
+    title: str
+    decided_by: str
+    decided_at: datetime
+    status: str  # the approval's status now: executing, executed, failed, rejected, confirmed, …
+    outcome: str = ""  # what the execution recorded, when it failed
 
 
 @dataclass(frozen=True)
@@ -82,6 +100,7 @@ class HomeFacts:
     approvals: Sequence[PendingApproval] = field(default_factory=tuple)
     alerts: Sequence[AlertLine] = field(default_factory=tuple)
     audit: Sequence[AuditLine] = field(default_factory=tuple)
+    decisions: Sequence[Decision] = field(default_factory=tuple)  # recent ones, newest first
 
 
 def actionable(facts: HomeFacts, viewer: str, roles: frozenset[str]) -> list[PendingApproval]:
@@ -110,6 +129,9 @@ def _blocks(facts: HomeFacts, viewer: str, roles: frozenset[str], notice: str | 
     blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text="Trading ops: release and incident runbook"))]
     if notice:
         blocks.append(_section(notice))
+    decided = next((d for d in facts.decisions if d.decided_by == viewer), None)
+    if decided is not None:
+        blocks.append(_section(decision_line(decided)))
     blocks += [
         _section(f"*Cutover:* {facts.stage}\n*Checklist:* {facts.checklist}"),
         _section(facts.gate),
@@ -126,6 +148,16 @@ def _blocks(facts: HomeFacts, viewer: str, roles: frozenset[str], notice: str | 
     return blocks
 
 
+def decision_line(decision: Decision) -> str:
+    icon = {"executed": ":white_check_mark:", "confirmed": ":white_check_mark:", "failed": ":x:",
+            "rejected": ":no_entry_sign:", "disputed": ":rotating_light:"}.get(decision.status, ":gear:")
+    line = (f"{icon} *Your decision* ({when(decision.decided_at)}) on *{safe(decision.title, 200)}* "
+            f"(`{safe(decision.approval_id, 64)}`): it is now *{safe(decision.status, 40)}*.")
+    if decision.status == "failed" and decision.outcome:
+        line += f"\n{safe(decision.outcome, 300)}"
+    return line
+
+
 def _section(text: str) -> SectionBlock:
     return SectionBlock(text=MarkdownTextObject(text=clip(text, 3000)))
 
@@ -136,8 +168,12 @@ def _approvals(pending: list[PendingApproval], limit: int) -> list[Block]:
     blocks: list[Block] = [_section(f"*Approvals waiting for you ({len(pending)}):*")]
     for approval in pending[:limit]:
         what = "break-glass, executed: confirm or dispute" if approval.confirming else f"needs {approval.role_name}"
+        reason = " ".join(approval.reason.split())  # one line, whatever was typed
+        reason = safe(reason, SHOWN_REASON) if reason else "_none given_"
+        request = f" · request `{safe(approval.request_id, 64)}`" if approval.request_id else ""
         blocks.append(_section(f"*{safe(approval.title, 200)}*\nRequested by <@{approval.requester}> in "
-                               f"<#{approval.channel}> · {what} · expires {when(approval.expires_at)}"))
+                               f"<#{approval.channel}> · {what} · expires {when(approval.expires_at)}\n"
+                               f"*Reason:* {reason}\nApproval `{safe(approval.id, 64)}`{request}"))
         blocks.append(_buttons(approval))
     if len(pending) > limit:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(

@@ -1,13 +1,14 @@
 """What the App Home shows, read from the store and the backend (the view itself is bot.home).
 
-One `facts()` call serves every viewer of a refresh: the backend is asked twice (health for the
-checklist, trading-control for the halt state), the rest comes from the store.
+One `facts()` call serves every viewer of a refresh: the backend is asked twice (health: the deployed
+version, for the checklist and to tell whether the last gate was for it; trading-control for the halt
+state), the rest comes from the store.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
@@ -21,7 +22,7 @@ from bot.errors import BackendError, OpsbotError, operator_message
 from bot.gate_render import gate_summary
 from bot.gate_service import GateService
 from bot.gate_store import evaluation_view
-from bot.home import AlertLine, AuditLine, HomeFacts, PendingApproval
+from bot.home import AlertLine, AuditLine, Decision, HomeFacts, PendingApproval
 from bot.models import Approval, AuditEvent
 from bot.monitoring.signals import against
 from bot.monitoring.store import BREACH, MonitoringStore
@@ -34,6 +35,8 @@ from bot.text import safe
 log = logging.getLogger("opsbot.home")
 
 MAX_PENDING = 200  # read at most this many open approvals; the view summarises past its own cut
+DECISIONS_FOR = timedelta(minutes=15)  # a decision's outcome stays at the top of its decider's home this long
+MAX_DECISIONS = 50
 SHOWN_SCOPES = 15
 
 
@@ -46,18 +49,19 @@ class HomeSource:
 
     def facts(self) -> HomeFacts:
         now = self.deps.now()
-        stage, checklist = self._stage()
-        return HomeFacts(now=now, stage=stage, checklist=checklist, gate=self._gate(now), halt=self._halt(),
-                         rollback=self._rollback(), monitoring=self._window(), approvals=self._approvals(now),
-                         alerts=self._alerts(), audit=self._audit())
+        version, problem = self.cutover.gate.deployed_version("app-home", source="app home")
+        stage, checklist = self._stage(version, problem)
+        return HomeFacts(now=now, stage=stage, checklist=checklist, gate=self._gate(now, version),
+                         halt=self._halt(), rollback=self._rollback(), monitoring=self._window(),
+                         approvals=self._approvals(now), alerts=self._alerts(), audit=self._audit(),
+                         decisions=self._decisions(now))
 
-    def _stage(self) -> tuple[str, str]:
+    def _stage(self, version: str | None, problem: str) -> tuple[str, str]:
         position = self.cutover.position()
         total = len(self.deps.runbook.stages)
         stage = f"*{position.index + 1} of {total}, {safe(position.stage.name, 100)}*"
         if position.entry is not None:
             stage += f" (since {when(position.entry.entered_at)})"
-        version, problem = self.cutover.gate.deployed_version("app-home", source="app home")
         statuses = stage_statuses(self.deps.runbook, position.stage,
                                   self.cutover.gate.evidence(version, problem))
         done = [s for s in statuses if s.state in (CheckState.PASSED, CheckState.ATTESTED)]
@@ -67,9 +71,9 @@ class HomeSource:
             checklist += "; open: " + ", ".join(open_[:8]) + (f" and {len(open_) - 8} more" if len(open_) > 8 else "")
         return stage, checklist
 
-    def _gate(self, now: datetime) -> str:
+    def _gate(self, now: datetime, deployed: str | None) -> str:
         recent = self.cutover.gate.store.recent(1)
-        return gate_summary(evaluation_view(recent[0]) if recent else None, now)
+        return gate_summary(evaluation_view(recent[0]) if recent else None, now, deployed)
 
     def _halt(self) -> str:
         try:
@@ -113,13 +117,27 @@ class HomeSource:
             rows = list(session.exec(query.order_by(col(Approval.created_at).desc()).limit(MAX_PENDING)))
         out = []
         for row in rows:
-            spec = self.deps.actions.get(row.action)
-            title = spec.title(params_of(row)) if spec else row.action
             role = Role(row.approve_role)
-            out.append(PendingApproval(row.id, title, row.requester, role.value, ROLE_NAMES[role],
+            out.append(PendingApproval(row.id, self._title(row), row.requester, role.value, ROLE_NAMES[role],
                                        as_utc(row.expires_at), row.channel,
-                                       confirming=row.status == Status.AWAITING_CONFIRMATION.value))
+                                       confirming=row.status == Status.AWAITING_CONFIRMATION.value,
+                                       reason=str(params_of(row).get("reason") or ""), request_id=row.request_id))
         return out
+
+    def _decisions(self, now: datetime) -> list[Decision]:
+        """Approvals decided in the last DECISIONS_FOR, newest first: each decider sees theirs on top."""
+        with Session(self.deps.engine, expire_on_commit=False) as session:
+            # Not a break-glass halt's own requester (recorded as its decider): theirs is not a decision on a request.
+            query = select(Approval).where(col(Approval.decided_by).is_not(None),
+                                           col(Approval.decided_by) != col(Approval.requester),
+                                           col(Approval.decided_at) >= now - DECISIONS_FOR)
+            rows = list(session.exec(query.order_by(col(Approval.decided_at).desc()).limit(MAX_DECISIONS)))
+        return [Decision(row.id, self._title(row), str(row.decided_by), as_utc(row.decided_at or now), row.status,
+                         row.outcome if row.status == Status.FAILED.value else "") for row in rows]
+
+    def _title(self, row: Approval) -> str:
+        spec = self.deps.actions.get(row.action)
+        return spec.title(params_of(row)) if spec else row.action
 
     def _alerts(self) -> list[AlertLine]:
         signals = {s.id: s for s in self.deps.runbook.signals()}

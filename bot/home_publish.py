@@ -5,6 +5,11 @@ watches the audit head (one cheap query a second) and, when it moved, re-publish
 everyone who opened it in the last day, reading the facts once for all of them. The refresh runs
 on its own thread, so a slow backend never holds up the watchers. `refresh(deps, user)` is the
 helper for code that wants one person's home re-published at once.
+
+What a click on the home led to must survive those refreshes (a refresh follows every click, since
+the click is audited): a decision's outcome comes from the approval table (bot.home_facts, so any
+process's refresh shows it); a refused click's notice, which is not a decision, is remembered in
+this process for NOTICE_FOR and shown on every publish of that person's home until then.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from slack_sdk.errors import SlackApiError
 
@@ -21,10 +26,14 @@ from bot.home import HomeFacts, home_view
 from bot.home_facts import HomeSource
 from bot.monitoring.store import MonitoringStore
 from bot.policy import Role
+from bot.render import when
 
 log = logging.getLogger("opsbot.home")
 
 VIEWERS_FOR = timedelta(days=1)
+NOTICE_FOR = timedelta(minutes=5)
+_notices: dict[str, tuple[str, datetime]] = {}  # user -> (the notice of their last refused click, when)
+_notices_lock = threading.Lock()
 
 
 class HomePublisher:
@@ -39,6 +48,7 @@ class HomePublisher:
 
     def publish(self, user_id: str, *, notice: str | None = None, facts: HomeFacts | None = None) -> bool:
         facts = facts if facts is not None else self.source.facts()
+        notice = notice or _notice_for(user_id, facts.now)
         roles = frozenset(role.value for role in Role if self.deps.directory.has(user_id, role))
         view = home_view(facts, viewer=user_id, roles=roles, notice=notice)
         try:
@@ -47,6 +57,16 @@ class HomePublisher:
             log.warning("App Home of %s not published: %s", user_id, exc.response.get("error"))
             return False
         return True
+
+    def clicked(self, user_id: str, notice: str | None) -> bool:
+        """After a click on the home: remember its notice (None: it was a decision, which the facts
+        show) and publish at once."""
+        with _notices_lock:
+            if notice:
+                _notices[user_id] = (notice, self.deps.now())
+            else:
+                _notices.pop(user_id, None)
+        return self.publish(user_id)
 
     def opened(self, user_id: str) -> bool:
         """app_home_opened: remember the viewer (for later refreshes) and publish their home."""
@@ -82,6 +102,14 @@ class HomePublisher:
         except Exception:
             log.exception("App Home refresh failed")
             return 0
+
+
+def _notice_for(user_id: str, now: datetime) -> str | None:
+    with _notices_lock:
+        found = _notices.get(user_id)
+    if found is None or now - found[1] > NOTICE_FOR:
+        return None
+    return f"{found[0]} _({when(found[1])})_"
 
 
 def refresh(deps: Deps, user_id: str, *, notice: str | None = None) -> bool:

@@ -2,7 +2,8 @@
 
 The home's buttons (`home.approve`, `home.reject`, value the opaque approval id) go through the same
 approval flow as the request message's; the outcome shows at the top of the re-published home,
-since a click in a view has no channel to answer in.
+since a click in a view has no channel to answer in: a decision's from the approval table, a refused
+click's as a notice (bot.home_publish), so the refreshes that follow every action keep it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from bot.deps import Deps
 from bot.errors import OpsbotError, operator_message
 from bot.home import HOME_APPROVE, HOME_REJECT
 from bot.home_publish import HomePublisher
-from bot.text import safe
 from commands.common import Invocation, request_scope
 
 log = logging.getLogger("opsbot.home")
@@ -43,8 +43,7 @@ def register(app: App, deps: Deps) -> HomePublisher:
             inv = Invocation.from_action(body)
             approval_id = str(((body.get("actions") or [{}])[0]).get("value", ""))[:64]
             with request_scope(inv):
-                notice = click(deps, inv, approval_id, verb)
-                publisher.publish(inv.actor.user_id, notice=notice)
+                publisher.clicked(inv.actor.user_id, click(deps, inv, approval_id, verb))
 
         work_click.__name__ = f"work_home_{verb.value}"
         return work_click
@@ -55,8 +54,9 @@ def register(app: App, deps: Deps) -> HomePublisher:
     return publisher
 
 
-def click(deps: Deps, inv: Invocation, approval_id: str, verb: Verb) -> str:
-    """Decide one click from the home; the line to show at the top of the home afterwards."""
+def click(deps: Deps, inv: Invocation, approval_id: str, verb: Verb) -> str | None:
+    """Decide one click from the home; the notice to show at the top of the home afterwards, or None
+    when it was decided (the home then shows the decision and where it is now, bot.home.decision_line)."""
     try:
         flow.decide_click(deps, approval_id=approval_id, verb=verb, actor=inv.actor, request_id=inv.request_id)
     except OpsbotError as exc:
@@ -64,6 +64,4 @@ def click(deps: Deps, inv: Invocation, approval_id: str, verb: Verb) -> str:
     except SlackApiError as exc:
         log.warning("Slack refused a call after a home click: %s", exc.response.get("error"))
         return f":warning: Recorded, but Slack refused to update the request message. Request id `{inv.request_id}`."
-    row = deps.approvals.get(approval_id=approval_id)
-    status = safe(row.status if row else "unknown", 40)
-    return f":white_check_mark: You chose *{verb.value}* on `{safe(approval_id, 64)}`; it is now *{status}*."
+    return None

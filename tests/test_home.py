@@ -9,6 +9,7 @@ from typing import Any
 
 from slack_sdk.models.views import View
 
+from bot.approval_store import params_of
 from bot.home import HOME_APPROVE, MAX_BLOCKS, MAX_BYTES, AlertLine, AuditLine, HomeFacts, PendingApproval, home_view
 from bot.home_publish import HomePublisher
 from bot.sim.stack import Stack
@@ -106,6 +107,10 @@ def test_approve_from_the_home_and_it_refreshes(stack: Stack) -> None:
     own = text_of({"blocks": open_home(stack, HALT_A)["blocks"]})
     assert "Approvals waiting for you:* none" in own  # never one's own request
     view = open_home(stack, HALT_B)
+    entry = text_of({"blocks": view["blocks"]})
+    row = stack.deps.approvals.get(approval_id=approval_id)
+    assert row is not None and f"*Reason:* {params_of(row)['reason']}" in entry
+    assert f"Approval `{approval_id}` · request `{row.request_id}`" in entry
     block = next(b for b in view["blocks"] if b.get("block_id") == f"home_{approval_id}")
     assert [e["value"] for e in block["elements"]] == [approval_id, approval_id]
     before = len(stack.peer.calls_to("views.publish"))
@@ -114,7 +119,8 @@ def test_approve_from_the_home_and_it_refreshes(stack: Stack) -> None:
     assert response.status_code == 200
     wait_until(lambda: len(stack.peer.calls_to("views.publish")) > before, timeout=10)
     after = text_of({"blocks": home_of(stack, HALT_B, 2)["blocks"]})
-    assert f"You chose *approve* on `{approval_id}`; it is now *executed*" in after
+    assert "*Your decision* (" in after and f"(`{approval_id}`): it is now *executed*." in after
+    assert after.index("*Your decision*") < after.index("*Cutover:*")  # at the top
     assert "HALTED" in after and stack.backend.control()["global"]["halted"] is True
     updated = [c for c in stack.peer.calls_to("chat.update") if "Applied" in text_of(c.args)]
     assert updated  # the request message in the channel shows the outcome too

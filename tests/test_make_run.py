@@ -22,6 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bot.workspace import prometheus as local_prometheus
+
 OPSBOT = Path(sys.executable).with_name("opsbot")
 ROOT = Path(__file__).resolve().parents[1]
 MAKE_RUN_TIMEOUT_S = 300  # a fresh venv from PyPI (and `npm ci` when npm is there) before the URL
@@ -96,13 +98,17 @@ def test_run_without_credentials_serves_a_working_local_workspace(fresh_dir: Pat
         printed = "".join(process.seen)
         assert len(URL.findall(printed)) == 1, printed  # one URL, and loopback
         assert f"state: {fresh_dir.resolve() / 'opsbot.db'}" in printed and "opsbot workspace --reset" in printed
+        if local_prometheus.binary() is not None:  # Debian's Prometheus runs with the workspace
+            assert "Prometheus: local, scraping the simulated backend's /metrics every second" in printed
+        else:
+            assert "Prometheus: not running (Prometheus is not installed" in printed
         page_answers_a_command(url)
         children = process.children()
     finally:
         code = process.stop()
     assert code == 0
     assert (fresh_dir / "opsbot.db").is_file()
-    for pid in children:  # the Cosmos-protocol server (a node child) went with it
+    for pid in children:  # the Cosmos-protocol server (node) and Prometheus went with it
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
 
 

@@ -67,9 +67,9 @@ class Running:
 
 
 @contextmanager
-def running_workspace(folder: Path, *, use_cosmos: bool = True) -> Iterator[Running]:
+def running_workspace(folder: Path, *, use_cosmos: bool = True, use_prometheus: bool = True) -> Iterator[Running]:
     paths = paths_for(f"sqlite:///{folder}/opsbot.db")
-    session = Session(paths, use_cosmos=use_cosmos).start()
+    session = Session(paths, use_cosmos=use_cosmos, use_prometheus=use_prometheus).start()
     server = HttpServer(WorkspaceApp(session)).start()
     try:
         yield Running(session, server.url, paths)
@@ -140,3 +140,24 @@ def chromium(profile: Path) -> Iterator[Any]:
             yield context
         finally:
             context.close()
+
+
+GATE_S = 30  # the gate's deadline is 10 s in the workspace; the card fills in within it
+# What the gate and the first stage need a person's word for (the rest the probes show).
+ATTESTED = ("go-kill-switch-maintenance", "go-mobile-interventions", "go-no-legacy-data",
+            "backend-deploy-platform-cosmos", "backend-tenant-scoped-reads")
+
+
+def advance_cutover(ws: Running, reason: str = "backend validated in rehearsal") -> dict[str, Any]:
+    """Attest, run a GO gate, and have one admin request `/cutover advance` and the other approve it
+    (needs the Cosmos-protocol server); the approved request message."""
+    need_cosmos(ws)
+    for check in ATTESTED:
+        ws.command(ADMIN, f"/gate attest {check} rehearsal evidence for {check}")
+        ws.find(ADMIN, f"<@UADMIN> attested `{check}`", ephemeral=False)
+    ws.command(OPERATOR, "/gate")
+    ws.find(OPERATOR, "Release go/no-go: GO for backend", ephemeral=False, timeout=GATE_S)
+    ws.command(ADMIN, f"/cutover advance {reason}")
+    request = ws.find(ADMIN_2, reason, ephemeral=False)
+    assert ws.click(ADMIN_2, request).status_code == 200
+    return ws.find(ADMIN_2, "Approved by <@UADMIN2>")

@@ -155,8 +155,11 @@ def _ack_body(text: str) -> dict[str, Any] | None:
 
 
 def _shown(message: dict[str, Any], *, ephemeral: bool) -> dict[str, Any]:
-    files = [{"name": str(f.get("name") or f.get("title") or "file"), "size": f.get("size")}
+    """What the page needs of a message; a file's bytes are fetched separately (GET /api/file?id=)."""
+    files = [{"id": str(f.get("id") or ""), "name": str(f.get("name") or f.get("title") or "file"),
+              "title": str(f.get("title") or ""), "alt": str(f.get("alt_txt") or ""),
+              "image": str(f.get("mimetype") or "").startswith("image/"), "size": f.get("size")}
              for f in message.get("files") or [] if isinstance(f, dict)]
     return {"ts": message["ts"], "user": message.get("user"), "text": message.get("text") or "",
             "blocks": message.get("blocks") or [], "edited": "edited" in message, "ephemeral": ephemeral,
-            "files": files, "kind": "bot"}
+            "files": files, "thread_ts": message.get("thread_ts"), "kind": "bot"}

@@ -1,7 +1,7 @@
 """`opsbot workspace` (and `opsbot run` without Slack credentials): start the rehearsal, print its URL.
 
-Blocks until Ctrl-C or SIGTERM, then stops everything it started (the Cosmos-protocol server is
-a child process: leaving it behind would hold its port).
+Blocks until Ctrl-C or SIGTERM, then stops everything it started (the Cosmos-protocol server and
+Prometheus are child processes: leaving them behind would hold their ports).
 """
 
 from __future__ import annotations
@@ -84,8 +84,11 @@ def _announce(url: str, session: Session) -> None:
     who = ", ".join(f"{p.name} ({'/'.join(r.value.replace('_', ' ') for r in p.roles)})" for p in people.PEOPLE)
     cosmos = ("Cosmos: local Cosmos-protocol server" if session.world.cosmos is not None
               else f"Cosmos: not running ({session.world.cosmos_problem}); the Cosmos checks will say so")
+    prometheus = ("Prometheus: local, scraping the simulated backend's /metrics every second"
+                  if session.world.prometheus is not None
+                  else f"Prometheus: not running ({session.world.prometheus_problem})")
     print(f"Local workspace (rehearsal against local stand-ins; nothing reaches Slack or production): {url}\n"
-          f"  people: {who}\n  {cosmos}\n  {session.paths.describe()}\n  {CREDENTIALS_HINT}\n"
+          f"  people: {who}\n  {cosmos}\n  {prometheus}\n  {session.paths.describe()}\n  {CREDENTIALS_HINT}\n"
           "  Ctrl-C to stop.", flush=True)
 
 

@@ -8,6 +8,7 @@
     POST /api/scenario         {"name"}
     POST /api/home             {"user"}: open the bot's App Home (app_home_opened)
     POST /api/home-click       {"user", "action_id", "value"}: a button on the App Home
+    GET  /api/file?id=F        a file shared in the channel (a PNG shown as an image, anything else a download)
 
 POSTs must be JSON and the Host header loopback, so a web page elsewhere cannot drive the
 rehearsal (a cross-site JSON POST needs a CORS preflight this server never grants; DNS rebinding
@@ -73,6 +74,8 @@ class WorkspaceApp:
         if path == "/api/state":
             user = (parse_qs(environ.get("QUERY_STRING", "")).get("user") or [""])[0]
             return _json(start_response, "200 OK", self._session.state(user))
+        if path == "/api/file":
+            return self._file(environ, start_response)
         if path == "/healthz":
             return _json(start_response, "200 OK", {"ok": True})
         name = "index.html" if path == "/" else path.removeprefix("/static/")
@@ -84,6 +87,23 @@ class WorkspaceApp:
         start_response("200 OK", [("Content-Type", _TYPES[file.suffix]), ("Content-Length", str(len(body))),
                                   ("Cache-Control", "no-cache"), *_SECURITY])
         return [body]
+
+    def _file(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        file_id = (parse_qs(environ.get("QUERY_STRING", "")).get("id") or [""])[0]
+        found = self._session.file(file_id) if file_id else None
+        if found is None:
+            return _json(start_response, "404 Not Found", {"error": "no such file in this channel (files are not "
+                                                                    "kept across restarts)"})
+        name, data = found
+        if name.lower().endswith(".png") and data.startswith(b"\x89PNG\r\n\x1a\n"):
+            kind = [("Content-Type", "image/png")]
+        else:  # never rendered by the browser: downloaded under a safe name
+            safe_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:100] or "file"
+            kind = [("Content-Type", "application/octet-stream"),
+                    ("Content-Disposition", f'attachment; filename="{safe_name}"')]
+        start_response("200 OK", [*kind, ("Content-Length", str(len(data))), ("Cache-Control", "no-cache"),
+                                  *_SECURITY])
+        return [data]
 
     def _command(self, doc: dict[str, Any]) -> Answer:
         self._session.channel.command(_text(doc, "user"), _text(doc, "text"))

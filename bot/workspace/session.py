@@ -26,9 +26,9 @@ FORMAT = 1
 
 
 class Session:
-    def __init__(self, paths: StatePaths, *, use_cosmos: bool = True) -> None:
+    def __init__(self, paths: StatePaths, *, use_cosmos: bool = True, use_prometheus: bool = True) -> None:
         self.paths = paths
-        self.world = LocalWorld(paths, use_cosmos=use_cosmos)
+        self.world = LocalWorld(paths, use_cosmos=use_cosmos, use_prometheus=use_prometheus)
         self.drills: Drills
         self.scenarios: ScenarioRunner
         self.channel: Channel
@@ -81,6 +81,7 @@ class Session:
                             "disabled_scopes": [s["scope"] for s in control["scopes"] if s.get("disabled")],
                             "revision": control["revision"]},
                 "cosmos": {"running": self.world.cosmos is not None, "why": self.world.cosmos_problem},
+                "prometheus": {"running": self.world.prometheus is not None, "why": self.world.prometheus_problem},
                 "state": self.paths.describe(),
             },
         }
@@ -93,6 +94,14 @@ class Session:
         _known(user)
         self.world.stack.sender.event({"type": "app_home_opened", "user": user, "tab": "home",
                                        "channel": "D" + user[1:]})
+
+    def file(self, file_id: str) -> tuple[str, bytes] | None:
+        """A file shared in the workspace's channel (e.g. an alert's chart): (name, bytes); None when
+        there is none, it was shared elsewhere, or its bytes are gone (files are not kept across restarts)."""
+        stored = self.world.stack.peer.files.get(file_id)
+        if stored is None or stored.data is None or self.channel.channel not in stored.channels:
+            return None
+        return stored.filename, stored.data
 
     def home_click(self, user: str, *, action_id: str, value: str) -> None:
         """A button on the published home: sent as Slack sends a click in a view (no response_url)."""

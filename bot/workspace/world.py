@@ -3,9 +3,11 @@
 `bot.sim.stack.Stack` builds the bot exactly as `opsbot serve` does, against the local Slack peer,
 platform auth (JWKS and client credentials), GitHub and the trading backend. This adds what a
 rehearsal needs on top: the Cosmos-protocol server when Node has it installed (behind a forwarder
-that the "Cosmos unreachable" drill cuts), the backend's control state mirrored into Cosmos as the
-real backend persists it there, production deployments and green CI for a believable release,
-the seeded people and channel, and the bot's background sweeper (expiry, break-glass escalation).
+that the "Cosmos unreachable" drill cuts), Debian's Prometheus when it is installed (scraping the
+backend's /metrics every second, so the monitoring's Prometheus signals are watched), the
+backend's control state mirrored into Cosmos as the real backend persists it there, production
+deployments and green CI for a believable release, the seeded people and channel, and the bot's
+background sweeper (expiry, break-glass escalation).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from bot.monitoring.service import Monitor
 from bot.sim import cosmos as sim_cosmos
 from bot.sim.stack import Stack
 from bot.workspace import people
+from bot.workspace import prometheus as local_prometheus
 from bot.workspace.proxy import Forwarder
 from bot.workspace.state import StatePaths
 
@@ -48,7 +51,10 @@ def bot_overrides(paths: StatePaths) -> dict[str, Any]:
         "OPSBOT_ROLLBACK_RUN_TIMEOUT_SECONDS": 120,
         "OPSBOT_ROLLBACK_VERSION_TIMEOUT_SECONDS": 30,
         "OPSBOT_GATE_DEADLINE_SECONDS": 10,
-        "OPSBOT_MONITOR_INTERVAL_SECONDS": 5,  # post-cutover monitoring reacts within a drill's pace
+        # Post-cutover monitoring reacts within a drill's pace: with 1 s scrapes, an alert within ~10 s.
+        "OPSBOT_MONITOR_INTERVAL_SECONDS": 2,
+        "OPSBOT_PROMETHEUS_URL": None,  # the workspace's own Prometheus, or none (LocalWorld._start_prometheus)
+        "OPSBOT_PROMETHEUS_TOKEN": None,
         "OPSBOT_CHECK_NAMES": {},
         "PLATFORM_SERVICE_TOKEN": None,
         "JWT_SECRET": None,
@@ -60,9 +66,12 @@ def bot_overrides(paths: StatePaths) -> dict[str, Any]:
 
 
 class LocalWorld:
-    def __init__(self, paths: StatePaths, *, use_cosmos: bool = True) -> None:
+    def __init__(self, paths: StatePaths, *, use_cosmos: bool = True, use_prometheus: bool = True) -> None:
         self.paths = paths
         self.use_cosmos = use_cosmos
+        self.use_prometheus = use_prometheus
+        self.prometheus: local_prometheus.LocalPrometheus | None = None
+        self.prometheus_problem = ""
         self.cosmos: sim_cosmos.CosmosServer | None = None
         self.forwarder: Forwarder | None = None
         self.cosmos_problem = ""
@@ -76,8 +85,14 @@ class LocalWorld:
         self._home: HomePublisher | None = None
 
     def start(self) -> LocalWorld:
-        overrides = {**bot_overrides(self.paths), **self._start_cosmos()}
-        self.stack = Stack(database_url=self.paths.database_url, overrides=overrides).start()
+        overrides = {**bot_overrides(self.paths), **self._start_cosmos(), **self._start_prometheus()}
+        try:
+            self.stack = Stack(database_url=self.paths.database_url, overrides=overrides).start()
+        except BaseException:
+            self._stop_children()
+            raise
+        if self.prometheus is not None:
+            self.prometheus.scrape(self.stack.backend.url.removeprefix("http://"))
         self._sweeper = Sweeper(self.stack.deps, interval=2.0).start()
         self._home = HomePublisher(self.stack.deps)
         self._monitor = Monitor(self.stack.deps, jobs=[self._home.poll]).start()
@@ -96,10 +111,34 @@ class LocalWorld:
         if self._home is not None:
             self._home.close()
         self.stack.stop()
+        self._stop_children()
+
+    def _stop_children(self) -> None:
         if self.forwarder is not None:
             self.forwarder.stop()
         if self.cosmos is not None:
             self.cosmos.stop()
+        if self.prometheus is not None:
+            self.prometheus.stop()
+
+    # -- Prometheus -----------------------------------------------------------------------------
+
+    def _start_prometheus(self) -> dict[str, Any]:
+        """Started before the bot, so OPSBOT_PROMETHEUS_URL only ever names a running server."""
+        if not self.use_prometheus:
+            self.prometheus_problem = "switched off for this workspace"
+            return {}
+        executable = local_prometheus.binary()
+        if executable is None:
+            self.prometheus_problem = local_prometheus.missing_reason()
+            return {}
+        try:
+            self.prometheus = local_prometheus.LocalPrometheus(executable).start()
+        except (OSError, local_prometheus.PrometheusFailed) as exc:
+            log.warning("Prometheus did not start: %s", exc)
+            self.prometheus_problem = f"Prometheus did not start ({exc}); its signals are not watched here"
+            return {}
+        return {"OPSBOT_PROMETHEUS_URL": self.prometheus.url}
 
     # -- Cosmos ---------------------------------------------------------------------------------
 

@@ -125,10 +125,19 @@ function renderPeople() {
   $("roles").textContent = person ? `${person.title} \u00b7 roles: ${person.roles.map((r) => r.replace("_", " ")).join(", ")}` : "";
 }
 
+// A file shared into a thread (an alert's chart) is shown in that thread, under its parent message.
 function renderMessages(ctx) {
   const list = $("messages");
   const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
-  list.replaceChildren(...state.messages.map((m) => message(m, ctx)));
+  const nodes = new Map();
+  const top = [];
+  state.messages.forEach((m) => {
+    const parent = m.thread_ts && m.thread_ts !== m.ts && m.files?.length ? nodes.get(m.thread_ts) : null;
+    const node = message(m, ctx);
+    if (parent) threadOf(parent).append(node);
+    else { top.push(node); nodes.set(m.ts, node); }
+  });
+  list.replaceChildren(...top);
   if (!state.messages.length) list.append(el("div", "empty", "No messages yet. Type a command below, e.g. /halt status"));
   if (atBottom) list.scrollTop = list.scrollHeight;
 }
@@ -150,12 +159,42 @@ function message(m, ctx) {
   if (m.kind === "command") body.append(el("div", "command-text", m.text));
   else if (m.blocks && m.blocks.length) body.append(renderBlocks(m.blocks, { ...ctx, message: m }));
   else body.append(mrkdwn(m.text, ctx));
-  (m.files || []).forEach((file) => {
-    const size = typeof file.size === "number" ? ` (${Math.max(1, Math.round(file.size / 1024))} KB)` : "";
-    body.append(el("div", "file", `\ud83d\udcce ${file.name}${size}`));
-  });
+  (m.files || []).forEach((file) => body.append(fileNode(file)));
   node.append(body);
   return node;
+}
+
+function threadOf(parent) {
+  let thread = parent.querySelector(":scope > .msg-body > .thread");
+  if (!thread) {
+    thread = el("div", "thread");
+    thread.append(el("div", "thread-label", "In thread"));
+    parent.querySelector(":scope > .msg-body").append(thread);
+  }
+  return thread;
+}
+
+// An image (a chart) is shown, and opens full size; any other file is a download chip.
+function fileNode(file) {
+  const url = `/api/file?id=${encodeURIComponent(file.id)}`;
+  const size = typeof file.size === "number" ? ` (${Math.max(1, Math.round(file.size / 1024))} KB)` : "";
+  const chip = el("a", "file", `\ud83d\udcce ${file.title || file.name}${size}`);
+  chip.href = url;
+  chip.target = "_blank";
+  chip.rel = "noopener";
+  if (!file.image) return chip;
+  const figure = el("figure", "file-image");
+  const img = el("img");
+  img.src = url;
+  img.alt = file.alt || file.title || file.name;
+  img.addEventListener("error", () => figure.replaceChildren(el("div", "file", `\ud83d\udcce ${file.name}: no longer available (files are not kept across restarts)`)));
+  const open = el("a");
+  open.href = url;
+  open.target = "_blank";
+  open.rel = "noopener";
+  open.append(img);
+  figure.append(open, el("figcaption", null, file.title || file.name));
+  return figure;
 }
 
 // A button: its confirm dialog first (when it has one), then the click goes to the bot.

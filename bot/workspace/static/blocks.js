@@ -12,6 +12,8 @@ const EMOJI = {
   lock: "\ud83d\udd12", heavy_minus_sign: "\u2796", heavy_check_mark: "\u2714\ufe0f", floppy_disk: "\ud83d\udcbe",
   file_cabinet: "\ud83d\uddc4\ufe0f", construction: "\ud83d\udea7", arrow_right: "\u27a1\ufe0f",
   arrow_forward: "\u25b6\ufe0f", clipboard: "\ud83d\udccb", stop_sign: "\ud83d\uded1",
+  eyes: "\ud83d\udc40", closed_lock_with_key: "\ud83d\udd10", twisted_rightwards_arrows: "\ud83d\udd00",
+  no_entry_sign: "\ud83d\udeab",
 };
 
 // Slack escapes &, < and > in text it did not format; show them as the characters they stand for.

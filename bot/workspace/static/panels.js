@@ -66,6 +66,8 @@ function renderWorld(state) {
     `Backend ${b.version} \u00b7 health ${b.health} \u00b7 ${b.global_halted ? "GLOBAL HALT" : "trading"} \u00b7 revision ${b.revision}`,
     b.disabled_scopes.length ? `Disabled: ${b.disabled_scopes.join(", ")}` : "No scoped disables",
     world.cosmos.running ? "Cosmos: local Cosmos-protocol server" : `Cosmos: not running (${world.cosmos.why})`,
+    world.prometheus.running ? "Prometheus: local, scraping the backend's /metrics every second"
+      : `Prometheus: not running (${world.prometheus.why})`,
     world.state,
   ];
   $("world").replaceChildren(...lines.map((line) => el("div", "world-line", line)));

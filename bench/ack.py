@@ -260,7 +260,7 @@ class _Counter(logging.Handler):
         self.count += 1
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=400, help="measured requests per app and level")
     parser.add_argument("--warmup", type=int, default=None, help="warm-up requests before each measurement "
@@ -271,15 +271,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain-timeout", type=float, default=600.0,
                         help="how long to wait for the lazy work to post every request, s")
     args = parser.parse_args(argv)
-    warmup = args.warmup if args.warmup is not None else max(10, args.requests // 10)
+    args.warmup = args.warmup if args.warmup is not None else max(10, args.requests // 10)
+    return args
+
+
+def quiet_bot_logs() -> _Counter:
+    """Count the bot's warnings instead of printing them; errors are still printed."""
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s %(message)s")
     warnings = _Counter()
     bot_log = logging.getLogger("opsbot")
     bot_log.setLevel(logging.WARNING)
     bot_log.propagate = False
     bot_log.addHandler(warnings)
-    bot_log.addHandler(_stderr_errors())  # errors are still printed
+    bot_log.addHandler(_stderr_errors())
+    return warnings
 
+
+def measure(args: argparse.Namespace, warnings: _Counter) -> tuple[list[Run], int, int]:
+    """Both apps at each level (each warmed right before it is measured), then the opsbot work drained."""
     with tempfile.TemporaryDirectory(prefix="opsbot-bench-") as tmp:
         standins = Standins(args.backend_latency)
         server, deps = bot_server(standins, f"sqlite:///{tmp}/bench.db")
@@ -290,24 +299,21 @@ def main(argv: list[str] | None = None) -> int:
             settle_heap()  # as `opsbot serve` does once the app is built (bot/serve.py)
         try:
             runs: list[Run] = []
-            sent_to_opsbot = 0
             for level in LEVELS:
-                for name in ("bare", "opsbot"):  # each app warmed right before it is measured
-                    drive(name, urls[name], presign(response_url, warmup, f"w{level}"), level)
-                    batch = presign(response_url, args.requests, f"c{level}")
-                    runs.append(drive(name, urls[name], batch, level))
-                    if name == "opsbot":
-                        sent_to_opsbot += warmup + args.requests
+                for name in ("bare", "opsbot"):
+                    drive(name, urls[name], presign(response_url, args.warmup, f"w{level}"), level)
+                    runs.append(drive(name, urls[name], presign(response_url, args.requests, f"c{level}"), level))
+            sent = len(LEVELS) * (args.warmup + args.requests)
             print(f"opsbot vs bare Bolt ack, loopback, waitress 16 threads, backend latency {args.backend_latency} s, "
-                  f"{args.requests} requests per row (after {warmup} warm-up), "
+                  f"{args.requests} requests per row (after {args.warmup} warm-up), "
                   f"start-up heap {'NOT ' if args.no_settle_heap else ''}frozen")
             print(table(runs))
             # The acks are only half: every opsbot request must also have been worked on.
-            print(f"waiting for the lazy work to post {sent_to_opsbot} approval requests …", flush=True)
+            print(f"waiting for the lazy work to post {sent} approval requests …", flush=True)
             began = time.perf_counter()
-            posted = wait_for_posts(standins, sent_to_opsbot, args.drain_timeout)
-            print(f"slack peer received {posted} chat.postMessage for {sent_to_opsbot} opsbot requests "
-                  f"({'all' if posted == sent_to_opsbot else 'MISSING ' + str(sent_to_opsbot - posted)}) "
+            posted = wait_for_posts(standins, sent, args.drain_timeout)
+            print(f"slack peer received {posted} chat.postMessage for {sent} opsbot requests "
+                  f"({'all' if posted == sent else 'MISSING ' + str(sent - posted)}) "
                   f"after {time.perf_counter() - began:.1f} s more; {warnings.count} bot warnings logged "
                   f"(backend reads timing out at the {args.backend_latency} s latency are expected)")
         finally:
@@ -315,7 +321,10 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
             deps.engine.dispose()
             standins.stop()
+    return runs, sent, posted
 
+
+def report(runs: list[Run], sent: int, posted: int) -> dict[str, Any]:
     by = {(r.app, r.concurrency): r for r in runs}
     b8, o8, b1, o1 = by["bare", 8], by["opsbot", 8], by["bare", 1], by["opsbot", 1]
     result: dict[str, Any] = {
@@ -326,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_c1": round(o1.rps / b1.rps, 3) if b1.rps else 0.0,
         "p50_ms_c8": round(o8.pct(50), 2), "p99_ms_c1": round(o1.pct(99), 2),
         "bare_p99_ms_c8": round(b8.pct(99), 2),
-        "opsbot_requests": sent_to_opsbot, "posted": posted,
+        "opsbot_requests": sent, "posted": posted,
         "errors": sum(r.errors for r in runs),
     }
     verdict = [
@@ -337,9 +346,15 @@ def main(argv: list[str] | None = None) -> int:
         f"median opsbot ack at c1 {statistics.median(o1.latencies_ms):.2f} ms",
     ]
     print("targets: " + "; ".join(verdict))
-    print(json.dumps(result), flush=True)
-    ok = posted == sent_to_opsbot and result["errors"] == 0
-    return 0 if ok else 1
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    runs, sent, posted = measure(args, quiet_bot_logs())
+    result = report(runs, sent, posted)
+    print(json.dumps(result), flush=True)  # last, as one line of JSON
+    return 0 if posted == sent and result["errors"] == 0 else 1
 
 
 if __name__ == "__main__":

@@ -132,12 +132,14 @@ class ApprovalStore:
 
     def finish(
         self, *, row: Approval, to_status: Status, actor: Actor, now: datetime, request_id: str, outcome: str,
-        audit_outcome: str, detail: str = "",
+        audit_outcome: str, detail: str = "", uncertain: bool = False,
     ) -> bool:
         """Record the result of an execution (only the executing claimant can)."""
         values: dict[str, Any] = {"status": to_status.value, "outcome": outcome}
         if to_status is Status.PENDING:
             values.update(decided_by=None, decided_at=None)  # retryable: the request is open again
+            if not uncertain:  # this attempt surely never took effect: it does not count as one that may have
+                values["attempts"] = col(Approval.attempts) - 1
         elif to_status is Status.AWAITING_CONFIRMATION:
             pass  # the break-glass TTL keeps running until a second person confirms
         else:

@@ -138,7 +138,7 @@ def _record(deps: Deps, row: Approval, target: Status, actor: Actor, now: dateti
         try:
             return deps.approvals.finish(row=row, to_status=target, actor=actor, now=now, request_id=request_id,
                                          outcome=outcome.summary, audit_outcome=outcome.audit_outcome,
-                                         detail=outcome.detail)
+                                         detail=outcome.detail, uncertain=outcome.uncertain)
         except StoreUnavailable as exc:
             log.warning("could not record the outcome of %s: %s", row.id, exc)
             if delay is None:
@@ -162,7 +162,10 @@ def _unrecorded(deps: Deps, row: Approval, approver: str, outcome: Outcome) -> O
 
 def _late(deps: Deps, row: Approval, approver: str, outcome: Outcome, request_id: str) -> Outcome:
     """The outcome arrived after a sweep had already marked this approval interrupted."""
-    latest = deps.approvals.get(approval_id=row.id) or row
+    try:
+        latest = deps.approvals.get(approval_id=row.id) or row
+    except StoreUnavailable:  # say what came back all the same
+        latest = row
     log.error("approval %s finished after it was marked %s", row.id, latest.status)
     try:
         deps.audit.record(Entry(Actor(row.team_id, approver), f"{row.action}.outcome_late", outcome.audit_outcome,

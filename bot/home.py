@@ -154,7 +154,7 @@ def decision_line(decision: Decision) -> str:
     line = (f"{icon} *Your decision* ({when(decision.decided_at)}) on *{safe(decision.title, 200)}* "
             f"(`{safe(decision.approval_id, 64)}`): it is now *{safe(decision.status, 40)}*.")
     if decision.status == "failed" and decision.outcome:
-        line += f"\n{safe(decision.outcome, 300)}"
+        line += f"\n{clip(decision.outcome, 300)}"  # the stored outcome is the bot's own, already escaped
     return line
 
 

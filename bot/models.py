@@ -58,6 +58,8 @@ class Approval(SQLModel, table=True):
     decided_by: str | None = Field(default=None, max_length=32)
     decided_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
     finished_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    # Executions that may have reached the backend: a claim counts one, undone when its outcome proves
+    # nothing took effect (back to pending after a refused connection, say).
     attempts: int = Field(default=0)
     outcome: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
 

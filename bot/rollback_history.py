@@ -24,8 +24,10 @@ from bot.text import safe
 
 def rolled_back_from(rows: Iterable[Rollback], sha: str) -> RolledBackFrom | None:
     """The newest rollback (rows newest first) that took production off `sha`: completed, running, or
-    failed after its revert step was done."""
+    failed after its revert step was done; None when a newer completed rollback restored `sha`."""
     for row in rows:
+        if same_sha(row.target, sha) and row.status == RollbackStatus.COMPLETED.value:
+            return None  # a later rollback restored it on purpose: it is no longer a rolled-back release
         if not same_sha(row.deployed, sha):
             continue
         if row.status == RollbackStatus.COMPLETED.value:

@@ -255,6 +255,17 @@ def test_withdrawal_of_a_request_that_never_ran_still_says_nothing_was_done(stac
     assert detail_of(stack, approval_id, "halt.withdrawn:accepted") == ""
 
 
+def test_withdrawal_after_an_attempt_refused_at_connect_still_says_nothing_was_done(stack: Stack) -> None:
+    approval_id, posted = request_halt(stack)
+    stack.backend.stop()  # refused at connect: the write surely never reached the backend
+    click(stack, user=HALT_A, approval_id=approval_id, posted=posted)
+    assert "*Halt NOT applied.*" in text_of(updates_saying(stack, "Still pending", timeout=10).args)
+    wait_until(lambda: status_of(stack, approval_id) == "pending")
+    click(stack, user=OPERATOR, approval_id=approval_id, posted=posted, action="reject")
+    text = text_of(updates_saying(stack, "Withdrawn").args)
+    assert "Nothing was done." in text and "earlier attempt" not in text
+
+
 # -- 3. break-glass against a backend that is down or failing --------------------------------------
 
 

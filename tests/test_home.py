@@ -10,7 +10,18 @@ from typing import Any
 from slack_sdk.models.views import View
 
 from bot.approval_store import params_of
-from bot.home import HOME_APPROVE, MAX_BLOCKS, MAX_BYTES, AlertLine, AuditLine, HomeFacts, PendingApproval, home_view
+from bot.home import (
+    HOME_APPROVE,
+    MAX_BLOCKS,
+    MAX_BYTES,
+    AlertLine,
+    AuditLine,
+    Decision,
+    HomeFacts,
+    PendingApproval,
+    decision_line,
+    home_view,
+)
 from bot.home_publish import HomePublisher
 from bot.sim.stack import Stack
 from tests.conftest import CHANNEL, HALT_A, HALT_B, HALT_C, OPERATOR, click, request_halt, text_of, wait_until
@@ -179,3 +190,10 @@ def test_the_active_rollback_and_its_step_show_on_the_home(stack: Stack) -> None
     assert RollbackStore(stack.deps.engine, stack.deps.audit).start(row, Actor("", "UOWNER"))
     shown = text_of({"blocks": open_home(stack, OPERATOR)["blocks"]})
     assert "*Rollback `rb-home`*" in shown and "*running*" in shown and "*Step:* `revert-deployment`" in shown
+
+
+def test_a_failed_decision_shows_the_recorded_outcome_as_it_was_written() -> None:
+    outcome = "Approved by <@U123>. :rotating_light: refused (HTTP 400: scope &lt;tenant:acme&gt; &amp; co unknown)"
+    line = decision_line(Decision("apr_1", "Halt trading: global", "U123", datetime(2026, 1, 1, tzinfo=UTC),
+                                  "failed", outcome))
+    assert line.endswith("\n" + outcome)  # the bot's own mrkdwn, escaped once when it was written

@@ -127,14 +127,15 @@ def test_an_alert_older_than_the_last_rollback_proposes_nothing_and_a_fresh_one_
 
 # The rules, over rows of the `rollback` table.
 
-def row(rid: str, status: RollbackStatus, *, reverted: bool = False, deployed: str = "def5678a9b0c1d2e") -> Rollback:
+def row(rid: str, status: RollbackStatus, *, reverted: bool = False, deployed: str = "def5678a9b0c1d2e",
+        target: str = "abc1234e5f6a") -> Rollback:
     steps = initial_steps((a.id, a.text) for a in load_runbook().rollback.actions)
     if reverted:
         steps = with_step(steps, REVERT, StepState.DONE, "run done", AT)
     done = status is not RollbackStatus.RUNNING
     return Rollback(id=rid, approval_id=rid, status=status.value, request_id="r", run_request_id="c",
                     requester="U1", approver="U2", channel="C", reason="r", deployed=deployed,
-                    target="abc1234e5f6a", steps=steps, created_at=AT, updated_at=AT,
+                    target=target, steps=steps, created_at=AT, updated_at=AT,
                     finished_at=AT + timedelta(minutes=5) if done else None,
                     closed_at=AT + timedelta(minutes=5) if status is RollbackStatus.COMPLETED else None)
 
@@ -151,6 +152,9 @@ def test_which_rollbacks_count_as_having_rolled_back_from_a_sha() -> None:
     assert "rolled back from at 2025-03-01 12:05:00 UTC" in (
         redeploy_refusal(params, rolled_back_from([row("rb-5", RollbackStatus.COMPLETED)], "def5678")) or "")
     assert redeploy_refusal({**params, "target_source": SOURCE_EXPLICIT}, found) is None
+    # Rolled back from, then restored on purpose by a later rollback (`--to`): an ordinary release again.
+    restored = row("rb-8", RollbackStatus.COMPLETED, deployed="abc1234e5f6a", target="def5678a9b0c1d2e")
+    assert rolled_back_from([restored, row("rb-7", RollbackStatus.COMPLETED)], "def5678") is None
 
 
 def test_an_alert_is_stale_only_when_its_breach_began_before_the_last_rollback_closed() -> None:

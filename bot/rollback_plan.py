@@ -152,13 +152,14 @@ def redeploy_warning(params: Mapping[str, Any]) -> str | None:
 
 
 def rolled_back_phrase(prior: Mapping[str, Any]) -> str:
-    """"the release rollback `rb-…` rolled back from at <time>" (mrkdwn, safe)."""
+    """"the release that rollback `rb-…` took production off at <time>" (mrkdwn, safe)."""
     rid, at = safe(str(prior.get("rollback_id") or "?"), 32), str(prior.get("at") or "")[:19].replace("T", " ")
     if prior.get("status") == "running":
-        return f"the release rollback `{rid}` is rolling back from right now (started {at} UTC)"
+        return f"the release that rollback `{rid}` is taking production off right now (started {at} UTC)"
     if prior.get("status") == "failed":
-        return f"the release rollback `{rid}` rolled back from (its revert ran; the rollback then failed at {at} UTC)"
-    return f"the release rollback `{rid}` rolled back from at {at} UTC"
+        return (f"the release that rollback `{rid}` took production off (its revert ran; the rollback then failed "
+                f"at {at} UTC)")
+    return f"the release that rollback `{rid}` took production off at {at} UTC"
 
 
 def trigger_line(runbook: Runbook, trigger_id: str) -> str:

@@ -15,7 +15,7 @@ from bot.deps import Deps
 from bot.models import Approval
 from bot.policy import Role, check_request
 from bot.render import as_dicts, notice_blocks, when
-from bot.rollback_history import rolled_back_from
+from bot.rollback_history import redeploy_refusal, rolled_back_from
 from bot.rollback_plan import Observation, RollbackRefused, plan_params
 from bot.rollback_runner import RollbackRunner, RunnerConfig, RunnerParts
 from bot.rollback_steps import progress_text
@@ -139,6 +139,10 @@ def _request(deps: Deps, inv: Invocation, command: RollbackRequest, respond: Res
     except RollbackRefused as exc:
         deps.metrics.commands.labels("/rollback", "refused").inc()
         ephemeral(respond, exc.text)
+        return
+    refusal = redeploy_refusal(params, prior)
+    if refusal is not None:  # a card nobody could approve would only block the next request
+        _refuse(deps, inv, respond, f":no_entry: Not requested: {refusal}.", "refused")
         return
     flow.open_request(deps, spec=deps.actions["rollback"], params=params, actor=inv.actor, channel=inv.channel,
                       request_id=inv.request_id, approve_role=Role.ROLLBACK_OWNER, status=_context(seen, store))

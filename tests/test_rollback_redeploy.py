@@ -17,10 +17,20 @@ from bot.rollback_plan import SOURCE_DEPLOYMENT, SOURCE_EXPLICIT
 from bot.rollback_steps import REVERT, StepState, initial_steps, with_step
 from bot.runbook import load_runbook
 from bot.sim.stack import Stack
-from tests.conftest import CHANNEL, OPERATOR, OWNER, ROLES, approval_id_of, click, text_of, wait_until
+from tests.conftest import CHANNEL, OPERATOR, OWNER, ROLES, click, text_of, wait_until
 from tests.monitoring_support import FakePrometheus, alerts, button, monitoring_overrides, open_window, watcher
 from tests.monitoring_support import store as alert_store
-from tests.rollback_support import DEPLOYED, OWNER2, TARGET, audit_rows, dispatches, finished, request, running_stack
+from tests.rollback_support import (
+    DEPLOYED,
+    OWNER2,
+    TARGET,
+    audit_rows,
+    command,
+    dispatches,
+    finished,
+    request,
+    running_stack,
+)
 
 CONTROLS = "trading_control_update_failures_total"
 AT = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -43,21 +53,16 @@ def roll_back(stack: Stack) -> Rollback:
     return row
 
 
-def test_the_card_warns_and_approval_is_refused_unless_to_names_the_rolled_back_release(rbm: Stack) -> None:
+def test_a_request_that_would_re_deploy_a_rolled_back_release_is_refused_unless_to_names_it(rbm: Stack) -> None:
     first = roll_back(rbm)
-    approval_id, posted = request(rbm, text="orders are slow")  # the contract's rule picks DEPLOYED again
-    shown = text_of(posted.args)
-    assert f"Rollback production: 9f8e7d6 → {DEPLOYED[:12]} :warning: re-deploys a rolled-back release" in shown
-    assert (f":warning: *`{DEPLOYED[:12]}` is the release rollback `{first.id}` rolled back from at "
-            f"{first.closed_at:%Y-%m-%d %H:%M:%S} UTC; this would re-deploy it.* Use `--to <sha>`") in shown
-    assert "Approving this is refused" in shown and f"named with `--to {DEPLOYED[:12]}`" in shown
-
-    click(rbm, user=OWNER2, approval_id=approval_id, posted=posted)
-    update = rbm.peer.wait_for_call("chat.update", where=lambda c: "NOT started" in text_of(c.args))[-1]
-    assert "re-deploying it was not asked for by name" in text_of(update.args)
-    assert f"`/rollback <reason> --to {DEPLOYED[:12]}`" in text_of(update.args)
-    approval = rbm.deps.approvals.get(approval_id=approval_id)
-    assert approval is not None and approval.status == "failed"
+    cards = len(rbm.deps.approvals.recent(action_prefix="rollback", limit=20))
+    answer = command(rbm, "orders are slow")  # the contract's rule picks DEPLOYED again
+    assert answer.startswith(f":no_entry: Not requested: `{DEPLOYED[:12]}` is the release that rollback "
+                             f"`{first.id}` took production off at {first.closed_at:%Y-%m-%d %H:%M:%S} UTC")
+    assert f"`/rollback <reason> --to {DEPLOYED[:12]}`" in answer
+    # Nothing waits for an approval that would be refused, so the next request is not blocked.
+    assert len(rbm.deps.approvals.recent(action_prefix="rollback", limit=20)) == cards
+    assert any("re-deploying it was not asked for by name" in r.detail for r in audit_rows(rbm, "rollback.refused"))
     assert len(dispatches(rbm)) == 1 and rbm.backend.version == TARGET[:7]  # nothing re-deployed
 
     # Named on purpose: still flagged on the card, and approving runs it.
@@ -115,14 +120,13 @@ def test_an_alert_older_than_the_last_rollback_proposes_nothing_and_a_fresh_one_
     open_window(rbm, seq=2, from_stage="web-internal-adoption", to_stage="mobile-internal-beta")
     new_id, new_ts = raise_alert(rbm, fake_prom)
     assert new_id != old_id
-    before = len(rbm.peer.calls_to("chat.postMessage"))
+    before = len(rbm.peer.calls_to("response_url"))
     propose(rbm, new_id, new_ts)
-    card = rbm.peer.wait_for_call("chat.postMessage", count=before + 1, timeout=10)[-1]
-    shown = text_of(card.args)
-    assert f"monitoring alert {new_id}" in shown and "Trigger 3 of 5" in shown
-    assert "re-deploys a rolled-back release" in shown  # and its target is still flagged
-    approval = rbm.deps.approvals.get(approval_id=approval_id_of(card))
-    assert approval is not None and approval.status == "pending" and approval.requester == OPERATOR
+    # Not stale: it is planned like a typed /rollback, whose default target is the rolled-back release.
+    answer = text_of(rbm.peer.wait_for_call("response_url", count=before + 1, timeout=10)[-1].args)
+    assert answer.startswith(f":no_entry: Not requested: `{DEPLOYED[:12]}` is the release that rollback")
+    assert "No rollback request opened" not in answer
+    assert len(rbm.deps.approvals.recent(action_prefix="rollback", limit=20)) == cards
 
 
 # The rules, over rows of the `rollback` table.
@@ -149,7 +153,7 @@ def test_which_rollbacks_count_as_having_rolled_back_from_a_sha() -> None:
     assert running is not None and running.at == AT
     assert rolled_back_from([row("rb-4", RollbackStatus.COMPLETED, deployed="1111111")], "def5678") is None
     params = {"target": "def5678a9b0c1d2e", "target_source": SOURCE_DEPLOYMENT}
-    assert "rolled back from at 2025-03-01 12:05:00 UTC" in (
+    assert "took production off at 2025-03-01 12:05:00 UTC" in (
         redeploy_refusal(params, rolled_back_from([row("rb-5", RollbackStatus.COMPLETED)], "def5678")) or "")
     assert redeploy_refusal({**params, "target_source": SOURCE_EXPLICIT}, found) is None
     # Rolled back from, then restored on purpose by a later rollback (`--to`): an ordinary release again.

@@ -94,6 +94,10 @@ def test_figures_read_like_an_operator_writes_them() -> None:
     assert number(0.03125) == "0.0312" and number(1234.56) == "1,235"
     assert against(signal(), 14.0) == "14 failures > 10 failures"
     assert against(signal(), None) == "no data > 10 failures"
+    # Just past the threshold, the digits show it is past: never "10 failures > 10 failures".
+    assert against(signal(), 10.04) == "10.04 failures > 10 failures"
+    assert against(signal(), 10.0001) == "10.0001 failures > 10 failures"
+    assert against(signal(), 84.4) == "84.4 failures > 10 failures"
 
 
 def test_chart_is_a_valid_small_png() -> None:

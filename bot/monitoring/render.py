@@ -18,7 +18,7 @@ from slack_sdk.models.blocks import (
 
 from bot.db import as_utc
 from bot.monitoring.models import MonitoringAlert, MonitoringWindow
-from bot.monitoring.signals import against, figure, promql
+from bot.monitoring.signals import against, figure, promql, shown
 from bot.monitoring.stats import SignalStats
 from bot.render import when
 from bot.runbook import TRIGGER_IDS, Runbook, Signal
@@ -111,7 +111,7 @@ def alert_blocks(runbook: Runbook, signal: Signal, alert: MonitoringAlert, *, st
         SectionBlock(fields=[
             MarkdownTextObject(text=f"*Value*\n{against(signal, alert.value)}"),
             MarkdownTextObject(text=f"*Since*\n{when(as_utc(alert.since))}"),
-            MarkdownTextObject(text=f"*Peak*\n{figure(alert.peak, signal.unit)}"),
+            MarkdownTextObject(text=f"*Peak*\n{shown(signal, alert.peak)}"),
             MarkdownTextObject(text=f"*Stage*\n{safe(stage_name, 100)}"),
         ]),
         SectionBlock(text=MarkdownTextObject(text=trigger_text(runbook, alert.trigger))),

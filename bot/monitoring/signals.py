@@ -98,23 +98,32 @@ def breach_since(signal: Signal, points: Sequence[tuple[float, float]], fallback
     return datetime.fromtimestamp(since, UTC) if since is not None and since < fallback.timestamp() else fallback
 
 
-def number(value: float) -> str:
+def number(value: float, digits: int = 3) -> str:
     """A value as an operator reads it: 14, 12.5, 0.031, 1,048,576."""
     if math.isnan(value) or math.isinf(value):
         return str(value)
     if abs(value - round(value)) < 1e-9:
         return f"{round(value):,}"
-    if abs(value) >= 100:
+    if abs(value) >= 10 ** digits:
         return f"{value:,.0f}"
-    return f"{value:.3g}"
+    return f"{value:.{digits}g}"
 
 
-def figure(value: float | None, unit: str) -> str:
+def figure(value: float | None, unit: str, digits: int = 3) -> str:
     if value is None:
         return "no data"
-    return f"{number(value)} {unit}".strip()
+    return f"{number(value, digits)} {unit}".strip()
+
+
+def shown(signal: Signal, value: float | None) -> str:
+    """The value in the signal's unit, with the digits that tell it from the threshold ("10.04", not "10")."""
+    digits = 3
+    while (value is not None and value != signal.threshold and digits < 8
+           and number(value, digits) == number(signal.threshold, digits)):
+        digits += 1
+    return figure(value, signal.unit, digits)
 
 
 def against(signal: Signal, value: float | None) -> str:
     """`14 failures > 10 failures`: the value against the threshold, in the signal's unit."""
-    return f"{figure(value, signal.unit)} {signal.comparison} {figure(signal.threshold, signal.unit)}"
+    return f"{shown(signal, value)} {signal.comparison} {figure(signal.threshold, signal.unit)}"

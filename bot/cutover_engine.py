@@ -180,3 +180,28 @@ def stage_statuses(runbook: Runbook, stage: Stage, ev: Evidence) -> list[CheckSt
 
 def complete(statuses: Sequence[CheckStatus]) -> bool:
     return all(s.state in (CheckState.PASSED, CheckState.ATTESTED) for s in statuses)
+
+
+@dataclass(frozen=True)
+class RolledBack:
+    """A completed rollback as the cutover sees it: what it took production off, and when it closed."""
+
+    id: str
+    from_version: str  # the release it took production off (`GET /api/health` when it was requested)
+    to_version: str
+    closed_at: datetime
+
+
+def same_version(a: str | None, b: str | None) -> bool:
+    """Equal, or one an abbreviation (7+ characters) of the other, as `/gate` compares versions."""
+    x, y = (a or "").strip().lower(), (b or "").strip().lower()
+    return bool(x and y) and (x == y or (min(len(x), len(y)) >= 7 and (x.startswith(y) or y.startswith(x))))
+
+
+def rolled_back_under(entry: StageEntry | None, rollback: RolledBack | None, deployed: str | None) -> bool:
+    """True when the current stage was earned on a release a later rollback took away: the rollback
+    closed after the stage was entered and production does not run that release now (an unknown
+    version on either side counts as "not the same")."""
+    if entry is None or rollback is None or rollback.closed_at <= entry.entered_at:
+        return False
+    return not same_version(entry.version, deployed)

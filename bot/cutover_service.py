@@ -6,12 +6,14 @@ import json
 from dataclasses import dataclass
 
 from bot.audit import Actor, Entry
-from bot.cutover_engine import CheckStatus, StageEntry, stage_statuses
+from bot.cutover_engine import CheckStatus, RolledBack, StageEntry, rolled_back_under, stage_statuses
 from bot.cutover_rules import AdvanceFacts, next_stage
 from bot.cutover_store import CutoverStore, Transition
+from bot.db import as_utc
 from bot.deps import Deps
-from bot.gate_render import when
+from bot.gate_render import rollback_warning, when
 from bot.gate_service import GateService
+from bot.rollback_store import RollbackStore
 from bot.runbook import Stage
 
 
@@ -38,6 +40,34 @@ class CutoverService:
         entry = self.store.current()
         stage = runbook.stage(entry.stage_id) if entry else runbook.stages[0]
         return Position(stage, entry, runbook.stage_index(stage.id))
+
+    def rolled_back(self, position: Position, deployed: str | None) -> RolledBack | None:
+        """The last completed rollback, if it took away the release the current stage was entered on."""
+        row = RollbackStore(self.deps.engine, self.deps.audit).last_completed()
+        if row is None or row.closed_at is None:
+            return None
+        rolled = RolledBack(row.id, row.deployed, row.target, as_utc(row.closed_at))
+        return rolled if rolled_back_under(position.entry, rolled, deployed) else None
+
+    def rollback_warning(self, position: Position, deployed: str | None) -> str | None:
+        """The warning line (mrkdwn, safe) when the current stage was earned on a rolled-back release."""
+        rolled = self.rolled_back(position, deployed)
+        if rolled is None or position.entry is None:
+            return None
+        return rollback_warning(rolled, position.entry, position.index + 1)
+
+    def rollback_blocker(self, deployed: str | None) -> str | None:
+        """Plain words for a refusal: the stage was earned on a release a rollback took away (so the GO and
+        the stage's checks must be for what runs now). Not a blocker of its own: it explains the others."""
+        position = self.position()
+        rolled = self.rolled_back(position, deployed)
+        if rolled is None:
+            return None
+        entered = (position.entry.version if position.entry else None) or "unknown"
+        return (f"rollback {rolled.id} took production off {rolled.from_version[:12]} at {when(rolled.closed_at)}, "
+                f"after this stage was entered on {entered[:12]}: the checks that brought the cutover here were "
+                f"passed on a release that is gone; a GO from /gate for the deployed version ({deployed or 'unknown'}) "
+                "and this stage's checks for it are needed")
 
     def freeze_text(self) -> str | None:
         freeze = self.deps.freeze.active()

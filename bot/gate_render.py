@@ -17,7 +17,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.cutover_engine import CheckState, CheckStatus, EvaluationView
+from bot.cutover_engine import CheckState, CheckStatus, EvaluationView, RolledBack, StageEntry, same_version
 from bot.gate_engine import GateVerdict, ItemOutcome, blocking, holds_text
 from bot.gate_models import GateEvaluation
 from bot.policy import Directory
@@ -171,3 +171,22 @@ def gate_summary(gate: EvaluationView | None, now: datetime, deployed: str | Non
                                             (ran.startswith(runs) or runs.startswith(ran)))):
             line += f", *NOT the deployed* `{safe(deployed, 64)}`: run `/gate`"
     return f"{line}, by <@{gate.requested_by}>)"
+
+
+def abbrev(version: str | None) -> str:
+    """A version for a line of text: its first 12 characters, escaped, in backticks."""
+    text = (version or "unknown").strip()
+    return f"`{safe(text[:12], 80)}{'…' if len(text) > 12 else ''}`"
+
+
+def rollback_warning(rolled: RolledBack, entry: StageEntry, stage_number: int) -> str:
+    """The current stage was entered on a release that a later rollback took production off."""
+    if same_version(rolled.from_version, entry.version):
+        what = (f"took production off {abbrev(rolled.from_version)} (on which this stage was entered) "
+                f"at {when(rolled.closed_at)}")
+    else:
+        what = (f"({abbrev(rolled.from_version)} → {abbrev(rolled.to_version)}) closed at {when(rolled.closed_at)}, "
+                f"after this stage was entered on {abbrev(entry.version)}")
+    return (f":warning: Rollback `{safe(rolled.id, 32)}` {what}; the cutover stays at stage {stage_number}, but "
+            "the checks that brought it here were passed on a release that is gone: run `/gate` and re-check "
+            "before advancing.")

@@ -4,7 +4,8 @@ Sections: the outcome of this person's last decision (at the top, for a while af
 stage and its checklist progress, the last gate verdict and its age (and whether it was for the deployed
 version), the halt state and scopes, the approvals this person may act on (with their reason, request id
 and buttons), the active rollback and its
-step, active monitoring alerts, and the last 10 audit events. Long lists are cut to a few entries and
+step (else the last one, for a day after it closed), active monitoring alerts (marked when they began
+before the last completed rollback closed), and the last 10 audit events. Long lists are cut to a few entries and
 summarised ("…and 37 more"), so the view stays under 100 blocks and 250 kB whatever the backlog;
 `home_view` validates the result with slack_sdk's View model.
 """
@@ -77,6 +78,7 @@ class AlertLine:
     text: str  # mrkdwn, already safe: "platform auth failures: 14 failures > 10 failures"
     since: datetime
     trigger: str = ""
+    before_rollback: str = ""  # the id of the completed rollback that closed after this breach began
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ class HomeFacts:
     checklist: str  # mrkdwn, safe: "3 of 4 done; pending: `web-config-writes`"
     gate: str  # mrkdwn, safe
     halt: str  # mrkdwn, safe
-    rollback: str | None  # mrkdwn, safe; None when none is active
+    rollback: str | None  # mrkdwn, safe; None when none is active and none closed in the last day
     monitoring: str  # mrkdwn, safe: the open window's phase, or "no window open"
     approvals: Sequence[PendingApproval] = field(default_factory=tuple)
     alerts: Sequence[AlertLine] = field(default_factory=tuple)
@@ -201,7 +203,8 @@ def _alerts(alerts: Sequence[AlertLine], limit: int) -> list[Block]:
     lines = [f"*Active alerts ({len(alerts)}):*"]
     for alert in alerts[:limit]:
         trigger = f" · trigger `{alert.trigger}`" if alert.trigger else ""
-        line = f"• {clip(alert.text, 200)} since {when(alert.since)}{trigger} (`{alert.id}`)"
+        before = f" (before rollback `{safe(alert.before_rollback, 32)}`)" if alert.before_rollback else ""
+        line = f"• {clip(alert.text, 200)} since {when(alert.since)}{trigger}{before} (`{alert.id}`)"
         if sum(len(x) + 1 for x in lines) + len(line) > SECTION_BUDGET:
             break
         lines.append(line)

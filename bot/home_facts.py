@@ -19,7 +19,7 @@ from bot.cutover_service import CutoverService
 from bot.db import as_utc
 from bot.deps import Deps
 from bot.errors import BackendError, OpsbotError, operator_message
-from bot.gate_render import gate_summary
+from bot.gate_render import abbrev, gate_summary
 from bot.gate_service import GateService
 from bot.gate_store import evaluation_view
 from bot.home import AlertLine, AuditLine, Decision, HomeFacts, PendingApproval
@@ -28,6 +28,7 @@ from bot.monitoring.signals import against
 from bot.monitoring.store import BREACH, MonitoringStore
 from bot.policy import ROLE_NAMES, Role
 from bot.render import when
+from bot.rollback_models import Rollback, RollbackStatus
 from bot.rollback_steps import current_step, headline
 from bot.rollback_store import RollbackStore
 from bot.text import safe
@@ -35,6 +36,7 @@ from bot.text import safe
 log = logging.getLogger("opsbot.home")
 
 MAX_PENDING = 200  # read at most this many open approvals; the view summarises past its own cut
+LAST_ROLLBACK_FOR = timedelta(hours=24)  # the last rollback's outcome shows this long after it ended
 DECISIONS_FOR = timedelta(minutes=15)  # a decision's outcome stays at the top of its decider's home this long
 MAX_DECISIONS = 50
 SHOWN_SCOPES = 15
@@ -52,7 +54,7 @@ class HomeSource:
         version, problem = self.cutover.gate.deployed_version("app-home", source="app home")
         stage, checklist = self._stage(version, problem)
         return HomeFacts(now=now, stage=stage, checklist=checklist, gate=self._gate(now, version),
-                         halt=self._halt(), rollback=self._rollback(), monitoring=self._window(),
+                         halt=self._halt(), rollback=self._rollback(now), monitoring=self._window(),
                          approvals=self._approvals(now), alerts=self._alerts(), audit=self._audit(),
                          decisions=self._decisions(now))
 
@@ -62,6 +64,8 @@ class HomeSource:
         stage = f"*{position.index + 1} of {total}, {safe(position.stage.name, 100)}*"
         if position.entry is not None:
             stage += f" (since {when(position.entry.entered_at)})"
+        if (rolled := self.cutover.rollback_warning(position, version)) is not None:
+            stage += f"\n{rolled}"
         statuses = stage_statuses(self.deps.runbook, position.stage,
                                   self.cutover.gate.evidence(version, problem))
         done = [s for s in statuses if s.state in (CheckState.PASSED, CheckState.ATTESTED)]
@@ -90,14 +94,18 @@ class HomeSource:
         more = f" and {len(disabled) - SHOWN_SCOPES} more" if len(disabled) > SHOWN_SCOPES else ""
         return f"{head} · scoped disables ({len(disabled)}): {shown}{more}"
 
-    def _rollback(self) -> str | None:
+    def _rollback(self, now: datetime) -> str | None:
         row = self.rollbacks.running()
         if row is not None:
             return f"{headline(row)}\n*Step:* `{current_step(row.steps)}` · `/rollback status` for every step"
         failed = self.rollbacks.open_failed()
         if failed:
             return f"{headline(failed[0])}\n:ice_cube: It holds the cutover freeze until a rollback completes."
-        return None
+        last = self.rollbacks.latest()
+        ended = (last.closed_at or last.finished_at) if last is not None else None
+        if last is None or ended is None or as_utc(ended) < now - LAST_ROLLBACK_FOR:
+            return None
+        return f"*Rollback:* none active. {last_rollback_line(last, as_utc(ended))}"
 
     def _window(self) -> str:
         window = self.monitoring.current_window()
@@ -141,6 +149,8 @@ class HomeSource:
 
     def _alerts(self) -> list[AlertLine]:
         signals = {s.id: s for s in self.deps.runbook.signals()}
+        rolled = self.rollbacks.last_completed()
+        closed = as_utc(rolled.closed_at) if rolled is not None and rolled.closed_at is not None else None
         out = []
         for alert in self.monitoring.open_alerts():
             signal = signals.get(alert.signal_id)
@@ -148,7 +158,9 @@ class HomeSource:
                 text = f"*{safe(signal.name, 120)}*: {against(signal, alert.value)}"
             else:
                 text = ":warning: *monitoring degraded*: some signals cannot be evaluated"
-            out.append(AlertLine(alert.id, text, as_utc(alert.since), alert.trigger))
+            since = as_utc(alert.since)
+            before = rolled.id if rolled is not None and closed is not None and since < closed else ""
+            out.append(AlertLine(alert.id, text, since, alert.trigger, before))
         return out
 
     def _audit(self) -> list[AuditLine]:
@@ -158,3 +170,16 @@ class HomeSource:
                 return [AuditLine(r.seq, as_utc(r.at), r.user_id, r.action, r.outcome) for r in rows]
         except OpsbotError:
             return []
+
+
+def last_rollback_line(row: Rollback, ended: datetime) -> str:
+    """How the last rollback ended (mrkdwn, safe): completed, or failed and at which step."""
+    move = f"{abbrev(row.deployed)} → {abbrev(row.target)}"
+    if row.status == RollbackStatus.COMPLETED.value:
+        outcome = f":white_check_mark: *completed* at {when(ended)}"
+    else:
+        outcome = f":x: *failed* at step `{safe(row.failed_step or '?', 40)}` at {when(ended)}"
+        if row.closed_by:
+            outcome += f" (closed by `{safe(row.closed_by, 32)}`)"
+    return (f"Last rollback `{safe(row.id, 32)}` ({move}) {outcome} (requested by <@{safe(row.requester, 32)}>, "
+            f"approved by <@{safe(row.approver, 32)}>).")

@@ -56,6 +56,8 @@ def _request(deps: Deps, service: CutoverService, inv: Invocation, command: Adva
     facts = service.facts(inv.request_id, source="cutover advance")
     missing = blockers(facts)
     target = next_stage(facts.runbook, facts.current)
+    if missing and (note := service.rollback_blocker(facts.evidence.version)) is not None:
+        missing = [note, *missing]
     if missing or target is None:
         refused = {"from_stage": facts.current.id, "missing": missing, "reason": command.reason}
         deps.audit.record(Entry(inv.actor, f"{NAME}.refused", "denied", refused, inv.request_id, "", inv.channel,
@@ -80,6 +82,8 @@ def status_text(deps: Deps, service: CutoverService, request_id: str) -> str:
     evidence = service.gate.evidence(version, problem)
     position = service.position()
     lines = [_headline(deps, position), _version_line(version, problem)]
+    if (rolled := service.rollback_warning(position, version)) is not None:
+        lines.insert(1, rolled)
     recent = service.gate.store.recent(1)
     lines.append(gate_summary(evaluation_view(recent[0]) if recent else None, deps.now(), version))
     if (frozen := service.freeze_text()) is not None:

@@ -57,6 +57,8 @@ class AdvanceSpec:
                            f"*{safe(facts.current.name, 100)}*.", "not_applied", detail="stage moved")
         missing = blockers(facts)
         target = next_stage(facts.runbook, facts.current)
+        if missing and (note := self.service.rollback_blocker(facts.evidence.version)) is not None:
+            missing = [note, *missing]
         if missing or target is None:
             text = missing_text(facts, missing, heading="Not advanced: the preconditions no longer hold",
                                 people=people_of(self.service.deps.directory))

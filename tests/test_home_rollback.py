@@ -1,0 +1,84 @@
+"""The App Home after a rollback: the last rollback's outcome for a day after it closed (so its requester
+sees it), and alerts that began before it closed are marked."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bot.gate_render import abbrev
+from bot.home_facts import last_rollback_line
+from bot.rollback_models import Rollback, RollbackStatus
+from bot.sim.stack import Stack
+from tests.conftest import OPERATOR, ROLES, click, text_of
+from tests.monitoring_support import FakePrometheus, later, monitoring_overrides, open_window, watcher
+from tests.rollback_support import OWNER2, finished, request, running_stack
+from tests.test_home import open_home
+
+pytest_plugins = ["tests.rollback_fixture"]  # the `rb` fixture
+
+
+def roll_back(stack: Stack) -> Rollback:
+    approval_id, posted = request(stack, user=OPERATOR)
+    click(stack, user=OWNER2, approval_id=approval_id, posted=posted)
+    row = finished(stack)
+    assert row.status == RollbackStatus.COMPLETED.value, row.failure
+    return row
+
+
+def home(stack: Stack, user: str = OPERATOR) -> str:
+    return text_of({"blocks": open_home(stack, user)["blocks"]})
+
+
+def test_the_requester_sees_her_rollbacks_outcome_for_a_day(rb: Stack) -> None:
+    assert "*Rollback:* none active." in home(rb) and "Last rollback" not in home(rb)
+    row = roll_back(rb)
+    shown = home(rb)
+    assert row.deployed.startswith("abc1234") and row.target.startswith("9f8e7d6")
+    assert (f"*Rollback:* none active. Last rollback `{row.id}` ({abbrev(row.deployed)} → {abbrev(row.target)}) "
+            ":white_check_mark: *completed* at ") in shown
+    assert f"(requested by <@{OPERATOR}>, approved by <@{OWNER2}>)." in shown
+    later(rb, 25 * 3600)
+    aged = home(rb)
+    assert "*Rollback:* none active." in aged and "Last rollback" not in aged
+
+
+@pytest.fixture
+def mon_rb(tmp_path: Path, sqlite_url: str, fake_prom: FakePrometheus) -> Iterator[Stack]:
+    """Rollbacks and monitoring together (the rollback owners of tests/rollback_support.py kept)."""
+    monitoring = {k: str(v) for k, v in monitoring_overrides(fake_prom.url).items() if k not in ROLES}
+    with running_stack(sqlite_url, tmp_path / "incidents", settings=monitoring) as stack:
+        yield stack
+
+
+def test_alerts_from_before_the_rollback_are_marked(mon_rb: Stack, fake_prom: FakePrometheus) -> None:
+    open_window(mon_rb)
+    fake_prom.values = {"trading_tenant_isolation_violations_total": 2.0}
+    watcher(mon_rb).tick()
+    assert "Active alerts (1)" in home(mon_rb) and "(before rollback" not in home(mon_rb)
+    row = roll_back(mon_rb)
+    later(mon_rb, 15 * 60)
+    # The next stage's window opens after the rollback; a breach read from it begins after the close.
+    open_window(mon_rb, seq=2, from_stage="web-internal-adoption", to_stage="mobile-internal-beta")
+    fake_prom.values["trading_auth_failures_total"] = 50.0
+    watcher(mon_rb).tick()
+    lines = [line for line in home(mon_rb).splitlines() if line.startswith("• ")]
+    tenant = next(line for line in lines if "tenant isolation anomalies" in line)
+    auth = next(line for line in lines if "platform auth failures" in line)
+    assert f"(before rollback `{row.id}`)" in tenant
+    assert "before rollback" not in auth
+
+
+def test_a_failed_rollback_shows_its_step_and_outcome_escaped() -> None:
+    at = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    row = Rollback(id="rb-x", approval_id="apr", status=RollbackStatus.FAILED.value, request_id="r",
+                   run_request_id="r2", requester="UREQ", approver="UOWN", channel="C1", reason="r",
+                   deployed="def5678<b>", target="abc1234", steps="[]", failed_step="revert-deployment",
+                   closed_by="rb-y", created_at=at, updated_at=at)
+    line = last_rollback_line(row, at)
+    assert line.startswith("Last rollback `rb-x` (`def5678&lt;b&gt;` → `abc1234`) :x: *failed* at step "
+                           "`revert-deployment` at 2025-03-01 12:00:00 UTC (closed by `rb-y`)")
+    assert line.endswith("(requested by <@UREQ>, approved by <@UOWN>).")

@@ -51,7 +51,7 @@ def test_a_breach_posts_one_alert_with_value_since_trigger_chart_and_button(
     assert completed[0].args["channel_id"] == CHANNEL
     png = mon_stack.peer.files.get(str(row.chart_file_id))
     assert png is not None and png.data is not None and png.data[:8] == b"\x89PNG\r\n\x1a\n"
-    assert struct.unpack(">II", png.data[16:24]) == (480, 160)
+    assert struct.unpack(">II", png.data[16:24]) == (480, 180)
     rows = [r for r in mon_stack.deps.audit.rows() if r.action == "monitoring.alert_raised"]
     assert len(rows) == 1 and alert_id in rows[0].params
 

@@ -113,7 +113,7 @@ def test_chart_is_a_valid_small_png() -> None:
         chunks[kind] = data
         at += 12 + length
     width, height = struct.unpack(">II", chunks[b"IHDR"][:8])
-    assert (width, height) == (480, 160)
+    assert (width, height) == (480, 180)
     rows = zlib.decompress(chunks[b"IDAT"])
     assert len(rows) == height * (width + 1)
     assert {3, 2} <= set(rows)  # the line (blue) and the threshold (red) were drawn

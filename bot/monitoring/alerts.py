@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 
 from bot.db import as_utc
 from bot.monitoring import render
-from bot.monitoring.chart import line_chart
+from bot.monitoring.chart import chart_title, line_chart
 from bot.monitoring.measures import Measurer
 from bot.monitoring.models import MonitoringAlert, MonitoringWindow
 from bot.monitoring.signals import Reading, breach_since, worst
@@ -133,10 +133,10 @@ class Alerts:
         if series is None:
             series = self.measurer.series(signal, start, end)
         points = series or [(end.timestamp(), row.value or 0.0)]
-        png = line_chart(points, threshold=signal.threshold, start=min(start.timestamp(), points[0][0]),
-                         end=max(end.timestamp(), points[-1][0]))
-        file_id = self.poster.upload_png(row.channel, ts, png, filename=f"{signal.id}.png",
-                                         title=f"{signal.name} since {start:%H:%M} UTC (threshold dashed)")
+        first, last = min(start.timestamp(), points[0][0]), max(end.timestamp(), points[-1][0])
+        png = line_chart(points, threshold=signal.threshold, start=first, end=last, unit=signal.unit)
+        title = chart_title(signal.name, signal.unit, points, threshold=signal.threshold, start=first, end=last)
+        file_id = self.poster.upload_png(row.channel, ts, png, filename=f"{signal.id}.png", title=title)
         if file_id:
             self.store.update_alert(row.id, chart_file_id=file_id)
 

@@ -54,9 +54,11 @@ class Env:
         transition = decide(view_of(self.reload(row)), actor=user, verb=Verb.APPROVE, now=now, directory=DIRECTORY)
         return self.store.apply(row=row, transition=transition, actor=actor(user), now=now, request_id="ops-click")
 
-    def finish(self, row: Approval, to_status: Status, audit_outcome: str = "applied") -> bool:
+    def finish(self, row: Approval, to_status: Status, audit_outcome: str = "applied", *,
+               uncertain: bool = False) -> bool:
         return self.store.finish(row=row, to_status=to_status, actor=actor("opsbot"), now=self.now,
-                                 request_id="ops-click", outcome=audit_outcome, audit_outcome=audit_outcome)
+                                 request_id="ops-click", outcome=audit_outcome, audit_outcome=audit_outcome,
+                                 uncertain=uncertain)
 
     def steps(self, row: Approval) -> list[str]:
         return [f"{e.action}:{e.outcome}" for e in self.audit.for_approval(row.id)]
@@ -168,7 +170,8 @@ def test_finish_only_from_executing(env: Env) -> None:
 def test_retryable_failure_reopens_and_a_second_approve_wins(env: Env) -> None:
     row = env.request()
     assert env.approve(row, HALT_A)
-    assert env.finish(row, Status.PENDING, "unavailable")
+    # The attempt may have reached the backend (a timeout, a 5xx): it counts, so a later close says so.
+    assert env.finish(row, Status.PENDING, "unavailable", uncertain=True)
     reopened = env.reload(row)
     assert (reopened.status, reopened.decided_by, reopened.decided_at, reopened.attempts) == ("pending", None, None, 1)
     assert env.approve(row, HALT_B)
@@ -179,6 +182,13 @@ def test_retryable_failure_reopens_and_a_second_approve_wins(env: Env) -> None:
     assert env.finish(row, Status.EXECUTED)
     assert env.steps(row) == ["halt.requested:accepted", "halt.approved:accepted", "halt.failed:unavailable",
                               "halt.approved:accepted", "halt.executed:applied"]
+
+
+def test_an_attempt_that_surely_never_reached_the_backend_is_not_counted(env: Env) -> None:
+    row = env.request()
+    assert env.approve(row, HALT_A)
+    assert env.finish(row, Status.PENDING, "unavailable")  # refused at connect: nothing can have applied
+    assert (env.reload(row).status, env.reload(row).attempts) == ("pending", 0)
 
 
 def test_due_lists_only_open_expired_approvals(env: Env) -> None:

@@ -13,9 +13,11 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bot.backend import TradingBackend
 from bot.db import normalise_url
 from bot.sim.slack_calls import ApiCall
 from bot.sim.stack import Stack
+from bot.tokens import build_token_source
 
 # Fixtures from support modules: cosmos_server; make_stack/gate_stack (/gate, /cutover); world (probes).
 pytest_plugins = ["tests.cosmos_fixture", "tests.gate_support", "tests.probe_support",
@@ -166,3 +168,14 @@ def click(stack: Stack, *, user: str, approval_id: str, posted: ApiCall, action:
                                   message_ts=ts or "0")
     assert response.status_code == 200, response.text
     return response
+
+def short_timeouts(stack: Stack) -> TradingBackend:
+    """Rebuild the bot's backend client with 0.3 s timeouts, as a slow backend's test needs."""
+    settings = stack.deps.settings
+    client = TradingBackend(base_url=settings.trading_api_url, tokens=build_token_source(settings, stack.deps.http),
+                            read_timeout_s=0.3, write_timeout_s=0.3)
+    stack.deps.backend.close()
+    stack.deps.backend = client
+    stack.deps.actions["halt"].backend = client  # type: ignore[attr-defined]
+    stack.deps.actions["resume"].backend = client  # type: ignore[attr-defined]
+    return client

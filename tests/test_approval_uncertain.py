@@ -21,12 +21,10 @@ from bot import flow
 from bot.approval_store import ApprovalStore
 from bot.approvals import INTERRUPTED_AFTER, Status, Transition
 from bot.audit import SYSTEM, Actor, AuditLog
-from bot.backend import TradingBackend
 from bot.db import make_engine
 from bot.migrate import upgrade
 from bot.sim.slack_calls import ApiCall
 from bot.sim.stack import Stack
-from bot.tokens import build_token_source
 from tests.conftest import (
     CHANNEL,
     HALT_A,
@@ -36,6 +34,7 @@ from tests.conftest import (
     click,
     message_text,
     request_halt,
+    short_timeouts,
     text_of,
     wait_until,
 )
@@ -207,14 +206,6 @@ def test_break_glass_whose_outcome_cannot_be_recorded_tells_the_requester_and_es
 # -- 2. a request closed after an attempt whose result was unknown ---------------------------------
 
 
-def short_timeouts(stack: Stack) -> None:
-    """The bot's backend client with 0.3 s timeouts, so a slow backend times the write out quickly."""
-    settings = stack.deps.settings
-    client = TradingBackend(base_url=settings.trading_api_url, tokens=build_token_source(settings, stack.deps.http),
-                            read_timeout_s=0.3, write_timeout_s=0.3)
-    stack.deps.backend.close()
-    stack.deps.backend = client
-    stack.deps.actions["halt"].backend = client  # type: ignore[attr-defined]
 
 
 def test_reject_after_a_timed_out_write_says_it_may_have_reached_the_backend(stack: Stack) -> None:

@@ -25,7 +25,6 @@ import pytest
 from sqlalchemy import Engine
 
 from bot.audit import AuditLog
-from bot.backend import TradingBackend
 from bot.db import make_engine
 from bot.models import AuditEvent
 from bot.sim import stack as stack_mod
@@ -34,7 +33,6 @@ from bot.sim.slack_calls import ApiCall
 from bot.sim.slack_client import SlackSender, sign
 from bot.sim.slack_peer import SlackPeer
 from bot.sim.stack import Stack
-from bot.tokens import build_token_source
 from tests.conftest import (
     CHANNEL,
     HALT_A,
@@ -44,6 +42,7 @@ from tests.conftest import (
     ROLES,
     approval_id_of,
     message_text,
+    short_timeouts,
     text_of,
     wait_until,
 )
@@ -363,16 +362,6 @@ def wait_status(stack: Stack, approval_id: str, *statuses: str, timeout: float =
     return row.status
 
 
-def short_timeouts(stack: Stack) -> TradingBackend:
-    """Rebuild the bot's backend client with 0.3 s timeouts, as a slow backend's test needs."""
-    settings = stack.deps.settings
-    client = TradingBackend(base_url=settings.trading_api_url, tokens=build_token_source(settings, stack.deps.http),
-                            read_timeout_s=0.3, write_timeout_s=0.3)
-    stack.deps.backend.close()
-    stack.deps.backend = client
-    stack.deps.actions["halt"].backend = client  # type: ignore[attr-defined]
-    stack.deps.actions["resume"].backend = client  # type: ignore[attr-defined]
-    return client
 
 
 def _down(stack: Stack) -> Callable[[], None]:

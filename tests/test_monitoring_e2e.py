@@ -7,12 +7,8 @@ A quiet system raises nothing."""
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -21,70 +17,22 @@ from bot.monitoring.prom import PromClient, PromError
 from bot.monitoring.service import Monitor
 from bot.sim.stack import Stack
 from bot.workspace.drills import inject
+from bot.workspace.prometheus import LocalPrometheus, binary, missing_reason
 from tests.conftest import wait_until
 from tests.monitoring_support import alerts, degraded, monitoring_overrides, open_window, store
 
-CONFIG = """\
-global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: trading
-    scrape_interval: 1s
-    scrape_timeout: 900ms
-    static_configs:
-      - targets: ["{target}"]
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def prometheus_binary() -> str:
-    found = shutil.which("prometheus")
-    if found is None:
-        why = "the `prometheus` binary is not installed (apt-get install -y prometheus; `make test` does it as root)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI requires Prometheus: {why}")
-        pytest.skip(why)
-    return found
-
 
 @pytest.fixture
-def prometheus(tmp_path: Path) -> Iterator[Callable[[str, int], str]]:
-    """Start Prometheus on loopback scraping `target` (host:port); returns its base URL."""
-    binary = prometheus_binary()
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(target: str, port: int) -> str:
-        config = tmp_path / "prometheus.yml"
-        config.write_text(CONFIG.format(target=target), encoding="utf-8")
-        log = (tmp_path / "prometheus.log").open("wb")
-        process = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
-                                    f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-                                   stdout=log, stderr=subprocess.STDOUT)
-        started.append(process)
-        url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: _ready(url), timeout=30)
-        return url
-
-    yield start
-    for process in started:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/-/ready", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
+def prometheus() -> Iterator[LocalPrometheus]:
+    """Prometheus on loopback, started the way the local workspace starts it (1 s scrapes)."""
+    executable = binary()
+    if executable is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI requires Prometheus: {missing_reason()}")
+        pytest.skip(missing_reason())
+    local = LocalPrometheus(executable).start()
+    yield local
+    local.stop()
 
 
 def scraped(client: PromClient, times: int) -> bool:
@@ -95,14 +43,12 @@ def scraped(client: PromClient, times: int) -> bool:
     return bool(answer.samples) and answer.samples[0].value >= times
 
 
-def test_a_drill_is_detected_from_promql_and_posted_once(sqlite_url: str,
-                                                          prometheus: Callable[[str, int], str]) -> None:
-    port = free_port()
-    overrides = monitoring_overrides(f"http://127.0.0.1:{port}", OPSBOT_MONITOR_INTERVAL_SECONDS=0.5,
+def test_a_drill_is_detected_from_promql_and_posted_once(sqlite_url: str, prometheus: LocalPrometheus) -> None:
+    overrides = monitoring_overrides(prometheus.url, OPSBOT_MONITOR_INTERVAL_SECONDS=0.5,
                                      OPSBOT_PROMETHEUS_TIMEOUT_SECONDS=3)
     with Stack(database_url=sqlite_url, overrides=overrides) as stack:
-        url = prometheus(stack.backend.url.removeprefix("http://"), port)
-        wait_until(lambda: scraped(PromClient(url), 3), timeout=30)
+        prometheus.scrape(stack.backend.url.removeprefix("http://"))
+        wait_until(lambda: scraped(PromClient(prometheus.url), 3), timeout=30)
         open_window(stack)
         monitor = Monitor(stack.deps).start()
         try:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.workspace_support import Running, chromium, running_workspace
+from tests.workspace_support import Running, chromium, open_page, running_workspace
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 SLOW_MS = 90_000  # a rollback against a backend that takes 1.5 s per request
@@ -33,14 +33,8 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any, ws: Running) -> Iterator[Any]:
-    page = browser.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(ws.url + "/?user=UOPERATOR")
-    page.locator("#user option").first.wait_for(state="attached")
-    yield page
-    page.close()
-    assert not errors, f"the page threw: {errors}"
+    with open_page(browser, ws.url + "/?user=UOPERATOR") as opened:
+        yield opened
 
 
 def send(page: Any, text: str) -> None:

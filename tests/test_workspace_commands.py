@@ -15,6 +15,8 @@ import pytest
 from tests.workspace_support import (
     ADMIN,
     ADMIN_2,
+    ATTESTED,
+    GATE_S,
     HALT_A,
     HALT_B,
     OPERATOR,
@@ -23,11 +25,6 @@ from tests.workspace_support import (
     need_cosmos,
     running_workspace,
 )
-
-GATE_S = 30  # the gate's deadline is 10 s in the workspace; the card fills in within it
-# What the gate and the first stage need a person's word for (the rest the probes show).
-ATTESTED = ("go-kill-switch-maintenance", "go-mobile-interventions", "go-no-legacy-data",
-            "backend-deploy-platform-cosmos", "backend-tenant-scoped-reads")
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 from bot.monitoring.chart import line_chart
 from bot.workspace import people
 from tests.test_workspace_browser import _expect, send, shot
-from tests.workspace_support import Running, chromium, running_workspace
+from tests.workspace_support import Running, chromium, open_page, running_workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCKS_JS = ROOT / "bot" / "workspace" / "static" / "blocks.js"
@@ -55,14 +55,8 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 
 @pytest.fixture
 def page(ws: Running, tmp_path: Path) -> Iterator[Any]:
-    with chromium(tmp_path / "profile") as browser:
-        page = browser.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(ws.url + "/?user=UOPERATOR")
-        page.locator("#user option").first.wait_for(state="attached")
-        yield page
-        assert not errors, f"the page threw: {errors}"
+    with chromium(tmp_path / "profile") as browser, open_page(browser, ws.url + "/?user=UOPERATOR") as opened:
+        yield opened
 
 
 def test_the_page_renders_each_of_those_emoji(page: Any) -> None:

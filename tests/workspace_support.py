@@ -142,6 +142,19 @@ def chromium(profile: Path) -> Iterator[Any]:
             context.close()
 
 
+@contextmanager
+def open_page(browser: Any, url: str) -> Iterator[Any]:
+    """A page of the workspace as `url`'s user; fails the test if the page threw any error."""
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url)
+    page.locator("#user option").first.wait_for(state="attached")
+    yield page
+    page.close()
+    assert not errors, f"the page threw: {errors}"
+
+
 GATE_S = 30  # the gate's deadline is 10 s in the workspace; the card fills in within it
 # What the gate and the first stage need a person's word for (the rest the probes show).
 ATTESTED = ("go-kill-switch-maintenance", "go-mobile-interventions", "go-no-legacy-data",

@@ -29,6 +29,8 @@ from typing import IO, Any
 import httpx
 from azure.cosmos import CosmosClient, PartitionKey
 
+from bot.sim import processes
+
 ROOT = Path(__file__).resolve().parents[2]
 CLI = ROOT / "node_modules" / "@vercel" / "cosmosdb-server" / "lib" / "cli.js"
 # Published by Microsoft for the local emulator; not a secret.
@@ -83,12 +85,7 @@ class CosmosServer:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        processes.stop(proc)
         if self._drainer is not None:
             self._drainer.join(timeout=2)  # ends at EOF, now that the process is gone
         if proc.stdout is not None:

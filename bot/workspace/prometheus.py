@@ -25,6 +25,8 @@ from pathlib import Path
 
 import httpx
 
+from bot.sim import processes
+
 DEBIAN_BINARY = Path("/usr/bin/prometheus")
 READY_TIMEOUT_S = 30.0
 CONFIG = """\
@@ -98,13 +100,8 @@ class LocalPrometheus:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+        if process is not None:
+            processes.stop(process, grace_s=10)
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def _wait_ready(self) -> None:

@@ -63,10 +63,11 @@ class ApprovalStore:
         ttl_seconds: int,
         now: datetime,
         break_glass: bool = False,
+        approval_id: str | None = None,
     ) -> Approval:
         text = canonical(params)
         row = Approval(
-            id=new_approval_id(),
+            id=approval_id or new_approval_id(),
             action=action,
             params=text,
             params_hash=sha256(text),

@@ -13,7 +13,16 @@ from sqlmodel import Session
 
 from bot.errors import StoreUnavailable
 
-SQLITE_BUSY_TIMEOUT_MS = 5_000
+# Every store call is bounded well inside Slack's 3 s: a locked, hung or unreachable store becomes
+# StoreUnavailable quickly, and the halt path falls back to the local journal (bot.audit_journal).
+SQLITE_BUSY_TIMEOUT_MS = 1_500
+PG_CONNECT_TIMEOUT_S = 2  # libpq's smallest useful value
+PG_STATEMENT_TIMEOUT_MS = 1_500
+PG_LOCK_TIMEOUT_MS = 1_000
+# Client side: a SIGSTOPped or partitioned server never answers, so server-side timeouts cannot fire.
+PG_CLIENT_WAIT_S = 2.0
+POOL_WAIT_S = 1.0
+_PG_OPTIONS = f"-c statement_timeout={PG_STATEMENT_TIMEOUT_MS} -c lock_timeout={PG_LOCK_TIMEOUT_MS}"
 
 
 def utcnow() -> datetime:
@@ -37,7 +46,19 @@ def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=POOL_WAIT_S,
+        connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S, "options": _PG_OPTIONS},
+    )
+    if url.startswith("postgresql+psycopg"):
+        event.listen(engine, "do_connect", _bounded_psycopg_connect)
+    return engine
+
+
+def _bounded_psycopg_connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+    from bot.db_bounded import BoundedConnection
+
+    return BoundedConnection.connect(*cargs, **cparams)
 
 
 def _sqlite_engine(url: str) -> Engine:

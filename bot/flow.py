@@ -39,9 +39,10 @@ RECORD_RETRY_DELAYS_S = (0.5, 1.0)
 
 def open_request(
     deps: Deps, *, spec: ActionSpec, params: dict[str, object], actor: Actor, channel: str, request_id: str,
-    approve_role: Role, break_glass: bool = False, status: str | None = None,
+    approve_role: Role, break_glass: bool = False, status: str | None = None, claimed: Approval | None = None,
 ) -> Approval:
-    row = deps.approvals.create(
+    # `claimed`: a break-glass whose row the caller already created within its own bound (bot.breakglass).
+    row = claimed or deps.approvals.create(
         action=spec.name, params=params, actor=actor, approve_role=approve_role.value, channel=channel,
         request_id=request_id, ttl_seconds=deps.settings.approval_ttl_seconds, now=deps.now(),
         break_glass=break_glass,

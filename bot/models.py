@@ -75,3 +75,15 @@ class Freeze(SQLModel, table=True):
     frozen_at: datetime = Field(sa_column=_utc_column())
     lifted_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
     lifted_by: str | None = Field(default=None, max_length=32)
+
+
+
+class SeenRequest(SQLModel, table=True):
+    """A signed Slack request already taken (bot.replay): its key is a hash of timestamp and signature,
+    so a replay of it, on any replica, hits the primary key."""
+
+    __tablename__ = "slack_request_seen"
+
+    key: str = Field(primary_key=True, max_length=64)
+    seen_at: datetime = Field(sa_column=_utc_column(index=True))
+    replays: int = Field(default=0)

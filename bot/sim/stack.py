@@ -124,6 +124,8 @@ class Stack:
         self.server.stop()
         # Work queued after acks must not outlive the stand-ins it talks to.
         self.deps.workers.shutdown(wait=True, cancel_futures=True)
+        self.deps.critical.shutdown(wait=True, cancel_futures=True)
+        self.deps.store_calls.shutdown(wait=False, cancel_futures=True)  # a hung store's claim is not waited for
         self.sender.close()
         self.peer.stop()
         self.backend.stop()

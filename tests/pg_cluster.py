@@ -50,6 +50,23 @@ class Cluster:
         self._run(_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-o",
                   f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
 
+    def fresh_database(self) -> Cluster:
+        import uuid
+
+        from sqlalchemy import create_engine, text
+
+        name = f"t_{uuid.uuid4().hex[:10]}"
+        engine = create_engine(self.url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        engine.dispose()
+        self.url = self.url.rsplit("/", 1)[0] + "/" + name
+        return self
+
+    def start_if_stopped(self) -> None:
+        if not (self.data / "postmaster.pid").exists():
+            self.start()
+
     def stop(self) -> None:
         self._run(_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
 

@@ -9,7 +9,6 @@ import logging
 import threading
 from pathlib import Path
 
-import httpx
 from slack_bolt import App, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
@@ -22,6 +21,7 @@ from bot.backend import TradingBackend
 from bot.breakglass import merge_journal
 from bot.cosmos import build_cosmos
 from bot.db import make_engine
+from bot.deadline import deadline_client
 from bot.deps import Deps, slack_client
 from bot.freeze import FreezeStore
 from bot.github import GitHub
@@ -41,7 +41,7 @@ def build_deps(
     engine = make_engine(settings.database_url)
     replica = settings.replica_id or default_replica()
     audit = AuditLog(engine, replica=replica)
-    http = httpx.Client()
+    http = deadline_client()
     if backend is None:
         backend = TradingBackend(base_url=settings.trading_api_url, tokens=build_token_source(settings, http))
     github = GitHub(

@@ -22,7 +22,7 @@ from bot.sim.github import SimGitHub
 from bot.sim.jwks import SimPlatformAuth
 from bot.sim.slack_client import SlackSender
 from bot.sim.slack_peer import SlackPeer
-from bot.web import Router
+from bot.web import SERVER_OPTIONS, Router
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
@@ -45,7 +45,7 @@ class HttpServer:
 
     def __init__(self, wsgi: Wsgi, *, host: str = "127.0.0.1", port: int = 0, threads: int = 16) -> None:
         server: Any = create_server(
-            wsgi, host=host, port=port, threads=threads, ident="opsbot", asyncore_loop_timeout=0.2
+            wsgi, host=host, port=port, threads=threads, ident="opsbot", asyncore_loop_timeout=0.2, **SERVER_OPTIONS
         )
         self._server = server
         self.url = f"http://{host}:{server.effective_port}"

@@ -74,6 +74,7 @@ class SlackPeer(LoopbackServer):
         self.socket = SocketModeServer(app_id=self.workspace.app_id, app_token=app_token,
                                        on_ack=lambda ack: show_ack_payload(self.workspace, ack))
         self._log = CallLog()
+        self.latency_s = 0.0  # Slack slow: every Web API and response_url answer waits this long first
 
     # -- lifecycle: the context manager comes from LoopbackServer -------------------------------
 
@@ -229,6 +230,8 @@ class _Handler(LoopbackHandler[SlackPeer]):
             self._send(_Answer(400 if url.path.startswith("/response/") else 200,
                                {"ok": False, "error": "invalid_json"}, {}))
             return
+        if url.path.startswith(("/api/", "/response/")):
+            peer._pause(peer.latency_s)
         if url.path.startswith("/api/"):
             token = self._bearer() or args.pop("token", None)
             self._send(peer._api(url.path.removeprefix("/api/"), args, token))

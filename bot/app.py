@@ -112,7 +112,7 @@ def build_app(deps: Deps) -> App:
 def identity(deps: Deps, team_id: str | None, enterprise_id: str | None) -> AuthorizeResult:
     """The installation, from settings: one workspace, one bot token (no auth.test on the request path)."""
     return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=deps.slack.token or "",
-                           bot_user_id=deps.settings.slack_bot_user_id)
+                           bot_user_id=deps.settings.slack_bot_user_id or None)
 
 
 def _on_error(error: Exception) -> BoltResponse:

@@ -58,8 +58,10 @@ class Deps:
         default_factory=lambda: ThreadPoolExecutor(max_workers=32, thread_name_prefix="opsbot-work")
     )
     # Halts, resumes and approval clicks: never queued behind reads, gate probes or monitoring on `workers`.
+    # Each holds its thread through the read-back after its write, so a burst of halts against a slow
+    # backend needs room: sized like `workers`, still bounded.
     critical: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=8, thread_name_prefix="opsbot-critical")
+        default_factory=lambda: ThreadPoolExecutor(max_workers=32, thread_name_prefix="opsbot-critical")
     )
     # The break-glass's bounded store claims (bot.breakglass): a hung store holds these, not the caller.
     store_calls: ThreadPoolExecutor = field(

@@ -15,6 +15,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.exc import IntegrityError
 
 from bot import flow
 from bot.actions import ExecutionContext, Outcome
@@ -71,16 +72,20 @@ def halt_now(deps: Deps, req: BreakGlass, *, tell: Callable[[str], None]) -> Out
 
 
 def _claim(deps: Deps, req: BreakGlass, approval_id: str) -> Approval | None:
-    if req.replay_key is not None and not deps.replays.claim(req.replay_key):
-        what = f"/halt {req.scope} --now"
-        deps.replays.note_replay(req.replay_key, replay_entry(req.replay_key, actor=req.actor, what=what,
-                                                              channel=req.channel))
-        deps.metrics.denied.labels("replay").inc()
-        return None
-    return deps.approvals.create(
-        action="halt", params=req.params, actor=req.actor, approve_role=Role.HALT_AUTHORITY.value,
-        channel=req.channel, request_id=req.request_id, ttl_seconds=deps.settings.approval_ttl_seconds,
-        now=deps.now(), break_glass=True, approval_id=approval_id)
+    """The approval row and the request's replay row in one transaction: one store round trip."""
+    try:
+        return deps.approvals.create(
+            action="halt", params=req.params, actor=req.actor, approve_role=Role.HALT_AUTHORITY.value,
+            channel=req.channel, request_id=req.request_id, ttl_seconds=deps.settings.approval_ttl_seconds,
+            now=deps.now(), break_glass=True, approval_id=approval_id, seen_key=req.replay_key)
+    except IntegrityError:  # the replay row was there: this request was already taken
+        if req.replay_key is None:
+            raise
+    what = f"/halt {req.scope} --now"
+    deps.replays.note_replay(req.replay_key, replay_entry(req.replay_key, actor=req.actor, what=what,
+                                                          channel=req.channel))
+    deps.metrics.denied.labels("replay").inc()
+    return None
 
 
 def halt_from_journal(deps: Deps, req: BreakGlass, approval_id: str, *, why: str,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -40,7 +41,8 @@ def build_deps(
     replica = settings.replica_id or default_replica()
     audit = AuditLog(engine, replica=replica)
     outbox = Outbox(engine)
-    approvals = ApprovalStore(engine, audit, outbox, replica=replica)
+    approvals = ApprovalStore(engine, audit, outbox, replica=replica,
+                              lease=timedelta(seconds=settings.execution_lease_seconds))
     # An approval card's ts, once the notifier posted it, is what later clicks and threads point at.
     outbox.on_posted.append(lambda stream, ts: _attach_card(approvals, stream, ts))
     http = httpx.Client()

@@ -2,8 +2,8 @@
 it, so a decision never waits for Slack and a message is never lost with a crash. bot.notifier
 delivers the rows.
 
-A *stream* is one message and its thread (e.g. an approval's card): its rows go out in id order, and
-an update or a thread reply waits until the stream's first post has a ts. Repeated updates of one
+A *stream* is one message and its thread (e.g. an approval's card): its first post goes out before
+anything else of it; then the message's updates go out in order, and so do its thread replies. Repeated updates of one
 message are coalesced: an update with a later update behind it is superseded, never sent.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, exists, func, update
+from sqlalchemy import Engine, and_, exists, func, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -60,6 +60,14 @@ def add_notes(session: Session, notes: Iterable[Note], *, now: datetime) -> int:
     return count
 
 
+def _waits_for(kind: Any, earlier: Any) -> Any:
+    """A stream's post comes first (it gives the ts everything else targets); after it, the message's
+    updates and the thread's replies are two queues, so a card update held by Slack never holds up the
+    outcome told in the thread, nor the other way round."""
+    card = ("post", "update")
+    return or_(earlier == "post", and_(kind.in_(card), earlier.in_(card)), and_(kind == earlier, kind != "update"))
+
+
 def payload_of(row: OutboxRow) -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads(row.payload)
     return loaded
@@ -99,7 +107,8 @@ class Outbox:
             self._supersede(session, now)
             earlier = aliased(OutboxRow)
             head = ~exists().where(and_(col(earlier.stream) == col(OutboxRow.stream),
-                                        col(earlier.id) < col(OutboxRow.id), col(earlier.status) == PENDING))
+                                        col(earlier.id) < col(OutboxRow.id), col(earlier.status) == PENDING,
+                                        _waits_for(col(OutboxRow.kind), col(earlier.kind))))
             query = select(OutboxRow).where(
                 col(OutboxRow.status) == PENDING, col(OutboxRow.next_at) <= now, head,
                 (col(OutboxRow.claimed_until).is_(None)) | (col(OutboxRow.claimed_until) < now),

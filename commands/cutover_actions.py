@@ -47,6 +47,10 @@ class AdvanceSpec:
                 f"announcement in <#{self._announce_channel(params)}>.")
 
     def execute(self, ctx: ExecutionContext) -> Outcome:
+        # A resumed execution whose first process entered the stage, then stopped before recording it.
+        if any(e.approval_id == ctx.approval_id for e in self.service.store.history()):
+            return Outcome(True, f":rocket: *Advanced* to *{safe(str(ctx.params['to_name']), 100)}* (recorded "
+                           "before the bot process handling this approval stopped).", "applied")
         try:
             facts = self.service.facts(ctx.request_id, source="cutover advance")
         except OpsbotError as exc:

@@ -56,6 +56,7 @@ class SlackSender:
         self._owns_http = http is None
         self._http = http if http is not None else httpx.Client(timeout=10.0)
         self.last_body = ""
+        self.last_headers: dict[str, str] = {}
 
     def close(self) -> None:
         if self._owns_http:
@@ -179,7 +180,7 @@ class SlackSender:
             "X-Slack-Signature": sign(self._secret, body, ts) if signature is None else signature,
             **(extra_headers or {}),
         }
-        self.last_body = body
+        self.last_body, self.last_headers = body, headers
         return self._http.post(self.events_url, content=body.encode("utf-8"), headers=headers)
 
     # -- what Slack would know about the workspace --------------------------------------------

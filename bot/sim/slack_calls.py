@@ -14,6 +14,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+Json = dict[str, Any]
+
+
+class SlackError(Exception):
+    """A Slack API error: the `error` string of an `{"ok": false}` answer, with its HTTP status."""
+
+    def __init__(self, error: str, status: int = 200, *, extra: Json | None = None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.status = status
+        self.extra = extra or {}  # fields Slack adds to some refusals (needed/provided, response_metadata)
+
+
 
 @dataclass(frozen=True)
 class ApiCall:

@@ -153,7 +153,8 @@ def _request(deps: Deps, inv: Invocation, command: RollbackRequest, respond: Res
         _refuse(deps, inv, respond, f":no_entry: Not requested: {refusal}.", "refused")
         return
     flow.open_request(deps, spec=deps.actions["rollback"], params=params, actor=inv.actor, channel=inv.channel,
-                      request_id=inv.request_id, approve_role=Role.ROLLBACK_OWNER, status=_context(seen, store))
+                      request_id=inv.request_id, approve_role=Role.ROLLBACK_OWNER, status=_context(seen, store),
+                      answer_to=respond.response_url)
     deps.metrics.commands.labels("/rollback", "requested").inc()
 
 

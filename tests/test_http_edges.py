@@ -15,7 +15,7 @@ from tests.conftest import CHANNEL, HALT_A, OPERATOR, click, request_halt, text_
 
 
 def halt_body(user: str = OPERATOR) -> str:
-    return urlencode({"command": "/halt", "text": "global x", "user_id": user, "team_id": "T0LOCAL",
+    return urlencode({"command": "/halt", "text": "global x", "user_id": user, "team_id": "T0LOCAL00",
                       "channel_id": CHANNEL, "trigger_id": "t1", "response_url": "http://127.0.0.1:9/r"})
 
 
@@ -113,6 +113,7 @@ def test_request_that_slack_will_not_take_is_cancelled_and_said_so(stack: Stack)
     assert response.status_code == 200
     answer = stack.peer.wait_for_call("response_url")[-1]
     assert "Slack did not accept" in text_of(answer.args) and "ratelimited" in text_of(answer.args)
+    assert "Try again in a moment" in text_of(answer.args)
     rows = [(r.action, r.outcome) for r in stack.deps.audit.rows()]
-    assert rows == [("halt.requested", "accepted"), ("halt.cancelled", "accepted")]
+    assert rows == [("halt.requested", "accepted"), ("halt.cancelled", "accepted"), ("halt.slack_refused", "failed")]
     assert stack.backend.calls("POST", "/api/trading-control/halt") == []

@@ -36,7 +36,7 @@ BLOCKS = [{"type": "section", "block_id": "s", "text": {"type": "mrkdwn", "text"
 def test_api_url_has_trailing_slash_and_auth_test(peer: SlackPeer, client: WebClient) -> None:
     assert peer.api_url.startswith("http://127.0.0.1:") and peer.api_url.endswith("/api/")
     auth = client.auth_test()
-    assert auth["user_id"] == "UBOT" and auth["team_id"] == "T0LOCAL" and auth["bot_id"]
+    assert auth["user_id"] == "UBOT" and auth["team_id"] == "T0LOCAL00" and auth["bot_id"]
     assert peer.calls_to("auth.test")[0].token == TOKEN
 
 

@@ -34,9 +34,9 @@ def test_a_request_slack_will_not_post_is_cancelled_and_the_requester_told_how_t
     ("msg_too_long", True, "too long"),
     ("is_archived", True, "archived"),
     ("invalid_auth", True, "SLACK_BOT_TOKEN"),
-    ("ratelimited", False, "tries again"),
-    ("internal_error", False, "tries again"),
-    ("hash_conflict", False, "published again"),
+    ("ratelimited", False, "`ratelimited`"),
+    ("internal_error", False, "passing fault"),
+    ("hash_conflict", False, "App Home changed"),
     ("some_new_error", True, "`some_new_error`"),
 ])
 def test_each_refusal_is_classed_and_explained(error: str, permanent: bool, said: str) -> None:

@@ -65,8 +65,8 @@ class Workspace:
         *,
         team_id: str,
         bot_user_id: str,
-        bot_id: str = "B0LOCAL",
-        app_id: str = "A0LOCAL",
+        bot_id: str = "B0LOCAL00",
+        app_id: str = "A0LOCAL00",
         team_domain: str = "local",
         clock: Callable[[], float] = time.time,
     ) -> None:

@@ -224,3 +224,14 @@ def test_after_a_disconnect_warning_the_bot_reconnects_and_still_answers(
     ack = peer.socket_command(user=OPERATOR, command="/halt", text="status", channel=CHANNEL, timeout=3.0)
     assert ack.seconds < 3.0
     peer.wait_for(lambda _: any("Control revision" in m["text"] for m in peer.ephemerals(OPERATOR)), timeout=10)
+
+
+def test_link_disabled_is_told_in_one_line_naming_what_to_turn_on(
+    peer: SlackPeer, socket_bot: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    peer.socket.disconnect("link_disabled")
+    log = tmp_path / "bot.log"
+    wait_until(lambda: "link_disabled" in log.read_text(), timeout=10)
+    (line,) = [ln for ln in log.read_text().splitlines() if "link_disabled" in ln]
+    assert line.startswith("opsbot: Slack turned Socket Mode off") and "socket_mode_enabled: true" in line
+    assert "SLACK_APP_TOKEN" in line and peer.app_token not in line and socket_bot.poll() is None

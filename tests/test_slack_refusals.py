@@ -58,3 +58,14 @@ def test_a_retried_event_is_acked_and_acted_on_like_the_first(stack: Stack) -> N
     published = stack.peer.wait_for_call("views.publish", count=1, timeout=10,
                                          where=lambda c: c.args.get("user_id") == OPERATOR)
     assert published and stack.peer.workspace.home_view(OPERATOR) is not None
+
+
+def test_a_home_slack_refuses_for_good_is_audited_once_not_in_a_loop(stack: Stack) -> None:
+    stack.peer.fail("views.publish", error="invalid_arguments", times=50)
+    event = {"type": "app_home_opened", "user": OPERATOR, "channel": "D0HOME", "tab": "home"}
+    for _ in range(3):
+        assert stack.sender.event(event).status_code == 200
+    stack.peer.wait_for_call("views.publish", count=3, timeout=10)
+    wait_until(lambda: any(r.action == "home.publish_refused" for r in stack.deps.audit.rows()), timeout=10)
+    refused = [r for r in stack.deps.audit.rows() if r.action == "home.publish_refused"]
+    assert len(refused) == 1 and "invalid_arguments" in refused[0].params and "view" in refused[0].detail

@@ -80,10 +80,13 @@ class CallLog:
         with self._changed:
             self._faults.setdefault(method, deque()).extend([fault] * times)
 
-    def next_fault(self, method: str) -> Fault | None:
+    def next_fault(self, method: str, *, only_status: int | None = None) -> Fault | None:
+        """The next fault for `method` (only if its status is `only_status`, when given), used up."""
         with self._changed:
             pending = self._faults.get(method)
-            return pending.popleft() if pending else None
+            if not pending or (only_status is not None and pending[0].status != only_status):
+                return None
+            return pending.popleft()
 
 
 def summary(calls: list[ApiCall], limit: int = 40) -> str:

@@ -86,6 +86,10 @@ class SlackPeer(LoopbackServer):
         self.socket = SocketModeServer(app_id=self.workspace.app_id, app_token=app_token,
                                        on_ack=lambda ack: show_ack_payload(self.workspace, ack))
         self._log = CallLog()
+        # Outage rehearsal: every Web API call waits `latency_s` first; while `down`, the peer hangs
+        # up on every Web API call without answering (as an unreachable Slack looks to a client).
+        self.latency_s = 0.0
+        self.down = False
 
     # -- lifecycle: the context manager comes from LoopbackServer -------------------------------
 
@@ -171,6 +175,18 @@ class SlackPeer(LoopbackServer):
     def fail(self, method: str, *, error: str, times: int = 1) -> None:
         self._log.add_faults(method, Fault(200, error), times)
 
+    def drop(self, method: str, *, times: int = 1) -> None:
+        """Hang up on the next `times` calls of `method` before doing anything (recorded as "dropped:<method>")."""
+        self._log.add_faults(method, Fault(0, "dropped"), times)
+
+    def _hangs_up(self, method: str, args: Json, token: str | None) -> bool:
+        if self.latency_s > 0:
+            time.sleep(self.latency_s)
+        dropping = self.down or self._log.next_fault(method, only_status=0) is not None
+        if dropping:
+            self._log.record(ApiCall(f"dropped:{method}", _decode_json_args(args), token, time.time()))
+        return dropping
+
     # -- request handling (called from server threads) ----------------------------------------
 
     def _api(self, method: str, args: Json, token: str | None) -> _Answer:
@@ -245,6 +261,9 @@ class _Handler(LoopbackHandler[SlackPeer]):
             return
         if url.path.startswith("/api/"):
             token = self._bearer() or args.pop("token", None)
+            if peer._hangs_up(url.path.removeprefix("/api/"), args, token):
+                self.close_connection = True
+                return
             self._send(peer._api(url.path.removeprefix("/api/"), args, token))
         elif url.path.startswith("/response/") and self.command == "POST":
             self._send(peer._respond(url.path.removeprefix("/response/"), args))

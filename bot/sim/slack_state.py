@@ -293,7 +293,7 @@ class Workspace:
             "bot_id": self.bot_id, "app_id": self.app_id, "team": self.team_id,
             "text": args.get("text") or "",
         }
-        for key in ("blocks", "attachments", "thread_ts", "metadata"):
+        for key in ("blocks", "attachments", "thread_ts", "reply_broadcast", "metadata"):
             if args.get(key):
                 message[key] = copy.deepcopy(args[key])
         return message

@@ -27,12 +27,11 @@ from bot.errors import StoreUnavailable
 from bot.models import OutboxRow
 from bot.outbox import DELIVERED, GIVEN_UP, METHOD, Outbox, payload_of
 from bot.settings import Settings
+from bot.slack_refusals import refusal_of
 
 log = logging.getLogger("opsbot.notifier")
 
-# Slack errors worth another try; any other refusal (channel_not_found, invalid_blocks…) is final.
-TRANSIENT = frozenset({"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout",
-                       "team_added_to_org", "http_error"})
+# Which Slack errors are worth another try, and what a final one means to an operator: bot.slack_refusals.
 
 
 @dataclass(frozen=True)
@@ -194,12 +193,12 @@ class Notifier:
         try:
             answer = getattr(self.slack, method)(**args)
         except SlackApiError as exc:
-            error = str(exc.response.get("error") or exc.response.status_code)
-            if exc.response.status_code == 429 or error == "ratelimited":
+            refusal = refusal_of(exc)
+            if exc.response.status_code == 429 or refusal.error == "ratelimited":
                 raise Retry("ratelimited", _retry_after(exc.response.headers)) from exc
-            if exc.response.status_code >= 500 or error in TRANSIENT:
-                raise Retry(error) from exc
-            raise Final(error) from exc
+            if refusal.retryable:
+                raise Retry(refusal.error) from exc
+            raise Final(f"`{refusal.error}`: {refusal.text}") from exc
         except OSError as exc:  # unreachable, reset, timed out (urllib's errors are OSErrors)
             raise Retry(type(exc).__name__) from exc
         ts = answer.get("ts")

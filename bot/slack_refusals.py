@@ -27,7 +27,7 @@ class SlackRefusal:
 
 
 _RETRYABLE = frozenset({"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable",
-                        "request_timeout", "team_added_to_org", "hash_conflict", "upload_failed"})
+                        "request_timeout", "team_added_to_org", "hash_conflict", "upload_failed", "http_error"})
 
 # error -> what to tell an operator; {channel} and {needed} are filled in.
 _TEXTS = {

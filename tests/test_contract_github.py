@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,9 @@ from bot.github import GitHub
 from bot.github_errors import GitHubError
 from bot.sim import github_docs
 from bot.sim.github import SimGitHub
+from tests.conftest import click
 from tests.contracts.github_rest import Exchange, problems, recorder, version
+from tests.rollback_support import OWNER, finished, request, running_stack
 
 TOKEN = "ghp_contract_0123456789"
 REPO = "acme/trading"
@@ -101,3 +104,16 @@ def test_a_simulator_that_drifts_from_github_fails_the_check(
     gh.deployments()
     found = [p for e in exchanges for p in problems(e)]
     assert any("node_id" in p for p in found) and any("task: 7 is not of type 'string'" in p for p in found), found
+
+
+def test_every_github_call_of_a_whole_rollback_matches_github(tmp_path: Path, sqlite_url: str) -> None:
+    with running_stack(sqlite_url, tmp_path / "incidents") as stack:
+        approval_id, posted = request(stack, text="logins fail --trigger auth")
+        click(stack, user=OWNER, approval_id=approval_id, posted=posted)
+        row = finished(stack)
+        assert row.status == "completed", (row.failed_step, row.failure)
+        seen = [Exchange(r.method, r.path, r.query, r.body, status, answer)
+                for r, status, answer in stack.github.exchanges]
+    kinds = {(e.method, e.path.rsplit("/", 1)[-1]) for e in seen}
+    assert ("POST", "dispatches") in kinds and ("GET", "deployments") in kinds and ("GET", "statuses") in kinds
+    assert [p for e in seen for p in problems(e)] == []

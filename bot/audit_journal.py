@@ -37,6 +37,8 @@ class Merged:
     channels: tuple[str, ...]
     first_seq: int = 0
     last_seq: int = 0
+    approvals: tuple[str, ...] = ()  # approval rows the merge created (journaled break-glass halts)
+    settled: tuple[str, ...] = ()  # existing rows (a claim that landed late) the merge moved on
 
 
 def _line_hash(record: Mapping[str, Any]) -> str:
@@ -110,14 +112,21 @@ class Journal:
         if not pending:
             return Merged(0, ())
         seqs: list[int] = []
+        created: list[str] = []
+        settled: list[str] = []
         with transaction(engine) as session:
             for record in pending:
                 if not _already_in_table(session, record):
                     seqs.append(audit.append(session, _entry_of(record)).seq)
-                _settle_approval(session, record)
+                moved = _settle_approval(session, record)
+                if moved == "created":
+                    created.append(record["approval_id"])
+                elif moved == "settled" and record["approval_id"] not in created:
+                    settled.append(record["approval_id"])
         self._set_mark(pending[-1]["n"])
         channels = tuple(dict.fromkeys(r["channel"] for r in pending if r["channel"]))
-        return Merged(len(seqs), channels, seqs[0] if seqs else 0, seqs[-1] if seqs else 0)
+        return Merged(len(seqs), channels, seqs[0] if seqs else 0, seqs[-1] if seqs else 0, tuple(created),
+                      tuple(settled))
 
 
 def _entry_of(record: Mapping[str, Any]) -> Entry:
@@ -137,11 +146,12 @@ def _already_in_table(session: Session, record: Mapping[str, Any]) -> bool:
     return session.exec(query.limit(1)).first() is not None
 
 
-def _settle_approval(session: Session, record: Mapping[str, Any]) -> None:
-    """Give the journaled break-glass its approval row, so confirmation and escalation work as usual."""
+def _settle_approval(session: Session, record: Mapping[str, Any]) -> str:
+    """Give the journaled break-glass its approval row, so confirmation and escalation work as usual;
+    "created", "settled" (an executing row moved to the journaled outcome) or ""."""
     info = record.get("approval") or {}
     if not info or not record["approval_id"]:
-        return
+        return ""
     status = info.get("status")
     existing = session.get(Approval, record["approval_id"])
     if existing is None and info.get("create"):
@@ -154,12 +164,15 @@ def _settle_approval(session: Session, record: Mapping[str, Any]) -> None:
             created_at=at, expires_at=at + timedelta(seconds=int(info["ttl_seconds"])), decided_by=record["user_id"],
             decided_at=at, attempts=1))
         session.flush()
-    elif status:
+        return "created"
+    if status:
         values: dict[str, Any] = {"status": status, "outcome": info.get("outcome", "")}
         if status not in ("awaiting_confirmation", "executing"):
             values["finished_at"] = _parse_at(record["at"])
-        session.execute(update(Approval).where(col(Approval.id) == record["approval_id"],
-                                               col(Approval.status) == "executing").values(**values))
+        result = session.execute(update(Approval).where(col(Approval.id) == record["approval_id"],
+                                                        col(Approval.status) == "executing").values(**values))
+        return "settled" if int(getattr(result, "rowcount", 0)) == 1 else ""
+    return ""
 
 
 def _parse_at(text: str) -> datetime:

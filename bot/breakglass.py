@@ -24,6 +24,7 @@ from bot.approvals import after_execution
 from bot.audit import Actor, Entry
 from bot.deps import Deps
 from bot.errors import StoreUnavailable
+from bot.flow_messages import card_note
 from bot.models import Approval
 from bot.policy import Role
 from bot.replay import replay_entry
@@ -43,6 +44,7 @@ class BreakGlass:
     scope: str
     reason: str
     replay_key: str | None = None
+    answer_to: str | None = None  # the command's response_url
 
     @property
     def params(self) -> dict[str, object]:
@@ -61,23 +63,17 @@ def halt_now(deps: Deps, req: BreakGlass, *, tell: Callable[[str], None]) -> Out
         return halt_from_journal(deps, req, approval_id, why=f"the store is unavailable ({exc})", tell=tell)
     if row is None:
         return None
-    row = flow.open_request(deps, spec=deps.actions["halt"], params=req.params, actor=req.actor, channel=req.channel,
-                            request_id=req.request_id, approve_role=Role.HALT_AUTHORITY, break_glass=True,
-                            claimed=row)
-    outcome = flow.execute(deps, row, approver=req.actor.user_id, request_id=req.request_id)
-    if row.message_ts is None:
-        tell(f"{outcome.summary}\n:warning: Slack did not take the channel message; tell the channel and ask a "
-             f"second halt authority to confirm (approval `{row.id}`).")
-    return outcome
+    # Claimed, its card queued in the same transaction: straight to the backend; the notifier tells Slack.
+    return flow.execute(deps, row, approver=req.actor.user_id, request_id=req.request_id)
 
 
 def _claim(deps: Deps, req: BreakGlass, approval_id: str) -> Approval | None:
-    """The approval row and the request's replay row in one transaction: one store round trip."""
+    """The approval row, its card and the request's replay row in one transaction: one store round trip."""
     try:
-        return deps.approvals.create(
-            action="halt", params=req.params, actor=req.actor, approve_role=Role.HALT_AUTHORITY.value,
-            channel=req.channel, request_id=req.request_id, ttl_seconds=deps.settings.approval_ttl_seconds,
-            now=deps.now(), break_glass=True, approval_id=approval_id, seen_key=req.replay_key)
+        return flow.open_request(
+            deps, spec=deps.actions["halt"], params=req.params, actor=req.actor, channel=req.channel,
+            request_id=req.request_id, approve_role=Role.HALT_AUTHORITY, break_glass=True,
+            answer_to=req.answer_to, approval_id=approval_id, seen_key=req.replay_key)
     except IntegrityError:  # the replay row was there: this request was already taken
         if req.replay_key is None:
             raise
@@ -129,6 +125,13 @@ def post(deps: Deps, channel: str, text: str) -> None:
 def merge_journal(deps: Deps) -> int:
     """Merge journaled audit rows once the store answers, and tell each channel concerned."""
     merged = deps.journal.merge(deps.engine, deps.audit)
+    # Each halt's card, with the buttons a second halt authority confirms with: posted, or (a claim that
+    # landed late already queued one) updated.
+    for approval_id, kind in [*((a, "post") for a in merged.approvals), *((a, "update") for a in merged.settled)]:
+        row = deps.approvals.get(approval_id=approval_id)
+        if row is not None:
+            status = f"{row.outcome}\n:white_check_mark: Audit merged: this halt ran while the store was unavailable."
+            deps.approvals.outbox.enqueue([card_note(deps, row, status=status, kind=kind)])
     if merged.rows:
         for channel in merged.channels:
             post(deps, channel, f":white_check_mark: *Audit merged:* {merged.rows} audit row(s) journaled while "

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import sys
 import threading
 
-from bot.app import Sweeper, build_app, build_deps
+from bot.app import Sweeper, build_app, build_deps, start_notifier
 from bot.home_publish import HomePublisher
 from bot.migrate import upgrade
 from bot.monitoring.service import start_monitor
@@ -33,6 +34,7 @@ def serve(settings: Settings, *, host: str, port: int, threads: int = 16, socket
     if settings.is_sqlite:
         upgrade(deps.engine)  # the embedded store migrates itself; shared databases use `opsbot db upgrade`
     app = build_app(deps)
+    notifier = start_notifier(deps)  # Slack is told from the outbox, never on a decision's path
     sweeper = Sweeper(deps).start()
     # Leader election, then (on the leader only) the monitoring watchers and the App Home refresh.
     home = HomePublisher(deps)
@@ -52,12 +54,44 @@ def serve(settings: Settings, *, host: str, port: int, threads: int = 16, socket
         monitor.stop()
         home.close()
         sweeper.stop()
+        notifier.stop()
 
 
 def socket_mode_refused(error: str) -> str:
     """The one line an operator sees when Slack will not open a socket; names the variable, never its value."""
     return (f"opsbot: Socket Mode could not connect: Slack refused SLACK_APP_TOKEN ({error}); set it to an "
             "app-level token (xapp-…) with the connections:write scope, or unset it to serve HTTP")
+
+
+# What an operator is told when Slack sends `disconnect`; the SDK reconnects on each of these by itself.
+_DISCONNECT_NOTICES = {
+    "warning": "Slack will close this Socket Mode connection in a few seconds; reconnecting",
+    "refresh_requested": "Slack asked for a fresh Socket Mode connection; reconnecting",
+    "link_disabled": ("opsbot: Slack turned Socket Mode off for this app (link_disabled): no commands arrive "
+                      "until it is on again (socket_mode_enabled: true in manifest.yaml, or the app's Socket Mode "
+                      "page), or unset SLACK_APP_TOKEN to serve HTTP"),
+}
+
+
+def socket_notice(raw: str) -> str | None:
+    """The line to show for a Socket Mode message, if it is a `disconnect` worth telling about."""
+    try:
+        message = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(message, dict) or message.get("type") != "disconnect":
+        return None
+    return _DISCONNECT_NOTICES.get(str(message.get("reason")))
+
+
+def _tell_disconnects(raw: str) -> None:
+    notice = socket_notice(raw)
+    if notice is None:
+        return
+    if notice.startswith("opsbot:"):  # the bot cannot fix this itself: one line on stderr, like a refusal
+        print(notice, file=sys.stderr, flush=True)
+    else:
+        log.info(notice)
 
 
 def _socket_mode(settings: Settings, app: object) -> int:
@@ -71,6 +105,7 @@ def _socket_mode(settings: Settings, app: object) -> int:
     assert isinstance(app, App)
     app_token = settings.slack_app_token.get_secret_value()
     handler = SocketModeHandler(app, app_token)
+    handler.client.on_message_listeners.append(_tell_disconnects)
     log.info("connecting in Socket Mode")
     try:
         # Opened here rather than inside handler.connect(): a refusal is then one clear line, not the

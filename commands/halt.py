@@ -85,7 +85,8 @@ def _request(deps: Deps, inv: Invocation, command: ControlRequest, respond: Resp
     if command.break_glass:
         # Break-glass: the requester's own authority executes now, with or without the store; a second
         # person confirms afterwards.
-        req = BreakGlass(inv.actor, inv.channel, inv.request_id, command.scope, command.reason, inv.replay_key)
+        req = BreakGlass(inv.actor, inv.channel, inv.request_id, command.scope, command.reason, inv.replay_key,
+                         respond.response_url)
         halt_now(deps, req, tell=lambda text: ephemeral(respond, text))
         return
     spec = deps.actions[command.action]
@@ -93,4 +94,5 @@ def _request(deps: Deps, inv: Invocation, command: ControlRequest, respond: Resp
     flow.open_request(
         deps, spec=spec, params=params, actor=inv.actor, channel=inv.channel, request_id=inv.request_id,
         approve_role=Role.HALT_AUTHORITY, status=_current_state(deps, inv, command.scope),
+        answer_to=respond.response_url,
     )

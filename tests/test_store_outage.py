@@ -12,7 +12,7 @@ import pytest
 
 from bot.app import Sweeper
 from bot.sim.stack import Stack
-from tests.conftest import CHANNEL, HALT_A, OPERATOR, ROLES, text_of, wait_until
+from tests.conftest import CHANNEL, HALT_A, HALT_B, OPERATOR, ROLES, message_text, text_of, wait_until
 from tests.pg_cluster import Cluster, cluster
 from tests.test_audit import cli
 
@@ -66,6 +66,15 @@ def merged_when_back(stack: Stack, tmp_path: Path, pg: Cluster) -> None:
     assert [a for a, i in steps(stack) if i == approval_id] == ["halt.break_glass", "halt.executed"]
     row = stack.deps.approvals.get(approval_id=approval_id)
     assert row is not None and row.status == "awaiting_confirmation" and row.break_glass
+    # Its card shows once the store is back, and a second halt authority confirms from it as usual.
+    wait_until(lambda: bool((r := stack.deps.approvals.get(approval_id=approval_id)) and r.message_ts), timeout=10)
+    ts = str(stack.deps.approvals.get(approval_id=approval_id).message_ts)  # type: ignore[union-attr]
+    wait_until(lambda: "Audit merged" in message_text(stack, ts) and "approve" in str(
+        stack.peer.workspace.find_message(CHANNEL, ts)), timeout=10)
+    response = stack.sender.click(user=HALT_B, action_id="approve", value=approval_id, channel=CHANNEL, message_ts=ts)
+    assert response.status_code == 200
+    wait_until(lambda: (r := stack.deps.approvals.get(approval_id=approval_id)) is not None
+               and r.status == "confirmed")
     verified = cli(pg.url, "audit", "verify", cwd=tmp_path)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert halts(stack) == 1

@@ -26,7 +26,8 @@ KILL_SWITCH_DRILLS: tuple[tuple[str, str, str], ...] = (
     ("slack-slow", "Slack slow", f"every Slack Web API call and response_url answers after {SLACK_SLOW_S:g} s"),
     ("slack-rate-limiting", "Slack rate-limiting",
      f"every Slack Web API call answers 429 ratelimited with Retry-After: {RETRY_AFTER_S}"),
-    ("slack-down", "Slack down", "every Slack Web API call and response_url answers HTTP 503"),
+    ("slack-down", "Slack down", "Slack hangs up on every Web API call without answering, as an unreachable "
+     "Slack looks to the bot"),
     ("store-down", "Store down",
      "every statement on the bot's store fails as a refused connection: break-glass halts go to the local "
      "journal, everything else is refused; switched off, the journal is merged"),
@@ -50,7 +51,7 @@ class KillSwitchFaults:
         elif name == "slack-rate-limiting":
             peer.outage = Fault(429, "ratelimited", RETRY_AFTER_S) if on else None
         elif name == "slack-down":
-            peer.outage = Fault(503, "service_unavailable") if on else None
+            peer.down = on
         elif name == "store-down":
             self._store_down = on
         elif name == "bot-crash":

@@ -70,26 +70,22 @@ def wait_post(stack: Stack, scope: str, sent: float, cap: float) -> tuple[float,
     return cap * 1000, True
 
 
-def approval_id_of(args: dict[str, Any]) -> str:
-    for block in args.get("blocks") or []:
-        for element in block.get("elements", []) if block.get("type") == "actions" else []:
-            if element.get("action_id") == "approve":
-                return str(element["value"])
-    raise LookupError("no approve button")
-
-
 def open_requests(stack: Stack, tag: str, n: int) -> list[tuple[str, str, str]]:
-    """n pending halt requests: (scope, approval id, message ts)."""
+    """n pending halt requests whose cards Slack shows: (scope, approval id, message ts)."""
     out = []
     for i in range(n):
         scope = f"symbol:AP{tag}{i}"
-        before = len(stack.peer.calls_to("chat.postMessage"))
         stack.sender.command(user=OPERATOR, command="/halt", text=f"{scope} bench", channel=CHANNEL)
-        posted = stack.peer.wait_for_call("chat.postMessage", count=before + 1, timeout=10)[-1]
-        approval_id = approval_id_of(posted.args)
-        while not ((row := stack.deps.approvals.get(approval_id=approval_id)) and row.message_ts):
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            row = next((r for r in stack.deps.approvals.recent(action_prefix="halt", limit=50)
+                        if f'"{scope}"' in r.params and r.message_ts), None)
+            if row is not None:
+                out.append((scope, row.id, str(row.message_ts)))
+                break
             time.sleep(0.01)
-        out.append((scope, approval_id, str(row.message_ts)))
+        else:
+            raise RuntimeError(f"the request for {scope} was not shown in time")
     return out
 
 

@@ -44,7 +44,7 @@ def test_halt_not_applied_is_reported_loudly_as_hard_trigger_3(ws: Running) -> N
     assert ws.click(HALT_A, request).status_code == 200
     outcome = ws.find(HALT_A, "NOT APPLIED", ephemeral=False)
     shown = everything(outcome)
-    assert outcome["ts"] == request["ts"]
+    assert outcome.get("thread_ts") == request["ts"]  # told in the card's thread, where people are notified
     assert ("*HALT NOT APPLIED:* the backend accepted it but the read-back shows `tenant:drill-one` still trading"
             in shown)
     assert "hard rollback trigger 3 of the runbook" in shown and "/rollback --trigger controls" in shown

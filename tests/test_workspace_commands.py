@@ -22,9 +22,9 @@ from tests.workspace_support import (
     HALT_B,
     OPERATOR,
     Running,
+    eventually,
     everything,
     need_cosmos,
-    eventually,
     running_workspace,
 )
 

@@ -31,6 +31,8 @@ from bot.slack_refusals import refusal_of
 
 log = logging.getLogger("opsbot.notifier")
 
+# Which Slack errors are worth another try, and what a final one means to an operator: bot.slack_refusals.
+
 
 @dataclass(frozen=True)
 class NotifierConfig:
@@ -201,12 +203,12 @@ class Notifier:
         try:
             answer = getattr(self.slack, method)(**args)
         except SlackApiError as exc:
-            if exc.response.status_code == 429 or exc.response.get("error") == "ratelimited":
-                raise Retry("ratelimited", _retry_after(exc.response.headers)) from exc
             refusal = refusal_of(exc)
-            if refusal.permanent:  # not_in_channel, invalid_blocks…: it will not pass by waiting
-                raise Final(refusal.error) from exc
-            raise Retry(refusal.error) from exc
+            if exc.response.status_code == 429 or refusal.error == "ratelimited":
+                raise Retry("ratelimited", _retry_after(exc.response.headers)) from exc
+            if refusal.retryable:
+                raise Retry(refusal.error) from exc
+            raise Final(f"`{refusal.error}`: {refusal.text}") from exc
         except OSError as exc:  # unreachable, reset, timed out (urllib's errors are OSErrors)
             raise Retry(type(exc).__name__) from exc
         ts = answer.get("ts")

@@ -8,7 +8,7 @@ import pytest
 from bot.home_facts import HomeSource
 from bot.sim.stack import Stack
 from bot.slack_refusals import classify
-from tests.conftest import CHANNEL, OPERATOR, wait_until
+from tests.conftest import CHANNEL, OPERATOR, text_of, wait_until
 
 
 def test_a_card_slack_refuses_for_good_is_given_up_at_once_cancelled_and_shown_with_the_fix(stack: Stack) -> None:
@@ -25,6 +25,10 @@ def test_a_card_slack_refuses_for_good_is_given_up_at_once_cancelled_and_shown_w
     assert "never delivered" in shown and "not_in_channel" in shown and "/invite @opsbot" in shown
     assert stack.peer.channel_messages(CHANNEL) == []
     assert [r.path for r in stack.backend.requests if r.method != "GET"] == []  # nothing halted
+    # The requester hears it where they typed the command: why, how to fix it, and that nothing was done.
+    wait_until(lambda: any("did not accept" in text_of(m) for m in stack.peer.ephemerals(OPERATOR)), timeout=10)
+    (told,) = [text_of(m) for m in stack.peer.ephemerals(OPERATOR) if "did not accept" in text_of(m)]
+    assert "not a member of" in told and "`/invite @opsbot`" in told and "nothing was done" in told
 
 
 @pytest.mark.parametrize(("error", "permanent", "said"), [

@@ -31,8 +31,6 @@ from bot.slack_refusals import refusal_of
 
 log = logging.getLogger("opsbot.notifier")
 
-# Which Slack errors are worth another try, and what a final one means to an operator: bot.slack_refusals.
-
 
 @dataclass(frozen=True)
 class NotifierConfig:
@@ -66,6 +64,9 @@ class Notifier:
                                         timeout=int(max(1, self.config.slack_timeout_s)), retry_handlers=[])
         self._blocked: dict[str, datetime] = {}  # Slack method -> not before
         self._lock = threading.Lock()
+        # Held from reading `_blocked` to claiming, and from a 429 to rescheduling its row, so a claim
+        # never slips a row of a paused method through between the two.
+        self._pacing = threading.Lock()
         self._inflight = 0
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=self.config.workers, thread_name_prefix="opsbot-notify")
@@ -97,10 +98,11 @@ class Notifier:
             free = self.config.workers - self._inflight
         if free <= 0:
             return 0
-        now = self.outbox.now()
-        blocked = frozenset(kind for kind, method in METHOD.items() if self._blocked.get(method, now) > now)
-        rows = self.outbox.claim(now=now, replica=self.replica, lease=self.config.claim_lease, limit=free,
-                                 blocked=blocked)
+        with self._pacing:
+            now = self.outbox.now()
+            blocked = frozenset(kind for kind, method in METHOD.items() if self._blocked.get(method, now) > now)
+            rows = self.outbox.claim(now=now, replica=self.replica, lease=self.config.claim_lease, limit=free,
+                                     blocked=blocked)
         for row in rows:
             with self._lock:
                 self._inflight += 1
@@ -144,30 +146,36 @@ class Notifier:
     def _later(self, row: OutboxRow, exc: Retry) -> None:
         now = self.outbox.now()
         method = METHOD[row.kind]
-        if exc.retry_after is not None:
-            until = now + timedelta(seconds=exc.retry_after)
-            self._blocked[method] = max(self._blocked.get(method, now), until)
-            at = until
+        if exc.retry_after is not None:  # Slack said when: that method waits, for every row of it
+            at = now + timedelta(seconds=exc.retry_after)
         else:
             at = now + min(self.config.max_retry, self.config.first_retry * (2 ** min(row.attempts - 1, 16)))
         if at - as_utc(row.created_at) > self.config.give_up_after:
-            self._give_up(row, f"still failing after {self.config.give_up_after}: {exc.error}")
+            self._give_up(row, exc.error, why=f"still failing after {self.config.give_up_after}: ")
             return
         log.info("outbox row %s (%s): %s; retrying at %s", row.id, method, exc.error, at.isoformat())
-        self.outbox.retry_at(row, at=at, error=exc.error, replica=self.replica)
+        with self._pacing:
+            if exc.retry_after is not None:
+                self._blocked[method] = max(self._blocked.get(method, now), at)
+            self.outbox.retry_at(row, at=at, error=exc.error, replica=self.replica)
 
-    def _give_up(self, row: OutboxRow, error: str) -> None:
-        log.error("outbox row %s (%s in %s) given up: %s", row.id, METHOD[row.kind], row.channel, error)
-        if not self.outbox.finish(row, status=GIVEN_UP, now=self.outbox.now(), replica=self.replica, error=error):
+    def _give_up(self, row: OutboxRow, error: str, *, why: str = "") -> None:
+        """`error` is Slack's code (what the hooks and the App Home go by); `why` says how it came to this."""
+        log.error("outbox row %s (%s in %s) given up: %s%s", row.id, METHOD[row.kind], row.channel, why, error)
+        if not self.outbox.finish(row, status=GIVEN_UP, now=self.outbox.now(), replica=self.replica,
+                                  error=why + error):
             return
         if row.kind == "post":
             for hook in self.outbox.on_given_up:
-                _quietly(hook, row.stream, error)
+                try:
+                    hook(row, error)
+                except Exception:
+                    log.exception("outbox hook failed for %s", row.stream)
         params = {"stream": row.stream, "kind": row.kind, "method": METHOD[row.kind], "outbox_id": row.id}
         approval_id = row.stream.removeprefix("approval:") if row.stream.startswith("approval:") else ""
         try:
             self.audit.record(Entry(SYSTEM, "slack.undelivered", "failed", params, "", approval_id, row.channel,
-                                    error[:500]))
+                                    (why + error)[:500]))
         except Exception:
             log.exception("could not audit the undelivered outbox row %s", row.id)
 
@@ -193,12 +201,12 @@ class Notifier:
         try:
             answer = getattr(self.slack, method)(**args)
         except SlackApiError as exc:
-            refusal = refusal_of(exc)
-            if exc.response.status_code == 429 or refusal.error == "ratelimited":
+            if exc.response.status_code == 429 or exc.response.get("error") == "ratelimited":
                 raise Retry("ratelimited", _retry_after(exc.response.headers)) from exc
-            if refusal.retryable:
-                raise Retry(refusal.error) from exc
-            raise Final(f"`{refusal.error}`: {refusal.text}") from exc
+            refusal = refusal_of(exc)
+            if refusal.permanent:  # not_in_channel, invalid_blocks…: it will not pass by waiting
+                raise Final(refusal.error) from exc
+            raise Retry(refusal.error) from exc
         except OSError as exc:  # unreachable, reset, timed out (urllib's errors are OSErrors)
             raise Retry(type(exc).__name__) from exc
         ts = answer.get("ts")

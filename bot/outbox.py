@@ -82,7 +82,7 @@ class Outbox:
         # The outbox keeps its own time (tests speed it up without touching approval TTLs).
         self.clock = clock
         self.on_posted: list[Callable[[str, str], None]] = []  # (stream, ts) once a stream's message is posted
-        self.on_given_up: list[Callable[[str, str], None]] = []  # (stream, error) when its first post is given up
+        self.on_given_up: list[Callable[[OutboxRow, str], None]] = []  # (row, error): a stream's post given up
 
     def now(self) -> datetime:
         return self.clock()

@@ -33,7 +33,7 @@ from bot.text import safe
 log = logging.getLogger("opsbot.breakglass")
 
 # How long a break-glass waits for the store's claim before it halts from the journal instead.
-STORE_WAIT_S = 0.5
+STORE_WAIT_S = 1.0
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,6 @@ def test_break_glass_halts_with_the_store_hung(pg_stack: Stack, pg: Cluster, tmp
         took = break_glass_without_store(stack, "symbol:ACME runaway algo --now")
     finally:
         pg.thaw()
-    assert took < 2.0  # the store's claim is given 0.5 s, then the journal takes over
+    assert took < 2.5  # the store's claim is given 1 s, then the journal takes over
     time.sleep(1.0)  # a claim that was waiting on the frozen store may land now: it must not count twice
     merged_when_back(stack, tmp_path, pg)

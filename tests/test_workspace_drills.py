@@ -129,8 +129,10 @@ def test_store_down_break_glass_halts_resume_is_refused_and_the_audit_merges_aft
     refusal = everything(ws.find(OPERATOR, "store is unavailable", ephemeral=True))
     assert "nothing was done" in refusal
     ws.drill("store-down", False)
-    merged = everything(ws.find(HALT_A, "Audit merged", ephemeral=False, timeout=20))
-    assert "2 audit row(s)" in merged
+    merged = everything(ws.find(HALT_A, "audit row(s) journaled", ephemeral=False, timeout=20))
+    assert "*Audit merged:* 2 audit row(s)" in merged
+    card = everything(ws.find(HALT_A, "Confirm halt", ephemeral=False))  # the card, confirmable again
+    assert "STOREDOWN" in card and "Audit merged" in card
     assert ws.session.world.stack.deps.audit.verify().ok
 
 

@@ -21,6 +21,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from bot.deadline import deadline_client, total_deadline
 from bot.github_errors import (
     GitHubError,
     GitHubNotConfigured,
@@ -155,8 +156,9 @@ class GitHub:
         self._api_url = api_url.rstrip("/")
         self._repository = repository.strip() if repository else None
         self._owns_http = http is None
-        self._http = http if http is not None else httpx.Client()
+        self._http = http if http is not None else deadline_client()
         self._timeout = httpx.Timeout(timeout_s)
+        self._deadline_s = 2 * timeout_s + RETRY_BACKOFF_S  # the whole call, its retry included
         self._headers = {"accept": "application/vnd.github+json", "x-github-api-version": API_VERSION,
                          "user-agent": USER_AGENT}
         if token:
@@ -270,6 +272,11 @@ class GitHub:
 
     def _send(self, method: str, url: str, *, params: dict[str, str] | None = None,
               body: dict[str, Any] | None = None) -> httpx.Response:
+        with total_deadline(self._deadline_s):
+            return self._attempts(method, url, params=params, body=body)
+
+    def _attempts(self, method: str, url: str, *, params: dict[str, str] | None,
+                  body: dict[str, Any] | None) -> httpx.Response:
         path = urlsplit(url).path
         retries_left, secondary_waits = 1, 0
         while True:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -105,6 +106,21 @@ class Settings(BaseSettings):
     monitor_immediate_seconds: int = Field(default=7200, ge=1, le=86_400, alias="OPSBOT_MONITOR_IMMEDIATE_SECONDS")
     monitor_window_seconds: int = Field(default=86_400, ge=1, le=7 * 86_400, alias="OPSBOT_MONITOR_WINDOW_SECONDS")
     leader_poll_seconds: float = Field(default=5.0, gt=0, le=60, alias="OPSBOT_LEADER_POLL_SECONDS")
+
+    # The kill switch (README "When Slack or the store fail"): the bot's own user id, so requests are
+    # authorised without asking Slack; and the local journal of audit rows the store could not take.
+    slack_bot_user_id: str | None = Field(default=None, alias="OPSBOT_SLACK_BOT_USER_ID")
+    audit_journal: str | None = Field(default=None, alias="OPSBOT_AUDIT_JOURNAL")
+
+    @property
+    def audit_journal_path(self) -> Path:
+        """Unset: next to an SQLite store's file, else ./opsbot-audit-journal.jsonl."""
+        if self.audit_journal:
+            return Path(self.audit_journal)
+        url = self.database_url
+        if url.startswith("sqlite:///") and not url.endswith(":memory:"):
+            return Path(url.removeprefix("sqlite:///")).with_suffix(".audit-journal.jsonl")
+        return Path("opsbot-audit-journal.jsonl")
 
     @field_validator("prometheus_url", "prometheus_token", mode="before")
     @classmethod

@@ -8,6 +8,7 @@ from slack_bolt import App, Respond
 
 from bot import flow
 from bot.audit import Entry
+from bot.breakglass import BreakGlass, halt_now
 from bot.deps import Deps
 from bot.drift_check import drift_line
 from bot.errors import BackendError, backend_audit_detail, operator_message
@@ -34,7 +35,9 @@ def register(app: App, deps: Deps) -> None:
     deps.actions["resume"] = ControlSpec(deps.backend, halting=False)
 
     register_command(app, deps, name="/halt", action="halt", plan=lambda inv: plan(deps, inv),
-                     work=lambda inv, respond: _work(deps, inv, respond))
+                     work=lambda inv, respond: _work(deps, inv, respond),
+                     critical=lambda command: isinstance(command, ControlRequest),
+                     claims_replay=lambda command: isinstance(command, ControlRequest) and command.break_glass)
 
 
 def _work(deps: Deps, inv: Invocation, respond: Respond) -> None:
@@ -79,15 +82,17 @@ def _current_state(deps: Deps, inv: Invocation, scope: str) -> str:
 
 
 def _request(deps: Deps, inv: Invocation, command: ControlRequest, respond: Respond) -> None:
+    if command.break_glass:
+        # Break-glass: the requester's own authority executes now, with or without the store; a second
+        # person confirms afterwards.
+        req = BreakGlass(inv.actor, inv.channel, inv.request_id, command.scope, command.reason, inv.replay_key,
+                         respond.response_url)
+        halt_now(deps, req, tell=lambda text: ephemeral(respond, text))
+        return
     spec = deps.actions[command.action]
     params: dict[str, object] = {"scope": command.scope, "reason": command.reason}
-    row = flow.open_request(
+    flow.open_request(
         deps, spec=spec, params=params, actor=inv.actor, channel=inv.channel, request_id=inv.request_id,
-        approve_role=Role.HALT_AUTHORITY, break_glass=command.break_glass,
-        status=None if command.break_glass else _current_state(deps, inv, command.scope),
+        approve_role=Role.HALT_AUTHORITY, status=_current_state(deps, inv, command.scope),
         answer_to=respond.response_url,
     )
-    if command.break_glass:
-        # Break-glass: the requester's own authority executes now (its card is queued with the claim, and
-        # the notifier posts it, and the outcome, afterwards); a second person confirms afterwards.
-        flow.execute(deps, row, approver=inv.actor.user_id, request_id=inv.request_id)

@@ -59,8 +59,12 @@ def parse(text: str) -> HaltCommand:
         action, words = "resume", words[1:]
         if not words:
             raise UsageError("`/halt resume` needs a scope and a reason.", USAGE)
-    break_glass = "--now" in words
-    words = [w for w in words if w != "--now"]
+    # `--now` counts only as the last word: anywhere else it is a mistake, never a break-glass.
+    break_glass = words[-1] == "--now"
+    if break_glass:
+        words = words[:-1]
+    if "--now" in words:
+        raise UsageError("`--now` goes at the very end, after the reason.", USAGE)
     flags = [w for w in words[1:] if w.startswith("--")]
     if flags:
         raise UsageError(f"Unknown option `{safe(flags[0], 20)}`.", USAGE)

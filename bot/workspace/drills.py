@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from bot.sim.jwks import JWKS_PATH
 from bot.sim.stack import Stack
+from bot.workspace.kill_switch_drills import KILL_SWITCH_DRILLS, KillSwitchFaults
 from bot.workspace.world import LocalWorld
 
 BACKEND_SLOW_S = 1.5  # under the bot's 2 s read timeout: slow, but answering
@@ -48,6 +49,7 @@ DRILLS: tuple[Drill, ...] = (
     Drill("control-drift", "Control drift",
           "Cosmos holds a different global halt state than the backend, and backend writes stop reaching "
           "Cosmos", needs_cosmos=True),
+    *(Drill(name, label, about) for name, label, about in KILL_SWITCH_DRILLS),
 )
 NAMES = frozenset(d.name for d in DRILLS)
 
@@ -103,7 +105,9 @@ class Drills:
             **{name: self._stand_in(name) for name in STACK_DRILLS},
             "ci-check-failing": self._ci_check, "rollback-workflow-failing": self._workflow,
             "cosmos-unreachable": self._cosmos_unreachable, "control-drift": self._drift,
+            **{name: self._kill_switch(name) for name, _, _ in KILL_SWITCH_DRILLS},
         }
+        self._faults: KillSwitchFaults | None = None
 
     def unavailable(self, drill: Drill) -> str | None:
         if drill.needs_cosmos and self._world.cosmos is None:
@@ -145,6 +149,14 @@ class Drills:
 
     def _stand_in(self, name: str) -> Callable[[bool], None]:
         return lambda on: inject(self._world.stack, name, on)  # the stack exists once the world started
+
+    def _kill_switch(self, name: str) -> Callable[[bool], None]:
+        def switch(on: bool) -> None:
+            if self._faults is None:  # built on first use: the stack exists once the world started
+                self._faults = KillSwitchFaults(self._world.stack)
+            self._faults.switch(name, on)
+
+        return switch
 
     def _ci_check(self, on: bool) -> None:
         github = self._world.stack.github

@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
+from sqlalchemy import Engine
 
 from bot import flow
 from bot.approval_store import ApprovalStore
 from bot.audit import AuditLog
+from bot.audit_keys import configured_key
 from bot.backend import TradingBackend
+from bot.checkpointer import Checkpointer
 from bot.cosmos import build_cosmos
 from bot.db import make_engine
 from bot.deps import Deps, slack_client
@@ -61,7 +65,15 @@ def build_deps(
         http=http,
         cosmos=build_cosmos(settings, readonly=True),
         cosmos_probe=build_cosmos(settings),
+        checkpoints=_checkpointer(settings, engine, replica),
     )
+
+
+def _checkpointer(settings: Settings, engine: Engine, replica: str) -> Checkpointer:
+    text = settings.audit_signing_key.get_secret_value() if settings.audit_signing_key else None
+    key = configured_key(text, settings.database_url, create=True)
+    assert key is not None  # create=True always yields one
+    return Checkpointer(engine, key, replica=replica, interval=timedelta(seconds=settings.audit_checkpoint_seconds))
 
 
 def build_app(deps: Deps) -> App:
@@ -128,3 +140,5 @@ class Sweeper:
                 flow.sweep(self._deps)
             except Exception:
                 log.exception("sweep failed; will try again")
+            if self._deps.checkpoints is not None:  # never raises
+                self._deps.checkpoints.tick()

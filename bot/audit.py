@@ -6,12 +6,13 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, func, text
+from sqlalchemy import Engine, Table, func, text
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from bot.db import as_utc, is_postgres, transaction, utcnow
@@ -39,7 +40,8 @@ class Actor:
 SYSTEM = Actor(team_id="", user_id="opsbot")
 
 
-def _hashed_fields(row: AuditEvent) -> dict[str, Any]:
+def hashed_fields(row: Any) -> dict[str, Any]:
+    """The hashed content of a stored event: an AuditEvent, or a plain result row (see `table_rows`)."""
     return {
         "seq": row.seq,
         "at": as_utc(row.at).isoformat(timespec="microseconds"),
@@ -59,7 +61,7 @@ def _hashed_fields(row: AuditEvent) -> dict[str, Any]:
 
 
 def row_hash(row: AuditEvent) -> str:
-    return sha256(canonical(_hashed_fields(row)))
+    return sha256(canonical(hashed_fields(row)))
 
 
 @dataclass(frozen=True)
@@ -135,9 +137,19 @@ class AuditLog:
             yield from page
             last_seq = page[-1].seq
 
+    def table_rows(self, *, since: datetime | None = None, batch: int = 2_000) -> Iterator[Any]:
+        """Every event in order as plain result rows, streamed (a server-side cursor on PostgreSQL), so
+        verifying or exporting a long chain keeps memory flat and skips building ORM objects."""
+        table = cast(Table, AuditEvent.__table__)  # type: ignore[attr-defined]
+        query = sa_select(table).order_by(table.c.seq)
+        if since is not None:
+            query = query.where(table.c.at >= as_utc(since))
+        with self._engine.connect() as conn:
+            yield from conn.execution_options(yield_per=batch).execute(query)
+
     def verify(self) -> Verification:
         expected_prev, expected_seq, checked = GENESIS, 1, 0
-        for row in self.rows():
+        for row in self.table_rows():
             problem = _row_problem(row, expected_prev, expected_seq)
             if problem:
                 return Verification(ok=False, checked=checked, first_bad_seq=row.seq, reason=problem)
@@ -154,7 +166,7 @@ class AuditLog:
             return list(session.exec(query.order_by(col(AuditEvent.seq))))
 
 
-def _row_problem(row: AuditEvent, expected_prev: str, expected_seq: int) -> str:
+def _row_problem(row: Any, expected_prev: str, expected_seq: int) -> str:
     if row.seq != expected_seq:
         return f"sequence gap: expected {expected_seq}, found {row.seq}"
     if row.prev_hash != expected_prev:
@@ -166,23 +178,25 @@ def _row_problem(row: AuditEvent, expected_prev: str, expected_seq: int) -> str:
     return ""
 
 
-def export_dict(row: AuditEvent) -> dict[str, Any]:
-    data = _hashed_fields(row)
+def export_dict(row: Any) -> dict[str, Any]:
+    data = hashed_fields(row)
     data["params"] = json.loads(row.params)
     data["hash"] = row.hash
     return data
 
 
-def export_lines(rows: Iterator[AuditEvent], fmt: str) -> Iterator[str]:
+def export_lines(rows: Iterator[Any], fmt: str, trailer: Iterable[str] = ()) -> Iterator[str]:
+    """JSONL: one event a line, then `trailer` (the signed checkpoints, bot.audit_verify); CSV: events only."""
     if fmt == "jsonl":
         for row in rows:
             yield json.dumps(export_dict(row), ensure_ascii=False, sort_keys=True)
+        yield from trailer
         return
-    fields = [*_hashed_fields(AuditEvent(seq=0, at=utcnow(), action="", params="{}", params_hash="",
+    fields = [*hashed_fields(AuditEvent(seq=0, at=utcnow(), action="", params="{}", params_hash="",
                                         outcome="", prev_hash="", hash="")), "hash"]
     yield _csv_line(fields)
     for row in rows:
-        data = {**_hashed_fields(row), "hash": row.hash}
+        data = {**hashed_fields(row), "hash": row.hash}
         yield _csv_line([data[f] for f in fields])
 
 

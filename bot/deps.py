@@ -16,6 +16,7 @@ from bot.actions import ActionSpec
 from bot.approval_store import ApprovalStore
 from bot.audit import AuditLog
 from bot.backend import TradingBackend
+from bot.checkpointer import Checkpointer
 from bot.cosmos import CosmosReader
 from bot.db import utcnow
 from bot.freeze import FreezeStore
@@ -52,6 +53,8 @@ class Deps:
     workers: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=32, thread_name_prefix="opsbot-work")
     )
+    # Signs the audit chain's head after executed actions and every few minutes (bot.checkpointer).
+    checkpoints: Checkpointer | None = None
     # Called once per cutover stage entered (bot.transitions.notify); monitoring opens its window here.
     on_cutover_transition: list[Hook] = field(default_factory=list)
 

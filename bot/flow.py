@@ -9,6 +9,7 @@ from datetime import datetime
 
 from slack_sdk.errors import SlackApiError
 
+from bot import audit_binding
 from bot.actions import ActionSpec, ExecutionContext, Outcome
 from bot.approval_store import params_intact, params_of, view_of
 from bot.approvals import (
@@ -109,7 +110,10 @@ def _refused(deps: Deps, row: Approval, actor: Actor, request_id: str, reason: s
 def execute(deps: Deps, row: Approval, *, approver: str, request_id: str) -> Outcome:
     """Run a claimed (executing) approval once and record where it ends up."""
     spec = deps.actions[row.action]
-    if not params_intact(row):
+    unbound = audit_binding.check(deps, row)  # what runs is what the audit chain recorded at the request
+    if unbound:
+        outcome = audit_binding.refused(deps, row, approver=approver, request_id=request_id, why=unbound)
+    elif not params_intact(row):
         outcome = Outcome(False, ":no_entry: The stored request does not match what was approved; not run.",
                           "failed", detail="params hash mismatch")
     else:
@@ -125,7 +129,12 @@ def execute(deps: Deps, row: Approval, *, approver: str, request_id: str) -> Out
             deps, row, approver, outcome, request_id)
     row.status = target.value
     deps.metrics.approvals.labels(row.action, outcome.audit_outcome).inc()
-    update_message(deps, row, status=after_text(row, approver, outcome, target, at=now))
+    # Sign the chain's head now, and witness it on the outcome message (README "Audit log").
+    checkpoint = deps.checkpoints.after_action() if deps.checkpoints is not None else None
+    update_message(deps, row, status=after_text(row, approver, outcome, target, at=now),
+                   audit=checkpoint.compact() if checkpoint else "")
+    if unbound:
+        audit_binding.escalate(deps, row, why=unbound)
     if row.break_glass and target is Status.FAILED and outcome.uncertain:  # may have halted, unconfirmed
         escalate(deps, row, why="failed with an unknown outcome: it may have applied with nobody confirming it")
     return outcome

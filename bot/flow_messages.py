@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime
 
 from slack_sdk.errors import SlackApiError
@@ -49,10 +50,12 @@ def card(deps: Deps, row: Approval, *, status: str | None = None, buttons: bool 
     )
 
 
-def update_message(deps: Deps, row: Approval, *, status: str | None, buttons: bool | None = None) -> None:
+def update_message(deps: Deps, row: Approval, *, status: str | None, buttons: bool | None = None,
+                   audit: str = "") -> None:
+    """`audit`: the signed checkpoint's compact line, shown in the message's context (a witness)."""
     if not row.message_ts:
         return
-    blocks = as_dicts(approval_blocks(card(deps, row, status=status, buttons=buttons)))
+    blocks = as_dicts(approval_blocks(replace(card(deps, row, status=status, buttons=buttons), audit=audit)))
     try:
         deps.slack.chat_update(channel=row.channel, ts=row.message_ts, blocks=blocks, text=fallback_text(deps, row))
     except SlackApiError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, col, select
 
 from bot.actions import Outcome
@@ -44,7 +45,14 @@ def mismatch(row: Approval, recorded: AuditEvent | None) -> str:
 
 
 def check(deps: Deps, row: Approval) -> str:
-    return mismatch(row, requested_row(deps, row.id))
+    try:
+        recorded = requested_row(deps, row.id)
+    except (OperationalError, DBAPIError) as exc:
+        if row.action == "halt":  # fail safe in the safe direction: a halt must happen
+            log.warning("could not read the request row of %s (%s); halting all the same", row.id, type(exc).__name__)
+            return ""
+        return "the audit log could not be read to confirm what was requested"
+    return mismatch(row, recorded)
 
 
 def refused(deps: Deps, row: Approval, *, approver: str, request_id: str, why: str) -> Outcome:

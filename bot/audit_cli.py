@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import Engine
 
 from bot import audit_keys, checkpointer
-from bot.audit import AuditLog, export_lines, hashed_fields
+from bot.audit import AuditLog, export_lines
 from bot.audit_verify import Report, check_checkpoints, export_rows, read_witness, summary, walk
 from bot.checkpoint import Checkpoint, Witnessed
 from bot.db import make_engine
@@ -74,12 +74,20 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         for line in export_lines(audit.table_rows(since=args.since), args.format, trailer):
             sys.stdout.write(line + "\n")
         return 0
+    report, newest = check_store(engine, _witnesses(args.witness), _keys(args, settings))
+    return _tell(report, "audit chain", newest=newest)
+
+
+def check_store(engine: Engine, witnessed: list[Witnessed], keys: dict[str, Ed25519PublicKey]) -> tuple[Report, int]:
+    """The chain in the database against its stored checkpoints and `witnessed` ones; and the newest
+    stored checkpoint's sequence."""
     stored = [Witnessed(c.seq, c.hash, "stored in the database", c) for c in checkpointer.stored(engine)]
-    witnessed = [*stored, *_witnesses(args.witness)]
+    everything = [*stored, *witnessed]
     report = Report()
-    found = walk(((hashed_fields(r), r.hash) for r in audit.table_rows()), {w.seq for w in witnessed}, report)
-    check_checkpoints(witnessed, found, report, _keys(args, settings))
-    return _tell(report, "audit chain", newest=max((w.seq for w in stored), default=0))
+    rows = AuditLog(engine, replica=default_replica()).table_rows()
+    found = walk(((r, r.pop("hash")) for r in rows), {w.seq for w in everything}, report)
+    check_checkpoints(everything, found, report, keys)
+    return report, max((w.seq for w in stored), default=0)
 
 
 def _signing_key(settings: Settings) -> Ed25519PrivateKey | None:
@@ -132,17 +140,19 @@ def _verify_export(path: Path, keys: dict[str, Ed25519PublicKey], witnessed: lis
 def _tell(report: Report, what: str, *, newest: int) -> int:
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
+    for line in report_lines(report, what, newest=newest):
+        print(line, file=sys.stdout if report.ok else sys.stderr)
+    return 0 if report.ok else 1
+
+
+def report_lines(report: Report, what: str, *, newest: int) -> list[str]:
+    """What `opsbot audit verify` says: one line when intact, else one line per problem."""
     if report.ok:
         line = summary(report, what=what)
         if report.head_seq > newest:
             line += f"; {report.head_seq - newest} newest event(s) not yet covered by a signed checkpoint"
-        print(line)
-        return 0
-    if report.broken:
-        print(f"{what} {report.broken}", file=sys.stderr)
-    for problem in report.problems:
-        print(f"{what} {problem}", file=sys.stderr)
-    return 1
+        return [line]
+    return [f"{what} {problem}" for problem in ([report.broken] if report.broken else []) + report.problems]
 
 
 def _checkpoint(engine: Engine, key: Ed25519PrivateKey | None) -> int:

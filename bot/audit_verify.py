@@ -12,7 +12,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from bot.audit import GENESIS, canonical, sha256
+from bot.audit import GENESIS, canonical, chain_problem
 from bot.checkpoint import SHORT_HASH, Witnessed, parse_witness_line, signature_problem
 
 
@@ -31,18 +31,6 @@ class Report:
         return not self.broken and not self.problems
 
 
-def _row_problem(fields: dict[str, Any], stored_hash: str, expected_prev: str | None, expected_seq: int) -> str:
-    if fields["seq"] != expected_seq:
-        return f"sequence gap: expected {expected_seq}, found {fields['seq']}"
-    if expected_prev is not None and fields["prev_hash"] != expected_prev:
-        return "prev_hash does not match the previous row's hash"
-    if fields["params_hash"] != sha256(fields["params"]):
-        return "params do not match params_hash"
-    if stored_hash != sha256(canonical(fields)):
-        return "row content does not match its hash"
-    return ""
-
-
 def walk(rows: Iterable[tuple[dict[str, Any], str]], wanted: set[int], report: Report) -> dict[int, str]:
     """Check the chain row by row; the hashes found at the `wanted` sequences (the checkpoints')."""
     found: dict[int, str] = {}
@@ -53,7 +41,7 @@ def walk(rows: Iterable[tuple[dict[str, Any], str]], wanted: set[int], report: R
         if expected_seq is None:  # an export may start later (--since): take its first link as given
             report.first_seq = expected_seq = seq
             expected_prev = GENESIS if seq == 1 else None
-        problem = _row_problem(fields, stored_hash, expected_prev, expected_seq)
+        problem = chain_problem(fields, stored_hash, expected_prev, expected_seq)
         if problem and not report.broken:
             report.broken = f"BROKEN at seq {seq}: {problem} ({report.checked} events before it verified)"
         if not report.broken:

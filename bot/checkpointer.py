@@ -9,10 +9,11 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from bot.audit_keys import key_id
 from bot.checkpoint import LOG_MARKER, Checkpoint, signed
 from bot.db import as_utc, transaction, utcnow
 from bot.errors import StoreUnavailable
@@ -55,6 +56,14 @@ class Checkpointer:
         self._interval = interval
         self._clock = clock
         self._lock = threading.Lock()  # one signer per process at a time: a head is signed once here
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        return self._key.public_key()
+
+    @property
+    def key_id(self) -> str:
+        return key_id(self._key.public_key())
 
     def sign_head(self) -> Checkpoint | None:
         """Sign the current head unless it is already signed; the latest checkpoint either way."""

@@ -8,6 +8,7 @@ import base64
 import binascii
 import hashlib
 import os
+import secrets
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -74,16 +75,26 @@ def parse_public_key(text: str) -> Ed25519PublicKey:
 
 
 def load_or_create(path: Path) -> Ed25519PrivateKey:
-    """Development's key: read it, or generate it once (readable by its owner only)."""
-    if path.exists():
+    """Development's key: read it, or generate it once (readable by its owner only). Replicas starting
+    together agree on one key: the file appears whole or not at all (a hard link of a finished file)."""
+    try:
         return parse_private_key(path.read_text())
+    except FileNotFoundError:
+        pass
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    staged = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(pem)
+    try:
+        os.link(staged, path)
+    except FileExistsError:  # another process made it first: use theirs
+        return parse_private_key(path.read_text())
+    finally:
+        staged.unlink()
     return key
 
 

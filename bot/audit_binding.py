@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import logging
 
-from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, col, select
 
 from bot.actions import Outcome
 from bot.audit import Actor, Entry, row_hash, sha256
 from bot.deps import Deps
+from bot.flow_messages import thread_note
 from bot.models import Approval, AuditEvent
+from bot.outbox import Note
 from bot.policy import Role
 from bot.text import safe
 
@@ -66,13 +67,10 @@ def refused(deps: Deps, row: Approval, *, approver: str, request_id: str, why: s
                    detail=f"approval does not match its request row: {why}")
 
 
-def escalate(deps: Deps, row: Approval, *, why: str) -> None:
+def escalation_note(deps: Deps, row: Approval, *, why: str) -> Note:
     holders = sorted(deps.directory.holders(Role.HALT_AUTHORITY) | deps.directory.holders(Role.ADMIN))
     text = (f":rotating_light: *Escalation:* approval `{row.id}` was refused at execution: {safe(why, 300)}. "
             f"The approvals table was changed outside the bot; nothing was sent to the backend. "
             f"{' '.join(f'<@{u}>' for u in holders) or 'No halt authorities or admins are configured.'} "
             "please review, and run `opsbot audit verify`.")
-    try:
-        deps.slack.chat_postMessage(channel=row.channel, text=text)
-    except SlackApiError as exc:
-        log.error("escalation for %s could not be posted: %s", row.id, exc.response.get("error"))
+    return thread_note(row, text, broadcast=True)

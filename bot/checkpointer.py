@@ -92,7 +92,11 @@ class Checkpointer:
 
     def tick(self) -> Checkpoint | None:
         """From the background loop: sign when the chain grew and the last checkpoint is old enough."""
-        newest = latest(self._engine)
+        try:
+            newest = latest(self._engine)
+        except Exception as exc:  # the store is down: the next tick tries again
+            log.warning("could not read the latest audit checkpoint: %s", type(exc).__name__)
+            return None
         if newest is not None and self._clock() - newest.at < self._interval:
             return None
         return self.after_action()

@@ -43,6 +43,7 @@ class Card:
     approve_label: str = "Approve"
     reject_label: str = "Reject"
     audit: str = ""  # the signed audit checkpoint's compact line, once the action ran
+    effect_label: str = "What will happen"  # "What was asked" once the request is no longer open
 
 
 def when(at: datetime) -> str:
@@ -52,7 +53,7 @@ def when(at: datetime) -> str:
 def approval_blocks(card: Card) -> list[Block]:
     blocks: list[Block] = [
         HeaderBlock(text=PlainTextObject(text=clip(card.title, HEADER_MAX), emoji=True)),
-        SectionBlock(text=MarkdownTextObject(text=clip(f"*What will happen:* {card.effect}", SECTION_MAX))),
+        SectionBlock(text=MarkdownTextObject(text=clip(f"*{card.effect_label}:* {card.effect}", SECTION_MAX))),
         SectionBlock(text=MarkdownTextObject(text=f"*Why:* {safe(card.reason, SECTION_MAX - 16)}")),
         SectionBlock(
             fields=[

@@ -6,7 +6,7 @@ SELECT by its grants, bot.db_roles); on SQLite triggers refuse UPDATE and DELETE
 accidents; deliberate rewriting is what the signed checkpoints catch.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

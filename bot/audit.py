@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -206,12 +207,17 @@ def export_dict(row: AuditEvent) -> dict[str, Any]:
     return data
 
 
+_PARAMS_SLOT = "params-" + secrets.token_hex(16)  # unguessable: no user text can hold it
+
+
 def export_lines(rows: Iterable[dict[str, Any]], fmt: str, trailer: Iterable[str] = ()) -> Iterator[str]:
     """`table_rows` as JSONL (then `trailer`: the signed checkpoints, bot.audit_cli) or CSV (events only)."""
     if fmt == "jsonl":
+        # The stored params are canonical JSON already: spliced in as they are, not parsed and re-encoded.
+        slot = json.dumps(_PARAMS_SLOT)
         for row in rows:
-            row["params"] = json.loads(row["params"])
-            yield json.dumps(row, ensure_ascii=False, sort_keys=True)
+            params, row["params"] = row["params"], _PARAMS_SLOT
+            yield json.dumps(row, ensure_ascii=False, sort_keys=True).replace(slot, params, 1)
         yield from trailer
         return
     yield _csv_line(list(COLUMNS))

@@ -103,9 +103,11 @@ def test_tampering_with_the_audit_is_named_by_verify_in_the_page_and_the_cli(
     ws.command(OPERATOR, f"/halt tenant:{drill} rehearsing an audit tamper")
     request = ws.find(HALT_A, f"tenant:{drill}", ephemeral=False)
     assert ws.click(HALT_A, request).status_code == 200
-    outcome = ws.find(HALT_A, "audit #", ephemeral=False)
+    outcome = eventually(lambda: next((m for m in ws.messages(HALT_A)
+                                       if m["ts"] == request["ts"] and "audit #" in everything(m)), None),
+                         timeout=30, what="the card with its signed checkpoint line")
     line = re.search(r"audit #(\d+) · ([0-9a-f]{16})…, signed", everything(outcome))
-    assert line is not None and outcome["ts"] == request["ts"]
+    assert line is not None
     intact = audit_shown(ws)
     assert intact[0] == "$ opsbot audit verify" and "audit chain intact:" in intact[1], intact
     ws.drill(drill, True)

@@ -92,8 +92,7 @@ def start_notifier(deps: Deps, config: NotifierConfig | None = None) -> Notifier
     """Deliver the outbox to Slack from this process (every replica runs one; rows are claimed)."""
     notifier = Notifier(outbox=deps.approvals.outbox, settings=deps.settings, audit=deps.audit, http=deps.http,
                         replica=deps.replica, config=config)
-    deps.approvals.outbox.on_given_up.append(
-        lambda stream, error: flow.cancel_unposted(deps, stream, f"Slack did not take its card: {error}"))
+    deps.approvals.outbox.on_given_up.append(lambda row, error: flow.card_refused(deps, row, error))
     return notifier.start()
 
 

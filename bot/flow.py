@@ -30,9 +30,10 @@ from bot.audit import SYSTEM, Actor, Entry
 from bot.deps import Deps
 from bot.errors import AlreadyHandled, ApprovalExpired, NotAllowed, StoreUnavailable, UnknownApproval
 from bot.flow_messages import BROADCAST, after_text, card_note, outcome_note, status_text, thread_note
-from bot.models import Approval
-from bot.outbox import Note
+from bot.models import Approval, OutboxRow
+from bot.outbox import Note, payload_of
 from bot.policy import Role
+from bot.slack_refusals import classify
 from bot.text import safe
 
 log = logging.getLogger("opsbot.flow")
@@ -44,29 +45,49 @@ RECORD_RETRY_DELAYS_S = (0.5, 1.0)
 
 def open_request(
     deps: Deps, *, spec: ActionSpec, params: dict[str, object], actor: Actor, channel: str, request_id: str,
-    approve_role: Role, break_glass: bool = False, status: str | None = None,
+    approve_role: Role, break_glass: bool = False, status: str | None = None, answer_to: str | None = None,
 ) -> Approval:
-    """Store the request and queue its card in one transaction; Slack is told by the notifier."""
+    """Store the request and queue its card in one transaction; Slack is told by the notifier.
+    `answer_to` (the command's response_url) is where the requester hears if Slack refuses the card."""
     if break_glass:
         status = status or f":gear: Break-glass by <@{actor.user_id}>: executing now…"
     row = deps.approvals.create(
         action=spec.name, params=params, actor=actor, approve_role=approve_role.value, channel=channel,
         request_id=request_id, ttl_seconds=deps.settings.approval_ttl_seconds, now=deps.now(),
         break_glass=break_glass,
-        notes=lambda r: [card_note(deps, r, status=status, buttons=not break_glass, kind="post")],
+        notes=lambda r: [replace(card_note(deps, r, status=status, buttons=not break_glass, kind="post"),
+                                 extra={"answer_to": answer_to} if answer_to else {})],
     )
     deps.metrics.approvals.labels(spec.name, "break_glass" if break_glass else "requested").inc()
     return row
 
 
-def cancel_unposted(deps: Deps, stream: str, why: str) -> None:
-    """A request whose card Slack never took cannot be seen, so it must not stay approvable."""
-    row = deps.approvals.get(approval_id=stream.removeprefix("approval:")) if stream.startswith("approval:") else None
-    if row is None or row.status != Status.PENDING.value:
+def card_refused(deps: Deps, row: OutboxRow, error: str) -> None:
+    """Slack will never take this approval's card: a request nobody can see must not stay approvable,
+    and the requester is told why and how to fix it (a break-glass ran anyway: they get its outcome)."""
+    if not row.stream.startswith("approval:"):
         return
-    transition = Transition(Status.PENDING, Status.REJECTED, "cancelled", executes=False)
-    deps.approvals.apply(row=row, transition=transition, actor=SYSTEM, now=deps.now(), request_id=row.request_id)
-    log.warning("approval %s cancelled: %s", row.id, why)
+    approval = deps.approvals.get(approval_id=row.stream.removeprefix("approval:"))
+    if approval is None:
+        return
+    refusal = classify(error, channel=approval.channel)
+    deps.audit.record(Entry(SYSTEM, f"{approval.action}.slack_refused", "failed",
+                            {"error": refusal.error, "permanent": refusal.permanent}, approval.request_id,
+                            approval.id, approval.channel, refusal.text))
+    if approval.status == Status.PENDING.value:
+        transition = Transition(Status.PENDING, Status.REJECTED, "cancelled", executes=False)
+        deps.approvals.apply(row=approval, transition=transition, actor=SYSTEM, now=deps.now(),
+                             request_id=approval.request_id)
+        told = "The request was cancelled and nothing was done. Fix that, then try again."
+    else:
+        told = (f"{approval.outcome or 'It ran.'}\nTell the channel yourself, and ask a second halt authority to "
+                f"confirm (approval `{approval.id}`).")
+    url = str(payload_of(row).get("extra", {}).get("answer_to") or "")
+    if url:
+        text = (f":warning: Slack did not accept the bot's message: {refusal.text} {told} Request id "
+                f"`{approval.request_id}`.")
+        deps.approvals.outbox.enqueue([Note(f"answer:{approval.id}", "respond", approval.channel, text, url=url)])
+    log.warning("approval %s: its card was refused by Slack (%s)", approval.id, refusal.error)
 
 
 def decide_click(deps: Deps, *, approval_id: str, verb: Verb, actor: Actor, request_id: str) -> None:

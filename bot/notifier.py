@@ -27,12 +27,11 @@ from bot.errors import StoreUnavailable
 from bot.models import OutboxRow
 from bot.outbox import DELIVERED, GIVEN_UP, METHOD, Outbox, payload_of
 from bot.settings import Settings
+from bot.slack_refusals import refusal_of
 
 log = logging.getLogger("opsbot.notifier")
 
-# Slack errors worth another try; any other refusal (channel_not_found, invalid_blocks…) is final.
-TRANSIENT = frozenset({"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout",
-                       "team_added_to_org", "http_error"})
+# Which Slack errors are worth another try, and what a final one means to an operator: bot.slack_refusals.
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,9 @@ class Retry(Exception):
 
 
 class Final(Exception):
-    pass
+    def __init__(self, text: str, code: str = "") -> None:
+        super().__init__(text)
+        self.code = code  # Slack's error code, for the hooks (the text is for people)
 
 
 class Notifier:
@@ -67,6 +68,9 @@ class Notifier:
                                         timeout=int(max(1, self.config.slack_timeout_s)), retry_handlers=[])
         self._blocked: dict[str, datetime] = {}  # Slack method -> not before
         self._lock = threading.Lock()
+        # Held from reading `_blocked` to claiming, and from a 429 to rescheduling its row, so a claim
+        # never slips a row of a paused method through between the two.
+        self._pacing = threading.Lock()
         self._inflight = 0
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=self.config.workers, thread_name_prefix="opsbot-notify")
@@ -98,10 +102,11 @@ class Notifier:
             free = self.config.workers - self._inflight
         if free <= 0:
             return 0
-        now = self.outbox.now()
-        blocked = frozenset(kind for kind, method in METHOD.items() if self._blocked.get(method, now) > now)
-        rows = self.outbox.claim(now=now, replica=self.replica, lease=self.config.claim_lease, limit=free,
-                                 blocked=blocked)
+        with self._pacing:
+            now = self.outbox.now()
+            blocked = frozenset(kind for kind, method in METHOD.items() if self._blocked.get(method, now) > now)
+            rows = self.outbox.claim(now=now, replica=self.replica, lease=self.config.claim_lease, limit=free,
+                                     blocked=blocked)
         for row in rows:
             with self._lock:
                 self._inflight += 1
@@ -125,7 +130,7 @@ class Notifier:
         except Retry as exc:
             self._later(row, exc)
         except Final as exc:
-            self._give_up(row, str(exc))
+            self._give_up(row, str(exc), code=exc.code)
         else:
             if self._delivered(row, ts) and ts and row.kind in ("post", "update"):
                 for hook in self.outbox.on_posted:
@@ -145,30 +150,37 @@ class Notifier:
     def _later(self, row: OutboxRow, exc: Retry) -> None:
         now = self.outbox.now()
         method = METHOD[row.kind]
-        if exc.retry_after is not None:
-            until = now + timedelta(seconds=exc.retry_after)
-            self._blocked[method] = max(self._blocked.get(method, now), until)
-            at = until
+        if exc.retry_after is not None:  # Slack said when: that method waits, for every row of it
+            at = now + timedelta(seconds=exc.retry_after)
         else:
             at = now + min(self.config.max_retry, self.config.first_retry * (2 ** min(row.attempts - 1, 16)))
         if at - as_utc(row.created_at) > self.config.give_up_after:
-            self._give_up(row, f"still failing after {self.config.give_up_after}: {exc.error}")
+            self._give_up(row, exc.error, why=f"still failing after {self.config.give_up_after}: ")
             return
         log.info("outbox row %s (%s): %s; retrying at %s", row.id, method, exc.error, at.isoformat())
-        self.outbox.retry_at(row, at=at, error=exc.error, replica=self.replica)
+        with self._pacing:
+            if exc.retry_after is not None:
+                self._blocked[method] = max(self._blocked.get(method, now), at)
+            self.outbox.retry_at(row, at=at, error=exc.error, replica=self.replica)
 
-    def _give_up(self, row: OutboxRow, error: str) -> None:
-        log.error("outbox row %s (%s in %s) given up: %s", row.id, METHOD[row.kind], row.channel, error)
-        if not self.outbox.finish(row, status=GIVEN_UP, now=self.outbox.now(), replica=self.replica, error=error):
+    def _give_up(self, row: OutboxRow, error: str, *, why: str = "", code: str = "") -> None:
+        """`error` is what the App Home and the audit show, `why` how it came to this, `code` Slack's error
+        code for the hooks (`error` itself when not given)."""
+        log.error("outbox row %s (%s in %s) given up: %s%s", row.id, METHOD[row.kind], row.channel, why, error)
+        if not self.outbox.finish(row, status=GIVEN_UP, now=self.outbox.now(), replica=self.replica,
+                                  error=why + error):
             return
         if row.kind == "post":
             for hook in self.outbox.on_given_up:
-                _quietly(hook, row.stream, error)
+                try:
+                    hook(row, code or error)
+                except Exception:
+                    log.exception("outbox hook failed for %s", row.stream)
         params = {"stream": row.stream, "kind": row.kind, "method": METHOD[row.kind], "outbox_id": row.id}
         approval_id = row.stream.removeprefix("approval:") if row.stream.startswith("approval:") else ""
         try:
             self.audit.record(Entry(SYSTEM, "slack.undelivered", "failed", params, "", approval_id, row.channel,
-                                    error[:500]))
+                                    (why + error)[:500]))
         except Exception:
             log.exception("could not audit the undelivered outbox row %s", row.id)
 
@@ -194,12 +206,12 @@ class Notifier:
         try:
             answer = getattr(self.slack, method)(**args)
         except SlackApiError as exc:
-            error = str(exc.response.get("error") or exc.response.status_code)
-            if exc.response.status_code == 429 or error == "ratelimited":
+            refusal = refusal_of(exc)
+            if exc.response.status_code == 429 or refusal.error == "ratelimited":
                 raise Retry("ratelimited", _retry_after(exc.response.headers)) from exc
-            if exc.response.status_code >= 500 or error in TRANSIENT:
-                raise Retry(error) from exc
-            raise Final(error) from exc
+            if refusal.retryable:
+                raise Retry(refusal.error) from exc
+            raise Final(f"`{refusal.error}`: {refusal.text}", refusal.error) from exc
         except OSError as exc:  # unreachable, reset, timed out (urllib's errors are OSErrors)
             raise Retry(type(exc).__name__) from exc
         ts = answer.get("ts")

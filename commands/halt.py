@@ -85,6 +85,7 @@ def _request(deps: Deps, inv: Invocation, command: ControlRequest, respond: Resp
         deps, spec=spec, params=params, actor=inv.actor, channel=inv.channel, request_id=inv.request_id,
         approve_role=Role.HALT_AUTHORITY, break_glass=command.break_glass,
         status=None if command.break_glass else _current_state(deps, inv, command.scope),
+        answer_to=respond.response_url,
     )
     if command.break_glass:
         # Break-glass: the requester's own authority executes now (its card is queued with the claim, and

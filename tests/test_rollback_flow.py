@@ -7,6 +7,8 @@ from datetime import timedelta
 
 from sqlalchemy import MetaData, Table, insert
 
+from bot.actions import ExecutionContext
+from bot.approval_store import params_of
 from bot.audit import export_dict
 from bot.rollback_models import RollbackStatus
 from bot.sim.stack import Stack
@@ -26,6 +28,7 @@ from tests.rollback_support import (
     progress_updates,
     request,
     steps_of,
+    store,
 )
 
 pytest_plugins = ["tests.rollback_fixture"]  # the `rb` fixture
@@ -190,3 +193,22 @@ def test_bundle_carries_the_gate_evaluations_since_the_release_began(rb: Stack) 
     assert gates[0]["verdict"] == "go" and gates[0]["request_id"] == "ops-gate_during"
     (evidence,) = audit_rows(rb, "rollback.evidence_preserved")
     assert export_dict(evidence)["params"]["gate_rows"] == 1
+
+
+def test_a_resumed_approval_whose_rollback_already_started_does_not_start_another(rb: Stack) -> None:
+    """What a replica resuming a lapsed execution sees when its first process had started the rollback."""
+    approval_id, posted = request(rb)
+    click(rb, user=OWNER, approval_id=approval_id, posted=posted)
+    first = finished(rb)
+    approval = rb.deps.approvals.get(approval_id=approval_id)
+    assert approval is not None and first.approval_id == approval_id
+    ctx = ExecutionContext(approval_id, params_of(approval), approval.requester, OWNER, approval.request_id)
+    again = rb.deps.actions["rollback"].execute(ctx)  # the same approval, executed a second time
+    assert again.applied and f"Rollback `{first.id}` started" in again.summary and "completed" in again.summary
+    assert len(dispatches(rb)) == 1 and len(store(rb).recent()) == 1
+    # And the outcome of the first told the channel in the card's thread, naming who asked and approved.
+    def told() -> bool:
+        replies = [m for m in rb.peer.channel_messages(CHANNEL) if m.get("thread_ts") == approval.message_ts]
+        return any("completed" in m["text"] and f"approved by <@{OWNER}>" in m["text"] for m in replies)
+
+    wait_until(told)

@@ -39,7 +39,7 @@ def halted(ws: Running) -> bool:
 
 def test_break_glass_halt_is_confirmed_by_the_second_authority_and_resume_needs_the_other(ws: Running) -> None:
     ws.command(HALT_A, "/halt global break-glass rehearsal --now")
-    card = ws.find(HALT_B, "Break-glass by <@UHALTA>", ephemeral=False)
+    card = ws.find(HALT_B, "Break-glass by <@UHALTA>: a second halt authority must confirm", ephemeral=False)
     assert halted(ws)  # at once, before anyone confirmed
     assert "*Applied:* all trading (global) is halted" in everything(card)
     assert ws.click(HALT_B, card).status_code == 200  # the button says "Confirm halt"
@@ -54,8 +54,10 @@ def test_break_glass_halt_is_confirmed_by_the_second_authority_and_resume_needs_
     ws.find(HALT_A, "you requested this action", ephemeral=True)
     assert halted(ws)
     assert ws.click(HALT_B, request).status_code == 200
-    done = ws.find(HALT_B, "all trading (global) is trading again")
-    assert done["ts"] == request["ts"] and "Approved by <@UHALTB>" in everything(done)
+    done = ws.find(HALT_B, "Approved by <@UHALTB>.")  # the card; its thread tells the outcome too
+    assert done["ts"] == request["ts"] and "all trading (global) is trading again" in everything(done)
+    told = ws.find(HALT_B, "approved by <@UHALTB>", ephemeral=False)
+    assert told.get("thread_ts") == request["ts"] and "<@UHALTA>" in everything(told)
     assert not halted(ws)
 
 

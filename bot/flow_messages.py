@@ -3,6 +3,7 @@ update and answer in its thread. No decisions, and no Slack calls: the notifier 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from bot.actions import Outcome
@@ -59,9 +60,10 @@ def card(deps: Deps, row: Approval, *, status: str | None = None, buttons: bool 
 
 
 def card_note(deps: Deps, row: Approval, *, status: str | None, buttons: bool | None = None,
-              kind: str = "update") -> Note:
-    """The card as it should read now: `post` opens it, `update` replaces it (the latest one wins)."""
-    blocks = as_dicts(approval_blocks(card(deps, row, status=status, buttons=buttons)))
+              kind: str = "update", audit: str = "") -> Note:
+    """The card as it should read now: `post` opens it, `update` replaces it (the latest one wins).
+    `audit`: the signed checkpoint's compact line, shown in the card's context (a witness)."""
+    blocks = as_dicts(approval_blocks(replace(card(deps, row, status=status, buttons=buttons), audit=audit)))
     return Note(stream_of(row), kind, row.channel, fallback_text(deps, row), blocks)
 
 

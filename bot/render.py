@@ -42,6 +42,7 @@ class Card:
     buttons: bool = True
     approve_label: str = "Approve"
     reject_label: str = "Reject"
+    audit: str = ""  # the signed audit checkpoint's compact line, once the action ran
     effect_label: str = "What will happen"  # "What was asked" once the request is no longer open
 
 
@@ -67,7 +68,10 @@ def approval_blocks(card: Card) -> list[Block]:
         blocks += [DividerBlock(), SectionBlock(text=MarkdownTextObject(text=clip(card.status, SECTION_MAX)))]
     if card.buttons:
         blocks.append(_buttons(card))
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"Approval `{card.approval_id}`")]))
+    context = [MarkdownTextObject(text=f"Approval `{card.approval_id}`")]
+    if card.audit:
+        context.append(MarkdownTextObject(text=card.audit))
+    blocks.append(ContextBlock(elements=context))
     return blocks
 
 

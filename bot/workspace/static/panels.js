@@ -70,5 +70,6 @@ function renderWorld(state) {
       : `Prometheus: not running (${world.prometheus.why})`,
     world.state,
   ];
-  $("world").replaceChildren(...lines.map((line) => el("div", "world-line", line)));
+  $("world").replaceChildren(...lines.map((line) => el("div", "world-line", line)),
+    ...(world.audit || []).map((line) => el("div", "world-line audit-line", line)));
 }

@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     check_names: JsonMap = Field(default_factory=dict, alias="OPSBOT_CHECK_NAMES")
     # Another runbook file (validated at start like the shipped one); unset: bot/runbook.yaml.
     runbook_path: str | None = Field(default=None, alias="OPSBOT_RUNBOOK")
+    # Rehearsals and tests: every stage's entry soak replaced by this many seconds; refused in production.
+    soak_seconds: float | None = Field(default=None, ge=0, le=7 * 86_400, alias="OPSBOT_SOAK_SECONDS")
 
     # Post-cutover monitoring and the App Home (README "Monitoring and App Home").
     prometheus_url: str | None = Field(default=None, alias="OPSBOT_PROMETHEUS_URL")
@@ -104,7 +106,7 @@ class Settings(BaseSettings):
     monitor_window_seconds: int = Field(default=86_400, ge=1, le=7 * 86_400, alias="OPSBOT_MONITOR_WINDOW_SECONDS")
     leader_poll_seconds: float = Field(default=5.0, gt=0, le=60, alias="OPSBOT_LEADER_POLL_SECONDS")
 
-    @field_validator("prometheus_url", "prometheus_token", mode="before")
+    @field_validator("prometheus_url", "prometheus_token", "soak_seconds", mode="before")
     @classmethod
     def _blank_monitoring_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -188,6 +190,8 @@ def production_problems(settings: Settings) -> list[str]:
         problems.append("SLACK_BOT_TOKEN must be a bot token (xoxb-…)")
     if settings.jwt_secret is not None:
         problems.append("JWT_SECRET is set: HS256 minting is not allowed in production")
+    if settings.soak_seconds is not None:
+        problems.append("OPSBOT_SOAK_SECONDS is set: the runbook's stage soaks are not shortened in production")
     if settings.is_sqlite:
         problems.append("OPSBOT_DATABASE_URL is SQLite: production needs a shared database (PostgreSQL)")
     return problems

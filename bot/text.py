@@ -43,3 +43,8 @@ def without_credentials(url: str) -> str:
     host = f"[{host}]" if ":" in host else host
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """`1 failure`, `2 failures`: the count with its noun in the right number."""
+    return f"{count} {noun if count == 1 else (many or noun + 's')}"

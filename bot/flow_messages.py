@@ -46,7 +46,21 @@ def card(deps: Deps, row: Approval, *, status: str | None = None, buttons: bool 
         buttons=open_ if buttons is None else buttons,
         approve_label="Confirm halt" if confirming else "Approve",
         reject_label="Dispute" if confirming else "Reject",
+        **confirm_dialog(spec, params, row, confirming=confirming),
     )
+
+
+def confirm_dialog(spec: object, params: dict[str, object], row: Approval, *, confirming: bool) -> dict[str, str]:
+    """What the approver's confirm dialog says: a break-glass confirmation halts nothing again."""
+    if confirming:
+        return {"confirm_title": "Confirm the break-glass halt?",
+                "confirm_text": f"{params.get('scope')} is already halted (break-glass by the requester). Confirming "
+                                "records that you agree; nothing is sent to the backend."}
+    confirm = getattr(spec, "confirm", None)
+    if confirm is None:
+        return {}
+    title, text = confirm(params)
+    return {"confirm_title": str(title), "confirm_text": str(text)}
 
 
 def update_message(deps: Deps, row: Approval, *, status: str | None, buttons: bool | None = None) -> None:

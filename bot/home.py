@@ -186,9 +186,13 @@ def _approvals(pending: list[PendingApproval], limit: int) -> list[Block]:
 def _buttons(approval: PendingApproval) -> ActionsBlock:
     # The labels of the request message: a break-glass halt is confirmed or disputed.
     yes, no = ("Confirm halt", "Dispute") if approval.confirming else ("Approve", "Reject")
-    confirm = ConfirmObject(title=PlainTextObject(text="Are you sure?"),
-                            text=MarkdownTextObject(text=f"{safe(approval.title, 240)}. This is recorded in the "
-                                                         "audit log."),
+    if approval.confirming:
+        title, said = "Confirm the break-glass halt?", (f"{approval.title}: already halted. Confirming records that "
+                                                       "you agree; nothing is sent to the backend.")
+    else:
+        title, said = f"Approve: {approval.title}", f"Approving runs this at once: {approval.title}."
+    confirm = ConfirmObject(title=PlainTextObject(text=clip(title, 100)),
+                            text=MarkdownTextObject(text=safe(f"{said} Recorded in the audit log.", 300)),
                             confirm=PlainTextObject(text=yes), deny=PlainTextObject(text="Cancel"), style="danger")
     return ActionsBlock(block_id=f"home_{approval.id}"[:255], elements=[
         # As on the request message: the value is the opaque approval id and nothing else.

@@ -78,7 +78,7 @@ class AlertLine:
     text: str  # mrkdwn, already safe: "platform auth failures: 14 failures > 10 failures"
     since: datetime
     trigger: str = ""
-    before_rollback: str = ""  # the id of the completed rollback that closed after this breach began
+    before_rollback: str = ""  # mrkdwn, safe: how the breach stands to the last completed rollback, if it began before
 
 
 @dataclass(frozen=True)
@@ -207,7 +207,7 @@ def _alerts(alerts: Sequence[AlertLine], limit: int) -> list[Block]:
     lines = [f"*Active alerts ({len(alerts)}):*"]
     for alert in alerts[:limit]:
         trigger = f" · trigger `{alert.trigger}`" if alert.trigger else ""
-        before = f" (before rollback `{safe(alert.before_rollback, 32)}`)" if alert.before_rollback else ""
+        before = f" ({alert.before_rollback})" if alert.before_rollback else ""
         line = f"• {clip(alert.text, 200)} since {when(alert.since)}{trigger}{before} (`{alert.id}`)"
         if sum(len(x) + 1 for x in lines) + len(line) > SECTION_BUDGET:
             break

@@ -140,6 +140,16 @@ class Alerts:
         if file_id:
             self.store.update_alert(row.id, chart_file_id=file_id)
 
+    def refresh(self, row: MonitoringAlert, signal: Signal, *, stage_name: str, at: datetime,
+                status: str | None = None) -> None:
+        """Bring an open alert's card up to date (latest value, peak); the caller paces it."""
+        if not row.message_ts:
+            return
+        self.store.update_alert(row.id, edited_at=at)
+        row.edited_at = at
+        blocks = as_dicts(render.alert_blocks(self.runbook, signal, row, stage_name=stage_name, status=status))
+        self.poster.update(row.channel, row.message_ts, render.alert_fallback(signal, row), blocks)
+
     def clear_breach(self, row: MonitoringAlert, signal: Signal, *, at: datetime, stage_name: str,
                      status: str = CLEARED) -> None:
         params = {"alert_id": row.id, "signal": signal.id, "value": row.value, "status": status}
@@ -147,7 +157,7 @@ class Alerts:
                                        entry=system_entry(f"monitoring.alert_{status}", "accepted", params,
                                                           channel=row.channel)):
             return
-        row.status = status
+        row.status, row.cleared_at = status, at
         if status == CLEARED:
             text = render.cleared_text(signal, row, at)
         else:

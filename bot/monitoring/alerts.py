@@ -31,6 +31,7 @@ from bot.runbook import Runbook, Signal
 log = logging.getLogger("opsbot.monitoring")
 
 SLACK_POSTS_PER_SECOND = 1.0
+MIN_CHART_SPAN_S = 60.0
 
 
 class ChannelPacer:
@@ -134,6 +135,7 @@ class Alerts:
             series = self.measurer.series(signal, start, end)
         points = series or [(end.timestamp(), row.value or 0.0)]
         first, last = min(start.timestamp(), points[0][0]), max(end.timestamp(), points[-1][0])
+        first = min(first, last - MIN_CHART_SPAN_S)  # a window seconds old still gets a readable time axis
         png = line_chart(points, threshold=signal.threshold, start=first, end=last, unit=signal.unit)
         title = chart_title(signal.name, signal.unit, points, threshold=signal.threshold, start=first, end=last)
         file_id = self.poster.upload_png(row.channel, ts, png, filename=f"{signal.id}.png", title=title)

@@ -47,6 +47,7 @@ class Watcher:
         self.store = alerts.store
         self._degraded_streak = 0  # bad passes in a row before a notice; one leader's memory is enough
         self._rollback: Rollback | None = None  # the last completed rollback, read once a pass
+        self._shown: dict[str, tuple[float | None, float | None]] = {}  # alert id -> (value, peak) on its card
 
     def tick(self) -> str:
         """One pass; returns what it did, in a few words, for the run log."""
@@ -97,8 +98,11 @@ class Watcher:
             new, step = advance(track, verdict(signal, reading), raise_after=BREACH_RAISE_AFTER,
                                 clear_after=BREACH_CLEAR_AFTER)
             if step is Step.RAISE:
-                raised += self.alerts.raise_breach(window, signal, reading, channel=self.channel(window),
-                                                   stage_name=self.stage_name(window)) is not None
+                row = self.alerts.raise_breach(window, signal, reading, channel=self.channel(window),
+                                               stage_name=self.stage_name(window))
+                if row is not None:
+                    raised += 1
+                    self._shown[row.id] = (row.value, row.peak)
             elif step is Step.HOLD and alert is not None:
                 self._hold(window, signal, alert, reading, new.streak)
             elif step is Step.CLEAR and alert is not None:
@@ -111,7 +115,7 @@ class Watcher:
         value = reading.value if reading.value is not None else alert.value
         peak = stats.worse(signal, alert.peak, value) if value is not None else alert.peak
         self.store.update_alert(alert.id, value=value, peak=peak, last_seen_at=reading.at, ok_count=streak)
-        changed = (value, peak) != (alert.value, alert.peak)
+        changed = self._shown.get(alert.id) != (value, peak)  # unknown to a new leader: shown again once
         alert.value, alert.peak, alert.last_seen_at = value, peak, reading.at
         stage = self.alert_stage(alert, window)
         if alert.message_ts is None:  # the first post was refused: try again, still once
@@ -121,10 +125,12 @@ class Watcher:
             self._not_fixed(signal, alert, stage)
         elif changed and self._edit_due(alert, reading.at):
             self.alerts.refresh(alert, signal, stage_name=stage, at=reading.at)
+            self._shown[alert.id] = (value, peak)
 
     @staticmethod
     def _edit_due(alert: MonitoringAlert, at: datetime) -> bool:
-        return alert.edited_at is None or (at - as_utc(alert.edited_at)).total_seconds() >= CARD_EDIT_EVERY_S
+        last = as_utc(alert.edited_at or alert.raised_at)  # the post itself is the first edit
+        return (at - last).total_seconds() >= CARD_EDIT_EVERY_S
 
     def _not_fixed(self, signal: Signal, alert: MonitoringAlert, stage: str) -> None:
         rollback = self._rollback

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
+from sqlalchemy import Engine
 
 from bot import logs
 from bot.audit import AuditLog, export_lines
@@ -55,6 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     export = audit.add_parser("export", help="one event per line to stdout")
     export.add_argument("--since", type=_iso, default=None, help="ISO time, e.g. 2026-11-25T10:00:00Z")
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    incident = sub.add_parser("incident", help="rollback evidence").add_subparsers(dest="incident_command",
+                                                                                    required=True)
+    bundle = incident.add_parser("export", help="a rollback's evidence bundle (JSONL) to stdout")
+    bundle.add_argument("rollback_id", help="e.g. rb-1a2b3c4d, as /rollback status shows it")
     return parser
 
 
@@ -121,6 +126,8 @@ def _main(args: argparse.Namespace) -> int:
         upgrade(engine)
         print("database is at the latest schema")
         return 0
+    if args.command == "incident":
+        return _incident_export(engine, args.rollback_id)
     audit = AuditLog(engine, replica=default_replica())
     if args.audit_command == "verify":
         result = audit.verify()
@@ -132,6 +139,19 @@ def _main(args: argparse.Namespace) -> int:
         return 1
     for line in export_lines(audit.rows(since=args.since), args.format):
         sys.stdout.write(line + "\n")
+    return 0
+
+
+def _incident_export(engine: Engine, rollback_id: str) -> int:
+    from bot.rollback_evidence import stored
+
+    bundle = stored(engine, rollback_id.strip())
+    if bundle is None:
+        print(f"opsbot incident export: no evidence bundle stored for rollback {rollback_id!r} "
+              "(see /rollback status for the ids)", file=sys.stderr)
+        return 1
+    sys.stdout.write(bundle.content)
+    print(f"{bundle.lines} lines, SHA-256 {bundle.sha256} (as recorded in the audit log)", file=sys.stderr)
     return 0
 
 

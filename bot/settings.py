@@ -85,7 +85,8 @@ class Settings(BaseSettings):
     rollback_version_timeout_seconds: float = Field(default=600.0, gt=0, le=6 * 3600,
                                                     alias="OPSBOT_ROLLBACK_VERSION_TIMEOUT_SECONDS")
     rollback_poll_seconds: float = Field(default=5.0, gt=0, le=300, alias="OPSBOT_ROLLBACK_POLL_SECONDS")
-    incident_dir: str = Field(default="./incidents", min_length=1, alias="OPSBOT_INCIDENT_DIR")
+    # An optional copy of each rollback's evidence bundle (the store keeps it: `opsbot incident export`).
+    incident_dir: str | None = Field(default=None, alias="OPSBOT_INCIDENT_DIR")
 
     # /gate and /cutover (README "Release gate and cutover").
     gate_deadline_seconds: float = Field(default=20.0, gt=0, le=300, alias="OPSBOT_GATE_DEADLINE_SECONDS")
@@ -142,7 +143,7 @@ class Settings(BaseSettings):
         "incident_channel", "announce_channel", "trading_api_url", "platform_jwt_public_key",
         "platform_jwt_jwks_url", "platform_token_url", "cosmos_endpoint", "github_repository",
         "rollback_workflow", "replica_id", "platform_api_url", "client_id", "cosmos_database", "runbook_path",
-        mode="before",
+        "incident_dir", mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:

@@ -22,7 +22,7 @@ from bot.monitoring.signals import against, figure, promql, shown
 from bot.monitoring.stats import SignalStats
 from bot.render import when
 from bot.runbook import TRIGGER_IDS, Runbook, Signal
-from bot.text import clip, safe
+from bot.text import clip, plural, safe
 
 PROPOSE_ROLLBACK = "monitoring.propose_rollback"
 MAX_PROBLEM_LINES = 8
@@ -69,13 +69,14 @@ def summary(runbook: Runbook, window: MonitoringWindow, signals: Sequence[Signal
     mine = [a for a in alerts if a.kind == "breach" and a.signal_id in {s.id for s in signals}]
     degraded = [a for a in alerts if a.kind == "degraded"]
     lines = [f":clipboard: *{heading}* (after the move to *{safe(stage_name, 100)}*, opened "
-             f"{when(as_utc(window.opened_at))}): {len(signals)} signals, {len(mine)} alert(s)."]
+             f"{when(as_utc(window.opened_at))}): {plural(len(signals), 'signal')}, {plural(len(mine), 'alert')}."]
     for signal in signals:
         lines.append(_summary_line(signal, stats.get(signal.id), [a for a in mine if a.signal_id == signal.id]))
     if degraded:
         total = sum(((as_utc(a.cleared_at or a.last_seen_at) - as_utc(a.since)).total_seconds() for a in degraded),
                     0.0)
-        lines.append(f":warning: Monitoring was degraded {len(degraded)} time(s), about {minutes(total)} in all.")
+        times = plural(len(degraded), "time")
+        lines.append(f":warning: Monitoring was degraded {times}, about {minutes(total)} in all.")
     return "\n".join(lines)
 
 

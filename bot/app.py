@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -24,6 +25,8 @@ from bot.freeze import FreezeStore
 from bot.github import GitHub
 from bot.ids import default_replica
 from bot.metrics import Metrics
+from bot.notifier import Notifier, NotifierConfig
+from bot.outbox import Outbox
 from bot.policy import Directory
 from bot.runbook import load_runbook
 from bot.settings import Settings
@@ -37,6 +40,11 @@ def build_deps(
     engine = make_engine(settings.database_url)
     replica = settings.replica_id or default_replica()
     audit = AuditLog(engine, replica=replica)
+    outbox = Outbox(engine)
+    approvals = ApprovalStore(engine, audit, outbox, replica=replica,
+                              lease=timedelta(seconds=settings.execution_lease_seconds))
+    # An approval card's ts, once the notifier posted it, is what later clicks and threads point at.
+    outbox.on_posted.append(lambda stream, ts: _attach_card(approvals, stream, ts))
     http = httpx.Client()
     if backend is None:
         backend = TradingBackend(base_url=settings.trading_api_url, tokens=build_token_source(settings, http))
@@ -50,7 +58,7 @@ def build_deps(
         directory=Directory.from_settings(settings),
         engine=engine,
         audit=audit,
-        approvals=ApprovalStore(engine, audit),
+        approvals=approvals,
         backend=backend,
         slack=slack or slack_client(settings),
         metrics=Metrics(),
@@ -62,6 +70,19 @@ def build_deps(
         cosmos=build_cosmos(settings, readonly=True),
         cosmos_probe=build_cosmos(settings),
     )
+
+
+def _attach_card(approvals: ApprovalStore, stream: str, ts: str) -> None:
+    if stream.startswith("approval:"):
+        approvals.attach_message(approval_id=stream.removeprefix("approval:"), message_ts=ts)
+
+
+def start_notifier(deps: Deps, config: NotifierConfig | None = None) -> Notifier:
+    """Deliver the outbox to Slack from this process (every replica runs one; rows are claimed)."""
+    notifier = Notifier(outbox=deps.approvals.outbox, settings=deps.settings, audit=deps.audit, http=deps.http,
+                        replica=deps.replica, config=config)
+    deps.approvals.outbox.on_given_up.append(lambda row, error: flow.card_refused(deps, row, error))
+    return notifier.start()
 
 
 def build_app(deps: Deps) -> App:
@@ -106,9 +127,10 @@ def _on_error(error: Exception) -> BoltResponse:
 
 
 class Sweeper:
-    """Expires requests and escalates unconfirmed break-glass in the background, every `interval` s."""
+    """Expires requests, escalates unconfirmed break-glass and resumes executions whose process died,
+    in the background: once at start-up, then every `interval` s."""
 
-    def __init__(self, deps: Deps, *, interval: float = 5.0) -> None:
+    def __init__(self, deps: Deps, *, interval: float = 2.0) -> None:
         self._deps = deps
         self._interval = interval
         self._stop = threading.Event()
@@ -123,8 +145,10 @@ class Sweeper:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        while True:
             try:
                 flow.sweep(self._deps)
             except Exception:
                 log.exception("sweep failed; will try again")
+            if self._stop.wait(self._interval):
+                return

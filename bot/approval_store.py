@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
-from bot.approvals import INTERRUPTED_AFTER, OPEN, ApprovalView, Status, Transition, earlier_attempts_note
+from bot.approvals import EXECUTION_LEASE, OPEN, ApprovalView, Status, Transition, earlier_attempts_note
 from bot.audit import Actor, AuditLog, Entry, canonical, sha256
 from bot.db import as_utc, transaction
 from bot.models import Approval
+from bot.outbox import Note, Outbox, add_notes
+
+# The Slack effects of a state change, built from the row as the winning UPDATE left it.
+Notes = Callable[[Approval], Sequence[Note]]
 
 
 def new_approval_id() -> str:
@@ -47,9 +51,17 @@ def params_intact(row: Approval) -> bool:
 
 
 class ApprovalStore:
-    def __init__(self, engine: Engine, audit: AuditLog) -> None:
+    def __init__(self, engine: Engine, audit: AuditLog, outbox: Outbox | None = None, *, replica: str = "",
+                 lease: timedelta = EXECUTION_LEASE) -> None:
         self._engine = engine
         self._audit = audit
+        self.outbox = outbox or Outbox(engine)
+        self.replica = replica
+        self.lease = lease
+
+    def _notes(self, session: Session, notes: Notes | None, row: Approval) -> None:
+        if notes is not None:
+            add_notes(session, notes(row), now=self.outbox.now())
 
     def create(
         self,
@@ -63,6 +75,7 @@ class ApprovalStore:
         ttl_seconds: int,
         now: datetime,
         break_glass: bool = False,
+        notes: Notes | None = None,
     ) -> Approval:
         text = canonical(params)
         row = Approval(
@@ -82,6 +95,8 @@ class ApprovalStore:
             decided_by=actor.user_id if break_glass else None,
             decided_at=now if break_glass else None,
             attempts=1 if break_glass else 0,
+            lease_until=now + self.lease if break_glass else None,
+            claimed_by=self.replica if break_glass else None,
         )
         step = "break_glass" if break_glass else "requested"
         with transaction(self._engine) as session:
@@ -89,6 +104,8 @@ class ApprovalStore:
             session.flush()
             entry = Entry(actor, f"{action}.{step}", "accepted", params, request_id, row.id, channel)
             self._audit.append(session, entry)
+            self._notes(session, notes, row)
+        self.outbox.wake()
         return row
 
     def get(self, *, approval_id: str) -> Approval | None:
@@ -101,15 +118,16 @@ class ApprovalStore:
 
     def apply(
         self, *, row: Approval, transition: Transition, actor: Actor, now: datetime, request_id: str,
-        timed_out: bool = False,
+        timed_out: bool = False, notes: Notes | None = None,
     ) -> bool:
-        """Move `row` along `transition` if nobody else did first; audit it in the same transaction."""
+        """Move `row` along `transition` if nobody else did first; audit it and queue its Slack effects
+        in the same transaction. `row` is brought up to date in memory (no read after a claim)."""
         live = col(Approval.expires_at) <= now if timed_out else col(Approval.expires_at) > now
         values: dict[str, Any] = {"status": transition.to_status.value}
         if not timed_out:
             values.update(decided_by=actor.user_id, decided_at=now)
         if transition.executes:
-            values["attempts"] = col(Approval.attempts) + 1
+            values.update(attempts=col(Approval.attempts) + 1, lease_until=now + self.lease, claimed_by=self.replica)
         if transition.to_status not in OPEN and transition.to_status is not Status.EXECUTING:
             values["finished_at"] = now
         with transaction(self._engine) as session:
@@ -119,6 +137,10 @@ class ApprovalStore:
                 entry = Entry(actor, f"{row.action}.{transition.audit_action}", "accepted", params_of(row),
                               request_id, row.id, row.channel, detail)
                 self._audit.append(session, entry)
+                _mirror(row, values, transition)
+                self._notes(session, notes, row)
+        if won:
+            self.outbox.wake()
         return won
 
     @staticmethod
@@ -132,10 +154,10 @@ class ApprovalStore:
 
     def finish(
         self, *, row: Approval, to_status: Status, actor: Actor, now: datetime, request_id: str, outcome: str,
-        audit_outcome: str, detail: str = "", uncertain: bool = False,
+        audit_outcome: str, detail: str = "", uncertain: bool = False, notes: Notes | None = None,
     ) -> bool:
-        """Record the result of an execution (only the executing claimant can)."""
-        values: dict[str, Any] = {"status": to_status.value, "outcome": outcome}
+        """Record the result of an execution (only while it is executing), with its Slack effects."""
+        values: dict[str, Any] = {"status": to_status.value, "outcome": outcome, "lease_until": None}
         if to_status is Status.PENDING:
             values.update(decided_by=None, decided_at=None)  # retryable: the request is open again
             if not uncertain:  # this attempt surely never took effect: it does not count as one that may have
@@ -151,27 +173,62 @@ class ApprovalStore:
                 entry = Entry(actor, f"{row.action}.{step}", audit_outcome, params_of(row), request_id, row.id,
                               row.channel, detail)
                 self._audit.append(session, entry)
+                row.status, row.outcome, row.lease_until = to_status.value, outcome, None
+                if to_status is Status.PENDING:
+                    row.decided_by, row.decided_at = None, None
+                    row.attempts -= 0 if uncertain else 1
+                self._notes(session, notes, row)
+        if won:
+            self.outbox.wake()
         return won
 
-    def stale(self, *, now: datetime, limit: int = 50) -> list[Approval]:
-        """Approvals left `executing` for longer than INTERRUPTED_AFTER since their claim."""
+    def lapsed(self, *, now: datetime, limit: int = 50) -> list[Approval]:
+        """Approvals `executing` whose claimant's lease has lapsed: its process died (or lost its store)."""
         with Session(self._engine, expire_on_commit=False) as session:
-            query = select(Approval).where(
-                col(Approval.status) == Status.EXECUTING.value, col(Approval.decided_at) <= now - INTERRUPTED_AFTER
-            )
+            query = select(Approval).where(col(Approval.status) == Status.EXECUTING.value, _lapsed(now, self.lease))
             return list(session.exec(query.order_by(col(Approval.decided_at)).limit(limit)))
 
-    def interrupt(self, *, row: Approval, actor: Actor, now: datetime, outcome: str, detail: str) -> bool:
-        """Close a stale `executing` approval as failed, once across replicas; the write is not re-sent,
-        because it may have applied."""
-        values: dict[str, Any] = {"status": Status.FAILED.value, "outcome": outcome, "finished_at": now}
-        stale = col(Approval.decided_at) <= now - INTERRUPTED_AFTER
+    def renew(self, *, approval_id: str, now: datetime) -> bool:
+        """Extend our lease on an execution still running here."""
         with transaction(self._engine) as session:
-            won = self._conditional(session, row.id, Status.EXECUTING, stale, values)
+            result = session.execute(update(Approval).where(
+                col(Approval.id) == approval_id, col(Approval.status) == Status.EXECUTING.value,
+                col(Approval.claimed_by) == self.replica,
+            ).values(lease_until=now + self.lease))
+            return int(getattr(result, "rowcount", 0)) == 1
+
+    def take_over(self, *, row: Approval, actor: Actor, now: datetime, notes: Notes | None = None) -> bool:
+        """Claim a lapsed execution to resume it (once across replicas), audited with its Slack note."""
+        values: dict[str, Any] = {"lease_until": now + self.lease, "claimed_by": self.replica,
+                                  "resumes": col(Approval.resumes) + 1}
+        with transaction(self._engine) as session:
+            won = self._conditional(session, row.id, Status.EXECUTING, _lapsed(now, self.lease), values)
+            if won:
+                row.lease_until, row.claimed_by, row.resumes = now + self.lease, self.replica, row.resumes + 1
+                entry = Entry(actor, f"{row.action}.resumed", "accepted", params_of(row), row.request_id, row.id,
+                              row.channel, f"resume {row.resumes}: the claimant's lease lapsed; re-sent with the "
+                              "same idempotency key")
+                self._audit.append(session, entry)
+                self._notes(session, notes, row)
+        if won:
+            self.outbox.wake()
+        return won
+
+    def interrupt(self, *, row: Approval, actor: Actor, now: datetime, outcome: str, detail: str,
+                  notes: Notes | None = None) -> bool:
+        """Close a lapsed `executing` approval as failed, once across replicas (after bounded resumes)."""
+        values: dict[str, Any] = {"status": Status.FAILED.value, "outcome": outcome, "finished_at": now,
+                                  "lease_until": None}
+        with transaction(self._engine) as session:
+            won = self._conditional(session, row.id, Status.EXECUTING, _lapsed(now, self.lease), values)
             if won:
                 entry = Entry(actor, f"{row.action}.failed", "interrupted", params_of(row), row.request_id, row.id,
                               row.channel, detail)
                 self._audit.append(session, entry)
+                row.status, row.outcome = Status.FAILED.value, outcome
+                self._notes(session, notes, row)
+        if won:
+            self.outbox.wake()
         return won
 
     @staticmethod
@@ -196,3 +253,19 @@ class ApprovalStore:
         with Session(self._engine, expire_on_commit=False) as session:
             query = select(Approval).where(col(Approval.action).startswith(action_prefix))
             return list(session.exec(query.order_by(col(Approval.created_at).desc()).limit(limit)))
+
+
+def _lapsed(now: datetime, lease: timedelta) -> Any:
+    # Rows claimed before leases existed count from their claim.
+    return (col(Approval.lease_until) < now) | (
+        col(Approval.lease_until).is_(None) & (col(Approval.decided_at) <= now - lease))
+
+
+def _mirror(row: Approval, values: dict[str, Any], transition: Transition) -> None:
+    """What the winning UPDATE wrote, on the caller's copy."""
+    row.status = transition.to_status.value
+    for key in ("decided_by", "decided_at", "lease_until", "claimed_by", "finished_at"):
+        if key in values:
+            setattr(row, key, values[key])
+    if transition.executes:
+        row.attempts += 1

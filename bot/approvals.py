@@ -2,7 +2,9 @@
 
     pending ──approve──▶ executing ──▶ executed | failed
        │                    ├─(backend unavailable, TTL left)─▶ pending   (retry with the same key)
-       │                    └─(outcome never recorded, INTERRUPTED_AFTER)─▶ failed (swept; never re-sent)
+       │                    ├─(claimant's lease lapsed: its process died)─▶ executing again, resumed by any
+       │                    │        replica with the same Idempotency-Key (at most MAX_RESUMES times)
+       │                    └─(still unrecorded after MAX_RESUMES)─▶ failed ("interrupted", what is known)
        ├──reject──▶ rejected          (by an approver, or withdrawn by the requester)
        └──TTL─────▶ expired
     break-glass: executing ──▶ awaiting_confirmation ──confirm──▶ confirmed
@@ -42,12 +44,12 @@ class Verb(StrEnum):
 
 OPEN = frozenset({Status.PENDING, Status.AWAITING_CONFIRMATION})
 
-# An approval still `executing` this long after its claim was interrupted: the bot died, or its store
-# would not take the outcome. Executing legitimately takes about a minute at worst (a Slack update with
-# retries; a write of 2 x (1 s connect + 5 s write timeout); a read-back of 3 x 2 s; recording the outcome
-# with 3 x 5 s SQLite busy waits), so 5 minutes is a wide margin: a slow but live execution is never
-# declared interrupted, and nobody looks at "executing…" for long.
-INTERRUPTED_AFTER = timedelta(minutes=5)
+# The claimant of an execution holds a lease it renews while it runs; once the lease lapses (its
+# process died, or cannot reach the store) any replica's sweep resumes the execution with the same
+# Idempotency-Key, so the backend applies it at most once. Seconds, so a crash costs seconds.
+EXECUTION_LEASE = timedelta(seconds=10)
+# Resumes of one execution before the bot stops re-sending and says the outcome is unknown.
+MAX_RESUMES = 3
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,8 @@ def after_execution(*, break_glass: bool, succeeded: bool, retryable: bool, ttl_
 
 
 __all__ = [
-    "INTERRUPTED_AFTER",
+    "EXECUTION_LEASE",
+    "MAX_RESUMES",
     "OPEN",
     "ApprovalView",
     "Status",

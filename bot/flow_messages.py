@@ -1,31 +1,39 @@
-"""How an approval's Slack message reads: its card, its status lines, and updating it in place. No decisions."""
+"""How an approval's Slack messages read: its card, its status lines, and the outbox notes that post,
+update and answer in its thread. No decisions, and no Slack calls: the notifier sends the notes."""
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
-
-from slack_sdk.errors import SlackApiError
 
 from bot.actions import Outcome
 from bot.approval_store import params_of, view_of
 from bot.approvals import Status, status_command
 from bot.deps import Deps
 from bot.models import Approval
+from bot.outbox import Note
 from bot.policy import ROLE_NAMES, Role
 from bot.render import Card, approval_blocks, as_dicts, when
-from bot.text import safe
+from bot.text import clip, safe
 
-log = logging.getLogger("opsbot.flow")
-
+STILL_IN_FORCE = (":octagonal_sign: *The halt is still in force:* the bot never resumes on its own; lifting it "
+                  "takes `/halt resume <scope> <reason>` and a second halt authority.")
 STATUS_TEXT = {
     Status.REJECTED: ":x: Rejected by <@{by}>.",
     Status.EXPIRED: ":hourglass: Expired at {expires} without approval.",
     Status.CONFIRMED: ":white_check_mark: Break-glass confirmed by <@{by}>.",
-    Status.DISPUTED: ":rotating_light: Break-glass disputed by <@{by}>; escalated to the halt authorities.",
+    Status.DISPUTED: ":rotating_light: Break-glass disputed by <@{by}>; escalated to the halt authorities.\n"
+                     + STILL_IN_FORCE,
     Status.ESCALATED: ":rotating_light: Not confirmed within the TTL; escalated to the halt authorities.",
 }
 CLOSED_UNRUN = frozenset({Status.REJECTED, Status.EXPIRED})
+AFTER_BREAK_GLASS = frozenset({Status.CONFIRMED, Status.DISPUTED, Status.ESCALATED})
+# Outcomes of these reach the whole channel, not only the card's thread.
+BROADCAST = frozenset({"halt", "resume", "rollback"})
+
+
+def stream_of(row: Approval) -> str:
+    return f"approval:{row.id}"
+
 
 def card(deps: Deps, row: Approval, *, status: str | None = None, buttons: bool | None = None) -> Card:
     spec = deps.actions[row.action]
@@ -34,7 +42,7 @@ def card(deps: Deps, row: Approval, *, status: str | None = None, buttons: bool 
     open_ = view.status in (Status.PENDING, Status.AWAITING_CONFIRMATION)
     confirming = view.status is Status.AWAITING_CONFIRMATION
     return Card(
-        title=spec.title(params),
+        title=("BREAK-GLASS · " if row.break_glass else "") + spec.title(params),
         effect=spec.effect(params),
         reason=str(params.get("reason", "")),
         requester=row.requester,
@@ -46,11 +54,12 @@ def card(deps: Deps, row: Approval, *, status: str | None = None, buttons: bool 
         buttons=open_ if buttons is None else buttons,
         approve_label="Confirm halt" if confirming else "Approve",
         reject_label="Dispute" if confirming else "Reject",
-        **confirm_dialog(spec, params, row, confirming=confirming),
+        effect_label="What will happen" if view.status is Status.PENDING else "What was asked",
+        **confirm_dialog(spec, params, confirming=confirming),
     )
 
 
-def confirm_dialog(spec: object, params: dict[str, object], row: Approval, *, confirming: bool) -> dict[str, str]:
+def confirm_dialog(spec: object, params: dict[str, object], *, confirming: bool) -> dict[str, str]:
     """What the approver's confirm dialog says: a break-glass confirmation halts nothing again."""
     if confirming:
         return {"confirm_title": "Confirm the break-glass halt?",
@@ -63,19 +72,30 @@ def confirm_dialog(spec: object, params: dict[str, object], row: Approval, *, co
     return {"confirm_title": str(title), "confirm_text": str(text)}
 
 
-def update_message(deps: Deps, row: Approval, *, status: str | None, buttons: bool | None = None) -> None:
-    if not row.message_ts:
-        return
+def card_note(deps: Deps, row: Approval, *, status: str | None, buttons: bool | None = None,
+              kind: str = "update") -> Note:
+    """The card as it should read now: `post` opens it, `update` replaces it (the latest one wins)."""
     blocks = as_dicts(approval_blocks(card(deps, row, status=status, buttons=buttons)))
-    try:
-        deps.slack.chat_update(channel=row.channel, ts=row.message_ts, blocks=blocks, text=fallback_text(deps, row))
-    except SlackApiError as exc:
-        # The store and the audit log stay the truth; a stale message is logged, not fatal.
-        log.warning("could not update approval message %s: %s", row.id, exc.response.get("error"))
+    return Note(stream_of(row), kind, row.channel, fallback_text(deps, row), blocks)
+
+
+def thread_note(row: Approval, text: str, *, broadcast: bool = False) -> Note:
+    """A new message in the card's thread: unlike an edit, it notifies (and, broadcast, the channel too)."""
+    return Note(stream_of(row), "reply", row.channel, clip(text, 3000), broadcast=broadcast)
+
+
+def outcome_note(row: Approval, approver: str, outcome: Outcome) -> Note:
+    """The outcome, told to the people involved: requester and approver mentioned."""
+    if row.break_glass:
+        who = f"Break-glass by <@{row.requester}>."
+    else:
+        who = f"Requested by <@{row.requester}>, approved by <@{approver}>."
+    return thread_note(row, f"{outcome.summary}\n{who} Approval `{row.id}`.", broadcast=row.action in BROADCAST)
 
 
 def fallback_text(deps: Deps, row: Approval) -> str:
-    return f"{safe(deps.actions[row.action].title(params_of(row)), 150)} ({row.status})"
+    head = "BREAK-GLASS " if row.break_glass else ""
+    return f"{head}{safe(deps.actions[row.action].title(params_of(row)), 150)} ({row.status})"
 
 
 def status_text(row: Approval, by: str) -> str:
@@ -85,6 +105,8 @@ def status_text(row: Approval, by: str) -> str:
         text = f":leftwards_arrow_with_hook: Withdrawn by <@{by}>, the requester."
     else:
         text = template.format(by=by, expires=when(view_of(row).expires_at))
+    if status in AFTER_BREAK_GLASS and row.outcome:  # what was applied stays on the card
+        return f"{row.outcome}\n{text}"
     if status not in CLOSED_UNRUN:
         return text
     if row.attempts <= 0:

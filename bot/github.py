@@ -2,6 +2,9 @@
 
 Reads are retried once on 5xx and connection failures; a workflow dispatch is retried only when the
 connection was never made, because a second dispatch that did land would start a second rollback.
+A secondary rate limit (GitHub refused the request unprocessed) is waited out and the request sent
+again, reads and dispatches alike: `retry-after` when GitHub gives it, else at least a minute,
+doubling, at most MAX_SECONDARY_WAITS times; the wait function is injectable for tests.
 The token goes in one header and is never logged; pagination never follows a link to another host.
 """
 
@@ -18,12 +21,11 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from bot.github_errors import (
-    GitHubAuthError,
     GitHubError,
     GitHubNotConfigured,
-    GitHubNotFound,
     GitHubRateLimited,
     GitHubUnavailable,
+    error_for,
 )
 
 logger = logging.getLogger("opsbot.github")
@@ -38,6 +40,9 @@ MAX_PAGES = 5
 # stopping at the first candidate; this only guards against a `next` link that never ends.
 MAX_DEPLOYMENT_PAGES = 1000
 RETRY_BACKOFF_S = 0.2
+# GitHub's documented minimum wait after a secondary rate limit without `retry-after`; doubled per further wait.
+SECONDARY_MIN_WAIT_S = 60.0
+MAX_SECONDARY_WAITS = 3
 
 
 # Field readers for GitHub's JSON; a wrong type raises ValueError, reported as an unexpected answer.
@@ -116,6 +121,19 @@ class WorkflowRun:
                    _req_time(doc["created_at"]), _str(doc["head_sha"]))
 
 
+@dataclass(frozen=True)
+class DispatchedRun:
+    """The run a dispatch started, from the dispatch's own answer (`return_run_details`)."""
+
+    id: int
+    api_url: str
+    html_url: str
+
+    @classmethod
+    def from_json(cls, doc: Any) -> DispatchedRun:
+        return cls(int(doc["workflow_run_id"]), _str(doc["run_url"]), _str(doc["html_url"]))
+
+
 def same_sha(a: str, b: str) -> bool:
     """A short sha (the backend's health answer) matches the full sha it abbreviates."""
     a, b = a.strip().lower(), b.strip().lower()
@@ -131,7 +149,10 @@ class GitHub:
         repository: str | None,
         http: httpx.Client | None = None,
         timeout_s: float = 5.0,
+        sleep: Callable[[float], None] = time.sleep,
+        max_secondary_waits: int = MAX_SECONDARY_WAITS,
     ) -> None:
+        self._sleep, self._max_secondary_waits = sleep, max_secondary_waits
         self._api_url = api_url.rstrip("/")
         self._repository = repository.strip() if repository else None
         self._owns_http = http is None
@@ -161,8 +182,8 @@ class GitHub:
     ) -> Deployment | None:
         """The rollback target: newest deployment that ever reached `success` with another sha.
 
-        Any success counts, not only the latest status: GitHub marks older deployments `inactive`
-        once a newer one succeeds, and those older ones are exactly the rollback candidates."""
+        Any success counts, not only the latest status: outside production GitHub marks older
+        deployments `inactive` once a newer one succeeds, and those are the rollback candidates."""
         path = f"{self._repo()}/deployments"
         for page in self._pages(path, {"environment": environment}, None, MAX_DEPLOYMENT_PAGES):
             newest = sorted(_parsed(page, Deployment.from_json), key=lambda d: (d.created_at, d.id), reverse=True)
@@ -173,10 +194,14 @@ class GitHub:
                     return deployment
         return None
 
-    def dispatch_workflow(self, workflow: str, *, ref: str, inputs: Mapping[str, str]) -> None:
-        """Start a `workflow_dispatch` run; GitHub answers 204 without the run's id (see `find_run`)."""
+    def dispatch_workflow(self, workflow: str, *, ref: str, inputs: Mapping[str, str]) -> DispatchedRun | None:
+        """Start a `workflow_dispatch` run, asking for its details; None when GitHub answered 204 without
+        them (an older GitHub), and the run must then be found by its title (`find_run`)."""
         url = f"{self._api_url}{self._repo()}/actions/workflows/{quote(workflow, safe='')}/dispatches"
-        self._send("POST", url, body={"ref": ref, "inputs": dict(inputs)})
+        response = self._send("POST", url, body={"ref": ref, "inputs": dict(inputs), "return_run_details": True})
+        if response.status_code == 204 or not response.content:
+            return None
+        return _parsed([_json(response)], DispatchedRun.from_json)[0]
 
     def workflow_runs(
         self, workflow: str, *, event: str = "workflow_dispatch", created_after: datetime | None = None
@@ -245,62 +270,45 @@ class GitHub:
     def _send(self, method: str, url: str, *, params: dict[str, str] | None = None,
               body: dict[str, Any] | None = None) -> httpx.Response:
         path = urlsplit(url).path
-        for attempt in (1, 2):
-            try:
-                response = self._http.request(method, url, params=params, json=body,
-                                              headers=self._headers, timeout=self._timeout)
-            except httpx.TransportError as exc:
-                error: GitHubError = GitHubUnavailable(_transport_detail(exc))
-                retry = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)  # never reached GitHub
-            else:
-                logger.info("github %s %s -> %d", method, path, response.status_code)
-                failure = _error_for(response)
-                if failure is None:
-                    return response
-                error, retry = failure, method == "GET" and isinstance(failure, GitHubUnavailable)
-            logger.warning("github %s %s failed (%s, status %s) attempt=%d", method, path,
-                           error.detail, error.status, attempt)
-            if not retry or attempt == 2:
+        retries_left, secondary_waits = 1, 0
+        while True:
+            outcome = self._attempt(method, url, params, body)
+            if isinstance(outcome, httpx.Response):
+                return outcome
+            error, retry = outcome
+            if isinstance(error, GitHubRateLimited) and error.secondary and secondary_waits < self._max_secondary_waits:
+                delay = secondary_wait(error, secondary_waits)
+                secondary_waits += 1
+                logger.warning("github %s %s: secondary rate limit; waiting %.0f s before sending again (wait %d)",
+                               method, path, delay, secondary_waits)
+                self._sleep(delay)
+                continue
+            logger.warning("github %s %s failed (%s, status %s)", method, path, error.detail, error.status)
+            if not retry or retries_left == 0:
                 raise error
-            time.sleep(RETRY_BACKOFF_S)
-        raise AssertionError("unreachable: the loop returns or raises")
+            retries_left -= 1
+            self._sleep(RETRY_BACKOFF_S)
+
+    def _attempt(self, method: str, url: str, params: dict[str, str] | None,
+                 body: dict[str, Any] | None) -> httpx.Response | tuple[GitHubError, bool]:
+        """The answer, or the error with whether sending again is safe and may help."""
+        try:
+            response = self._http.request(method, url, params=params, json=body,
+                                          headers=self._headers, timeout=self._timeout)
+        except httpx.TransportError as exc:
+            # Only a connection never made is safe to repeat for a dispatch.
+            return GitHubUnavailable(_transport_detail(exc)), isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+        logger.info("github %s %s -> %d", method, urlsplit(url).path, response.status_code)
+        failure = error_for(response)
+        if failure is None:
+            return response
+        return failure, method == "GET" and isinstance(failure, GitHubUnavailable)
 
 
-def _error_for(response: httpx.Response) -> GitHubError | None:
-    status = response.status_code
-    if 200 <= status < 300:
-        return None
-    detail = _message(response)
-    headers = response.headers
-    if status == 429 or (status == 403 and (headers.get("x-ratelimit-remaining") == "0"
-                                            or "retry-after" in headers)):
-        return GitHubRateLimited(detail, status, _reset_at(headers))
-    if status in (401, 403):
-        return GitHubAuthError(detail, status)
-    if status == 404:
-        return GitHubNotFound(detail, status)
-    if status >= 500:
-        return GitHubUnavailable(detail, status)
-    return GitHubError(detail, status)
-
-
-def _reset_at(headers: httpx.Headers) -> datetime | None:
-    try:
-        if "x-ratelimit-reset" in headers:
-            return datetime.fromtimestamp(int(headers["x-ratelimit-reset"]), UTC)
-        if "retry-after" in headers:
-            return datetime.now(UTC) + timedelta(seconds=int(headers["retry-after"]))
-    except (ValueError, OverflowError):
-        pass
-    return None
-
-
-def _message(response: httpx.Response) -> str:
-    try:
-        message = response.json().get("message")
-    except (ValueError, AttributeError):
-        message = None
-    return message if isinstance(message, str) and message else f"HTTP {response.status_code}"
+def secondary_wait(error: GitHubRateLimited, earlier_waits: int) -> float:
+    """Seconds to wait after a secondary limit: GitHub's `retry-after`, else its one-minute minimum, doubling."""
+    base = error.retry_after_s if error.retry_after_s is not None else SECONDARY_MIN_WAIT_S
+    return float(base * (2 ** earlier_waits))
 
 
 def _json(response: httpx.Response) -> Any:

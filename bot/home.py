@@ -103,6 +103,7 @@ class HomeFacts:
     alerts: Sequence[AlertLine] = field(default_factory=tuple)
     audit: Sequence[AuditLine] = field(default_factory=tuple)
     decisions: Sequence[Decision] = field(default_factory=tuple)  # recent ones, newest first
+    slack: str | None = None  # mrkdwn, safe: messages Slack has not taken yet, or never did
 
 
 def actionable(facts: HomeFacts, viewer: str, roles: frozenset[str]) -> list[PendingApproval]:
@@ -139,6 +140,10 @@ def _blocks(facts: HomeFacts, viewer: str, roles: frozenset[str], notice: str | 
         _section(facts.gate),
         _section(facts.halt),
         _section(f"*Monitoring:* {facts.monitoring}"),
+    ]
+    if facts.slack:
+        blocks.append(_section(facts.slack))
+    blocks += [
         DividerBlock(),
     ]
     blocks += _approvals(actionable(facts, viewer, roles), approvals)

@@ -23,9 +23,10 @@ from bot.gate_render import abbrev, gate_summary
 from bot.gate_service import GateService
 from bot.gate_store import evaluation_view
 from bot.home import AlertLine, AuditLine, Decision, HomeFacts, PendingApproval
-from bot.models import Approval, AuditEvent
+from bot.models import Approval, AuditEvent, OutboxRow
 from bot.monitoring.signals import against
 from bot.monitoring.store import BREACH, MonitoringStore
+from bot.outbox import METHOD
 from bot.policy import ROLE_NAMES, Role
 from bot.render import when
 from bot.rollback_models import Rollback, RollbackStatus
@@ -56,7 +57,19 @@ class HomeSource:
         return HomeFacts(now=now, stage=stage, checklist=checklist, gate=self._gate(now, version),
                          halt=self._halt(), rollback=self._rollback(now), monitoring=self._window(),
                          approvals=self._approvals(now), alerts=self._alerts(), audit=self._audit(),
-                         decisions=self._decisions(now))
+                         decisions=self._decisions(now), slack=self._slack(now))
+
+    def _slack(self, now: datetime) -> str | None:
+        """Channel messages still waiting for Slack, and those given up on in the last day."""
+        outbox = self.deps.approvals.outbox
+        waiting, lost = outbox.pending_count(), outbox.given_up(since=now - timedelta(days=1))
+        if not waiting and not lost:
+            return None
+        lines = [f"*Slack:* {waiting} channel message{'s' if waiting != 1 else ''} waiting for Slack."]
+        if lost:
+            lines.append(f":warning: {len(lost)} never delivered (the audit log has each; the store is the truth):")
+            lines += [_undelivered_line(r) for r in lost]
+        return "\n".join(lines)
 
     def _stage(self, version: str | None, problem: str) -> tuple[str, str]:
         position = self.cutover.position()
@@ -174,6 +187,12 @@ class HomeSource:
                 return [AuditLine(r.seq, as_utc(r.at), r.user_id, r.action, r.outcome) for r in rows]
         except OpsbotError:
             return []
+
+
+def _undelivered_line(row: OutboxRow) -> str:
+    about = f" for approval `{safe(row.stream.removeprefix('approval:'), 64)}`" if row.stream.startswith(
+        "approval:") else ""
+    return f"• `{METHOD[row.kind]}` in <#{safe(row.channel, 32)}>{about}: {safe(row.error, 120)}"
 
 
 def last_rollback_line(row: Rollback, ended: datetime) -> str:

@@ -62,6 +62,10 @@ class Approval(SQLModel, table=True):
     # nothing took effect (back to pending after a refused connection, say).
     attempts: int = Field(default=0)
     outcome: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    # The claimant's hold on an execution: once it lapses, any replica resumes it (same Idempotency-Key).
+    lease_until: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    claimed_by: str | None = Field(default=None, max_length=128)
+    resumes: int = Field(default=0)
 
 
 class Freeze(SQLModel, table=True):
@@ -75,3 +79,24 @@ class Freeze(SQLModel, table=True):
     frozen_at: datetime = Field(sa_column=_utc_column())
     lifted_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
     lifted_by: str | None = Field(default=None, max_length=32)
+
+
+class OutboxRow(SQLModel, table=True):
+    """One Slack effect waiting for (or done with) delivery; see bot.outbox."""
+
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    stream: str = Field(max_length=96)  # one message and its thread: delivered in id order
+    kind: str = Field(max_length=16)  # post | update | reply | respond
+    channel: str = Field(max_length=32)
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(max_length=16)  # pending | delivered | superseded | given_up
+    created_at: datetime = Field(sa_column=_utc_column())
+    next_at: datetime = Field(sa_column=_utc_column())
+    attempts: int = Field(default=0)
+    claimed_by: str | None = Field(default=None, max_length=128)
+    claimed_until: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    done_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    ts: str | None = Field(default=None, max_length=32)
+    error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))

@@ -42,6 +42,7 @@ class Card:
     buttons: bool = True
     approve_label: str = "Approve"
     reject_label: str = "Reject"
+    effect_label: str = "What will happen"  # "What was asked" once the request is no longer open
     # The approver's confirm dialog: a question and what the click does (plain words, not mrkdwn).
     confirm_title: str = ""
     confirm_text: str = ""
@@ -54,7 +55,7 @@ def when(at: datetime) -> str:
 def approval_blocks(card: Card) -> list[Block]:
     blocks: list[Block] = [
         HeaderBlock(text=PlainTextObject(text=clip(card.title, HEADER_MAX), emoji=True)),
-        SectionBlock(text=MarkdownTextObject(text=clip(f"*What will happen:* {card.effect}", SECTION_MAX))),
+        SectionBlock(text=MarkdownTextObject(text=clip(f"*{card.effect_label}:* {card.effect}", SECTION_MAX))),
         SectionBlock(text=MarkdownTextObject(text=f"*Why:* {safe(card.reason, SECTION_MAX - 16)}")),
         SectionBlock(
             fields=[

@@ -20,6 +20,7 @@ from bot.backend import TradingBackend
 from bot.cosmos import CosmosReader
 from bot.freeze import FreezeStore
 from bot.github import GitHub
+from bot.outbox import Outbox
 from bot.rollback_store import RollbackStore
 from bot.runbook import Runbook
 from bot.settings import Settings
@@ -62,3 +63,4 @@ class RunnerParts:
     cosmos: CosmosReader | None
     halt_ready: Callable[[], str | None]  # why /halt is not available, or None
     clock: Callable[[], datetime]
+    outbox: Outbox  # every Slack message of the sequence goes through it (bot.rollback_messages)

@@ -1,7 +1,8 @@
 """Rollback step 2: dispatch the revert workflow once, then follow its run until it completes.
 
-The dispatch is never repeated: GitHub answers it with 204 and no run id, so the run is found by
-the request id the workflow puts in its `run-name`. A dispatch that timed out or got a 5xx may
+The dispatch is never repeated. It asks GitHub for the run's details (`return_run_details`), and
+follows the run id GitHub answers with; when the answer has none (204), the run is found by the
+request id the workflow puts in its `run-name`. A dispatch that timed out or got a 5xx may
 still have been accepted; only a run that appears proves it, and none appearing is a failure a
 person resolves (re-dispatching could revert twice). Following the run is bounded by
 OPSBOT_ROLLBACK_RUN_TIMEOUT_SECONDS; a run that never finishes fails the step with its link.
@@ -15,9 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot.github import GitHub, WorkflowRun
+from bot.github import DispatchedRun, GitHub, WorkflowRun
 from bot.github_errors import GitHubError, github_message
 from bot.rollback_plan import short
+from bot.rollback_reason import workflow_reason
 from bot.rollback_steps import StepFailed
 from bot.text import safe
 
@@ -41,23 +43,42 @@ class Revert:
         """Dispatch, find and follow the run; returns the successful run, or raises StepFailed."""
         started = datetime.now(UTC)
         deadline = time.monotonic() + self.timeout_s
-        unsure = self._dispatch(target, reason, request_id)
+        unsure, dispatched = self._dispatch(target, reason, request_id)
         self.progress(f"`{safe(self.workflow, 80)}` dispatched for `{short(target)}`; waiting for its run", None)
-        run = self._find(request_id, started, deadline, unsure)
+        if dispatched is not None:
+            run = self._first_look(dispatched, deadline)
+        else:
+            run = self._find(request_id, started, deadline, unsure)
         return self._follow(run, deadline)
 
-    def _dispatch(self, target: str, reason: str, request_id: str) -> GitHubError | None:
-        inputs = {"target_sha": target, "reason": reason[:500], "request_id": request_id}
+    def _dispatch(self, target: str, reason: str,
+                  request_id: str) -> tuple[GitHubError | None, DispatchedRun | None]:
+        inputs = {"target_sha": target, "reason": workflow_reason(reason), "request_id": request_id}
         try:
-            self.github.dispatch_workflow(self.workflow, ref=self.ref, inputs=inputs)
+            return None, self.github.dispatch_workflow(self.workflow, ref=self.ref, inputs=inputs)
         except GitHubError as exc:
             if not exc.retryable:
                 raise StepFailed(f"GitHub refused the revert dispatch. {github_message(exc)}",
                                  "Nothing was reverted. Fix what GitHub named, then request `/rollback` again.") \
                     from exc
             log.warning("rollback dispatch unconfirmed (%s); looking for its run", exc.detail)
-            return exc  # it may have been accepted: only a run appearing tells
-        return None
+            return exc, None  # it may have been accepted: only a run appearing tells
+
+    def _first_look(self, dispatched: DispatchedRun, deadline: float) -> WorkflowRun:
+        """The run GitHub named in the dispatch's answer; transient failures are retried until the deadline."""
+        while True:
+            try:
+                run = self.github.workflow_run(dispatched.id)
+            except GitHubError as exc:
+                self._unless_transient(exc, None)
+                if self._out_of_time(deadline):
+                    raise StepFailed(f"GitHub did not show the dispatched run <{safe(dispatched.html_url, 300)}|"
+                                     f"#{dispatched.id}> within {self.timeout_s:g} s ({github_message(exc)})",
+                                     f"Watch <{safe(dispatched.html_url, 300)}|the run> in GitHub Actions and check "
+                                     "`GET /api/health` before requesting `/rollback` again.") from exc
+                continue
+            self.progress(self._describe(run), run)
+            return run
 
     def _find(self, request_id: str, started: datetime, deadline: float, unsure: GitHubError | None) -> WorkflowRun:
         problem = ""

@@ -45,7 +45,7 @@ class RollbackRun:
                  trigger_name: Callable[[str], str]) -> None:
         self.parts, self.config, self.row = parts, config, row
         self.wait, self.trigger_name = wait, trigger_name
-        self.messages = Messages(parts.slack, row.id)
+        self.messages = Messages(parts.outbox, row.id, row.approval_id)
         self.checks: list[str] = []  # the trade-halt authority checks so far, shown in step 4
 
     def run(self) -> None:
@@ -237,18 +237,19 @@ class RollbackRun:
                       f"`{short(self.row.target)}`. The rollback is closed and the cutover freeze is lifted.")
 
     def announce(self, text: str) -> None:
-        channels = dict.fromkeys([self.row.channel, self.config.announce_channel or self.row.channel])
-        for channel in channels:
-            self.post(channel, text)
+        """The outcome: in the approval card's thread (and the channel), naming who asked and approved;
+        and in the announcement channel when that is another one."""
+        row = self.row
+        self.messages.outcome(row.channel, f"{text}\nRequested by <@{row.requester}>, approved by "
+                                           f"<@{row.approver}>.")
+        if self.config.announce_channel and self.config.announce_channel != row.channel:
+            self.post(self.config.announce_channel, text)
 
     def post_progress(self) -> None:
-        ts = self.messages.post_progress(self.row.channel, self.progress())
-        if ts and self.parts.store.save(self.row.id, now=self.parts.clock(), progress_ts=ts):
-            self.row.progress_ts = ts
+        self.messages.post_progress(self.row.channel, self.progress())
 
     def update_progress(self) -> None:
-        if self.row.progress_ts:
-            self.messages.update_progress(self.row.channel, self.row.progress_ts, self.progress())
+        self.messages.update_progress(self.row.channel, self.progress())
 
     def progress(self) -> str:
         return progress_text(self.row, self.trigger_name(self.row.trigger))

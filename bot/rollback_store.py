@@ -82,6 +82,11 @@ class RollbackStore:
             result = session.execute(stmt.values(updated_at=now, **values))
             return int(getattr(result, "rowcount", 0)) == 1
 
+    def attach_progress(self, rollback_id: str, ts: str) -> None:
+        """The progress message's ts, once the notifier posted it (whatever state the rollback is in by then)."""
+        with transaction(self._engine) as session:
+            session.execute(update(Rollback).where(col(Rollback.id) == rollback_id).values(progress_ts=ts))
+
     def record(self, row: Rollback, action: str, outcome: str, params: dict[str, Any], detail: str = "") -> None:
         self._audit.record(self._entry(row, SYSTEM, action, outcome, params, detail))
 

@@ -7,7 +7,7 @@ import logging
 import sys
 import threading
 
-from bot.app import Sweeper, build_app, build_deps
+from bot.app import Sweeper, build_app, build_deps, start_notifier
 from bot.home_publish import HomePublisher
 from bot.migrate import upgrade
 from bot.monitoring.service import start_monitor
@@ -33,6 +33,7 @@ def serve(settings: Settings, *, host: str, port: int, threads: int = 16, socket
     if settings.is_sqlite:
         upgrade(deps.engine)  # the embedded store migrates itself; shared databases use `opsbot db upgrade`
     app = build_app(deps)
+    notifier = start_notifier(deps)  # Slack is told from the outbox, never on a decision's path
     sweeper = Sweeper(deps).start()
     # Leader election, then (on the leader only) the monitoring watchers and the App Home refresh.
     home = HomePublisher(deps)
@@ -52,6 +53,7 @@ def serve(settings: Settings, *, host: str, port: int, threads: int = 16, socket
         monitor.stop()
         home.close()
         sweeper.stop()
+        notifier.stop()
 
 
 def socket_mode_refused(error: str) -> str:

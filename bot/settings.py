@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     announce_channel: str | None = Field(default=None, alias="OPSBOT_ANNOUNCE_CHANNEL")
     approval_ttl_seconds: int = Field(default=900, ge=30, le=86_400, alias="OPSBOT_APPROVAL_TTL_SECONDS")
     replica_id: str | None = Field(default=None, alias="OPSBOT_REPLICA_ID")
+    # How long a replica's claim on an execution holds without renewal before another resumes it.
+    execution_lease_seconds: float = Field(default=10.0, ge=1, le=300, alias="OPSBOT_EXECUTION_LEASE_SECONDS")
 
     trading_api_url: str | None = Field(default=None, alias="TRADING_API_URL")
     platform_api_url: str | None = Field(default=None, alias="PLATFORM_API_URL")

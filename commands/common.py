@@ -17,6 +17,7 @@ from bot.deps import Deps
 from bot.errors import NotAllowed, OpsbotError, UsageError, operator_message
 from bot.ids import request_id_for
 from bot.logs import current_request_id
+from bot.slack_refusals import SlackRefusal, refusal_of
 from bot.text import safe
 
 log = logging.getLogger("opsbot.commands")
@@ -112,14 +113,25 @@ def guarded(
                 audit_refusal(deps, inv, action, exc)
             ephemeral(respond, answer_for(exc, inv.text))
         except SlackApiError as exc:
-            error = safe(str(exc.response.get("error", "unknown")), 60)
-            log.warning("Slack refused a call in %s: %s", action, error)
-            ephemeral(respond, f":warning: Slack did not accept the bot's message (`{error}`); the request was "
-                      f"cancelled and nothing was done. Try again. Request id `{inv.request_id}`.")
+            refusal = refusal_of(exc, channel=inv.channel)
+            log.warning("Slack refused a call in %s: %s", action, refusal.error)
+            _audit_slack_refusal(deps, inv, action, refusal)
+            then = "Fix that, then try again." if refusal.permanent else "Try again in a moment."
+            ephemeral(respond, f":warning: Slack did not accept the bot's message: {refusal.text} The request was "
+                      f"cancelled and nothing was done. {then} Request id `{inv.request_id}`.")
         except Exception:
             log.exception("unexpected failure in %s", action)
             _audit_crash(deps, inv, action)
             ephemeral(respond, f":x: Something went wrong; nothing further was done. Request id `{inv.request_id}`.")
+
+
+def _audit_slack_refusal(deps: Deps, inv: Invocation, action: str, refusal: SlackRefusal) -> None:
+    params = {"error": refusal.error, "permanent": refusal.permanent}
+    try:
+        deps.audit.record(Entry(inv.actor, f"{action}.slack_refused", "failed", params, inv.request_id, "",
+                                inv.channel, refusal.text))
+    except OpsbotError:
+        log.exception("audit unavailable while recording a Slack refusal")
 
 
 def _audit_crash(deps: Deps, inv: Invocation, action: str) -> None:

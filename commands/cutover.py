@@ -73,7 +73,7 @@ def _request(deps: Deps, service: CutoverService, inv: Invocation, command: Adva
         "to_name": target.name, "from_index": index, "reason": command.reason, "channel": inv.channel,
         "version": facts.evidence.version, "gate_id": facts.last_go.id if facts.last_go else None}
     flow.open_request(deps, spec=deps.actions[NAME], params=params, actor=inv.actor, channel=inv.channel,
-                      request_id=inv.request_id, approve_role=Role.ADMIN,
+                      request_id=inv.request_id, approve_role=Role.ADMIN, answer_to=respond.response_url,
                       status=f":white_check_mark: Entry conditions hold now: {safe(summary, 900)}. Checked again on "
                              "approval.")
     deps.metrics.commands.labels("/cutover", "requested").inc()

@@ -7,13 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
-
 from bot.actions import ExecutionContext, Outcome
 from bot.cutover_rules import AdvanceFacts, blockers, next_stage
 from bot.cutover_service import CutoverService
-from bot.errors import OpsbotError, operator_message
+from bot.errors import OpsbotError, StoreUnavailable, operator_message
 from bot.gate_render import people_of, reason_text
+from bot.outbox import Note
 from bot.runbook import Stage
 from bot.text import safe
 from bot.transitions import CutoverTransition, notify
@@ -48,6 +47,10 @@ class AdvanceSpec:
                 f"announcement in <#{self._announce_channel(params)}>.")
 
     def execute(self, ctx: ExecutionContext) -> Outcome:
+        # A resumed execution whose first process entered the stage, then stopped before recording it.
+        if any(e.approval_id == ctx.approval_id for e in self.service.store.history()):
+            return Outcome(True, f":rocket: *Advanced* to *{safe(str(ctx.params['to_name']), 100)}* (recorded "
+                           "before the bot process handling this approval stopped).", "applied")
         try:
             facts = self.service.facts(ctx.request_id, source="cutover advance")
         except OpsbotError as exc:
@@ -92,9 +95,10 @@ class AdvanceSpec:
                 f"{safe(str(ctx.params['reason']), 500)}\n"
                 f"Backend `{safe(facts.evidence.version or 'unknown', 64)}`, release gate `{gate}` GO. "
                 f"Request id `{ctx.request_id}`.")
+        # Queued, not sent: the stage is entered and the approval recorded without waiting for Slack.
         try:
-            deps.slack.chat_postMessage(channel=channel, text=text)
-        except SlackApiError as exc:
-            log.error("rollout announcement not posted in %s: %s", channel, exc.response.get("error"))
-            return f":warning: The rollout announcement could not be posted in <#{channel}>; announce it by hand."
-        return f"Rollout announcement posted in <#{channel}>."
+            deps.approvals.outbox.enqueue([Note(f"cutover:{ctx.approval_id}:announce", "post", channel, text)])
+        except StoreUnavailable as exc:
+            log.error("rollout announcement not queued for %s: %s", channel, exc)
+            return f":warning: The rollout announcement could not be queued for <#{channel}>; announce it by hand."
+        return f"Rollout announcement sent to <#{channel}>."

@@ -98,10 +98,9 @@ def _request(deps: Deps, inv: Invocation, command: ControlRequest, respond: Resp
         deps, spec=spec, params=params, actor=inv.actor, channel=inv.channel, request_id=inv.request_id,
         approve_role=Role.HALT_AUTHORITY, break_glass=command.break_glass,
         status=None if command.break_glass else _current_state(deps, inv, command.scope),
+        answer_to=respond.response_url,
     )
     if command.break_glass:
-        # Break-glass: the requester's own authority executes now; a second person confirms afterwards.
-        outcome = flow.execute(deps, row, approver=inv.actor.user_id, request_id=inv.request_id)
-        if row.message_ts is None:
-            ephemeral(respond, f"{outcome.summary}\n:warning: Slack did not take the channel message; tell the "
-                      f"channel and ask a second halt authority to confirm (approval `{row.id}`).")
+        # Break-glass: the requester's own authority executes now (its card is queued with the claim, and
+        # the notifier posts it, and the outcome, afterwards); a second person confirms afterwards.
+        flow.execute(deps, row, approver=inv.actor.user_id, request_id=inv.request_id)

@@ -40,8 +40,16 @@ def build_runner(deps: Deps, store: RollbackStore) -> RollbackRunner:
     # CosmosReader (no write methods) or None. No CosmosProber is ever built or passed here.
     parts = RunnerParts(store=store, audit=deps.audit, engine=deps.engine, backend=deps.backend,
                         github=deps.github, slack=deps.slack, freeze=deps.freeze, runbook=deps.runbook,
-                        cosmos=deps.cosmos, halt_ready=lambda: halt_problem(deps), clock=deps.now)
+                        cosmos=deps.cosmos, halt_ready=lambda: halt_problem(deps), clock=deps.now,
+                        outbox=deps.approvals.outbox)
+    deps.approvals.outbox.on_posted.append(lambda stream, ts: _attach_progress(store, stream, ts))
     return RollbackRunner(parts, RunnerConfig.from_settings(deps.settings))
+
+
+def _attach_progress(store: RollbackStore, stream: str, ts: str) -> None:
+    parts = stream.split(":")
+    if len(parts) == 3 and parts[0] == "rollback" and parts[2] == "progress":
+        store.attach_progress(parts[1], ts)
 
 
 def halt_problem(deps: Deps) -> str | None:
@@ -145,7 +153,8 @@ def _request(deps: Deps, inv: Invocation, command: RollbackRequest, respond: Res
         _refuse(deps, inv, respond, f":no_entry: Not requested: {refusal}.", "refused")
         return
     flow.open_request(deps, spec=deps.actions["rollback"], params=params, actor=inv.actor, channel=inv.channel,
-                      request_id=inv.request_id, approve_role=Role.ROLLBACK_OWNER, status=_context(seen, store))
+                      request_id=inv.request_id, approve_role=Role.ROLLBACK_OWNER, status=_context(seen, store),
+                      answer_to=respond.response_url)
     deps.metrics.commands.labels("/rollback", "requested").inc()
 
 

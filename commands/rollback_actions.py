@@ -52,6 +52,11 @@ class RollbackSpec:
         return rollback_plan.effect(self.runbook, params)
 
     def execute(self, ctx: ExecutionContext) -> Outcome:
+        # A resumed execution (its first process died) whose rollback had already started: that was this one.
+        mine = next((r for r in self.store.recent() if r.approval_id == ctx.approval_id), None)
+        if mine is not None:
+            return Outcome(True, f":arrow_forward: *Rollback `{mine.id}` started* (before the bot process handling "
+                           f"this approval stopped); it is now *{mine.status}*: see `/rollback status`.", "applied")
         running = self.store.running()
         if running is not None:
             return busy(running)

@@ -115,6 +115,9 @@ def dispatches(stack: Stack) -> list[Any]:
 
 
 def progress_updates(stack: Stack, row: Rollback) -> list[str]:
+    if not row.progress_ts:  # the progress message's ts is known once the notifier posted it
+        stored = RollbackStore(stack.deps.engine, stack.deps.audit).get(row.id)
+        row.progress_ts = stored.progress_ts if stored else None
     return [text_of(c.args) for c in stack.peer.calls_to("chat.update") if c.args.get("ts") == row.progress_ts]
 
 

@@ -88,7 +88,9 @@ def refused(stack: Stack, *, user: str = ADMIN) -> str:
 
 
 def announcements(stack: Stack) -> list[ApiCall]:
-    return [c for c in stack.peer.calls_to("chat.postMessage") if "Rollout announcement" in str(c.args.get("text"))]
+    """The announcement itself (the outcome in the card's thread mentions it too)."""
+    return [c for c in stack.peer.calls_to("chat.postMessage")
+            if str(c.args.get("text")).startswith(":mega: *Rollout announcement") and not c.args.get("thread_ts")]
 
 
 def test_status_shows_five_stages_the_current_one_and_changes_nothing(stack: Stack) -> None:

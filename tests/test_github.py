@@ -96,12 +96,15 @@ def test_deployments_and_rollback_target(sim: SimGitHub, gh: GitHub) -> None:
     now = sim.add_deployment(SHA_NOW)
     sim.add_deployment("d" * 40, environment="staging")
     assert [d.id for d in gh.deployments()] == [now, now - 2, old]  # newest first, production only
-    # The older success was marked inactive by GitHub; it is still the rollback target.
-    assert [s.state for s in gh.deployment_statuses(old)] == ["inactive", "success"]
+    # In production GitHub leaves the older success as it was; elsewhere it marks it inactive.
+    assert [s.state for s in gh.deployment_statuses(old)] == ["success"]
+    staging_old = sim.add_deployment("e" * 40, environment="staging")
+    sim.add_deployment("f" * 40, environment="staging")
+    assert [s.state for s in gh.deployment_statuses(staging_old)] == ["inactive", "success"]
     target = gh.latest_successful_deployment("production", exclude_sha=SHA_NOW[:7])  # health gives a short sha
     assert target is not None and target.id == old and target.sha == SHA_OLD and target.ref == "main"
     assert gh.latest_successful_deployment("production", exclude_sha=None) is not None
-    assert gh.latest_successful_deployment("staging", exclude_sha="d" * 40) is None
+    assert gh.latest_successful_deployment("staging", exclude_sha="f" * 40).sha == "e" * 40  # type: ignore[union-attr]
     assert sim.calls("GET", f"{BASE}/deployments")[0].query["environment"] == "production"
 
 
@@ -113,12 +116,17 @@ def follow(gh: GitHub, run: WorkflowRun, limit: int = 10) -> list[str]:
     return [*seen, run.conclusion or ""]
 
 
+def inputs(request_id: str) -> dict[str, str]:
+    return {"target_sha": SHA_OLD, "reason": "auth failures", "request_id": request_id}
+
+
 def dispatch(gh: GitHub, request_id: str) -> WorkflowRun:
+    """Dispatch and read the run GitHub named in its answer."""
     started = datetime.now(UTC)
-    gh.dispatch_workflow("rollback.yml", ref="main",
-                         inputs={"target_sha": SHA_OLD, "reason": "auth failures", "request_id": request_id})
+    dispatched = gh.dispatch_workflow("rollback.yml", ref="main", inputs=inputs(request_id))
+    assert dispatched is not None
     run = gh.find_run("rollback.yml", marker=request_id, created_after=started)
-    assert run is not None
+    assert run is not None and run.id == dispatched.id and run.html_url == dispatched.html_url
     return run
 
 
@@ -131,7 +139,7 @@ def test_dispatch_and_follow_the_run_to_completion(sim: SimGitHub, gh: GitHub) -
     assert health["version"] == SHA_OLD[:7]
     (post,) = sim.calls("POST", f"{BASE}/actions/workflows/rollback.yml/dispatches")
     assert post.body == {"ref": "main", "inputs": {"target_sha": SHA_OLD, "reason": "auth failures",
-                                                   "request_id": "req-42"}}
+                                                   "request_id": "req-42"}, "return_run_details": True}
     assert run.display_title.endswith("req-42") and run.html_url.startswith("https://github.com/")
     assert len(run.head_sha) == 40
 
@@ -201,7 +209,7 @@ def test_server_errors_retry_reads_once_and_never_dispatches(sim: SimGitHub, gh:
     assert caught.value.status == 502 and caught.value.retryable
     sim.status_for(f"{BASE}/actions", 500, times=5)
     with pytest.raises(GitHubUnavailable):
-        gh.dispatch_workflow("rollback.yml", ref="main", inputs={"request_id": "r"})
+        gh.dispatch_workflow("rollback.yml", ref="main", inputs=inputs("r"))
     assert len(sim.calls("POST")) == 1  # a retried dispatch could start a second rollback
     assert sim.runs() == []
 
@@ -247,5 +255,5 @@ def test_token_is_never_logged(sim: SimGitHub, gh: GitHub, caplog: pytest.LogCap
     sim.status_for("/", 500, times=2)
     with pytest.raises(GitHubUnavailable):
         gh.check_runs(SHA_NOW)
-    gh.dispatch_workflow("rollback.yml", ref="main", inputs={"request_id": "r"})
+    gh.dispatch_workflow("rollback.yml", ref="main", inputs=inputs("r"))
     assert caplog.records and TOKEN not in caplog.text

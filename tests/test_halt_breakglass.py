@@ -66,10 +66,9 @@ def test_disputed_break_glass_is_escalated_at_once(stack: Stack) -> None:
 
 def test_resume_always_needs_a_second_halt_authority(stack: Stack) -> None:
     break_glass(stack)
-    before = len(stack.peer.calls_to("chat.postMessage"))
     response = stack.sender.command(user=HALT_A, command="/halt", text="resume global all clear", channel=CHANNEL)
     assert response.status_code == 200
-    posted = stack.peer.wait_for_call("chat.postMessage", count=before + 1)[-1]
+    posted = stack.peer.wait_for_call("chat.postMessage", where=lambda c: "approve" in str(c.args.get("blocks")))[-1]
     approval_id = approval_id_of(posted)
     assert "Resume trading" in text_of(posted.args)
     wait_until(lambda: bool((stack.deps.approvals.get(approval_id=approval_id) or posted).message_ts))
@@ -97,6 +96,10 @@ def test_break_glass_halts_even_when_slack_will_not_post(stack: Stack) -> None:
     stack.peer.ratelimit("chat.postMessage", times=10, retry_after=0)
     response = stack.sender.command(user=HALT_A, command="/halt", text="global runaway --now", channel=CHANNEL)
     assert response.status_code == 200
-    answer = stack.peer.wait_for_call("response_url")[-1]
-    assert "Applied" in text_of(answer.args) and "Slack did not take" in text_of(answer.args)
-    assert stack.backend.control()["global"]["halted"] is True
+    wait_until(lambda: stack.backend.control()["global"]["halted"] is True)
+    # Slack is told afterwards: the card, its final state and the outcome in its thread, each once.
+    update = stack.peer.wait_for_call("chat.update", where=lambda c: "Applied" in text_of(c.args))[-1]
+    assert "must confirm" in text_of(update.args)
+    outcome = stack.peer.wait_for_call("chat.postMessage", where=lambda c: bool(c.args.get("thread_ts")))
+    assert len(outcome) == 1 and "Applied" in outcome[0].args["text"] and outcome[0].args["reply_broadcast"]
+    assert len(stack.backend.calls("POST", "/api/trading-control/halt")) == 1

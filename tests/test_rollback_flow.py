@@ -76,7 +76,7 @@ def test_request_refused_self_approval_owner_approval_each_step_closed(rb: Stack
     # Step 2: exactly one dispatch, with the target sha, reason and request id.
     (dispatch,) = dispatches(rb)
     assert dispatch.body == {"ref": "main", "inputs": {"target_sha": TARGET, "reason": "tenant leak in orders",
-                                                       "request_id": row.run_request_id}}
+                                                       "request_id": row.run_request_id}, "return_run_details": True}
     assert row.run_url and row.run_id
     # Step 3: the backend reports the target now.
     assert rb.backend.calls("GET", "/api/health")[-1].headers["x-request-id"] == row.run_request_id

@@ -108,6 +108,7 @@ def test_unconfirmed_dispatch_with_no_run_fails_once_and_points_at_github_action
 def test_run_without_the_request_id_in_its_title_is_not_taken_for_ours(tmp_path: Path, sqlite_url: str) -> None:
     with running_stack(sqlite_url, tmp_path / "inc", OPSBOT_ROLLBACK_RUN_TIMEOUT_SECONDS="1") as stack:
         stack.github.faults.untitled_runs = True  # the workflow has no `run-name` with the request id
+        stack.github.faults.withhold_run_details = True  # and GitHub's answer has no run id to follow
         approve(stack)
         row = finished(stack)
         assert row.failed_step == "revert-deployment"
@@ -116,6 +117,18 @@ def test_run_without_the_request_id_in_its_title_is_not_taken_for_ours(tmp_path:
         assert "`run-name`" in row.next_action and row.run_id is None and row.run_url is None
         assert len(dispatches(stack)) == 1 and len(stack.github.runs()) == 1
         assert "run-name" in final_progress(stack, row, "Stopped:")
+
+
+def test_the_run_named_in_the_dispatch_answer_is_followed_even_without_a_titled_run(
+        tmp_path: Path, sqlite_url: str) -> None:
+    with running_stack(sqlite_url, tmp_path / "inc", OPSBOT_ROLLBACK_RUN_TIMEOUT_SECONDS="5") as stack:
+        stack.github.faults.untitled_runs = True  # no request id in the title: only the run id finds it
+        approve(stack)
+        row = finished(stack)
+        (run,) = stack.github.runs()
+        assert not row.failed_step and row.run_id == run["id"] and row.run_url == run["html_url"]
+        assert stack.github.calls("GET", f"/repos/acme/trading/actions/runs/{run['id']}")
+        assert not stack.github.calls("GET", "/repos/acme/trading/actions/workflows/rollback.yml/runs")
 
 
 @pytest.mark.parametrize(("status", "said"), [(401, "check GITHUB_TOKEN"), (404, "GitHub has no such resource")])

@@ -33,7 +33,8 @@ def pending_requests(stack: Stack) -> list[Approval]:
     more = [flow.open_request(stack.deps, spec=spec(stack), params=params, actor=Actor("", OPERATOR),
                               channel=CHANNEL, request_id=f"ops-race-{n}", approve_role=Role.ROLLBACK_OWNER)
             for n in range(REQUESTS - 1)]
-    rows = [first, *more]
+    wait_until(lambda: all((stack.deps.approvals.get(approval_id=r.id) or r).message_ts for r in more))
+    rows = [stack.deps.approvals.get(approval_id=r.id) or r for r in [first, *more]]  # cards posted by now
     assert len({r.id for r in rows}) == REQUESTS and all(r.message_ts for r in rows)
     return rows
 

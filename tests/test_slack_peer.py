@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -87,6 +87,10 @@ def test_form_encoded_calls_and_lookups(peer: SlackPeer, client: WebClient) -> N
         client.api_call("chat.postMessage", params={"channel": "C0INCIDENT", "blocks": "[not json"})
     assert bad.value.response["error"] == "invalid_blocks_format"
     peer.workspace.add_user("U0ALICE", name="alice")
+    with pytest.raises(SlackApiError) as unscoped:  # manifest.yaml asks for no users:read
+        client.users_info(user="U0ALICE")
+    assert unscoped.value.response["error"] == "missing_scope" and unscoped.value.response["needed"] == "users:read"
+    peer.workspace.scopes |= {"users:read", "channels:read"}
     assert client.users_info(user="U0ALICE")["user"]["name"] == "alice"
     assert client.users_info(user="U0GENERATED")["user"]["id"] == "U0GENERATED"
     assert client.conversations_info(channel="C0INCIDENT")["channel"]["id"] == "C0INCIDENT"
@@ -178,9 +182,9 @@ def test_response_url_limits(peer: SlackPeer) -> None:
 
 
 def test_wait_for_waits_for_calls_from_other_threads(peer: SlackPeer, client: WebClient) -> None:
-    timer = threading.Timer(0.2, lambda: client.chat_postMessage(channel="C2", text="later"))
+    timer = threading.Timer(0.2, lambda: client.chat_postMessage(channel="C0INCIDENT", text="later"))
     timer.start()
-    calls = peer.wait_for_call("chat.postMessage", where=lambda c: c.args.get("channel") == "C2")
+    calls = peer.wait_for_call("chat.postMessage", where=lambda c: c.args.get("channel") == "C0INCIDENT")
     assert calls[0].args["text"] == "later"
     timer.join()
 
@@ -194,3 +198,68 @@ def test_wait_for_times_out_with_summary(peer: SlackPeer, client: WebClient) -> 
 def test_json_content_type_header(peer: SlackPeer) -> None:
     answer = httpx.post(peer.api_url + "auth.test", headers={"Authorization": f"Bearer {TOKEN}"})
     assert answer.headers["content-type"] == "application/json; charset=utf-8"
+
+
+def refused(call: Callable[[], object]) -> dict[str, object]:
+    with pytest.raises(SlackApiError) as caught:
+        call()
+    answer = caught.value.response
+    assert answer.status_code == 200 and answer["ok"] is False
+    return dict(answer.data)  # type: ignore[arg-type]
+
+
+def test_channels_exist_only_once_added_and_membership_decides(peer: SlackPeer, client: WebClient) -> None:
+    assert refused(lambda: client.chat_postMessage(channel="C0NOSUCH", text="x"))["error"] == "channel_not_found"
+    peer.workspace.add_channel("G0SECRET", is_private=True, is_member=False)
+    assert refused(lambda: client.chat_postMessage(channel="G0SECRET", text="x"))["error"] == "channel_not_found"
+    assert client.chat_postMessage(channel="C0ANNOUNCE", text="x")["ok"]  # public, not a member: chat:write.public
+    peer.workspace.scopes -= {"chat:write.public"}
+    assert refused(lambda: client.chat_postMessage(channel="C0ANNOUNCE", text="x"))["error"] == "not_in_channel"
+    peer.workspace.add_channel("C0OLD", is_archived=True)
+    assert refused(lambda: client.chat_postMessage(channel="C0OLD", text="x"))["error"] == "is_archived"
+
+
+def test_blocks_and_text_beyond_slacks_limits_are_refused(client: WebClient) -> None:
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": "x"}}
+    many = refused(lambda: client.chat_postMessage(channel="C0INCIDENT", text="x", blocks=[section] * 51))
+    assert many["error"] == "invalid_blocks" and "at most 50 items" in str(many["errors"])
+    long = {"type": "section", "text": {"type": "mrkdwn", "text": "y" * 3001}}
+    too_long = refused(lambda: client.chat_postMessage(channel="C0INCIDENT", text="x", blocks=[long]))
+    assert too_long["error"] == "invalid_blocks" and "/blocks/0/text/text" in str(too_long["response_metadata"])
+    odd = refused(lambda: client.chat_postMessage(channel="C0INCIDENT", text="x", blocks=[{"type": "table"}]))
+    assert odd["error"] == "invalid_blocks"
+    assert refused(lambda: client.chat_postMessage(channel="C0INCIDENT", text="z" * 40_001))["error"] == "msg_too_long"
+    assert client.chat_postMessage(channel="C0INCIDENT", text="x", blocks=[section] * 50)["ok"]
+
+
+def test_views_publish_takes_100_blocks_and_refuses_a_stale_hash(client: WebClient) -> None:
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": "x"}}
+    view = client.views_publish(user_id="U0ALICE", view={"type": "home", "blocks": [section] * 100})["view"]
+    over = refused(lambda: client.views_publish(user_id="U0ALICE", view={"type": "home", "blocks": [section] * 101}))
+    assert over["error"] == "invalid_arguments" and "at most 100 items" in str(over["response_metadata"])
+    fresh = client.views_publish(user_id="U0ALICE", view={"type": "home", "blocks": []}, hash=view["hash"])
+    stale = refused(lambda: client.views_publish(user_id="U0ALICE", view={"type": "home", "blocks": []},
+                                                 hash=view["hash"]))
+    assert fresh["ok"] and stale["error"] == "hash_conflict"
+
+
+def test_missing_scope_names_what_the_manifest_lacks_and_join_needs_a_public_channel(
+        peer: SlackPeer, client: WebClient) -> None:
+    assert "channels:join" in peer.workspace.scopes  # read from manifest.yaml
+    joined = client.conversations_join(channel="C0ANNOUNCE")
+    assert joined["channel"]["is_member"] is True and "warning" not in joined.data  # type: ignore[operator]
+    assert client.conversations_join(channel="C0ANNOUNCE")["warning"] == "already_in_channel"
+    peer.workspace.add_channel("G0SECRET", is_private=True, is_member=True)
+    assert refused(lambda: client.conversations_join(channel="G0SECRET"))["error"] == \
+        "method_not_supported_for_channel_type"
+    peer.workspace.scopes -= {"channels:join"}
+    missing = refused(lambda: client.conversations_join(channel="C0RANDOM"))
+    assert missing["error"] == "missing_scope" and missing["needed"] == "channels:join"
+    assert "chat:write" in str(missing["provided"]).split(",")
+
+
+def test_a_file_share_needs_membership(peer: SlackPeer, client: WebClient) -> None:
+    answer = refused(lambda: client.files_upload_v2(channel="C0ANNOUNCE", content=b"png", filename="c.png"))
+    assert answer["error"] == "not_in_channel" and peer.files.shared_in("C0ANNOUNCE") == []
+    assert client.files_upload_v2(channel="C0INCIDENT", content=b"png", filename="c.png")["ok"]
+    assert len(peer.files.shared_in("C0INCIDENT")) == 1

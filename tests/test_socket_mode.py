@@ -183,3 +183,44 @@ def test_a_command_ack_payload_reaches_the_user_like_an_http_answer(peer: SlackP
         ws.send(json.dumps({"envelope_id": envelope.envelope_id, "payload": {"text": "usage: /halt status"}}))
         peer.socket.wait_ack(envelope, timeout=3)
     assert [m["text"] for m in peer.ephemerals(OPERATOR)] == ["usage: /halt status"]
+
+
+def test_an_unacked_event_is_redelivered_with_its_retry_attempt_and_commands_are_not(peer: SlackPeer) -> None:
+    url = WebClient(base_url=peer.api_url).apps_connections_open(app_token=peer.app_token)["url"]
+    with connect(url, open_timeout=5) as ws:
+        ws.recv(timeout=5)  # hello
+        event = peer.socket.deliver("events_api", {"event": {"type": "app_home_opened", "user": OPERATOR}})
+        peer.socket.deliver("slash_commands", {"command": "/halt", "text": "status"}, accepts_response_payload=True)
+        ws.recv(timeout=5), ws.recv(timeout=5)
+        (again,) = peer.socket.redeliver_unacked()
+        sent = json.loads(ws.recv(timeout=5))
+        assert sent["envelope_id"] == again.envelope_id != event.envelope_id
+        assert sent["payload"] == event.payload and (sent["retry_attempt"], sent["retry_reason"]) == (1, "timeout")
+        ws.send(json.dumps({"envelope_id": again.envelope_id}))
+        peer.socket.wait_ack(again, timeout=3)
+        assert [e.type for e in peer.socket.unacked()] == ["slash_commands"]
+        assert peer.socket.redeliver_unacked() == []
+
+
+@pytest.mark.parametrize("reason", ["warning", "refresh_requested", "link_disabled"])
+def test_disconnect_messages_carry_slacks_reasons(peer: SlackPeer, reason: str) -> None:
+    url = WebClient(base_url=peer.api_url).apps_connections_open(app_token=peer.app_token)["url"]
+    with connect(url, open_timeout=5) as ws:
+        ws.recv(timeout=5)
+        peer.socket.disconnect(reason)
+        assert json.loads(ws.recv(timeout=5)) == {"type": "disconnect", "reason": reason,
+                                                  "debug_info": {"host": "applink-local"}}
+    with pytest.raises(ValueError):
+        peer.socket.disconnect("bored")
+
+
+def test_after_a_disconnect_warning_the_bot_reconnects_and_still_answers(
+    peer: SlackPeer, backend: SimBackend, socket_bot: subprocess.Popen[bytes]
+) -> None:
+    opened = len(peer.calls_to("apps.connections.open"))
+    peer.socket.disconnect("warning", close=True)
+    peer.wait_for_call("apps.connections.open", count=opened + 1, timeout=15)
+    wait_until(lambda: peer.socket.connections > 0, timeout=15)
+    ack = peer.socket_command(user=OPERATOR, command="/halt", text="status", channel=CHANNEL, timeout=3.0)
+    assert ack.seconds < 3.0
+    peer.wait_for(lambda _: any("Control revision" in m["text"] for m in peer.ephemerals(OPERATOR)), timeout=10)

@@ -27,6 +27,7 @@ from bot.monitoring.signals import Reading, breach_since, worst
 from bot.monitoring.store import BREACH, CLEARED, OPEN, MonitoringStore, new_alert_id, system_entry
 from bot.render import as_dicts, notice_blocks
 from bot.runbook import Runbook, Signal
+from bot.slack_refusals import SlackRefusal, refusal_of
 
 log = logging.getLogger("opsbot.monitoring")
 
@@ -80,16 +81,34 @@ class Poster:
         except SlackApiError as exc:
             log.warning("monitoring message %s not updated: %s", ts, exc.response.get("error"))
 
-    def upload_png(self, channel: str, thread_ts: str | None, png: bytes, *, filename: str, title: str) -> str | None:
+    def upload_png(self, channel: str, thread_ts: str | None, png: bytes, *, filename: str,
+                   title: str) -> str | SlackRefusal:
+        """The shared file's id, or Slack's refusal. A file share needs membership (chat:write.public
+        covers posts only), so on `not_in_channel` the bot joins the public channel and shares again."""
         self.pacer.wait(channel)
+        shared = self._upload(channel, thread_ts, png, filename=filename, title=title)
+        if not isinstance(shared, SlackRefusal) or shared.error != "not_in_channel":
+            return shared
+        try:
+            self.slack.conversations_join(channel=channel)
+        except (SlackApiError, SlackRequestError, OSError) as exc:
+            refusal = refusal_of(exc, channel=channel)
+            log.error("could not join %s to share a chart: %s", channel, refusal.error)
+            return refusal
+        log.info("joined %s to share charts there", channel)
+        return self._upload(channel, thread_ts, png, filename=filename, title=title)
+
+    def _upload(self, channel: str, thread_ts: str | None, png: bytes, *, filename: str,
+                title: str) -> str | SlackRefusal:
         try:
             answer = self.slack.files_upload_v2(channel=channel, thread_ts=thread_ts, content=png, filename=filename,
                                                 title=title, alt_txt=title)
-        except (SlackApiError, SlackRequestError) as exc:
-            log.error("chart upload to %s failed: %s", channel, exc)
-            return None
+        except (SlackApiError, SlackRequestError, OSError) as exc:
+            refusal = refusal_of(exc, channel=channel)
+            log.error("chart upload to %s failed: %s", channel, refusal.error)
+            return refusal
         file = answer.get("file") or {}
-        return str(file.get("id") or "") or None
+        return str(file.get("id") or "") or SlackRefusal("no_file", False, "Slack answered without the file.")
 
 
 @dataclass
@@ -138,9 +157,19 @@ class Alerts:
         first = min(first, last - MIN_CHART_SPAN_S)  # a window seconds old still gets a readable time axis
         png = line_chart(points, threshold=signal.threshold, start=first, end=last, unit=signal.unit)
         title = chart_title(signal.name, signal.unit, points, threshold=signal.threshold, start=first, end=last)
-        file_id = self.poster.upload_png(row.channel, ts, png, filename=f"{signal.id}.png", title=title)
-        if file_id:
-            self.store.update_alert(row.id, chart_file_id=file_id)
+        shared = self.poster.upload_png(row.channel, ts, png, filename=f"{signal.id}.png", title=title)
+        if isinstance(shared, SlackRefusal):
+            self._chart_missing(row, signal, shared, ts)
+        else:
+            self.store.update_alert(row.id, chart_file_id=shared)
+
+    def _chart_missing(self, row: MonitoringAlert, signal: Signal, refusal: SlackRefusal, ts: str) -> None:
+        """Say in the alert's thread why its chart is not there and how to fix it, and record it."""
+        self.store.note(system_entry("monitoring.chart_refused", "failed",
+                                     {"alert_id": row.id, "signal": signal.id, "error": refusal.error},
+                                     channel=row.channel, detail=refusal.text))
+        self.poster.post(row.channel, f":warning: The chart of this alert could not be shown: {refusal.text}",
+                         thread_ts=ts)
 
     def refresh(self, row: MonitoringAlert, signal: Signal, *, stage_name: str, at: datetime,
                 status: str | None = None) -> None:

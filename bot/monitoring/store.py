@@ -171,6 +171,10 @@ class MonitoringStore:
             query = select(HomeViewer).where(col(HomeViewer.opened_at) >= since)
             return [v.user_id for v in session.exec(query.order_by(col(HomeViewer.opened_at).desc()).limit(limit))]
 
+    def note(self, entry: Entry) -> None:
+        """An audit row of its own, for what changed nothing stored (a chart Slack refused)."""
+        self._audit.record(entry)
+
     def audit_head(self) -> int:
         """The newest audit sequence number: it moves with every action the bot records."""
         with Session(self._engine) as session:

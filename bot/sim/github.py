@@ -1,8 +1,9 @@
 """A simulated GitHub REST API (the part CONTRACT.md §7 uses) on loopback, with fault switches.
 
-Answers with GitHub's documented JSON shapes, `Link` pagination and rate-limit headers. A
-workflow dispatch creates a run that goes queued → in_progress → completed as it is read
-(`run_steps` reads) or as time passes (`run_seconds`); completion is decided when a read
+Answers with GitHub's documented JSON shapes, `Link` pagination and rate-limit headers. It
+refuses dispatches as GitHub does (`bot.sim.github_dispatch`) and answers `return_run_details:
+true` with the run's id (200). A workflow dispatch creates a run that goes queued → in_progress →
+completed as it is read (`run_steps` reads) or as time passes (`run_seconds`); completion is decided when a read
 observes it, and a successful run then calls `on_run_completed(inputs)` before that read is
 answered, so a test can make the simulated backend report the rolled-back version.
 """
@@ -10,7 +11,6 @@ answered, so a test can make the simulated backend report the rolled-back versio
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import json
 import logging
@@ -24,13 +24,19 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from bot.sim import github_docs as docs
+from bot.sim.github_dispatch import error_doc, refuse_dispatch
 from bot.sim.loopback import LoopbackHandler, LoopbackServer, wait_for_interrupt
 
 logger = logging.getLogger("opsbot.sim.github")
 
 Answer = tuple[int, Any, dict[str, str]]  # status, JSON body (None: empty 204), extra headers
-_DOCS = "https://docs.github.com/rest"
-_MESSAGES = {401: "Bad credentials", 403: "Forbidden", 404: "Not Found", 422: "Validation Failed"}
+SECONDARY_MESSAGE = ("You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
+                     "If you reach out to GitHub Support for help, please include the request ID 0000:0000:000000.")
+# The workflows a fresh simulator has: the revert workflow, with the inputs the bot sends.
+DEFAULT_WORKFLOWS: dict[str, dict[str, bool]] = {
+    "rollback.yml": {"target_sha": True, "reason": True, "request_id": True},
+}
 
 
 @dataclass
@@ -39,6 +45,7 @@ class Faults:
     fail_next_run: bool = False  # the next dispatched run concludes `failure`
     hang_runs: bool = False  # while set, no run completes
     untitled_runs: bool = False  # runs are titled without the request id (a workflow lacking `run-name`)
+    withhold_run_details: bool = False  # dispatches answer 204 without the run's id, as older GitHub did
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,7 @@ class _Injected:
     status: int
     times: int
     headers: dict[str, str] = field(default_factory=dict)
+    message: str | None = None
 
 
 @dataclass
@@ -73,7 +81,7 @@ def _iso(at: float | None = None) -> str:
 
 
 def _error(status: int, message: str | None = None) -> Answer:
-    return status, {"message": message or _MESSAGES.get(status, "Server Error"), "documentation_url": _DOCS}, {}
+    return status, error_doc(status, message), {}
 
 
 class _Handler(LoopbackHandler["SimGitHub"]):
@@ -109,6 +117,8 @@ class SimGitHub(LoopbackServer):
         self._statuses: dict[int, list[dict[str, Any]]] = {}  # oldest first
         self._runs: list[_Run] = []
         self._injected: list[_Injected] = []
+        self._workflows = {name: dict(inputs) for name, inputs in DEFAULT_WORKFLOWS.items()}
+        self._refs = {"main"}
 
     # State, set by tests and rehearsals.
 
@@ -118,28 +128,35 @@ class SimGitHub(LoopbackServer):
         with self._lock:
             runs = self._checks.setdefault(sha, {})
             run_id = runs[name]["id"] if name in runs else next(self._ids)
-            runs[name] = {
-                "id": run_id, "name": name, "head_sha": sha, "status": "completed" if done else "in_progress",
-                "conclusion": conclusion, "started_at": _iso(), "completed_at": _iso() if done else None,
-                "html_url": f"https://github.com/{self.repository}/runs/{run_id}",
-                "details_url": f"https://github.com/{self.repository}/actions/runs/{run_id}",
-                "app": {"slug": "github-actions"}, "check_suite": {"id": run_id}}
+            runs[name] = docs.check_run(self.url, self.repository, run_id, sha, name, conclusion, _iso(),
+                                        _iso() if done else None)
+
+    def add_workflow(self, file: str, inputs: dict[str, bool]) -> None:
+        """A workflow file with `workflow_dispatch` inputs (name -> required); replaces one of that name."""
+        with self._lock:
+            self._workflows[file] = dict(inputs)
+
+    def remove_workflow(self, file: str) -> None:
+        with self._lock:
+            self._workflows.pop(file, None)
+
+    def add_ref(self, ref: str) -> None:
+        """A branch or tag a dispatch may name (`main` exists from the start)."""
+        with self._lock:
+            self._refs.add(ref)
 
     def add_deployment(self, sha: str, environment: str = "production", state: str = "success",
                        ref: str = "main", created_at: datetime | None = None) -> int:
-        """Like GitHub, a new success marks earlier successful deployments of the environment inactive.
+        """Like GitHub, a new success marks earlier successful deployments of the environment inactive,
+        except in a production environment, where GitHub leaves their statuses as they were.
         `created_at` (default now) is when GitHub says the deployment was created."""
         created = _iso(None if created_at is None else created_at.timestamp())
         with self._lock:
             deployment_id = next(self._ids)
-            self._deployments.append({
-                "id": deployment_id, "sha": sha, "ref": ref, "task": "deploy", "payload": {},
-                "environment": environment, "description": None, "created_at": created, "updated_at": created,
-                "url": f"{self.url}/repos/{self.repository}/deployments/{deployment_id}",
-                "statuses_url": f"{self.url}/repos/{self.repository}/deployments/{deployment_id}/statuses",
-                "transient_environment": False, "production_environment": environment == "production"})
+            self._deployments.append(docs.deployment(self.url, self.repository, deployment_id, sha=sha, ref=ref,
+                                                     environment=environment, created=created))
             self._statuses[deployment_id] = []
-            if state == "success":
+            if state == "success" and environment != "production":
                 for older in self._deployments[:-1]:
                     latest = self._statuses[older["id"]][-1:]
                     if older["environment"] == environment and latest and latest[0]["state"] == "success":
@@ -164,6 +181,16 @@ class SimGitHub(LoopbackServer):
             self._injected.append(_Injected("/", status, times, headers))
         return reset
 
+    def secondary_rate_limit(self, times: int = 1, *, status: int = 403, retry_after_s: int | None = None) -> None:
+        """The next `times` requests hit GitHub's secondary limit: a message saying so, requests left,
+        and `retry-after` only when given (GitHub often sends none)."""
+        headers = {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "4990",
+                   "x-ratelimit-reset": str(int(time.time()) + 3600)}
+        if retry_after_s is not None:
+            headers["retry-after"] = str(retry_after_s)
+        with self._lock:
+            self._injected.append(_Injected("/", status, times, headers, SECONDARY_MESSAGE))
+
     def runs(self) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(run.doc, inputs=dict(run.inputs)) for run in self._runs]
@@ -185,7 +212,8 @@ class SimGitHub(LoopbackServer):
         self._pause(self.faults.latency_s)
         injected = self._take_injected(path)
         if injected is not None:
-            message = "API rate limit exceeded for installation ID 1." if injected.headers else None
+            message = injected.message or ("API rate limit exceeded for installation ID 1." if injected.headers
+                                           else None)
             return injected.status, _error(injected.status, message)[1], injected.headers
         if self._token is not None and headers.get("authorization") not in (
                 f"Bearer {self._token}", f"token {self._token}"):
@@ -246,29 +274,25 @@ class SimGitHub(LoopbackServer):
         return 200, doc, {"link": ", ".join(links)} if links else {}
 
     def _add_status(self, deployment_id: int, state: str) -> None:
-        self._statuses[deployment_id].append({
-            "id": next(self._ids), "state": state, "description": "", "environment": "production",
-            "target_url": "", "log_url": "", "created_at": _iso(), "updated_at": _iso(),
-            "deployment_url": f"{self.url}/repos/{self.repository}/deployments/{deployment_id}"})
+        environment = next(d["environment"] for d in self._deployments if d["id"] == deployment_id)
+        self._statuses[deployment_id].append(docs.deployment_status(
+            self.url, self.repository, deployment_id, next(self._ids), state=state, environment=environment,
+            at=_iso()))
 
     def _dispatch(self, workflow: str, body: Any) -> Answer:
-        if not isinstance(body, dict) or not isinstance(body.get("ref"), str):
-            return _error(422, "Invalid request.\n\n\"ref\" wasn't supplied.")
-        inputs = body.get("inputs") or {}
-        if not isinstance(inputs, dict) or not all(isinstance(v, str) for v in inputs.values()):
-            return _error(422, "Invalid request.\n\nFor 'properties/inputs', values must be strings.")
+        refused = refuse_dispatch(self._workflows.get(workflow), self._refs, body)
+        if refused is not None:
+            return refused
+        inputs = dict(body.get("inputs") or {})
         run_id, now = next(self._ids), time.time()
         marker = "" if self.faults.untitled_runs else inputs.get("request_id", "")
         title = f"{workflow.rsplit('.', 1)[0]} {marker}".strip()
-        self._runs.append(_Run({
-            "id": run_id, "name": workflow.rsplit(".", 1)[0], "display_title": title, "event": "workflow_dispatch",
-            "head_branch": body["ref"], "head_sha": hashlib.sha256(body["ref"].encode()).hexdigest()[:40],
-            "path": f".github/workflows/{workflow}", "status": "queued", "conclusion": None,
-            "run_number": len(self._runs) + 1, "created_at": _iso(now), "updated_at": _iso(now),
-            "run_started_at": _iso(now), "url": f"{self.url}/repos/{self.repository}/actions/runs/{run_id}",
-            "html_url": f"https://github.com/{self.repository}/actions/runs/{run_id}"},
-            dict(inputs), now, self.faults.fail_next_run))
+        doc = docs.workflow_run(self.url, self.repository, run_id, workflow=workflow, title=title, ref=body["ref"],
+                                number=len(self._runs) + 1, at=_iso(now))
+        self._runs.append(_Run(doc, inputs, now, self.faults.fail_next_run))
         self.faults.fail_next_run = False
+        if body.get("return_run_details") is True and not self.faults.withhold_run_details:
+            return 200, {"workflow_run_id": run_id, "run_url": doc["url"], "html_url": doc["html_url"]}, {}
         return 204, None, {}
 
     def _list_runs(self, workflow: str, query: dict[str, str], completed: list[dict[str, str]]) -> list[Any]:

@@ -14,6 +14,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+Json = dict[str, Any]
+
+
+class SlackError(Exception):
+    """A Slack API error: the `error` string of an `{"ok": false}` answer, with its HTTP status."""
+
+    def __init__(self, error: str, status: int = 200, *, extra: Json | None = None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.status = status
+        self.extra = extra or {}  # fields Slack adds to some refusals (needed/provided, response_metadata)
+
+
 
 @dataclass(frozen=True)
 class ApiCall:
@@ -65,10 +78,13 @@ class CallLog:
         with self._changed:
             self._faults.setdefault(method, deque()).extend([fault] * times)
 
-    def next_fault(self, method: str) -> Fault | None:
+    def next_fault(self, method: str, *, only_status: int | None = None) -> Fault | None:
+        """The next fault for `method` (only if its status is `only_status`, when given), used up."""
         with self._changed:
             pending = self._faults.get(method)
-            return pending.popleft() if pending else None
+            if not pending or (only_status is not None and pending[0].status != only_status):
+                return None
+            return pending.popleft()
 
 
 def summary(calls: list[ApiCall], limit: int = 40) -> str:

@@ -56,6 +56,7 @@ class SlackSender:
         self._owns_http = http is None
         self._http = http if http is not None else httpx.Client(timeout=10.0)
         self.last_body = ""
+        self.last_headers: dict[str, str] = {}
 
     def close(self) -> None:
         if self._owns_http:
@@ -131,15 +132,20 @@ class SlackSender:
         }
         return self.post_raw(urlencode({"payload": json.dumps(payload)}))
 
-    def event(self, event: dict[str, Any], *, event_id: str | None = None) -> httpx.Response:
-        """An Events API delivery, e.g. `{"type": "app_home_opened", "user": "U…", "tab": "home"}`."""
+    def event(self, event: dict[str, Any], *, event_id: str | None = None, retry_num: int | None = None,
+              retry_reason: str = "http_timeout") -> httpx.Response:
+        """An Events API delivery, e.g. `{"type": "app_home_opened", "user": "U…", "tab": "home"}`.
+
+        With `retry_num`, it is Slack's retry of an earlier delivery (same `event_id`): Slack retries up
+        to 3 times when the app did not answer 2xx within 3 s, marking each with these headers."""
         body = {
             "token": VERIFICATION_TOKEN, "team_id": self.team_id, "api_app_id": self.api_app_id,
             "event": {"event_ts": f"{self._clock():.6f}", **event}, "type": "event_callback",
             "event_id": event_id or f"Ev{secrets.token_hex(6).upper()}", "event_time": int(self._clock()),
             "authorizations": [{"team_id": self.team_id, "user_id": "UBOT", "is_bot": True}],
         }
-        return self.post_raw(json.dumps(body), content_type="application/json")
+        retry = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": retry_reason} if retry_num else None
+        return self.post_raw(json.dumps(body), content_type="application/json", extra_headers=retry)
 
     def view_click(self, *, user: str, action_id: str, value: str, block_id: str = "",
                    view: dict[str, Any] | None = None) -> httpx.Response:
@@ -174,7 +180,7 @@ class SlackSender:
             "X-Slack-Signature": sign(self._secret, body, ts) if signature is None else signature,
             **(extra_headers or {}),
         }
-        self.last_body = body
+        self.last_body, self.last_headers = body, headers
         return self._http.post(self.events_url, content=body.encode("utf-8"), headers=headers)
 
     # -- what Slack would know about the workspace --------------------------------------------

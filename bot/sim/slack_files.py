@@ -5,8 +5,8 @@
     files.completeUploadExternal {files: [{id, title}], channel_id?, thread_ts?, initial_comment?}
                                                        -> {files: [...]}, and a file share in the channel
 
-As Slack does, an upload whose byte count differs from `length`, or a completion naming a file that
-was never uploaded, is refused.
+As Slack does, an upload whose byte count differs from `length`, a completion naming a file that
+was never uploaded, or a share in a channel the bot is not in (`not_in_channel`), is refused.
 """
 
 from __future__ import annotations
@@ -80,6 +80,8 @@ class FileStore:
         channel = args.get("channel_id") or None
         thread_ts = args.get("thread_ts") or None
         done: list[Json] = []
+        if channel:  # sharing needs membership; chat:write.public covers posts only
+            self._workspace.channels.can_share(str(channel))
         with self._lock:
             for entry in files:
                 stored = self._files.get(str(entry.get("id") or ""))

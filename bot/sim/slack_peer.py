@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 from bot.sim.loopback import LoopbackHandler, LoopbackServer, wait_for_interrupt
 from bot.sim.slack_calls import ApiCall, CallLog, Fault
 from bot.sim.slack_files import FileStore
+from bot.sim.slack_rules import check_message, check_scope, check_view, manifest_scopes
 from bot.sim.slack_socket import SocketAck, SocketModeServer, deliver_click, deliver_command, show_ack_payload
 from bot.sim.slack_state import Json, SlackError, Workspace
 
@@ -37,7 +38,12 @@ _METHODS: dict[str, Callable[[Workspace, Json], Json]] = {
     "views.publish": Workspace.publish_view,
     "users.info": Workspace.users_info,
     "conversations.info": Workspace.conversations_info,
+    "conversations.join": Workspace.conversations_join,
 }
+# The rehearsal workspace's channels: (id, name, private, bot is a member). The announce channel is
+# public and the bot not in it: it posts there with chat:write.public, and joins to share files.
+DEFAULT_CHANNELS = (("C0INCIDENT", "incident", False, True), ("C0ANNOUNCE", "announce", False, False),
+                    ("C0RANDOM", "random", False, False))
 # The files API (slack_sdk's files_upload_v2), answered by the peer's FileStore.
 _FILE_METHODS: dict[str, Callable[[FileStore, Json], Json]] = {
     "files.getUploadURLExternal": FileStore.get_upload_url,
@@ -66,14 +72,24 @@ class SlackPeer(LoopbackServer):
         bot_user_id: str = "UBOT",
         host: str = "127.0.0.1",
         port: int = 0,
+        scopes: frozenset[str] | None = None,
+        channels: tuple[tuple[str, str, bool, bool], ...] = DEFAULT_CHANNELS,
     ) -> None:
+        """`scopes`: the bot token's (default: what manifest.yaml asks for); `channels` as DEFAULT_CHANNELS."""
         super().__init__(_Handler, host=host, port=port, thread_name="slack-peer")
         self.bot_token, self.app_token, self.team_id, self.bot_user_id = bot_token, app_token, team_id, bot_user_id
         self.workspace = Workspace(team_id=team_id, bot_user_id=bot_user_id)
+        self.workspace.scopes = manifest_scopes() if scopes is None else frozenset(scopes)
+        for channel_id, name, private, member in channels:
+            self.workspace.add_channel(channel_id, name=name, is_private=private, is_member=member)
         self.files = FileStore(self.workspace, lambda: self.base_url)
         self.socket = SocketModeServer(app_id=self.workspace.app_id, app_token=app_token,
                                        on_ack=lambda ack: show_ack_payload(self.workspace, ack))
         self._log = CallLog()
+        # Outage rehearsal: every Web API call waits `latency_s` first; while `down`, the peer hangs
+        # up on every Web API call without answering (as an unreachable Slack looks to a client).
+        self.latency_s = 0.0
+        self.down = False
 
     # -- lifecycle: the context manager comes from LoopbackServer -------------------------------
 
@@ -159,6 +175,18 @@ class SlackPeer(LoopbackServer):
     def fail(self, method: str, *, error: str, times: int = 1) -> None:
         self._log.add_faults(method, Fault(200, error), times)
 
+    def drop(self, method: str, *, times: int = 1) -> None:
+        """Hang up on the next `times` calls of `method` before doing anything (recorded as "dropped:<method>")."""
+        self._log.add_faults(method, Fault(0, "dropped"), times)
+
+    def _hangs_up(self, method: str, args: Json, token: str | None) -> bool:
+        if self.latency_s > 0:
+            time.sleep(self.latency_s)
+        dropping = self.down or self._log.next_fault(method, only_status=0) is not None
+        if dropping:
+            self._log.record(ApiCall(f"dropped:{method}", _decode_json_args(args), token, time.time()))
+        return dropping
+
     # -- request handling (called from server threads) ----------------------------------------
 
     def _api(self, method: str, args: Json, token: str | None) -> _Answer:
@@ -185,9 +213,11 @@ class SlackPeer(LoopbackServer):
                 raise SlackError("not_allowed_token_type")
             if token != self.bot_token:
                 raise SlackError("invalid_auth")
+            check_scope(method, self.workspace.scopes)
+            _check_content(method, args)
             return _Answer(200, {"ok": True, **handler(args)}, {})
         except SlackError as e:
-            return _Answer(e.status, {"ok": False, "error": e.error}, {})
+            return _Answer(e.status, {"ok": False, "error": e.error, **e.extra}, {})
 
     def _handler(self, method: str) -> Callable[[Json], Json] | None:
         if method in _FILE_METHODS:
@@ -231,6 +261,9 @@ class _Handler(LoopbackHandler[SlackPeer]):
             return
         if url.path.startswith("/api/"):
             token = self._bearer() or args.pop("token", None)
+            if peer._hangs_up(url.path.removeprefix("/api/"), args, token):
+                self.close_connection = True
+                return
             self._send(peer._api(url.path.removeprefix("/api/"), args, token))
         elif url.path.startswith("/response/") and self.command == "POST":
             self._send(peer._respond(url.path.removeprefix("/response/"), args))
@@ -271,6 +304,13 @@ class _Handler(LoopbackHandler[SlackPeer]):
         payload = json.dumps(answer.body).encode("utf-8")
         self.send_payload(answer.status, {"Content-Type": "application/json; charset=utf-8",
                                           "Content-Length": str(len(payload)), **answer.headers}, payload)
+
+
+def _check_content(method: str, args: Json) -> None:
+    if method in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
+        check_message(args)
+    elif method == "views.publish" and isinstance(args.get("view"), dict):
+        check_view(args["view"])
 
 
 def _decode_json_args(args: Json) -> Json:

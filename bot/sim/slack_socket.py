@@ -39,6 +39,7 @@ __all__ = ["Envelope", "SocketAck", "SocketModeServer", "deliver_click", "delive
 Json = dict[str, Any]
 _logger = logging.getLogger(__name__)
 ENVELOPE_TYPES = frozenset({"slash_commands", "interactive", "events_api"})
+DISCONNECT_REASONS = frozenset({"warning", "refresh_requested", "link_disabled"})
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class Envelope:
     payload: Json
     accepts_response_payload: bool
     sent_at: float  # time.monotonic() when it went out
+    retry_attempt: int = 0
+    retry_of: str | None = None  # the envelope this one redelivers
 
 
 @dataclass(frozen=True)
@@ -193,7 +196,8 @@ class SocketModeServer:
             if not self._changed.wait_for(lambda: bool(self._open), timeout):
                 raise AssertionError(f"no Socket Mode connection within {timeout}s")
 
-    def deliver(self, type_: str, payload: Json, *, accepts_response_payload: bool = False) -> Envelope:
+    def deliver(self, type_: str, payload: Json, *, accepts_response_payload: bool = False,
+                retry_of: Envelope | None = None) -> Envelope:
         """Push one envelope to the newest open connection, as Slack does with a fresh payload."""
         if type_ not in ENVELOPE_TYPES:
             raise ValueError(f"unknown envelope type {type_!r}")
@@ -202,12 +206,14 @@ class SocketModeServer:
             if not self._open:
                 raise AssertionError("no Socket Mode connection to deliver to")
             connection = self._open[-1]
-            envelope = Envelope(envelope_id, type_, payload, accepts_response_payload, time.monotonic())
+            attempt = retry_of.retry_attempt + 1 if retry_of else 0
+            envelope = Envelope(envelope_id, type_, payload, accepts_response_payload, time.monotonic(), attempt,
+                                retry_of.envelope_id if retry_of else None)
             self._envelopes[envelope_id] = envelope
         body: Json = {"envelope_id": envelope_id, "type": type_, "payload": payload,
                       "accepts_response_payload": accepts_response_payload}
         if type_ == "events_api":
-            body.update(retry_attempt=0, retry_reason="")
+            body.update(retry_attempt=envelope.retry_attempt, retry_reason="timeout" if retry_of else "")
         connection.send(json.dumps(body))
         return envelope
 
@@ -226,12 +232,38 @@ class SocketModeServer:
 
     def request_refresh(self) -> None:
         """Slack's `disconnect` (refresh_requested): the app should open a new URL and reconnect."""
+        self.disconnect("refresh_requested")
+
+    def disconnect(self, reason: str, *, close: bool = False) -> None:
+        """Slack's `disconnect` message: `warning` comes about 10 s before Slack drops a connection,
+        `refresh_requested` asks for a new one, `link_disabled` means Socket Mode was turned off for
+        the app. With `close`, the connections are then closed, as Slack does after a warning."""
+        if reason not in DISCONNECT_REASONS:
+            raise ValueError(f"unknown disconnect reason {reason!r}")
         with self._changed:
             targets = list(self._open)
         for connection in targets:
             with contextlib.suppress(ConnectionClosed):
-                connection.send(json.dumps({"type": "disconnect", "reason": "refresh_requested",
+                connection.send(json.dumps({"type": "disconnect", "reason": reason,
                                             "debug_info": {"host": "applink-local"}}))
+                if close:
+                    connection.close(1001, reason)
+
+    def unacked(self) -> list[Envelope]:
+        with self._changed:
+            acked = {a.envelope_id for a in self._acks}
+            redone = {e.retry_of for e in self._envelopes.values() if e.retry_of}
+            return [e for e in self._envelopes.values() if e.envelope_id not in acked | redone]
+
+    def redeliver_unacked(self) -> list[Envelope]:
+        """Like Slack after an unacked event: each unacked events_api envelope again, with a fresh
+        envelope id, `retry_attempt` one up and `retry_reason` "timeout", to the newest connection.
+        Slash commands and interactions are not redelivered (the user sees an error instead)."""
+        again = []
+        for envelope in self.unacked():
+            if envelope.type == "events_api":
+                again.append(self.deliver(envelope.type, envelope.payload, retry_of=envelope))
+        return again
 
 
 class _Captured(SlackSender):

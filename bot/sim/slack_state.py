@@ -15,24 +15,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-Json = dict[str, Any]
+from bot.sim.slack_calls import Json, SlackError
+from bot.sim.slack_channels import Channels
+
+__all__ = ["Json", "SlackError", "Workspace"]
 
 # Slack lets a response_url be used five times within thirty minutes.
 RESPONSE_URL_MAX_USES = 5
 RESPONSE_URL_TTL_SECONDS = 30 * 60
 
 _USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
-_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]+$")
 _CONTENT_KEYS = ("text", "blocks", "attachments")
-
-
-class SlackError(Exception):
-    """A Slack API error: the `error` string of an `{"ok": false}` answer, with its HTTP status."""
-
-    def __init__(self, error: str, status: int = 200) -> None:
-        super().__init__(error)
-        self.error = error
-        self.status = status
 
 
 @dataclass
@@ -86,7 +79,8 @@ class Workspace:
         self._ephemerals: list[Json] = []
         self._home_views: dict[str, Json] = {}
         self._users: dict[str, Json] = {}
-        self._channels: dict[str, Json] = {}
+        self.channels = Channels(clock)
+        self.scopes: frozenset[str] = frozenset()  # the bot token's, set by the peer from the manifest
         self._response_urls: dict[str, _ResponseUrl] = {}
         self.add_user(bot_user_id, name="opsbot", is_bot=True)
 
@@ -103,15 +97,10 @@ class Workspace:
             self._users[user_id] = user
         return copy.deepcopy(user)
 
-    def add_channel(self, channel_id: str, *, name: str | None = None, is_private: bool = False) -> Json:
-        name = name or channel_id.lower()
-        channel = {
-            "id": channel_id, "name": name, "is_channel": not is_private, "is_group": is_private,
-            "is_private": is_private, "is_archived": False, "is_member": True, "created": int(self._clock()),
-        }
-        with self._lock:
-            self._channels[channel_id] = channel
-        return copy.deepcopy(channel)
+    def add_channel(self, channel_id: str, *, name: str | None = None, is_private: bool = False,
+                    is_member: bool = True, is_archived: bool = False) -> Json:
+        return self.channels.add(channel_id, name=name, is_private=is_private, is_member=is_member,
+                                 is_archived=is_archived)
 
     def user(self, user_id: str) -> Json:
         """users.info's `user`; any well-formed ID is a member, generated on first sight."""
@@ -123,12 +112,8 @@ class Workspace:
             return copy.deepcopy(self._users[user_id])
 
     def channel(self, channel_id: str) -> Json:
-        with self._lock:
-            if channel_id not in self._channels:
-                if not _CHANNEL_ID.match(channel_id):
-                    raise SlackError("channel_not_found")
-                self.add_channel(channel_id)
-            return copy.deepcopy(self._channels[channel_id])
+        """conversations.info's `channel`; only channels added to the workspace exist."""
+        return self.channels.get(channel_id)
 
     def messages(self) -> dict[str, list[Json]]:
         with self._lock:
@@ -182,6 +167,7 @@ class Workspace:
 
     def post_message(self, args: Json) -> Json:
         channel = _require(args, "channel", "channel_not_found")
+        self.channels.can_post(channel, self.scopes)
         if not _has_content(args):
             raise SlackError("no_text")
         with self._lock:
@@ -205,6 +191,7 @@ class Workspace:
 
     def post_ephemeral(self, args: Json) -> Json:
         channel = _require(args, "channel", "channel_not_found")
+        self.channels.can_post(channel, self.scopes)
         user = _require(args, "user", "user_not_found")
         if not _has_content(args):
             raise SlackError("no_text")
@@ -227,6 +214,10 @@ class Workspace:
         view = args.get("view")
         if not isinstance(view, dict) or view.get("type") != "home":
             raise SlackError("invalid_arguments")
+        with self._lock:  # a hash is the caller's claim to know the current view: a stale one is refused
+            current = self._home_views.get(user)
+            if args.get("hash") and (current is None or args["hash"] != current["hash"]):
+                raise SlackError("hash_conflict")
         published = {
             **view, "id": "V" + secrets.token_hex(5).upper(), "team_id": self.team_id,
             "app_id": self.app_id, "bot_id": self.bot_id, "hash": secrets.token_hex(8),
@@ -248,6 +239,9 @@ class Workspace:
 
     def conversations_info(self, args: Json) -> Json:
         return {"channel": self.channel(_require(args, "channel", "channel_not_found"))}
+
+    def conversations_join(self, args: Json) -> Json:
+        return self.channels.join(_require(args, "channel", "channel_not_found"))
 
     # -- response_url -------------------------------------------------------------------------
 
@@ -299,7 +293,7 @@ class Workspace:
             "bot_id": self.bot_id, "app_id": self.app_id, "team": self.team_id,
             "text": args.get("text") or "",
         }
-        for key in ("blocks", "attachments", "thread_ts", "metadata"):
+        for key in ("blocks", "attachments", "thread_ts", "reply_broadcast", "metadata"):
             if args.get(key):
                 message[key] = copy.deepcopy(args[key])
         return message

@@ -9,13 +9,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from waitress.server import create_server
 
-from bot.app import build_app, build_deps
+from bot.app import build_app, build_deps, start_notifier
 from bot.deps import Deps
 from bot.migrate import upgrade
+from bot.notifier import Notifier, NotifierConfig
 from bot.settings import Settings
 from bot.sim.backend import SimBackend
 from bot.sim.github import SimGitHub
@@ -95,6 +97,9 @@ class Stack:
     database_url: str
     overrides: dict[str, Any] = field(default_factory=dict)
     backend_latency_s: float = 0.0
+    # Quick polls and retries, so a test of Slack faults takes seconds (the outbox clock can be faked too).
+    notifier_config: NotifierConfig = field(default_factory=lambda: NotifierConfig(
+        idle_poll_s=0.05, first_retry=timedelta(seconds=0.1), max_retry=timedelta(seconds=1)))
     peer: SlackPeer = field(init=False)
     auth: SimPlatformAuth = field(init=False)
     github: SimGitHub = field(init=False)
@@ -102,6 +107,7 @@ class Stack:
     deps: Deps = field(init=False)
     server: HttpServer = field(init=False)
     sender: SlackSender = field(init=False)
+    notifier: Notifier = field(init=False)
 
     def start(self) -> Stack:
         self.peer = SlackPeer(bot_token=BOT_TOKEN).start()
@@ -115,6 +121,7 @@ class Stack:
         self.deps = build_deps(settings)
         upgrade(self.deps.engine)
         app = build_app(self.deps)
+        self.notifier = start_notifier(self.deps, self.notifier_config)
         self.server = HttpServer(Router(app, self.deps)).start()
         self.sender = SlackSender(bot_url=self.server.url + "/slack/events", signing_secret=SIGNING_SECRET,
                                   peer=self.peer)
@@ -124,6 +131,7 @@ class Stack:
         self.server.stop()
         # Work queued after acks must not outlive the stand-ins it talks to.
         self.deps.workers.shutdown(wait=True, cancel_futures=True)
+        self.notifier.stop()
         self.sender.close()
         self.peer.stop()
         self.backend.stop()

@@ -5,7 +5,7 @@ once). `monitoring_alert.edited_at`: when the alert's card was last brought up t
 minute). `incident_bundle`: the evidence bundle of each rollback, completed or failed, as JSONL.
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

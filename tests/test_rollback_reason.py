@@ -1,0 +1,24 @@
+"""The rollback reason as the revert workflow receives it."""
+
+from __future__ import annotations
+
+from bot.rollback_reason import MAX_REASON_CHARS, workflow_reason
+
+
+def test_shell_and_expression_syntax_is_broken_apart_but_the_words_stay() -> None:
+    sent = workflow_reason("auth down $(curl x.sh) `id` ${{ secrets.GITHUB_TOKEN }} see INC-42")
+    assert "$(" not in sent and "`" not in sent and "${{" not in sent
+    assert sent == "auth down $ (curl x.sh) 'id' $ {{ secrets.GITHUB_TOKEN }} see INC-42"
+
+
+def test_control_and_bidi_characters_are_dropped_and_whitespace_collapsed() -> None:
+    sent = workflow_reason("orders\u202e gnikael\u202c\x00\x1b[31m\tleak\r\nin\u200b prod\u2066")
+    assert sent == "orders gnikael[31m leak in prod"
+    assert all(ch.isprintable() for ch in sent)
+
+
+def test_length_is_bounded_and_an_empty_reason_still_says_something() -> None:
+    sent = workflow_reason("x" * 2000)
+    assert len(sent) == MAX_REASON_CHARS and sent.endswith("…")
+    assert workflow_reason("\u202e\x00 ") == "(no reason given)"
+    assert workflow_reason("tenant leak in orders") == "tenant leak in orders"

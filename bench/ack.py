@@ -173,9 +173,9 @@ def presign(response_url: str, count: int, tag: str) -> list[Signed]:
     signed = []
     for i in range(count):
         fields = {
-            "token": "bench-verification-token", "team_id": "T0LOCAL", "team_domain": "local",
+            "token": "bench-verification-token", "team_id": "T0LOCAL00", "team_domain": "local",
             "channel_id": CHANNEL, "channel_name": "incident", "user_id": OPERATOR, "user_name": "bench",
-            "command": "/halt", "text": f"global bench {tag} {i}", "api_app_id": "A0LOCAL",
+            "command": "/halt", "text": f"global bench {tag} {i}", "api_app_id": "A0LOCAL00",
             "is_enterprise_install": "false",
             "response_url": response_url,
             "trigger_id": f"{int(time.time())}.{i}.{secrets.token_hex(8)}",

@@ -10,6 +10,7 @@ The token goes in one header and is never logged; pagination never follows a lin
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -227,6 +228,13 @@ class GitHub:
         Looks a few seconds before `created_after` because our clock and GitHub's are not the same."""
         runs = self.workflow_runs(workflow, created_after=created_after - timedelta(seconds=5))
         return next((run for run in runs if marker in run.display_title), None)
+
+    def without_waits(self) -> GitHub:
+        """This client, but a secondary limit is reported at once instead of waited out: for callers
+        under a deadline (the gate), where a minute's wait would only end in a time-out."""
+        clone = copy.copy(self)
+        clone._max_secondary_waits, clone._owns_http = 0, False
+        return clone
 
     def close(self) -> None:
         if self._owns_http:

@@ -41,6 +41,7 @@ LAST_ROLLBACK_FOR = timedelta(hours=24)  # the last rollback's outcome shows thi
 DECISIONS_FOR = timedelta(minutes=15)  # a decision's outcome stays at the top of its decider's home this long
 MAX_DECISIONS = 50
 SHOWN_SCOPES = 15
+SLACK_BEHIND = timedelta(seconds=30)  # a message queued longer than this means Slack is not taking them
 
 
 class HomeSource:
@@ -57,15 +58,18 @@ class HomeSource:
         return HomeFacts(now=now, stage=stage, checklist=checklist, gate=self._gate(now, version),
                          halt=self._halt(), rollback=self._rollback(now), monitoring=self._window(),
                          approvals=self._approvals(now), alerts=self._alerts(), audit=self._audit(),
-                         decisions=self._decisions(now), slack=self._slack(now))
+                         decisions=self._decisions(now), slack=self._slack())
 
-    def _slack(self, now: datetime) -> str | None:
-        """Channel messages still waiting for Slack, and those given up on in the last day."""
+    def _slack(self) -> str | None:
+        """Channel messages Slack is behind on (waiting over SLACK_BEHIND), and those given up on in the last day."""
         outbox = self.deps.approvals.outbox
-        waiting, lost = outbox.pending_count(), outbox.given_up(since=now - timedelta(days=1))
+        since = outbox.now()
+        waiting = outbox.pending_count(created_before=since - SLACK_BEHIND)
+        lost = outbox.given_up(since=since - timedelta(days=1))
         if not waiting and not lost:
             return None
-        lines = [f"*Slack:* {waiting} channel message{'s' if waiting != 1 else ''} waiting for Slack."]
+        lines = [f"*Slack:* {waiting} channel message{'s' if waiting != 1 else ''} waiting for Slack for over "
+                 f"{SLACK_BEHIND.seconds} s."] if waiting else []
         if lost:
             lines.append(f":warning: {len(lost)} never delivered (the audit log has each; the store is the truth):")
             lines += [_undelivered_line(r) for r in lost]

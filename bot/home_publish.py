@@ -21,18 +21,21 @@ from datetime import datetime, timedelta
 
 from slack_sdk.errors import SlackApiError
 
+from bot.audit import SYSTEM, Entry
 from bot.deps import Deps
 from bot.home import HomeFacts, home_view
 from bot.home_facts import HomeSource
 from bot.monitoring.store import MonitoringStore
 from bot.policy import Role
 from bot.render import when
+from bot.slack_refusals import refusal_of
 
 log = logging.getLogger("opsbot.home")
 
 VIEWERS_FOR = timedelta(days=1)
 NOTICE_FOR = timedelta(minutes=5)
 _notices: dict[str, tuple[str, datetime]] = {}  # user -> (the notice of their last refused click, when)
+_refusals: dict[tuple[int, str, str], datetime] = {}  # (audit log, user, error) -> when last audited
 _notices_lock = threading.Lock()
 
 
@@ -54,7 +57,11 @@ class HomePublisher:
         try:
             self.deps.slack.views_publish(user_id=user_id, view=view)
         except SlackApiError as exc:
-            log.warning("App Home of %s not published: %s", user_id, exc.response.get("error"))
+            refusal = refusal_of(exc)
+            log.warning("App Home of %s not published: %s", user_id, refusal.error)
+            if refusal.permanent and _first_refusal((id(self.deps.audit), user_id, refusal.error), facts.now):
+                self.deps.audit.record(Entry(SYSTEM, "home.publish_refused", "failed",
+                                             {"user": user_id, "error": refusal.error}, detail=refusal.text))
             return False
         return True
 
@@ -102,6 +109,17 @@ class HomePublisher:
         except Exception:
             log.exception("App Home refresh failed")
             return 0
+
+
+def _first_refusal(key: tuple[int, str, str], now: datetime) -> bool:
+    """Whether this refusal of this person's home (key: audit log, user, Slack error) is news. Audited
+    once per NOTICE_FOR: the audit row itself triggers a refresh, which Slack would refuse again."""
+    with _notices_lock:
+        last = _refusals.get(key)
+        if last is not None and now - last <= NOTICE_FOR:
+            return False
+        _refusals[key] = now
+        return True
 
 
 def _notice_for(user_id: str, now: datetime) -> str | None:

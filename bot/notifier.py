@@ -31,6 +31,8 @@ from bot.slack_refusals import refusal_of
 
 log = logging.getLogger("opsbot.notifier")
 
+# Which Slack errors are worth another try, and what a final one means to an operator: bot.slack_refusals.
+
 
 @dataclass(frozen=True)
 class NotifierConfig:
@@ -50,7 +52,9 @@ class Retry(Exception):
 
 
 class Final(Exception):
-    pass
+    def __init__(self, text: str, code: str = "") -> None:
+        super().__init__(text)
+        self.code = code  # Slack's error code, for the hooks (the text is for people)
 
 
 class Notifier:
@@ -126,7 +130,7 @@ class Notifier:
         except Retry as exc:
             self._later(row, exc)
         except Final as exc:
-            self._give_up(row, str(exc))
+            self._give_up(row, str(exc), code=exc.code)
         else:
             if self._delivered(row, ts) and ts and row.kind in ("post", "update"):
                 for hook in self.outbox.on_posted:
@@ -159,8 +163,9 @@ class Notifier:
                 self._blocked[method] = max(self._blocked.get(method, now), at)
             self.outbox.retry_at(row, at=at, error=exc.error, replica=self.replica)
 
-    def _give_up(self, row: OutboxRow, error: str, *, why: str = "") -> None:
-        """`error` is Slack's code (what the hooks and the App Home go by); `why` says how it came to this."""
+    def _give_up(self, row: OutboxRow, error: str, *, why: str = "", code: str = "") -> None:
+        """`error` is what the App Home and the audit show, `why` how it came to this, `code` Slack's error
+        code for the hooks (`error` itself when not given)."""
         log.error("outbox row %s (%s in %s) given up: %s%s", row.id, METHOD[row.kind], row.channel, why, error)
         if not self.outbox.finish(row, status=GIVEN_UP, now=self.outbox.now(), replica=self.replica,
                                   error=why + error):
@@ -168,7 +173,7 @@ class Notifier:
         if row.kind == "post":
             for hook in self.outbox.on_given_up:
                 try:
-                    hook(row, error)
+                    hook(row, code or error)
                 except Exception:
                     log.exception("outbox hook failed for %s", row.stream)
         params = {"stream": row.stream, "kind": row.kind, "method": METHOD[row.kind], "outbox_id": row.id}
@@ -201,12 +206,12 @@ class Notifier:
         try:
             answer = getattr(self.slack, method)(**args)
         except SlackApiError as exc:
-            if exc.response.status_code == 429 or exc.response.get("error") == "ratelimited":
-                raise Retry("ratelimited", _retry_after(exc.response.headers)) from exc
             refusal = refusal_of(exc)
-            if refusal.permanent:  # not_in_channel, invalid_blocks…: it will not pass by waiting
-                raise Final(refusal.error) from exc
-            raise Retry(refusal.error) from exc
+            if exc.response.status_code == 429 or refusal.error == "ratelimited":
+                raise Retry("ratelimited", _retry_after(exc.response.headers)) from exc
+            if refusal.retryable:
+                raise Retry(refusal.error) from exc
+            raise Final(f"`{refusal.error}`: {refusal.text}", refusal.error) from exc
         except OSError as exc:  # unreachable, reset, timed out (urllib's errors are OSErrors)
             raise Retry(type(exc).__name__) from exc
         ts = answer.get("ts")

@@ -158,9 +158,12 @@ class Outbox:
                 col(OutboxRow.id) == row.id, col(OutboxRow.claimed_by) == replica,
             ).values(next_at=at, claimed_by=None, claimed_until=None, error=error[:2000]))
 
-    def pending_count(self) -> int:
+    def pending_count(self, *, created_before: datetime | None = None) -> int:
         with Session(self._engine) as session:
-            return int(session.scalar(select(func.count()).where(col(OutboxRow.status) == PENDING)) or 0)
+            query = select(func.count()).where(col(OutboxRow.status) == PENDING)
+            if created_before is not None:
+                query = query.where(col(OutboxRow.created_at) < created_before)
+            return int(session.scalar(query) or 0)
 
     def given_up(self, *, since: datetime, limit: int = 5) -> list[OutboxRow]:
         """Messages the notifier gave up on since `since`, newest first (the App Home lists them)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import sys
 import threading
@@ -62,6 +63,37 @@ def socket_mode_refused(error: str) -> str:
             "app-level token (xapp-…) with the connections:write scope, or unset it to serve HTTP")
 
 
+# What an operator is told when Slack sends `disconnect`; the SDK reconnects on each of these by itself.
+_DISCONNECT_NOTICES = {
+    "warning": "Slack will close this Socket Mode connection in a few seconds; reconnecting",
+    "refresh_requested": "Slack asked for a fresh Socket Mode connection; reconnecting",
+    "link_disabled": ("opsbot: Slack turned Socket Mode off for this app (link_disabled): no commands arrive "
+                      "until it is on again (socket_mode_enabled: true in manifest.yaml, or the app's Socket Mode "
+                      "page), or unset SLACK_APP_TOKEN to serve HTTP"),
+}
+
+
+def socket_notice(raw: str) -> str | None:
+    """The line to show for a Socket Mode message, if it is a `disconnect` worth telling about."""
+    try:
+        message = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(message, dict) or message.get("type") != "disconnect":
+        return None
+    return _DISCONNECT_NOTICES.get(str(message.get("reason")))
+
+
+def _tell_disconnects(raw: str) -> None:
+    notice = socket_notice(raw)
+    if notice is None:
+        return
+    if notice.startswith("opsbot:"):  # the bot cannot fix this itself: one line on stderr, like a refusal
+        print(notice, file=sys.stderr, flush=True)
+    else:
+        log.info(notice)
+
+
 def _socket_mode(settings: Settings, app: object) -> int:
     from slack_bolt import App
     from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -73,6 +105,7 @@ def _socket_mode(settings: Settings, app: object) -> int:
     assert isinstance(app, App)
     app_token = settings.slack_app_token.get_secret_value()
     handler = SocketModeHandler(app, app_token)
+    handler.client.on_message_listeners.append(_tell_disconnects)
     log.info("connecting in Socket Mode")
     try:
         # Opened here rather than inside handler.connect(): a refusal is then one clear line, not the

@@ -2,7 +2,8 @@
 
 One table for every caller that talks to Slack (posts, updates, the App Home, chart uploads, a
 durable outbox): a permanent refusal is recorded and shown, never retried; a passing one (rate
-limits, Slack's own faults) may be tried again later.
+limits, Slack's own faults) may be tried again later. The texts say what Slack did; each caller
+adds what happens next (cancelled, retried, shown later).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class SlackRefusal:
 
 
 _RETRYABLE = frozenset({"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable",
-                        "request_timeout", "team_added_to_org", "hash_conflict", "upload_failed"})
+                        "request_timeout", "team_added_to_org", "hash_conflict", "upload_failed", "http_error"})
 
 # error -> what to tell an operator; {channel} and {needed} are filled in.
 _TEXTS = {
@@ -43,12 +44,12 @@ _TEXTS = {
     "invalid_blocks_format": "Slack refused the message's layout (malformed blocks).",
     "invalid_arguments": "Slack refused the view (too many blocks or a block too long).",
     "msg_too_long": "Slack refused the message as too long.",
-    "hash_conflict": "The App Home changed while the bot was publishing it; it is published again.",
+    "hash_conflict": "The App Home changed while the bot was publishing it (`hash_conflict`).",
     "not_authed": "The bot sent no Slack token: check SLACK_BOT_TOKEN.",
     "invalid_auth": "Slack refused the bot's token: check SLACK_BOT_TOKEN.",
     "token_revoked": "The bot's Slack token was revoked: reinstall the app and update SLACK_BOT_TOKEN.",
     "account_inactive": "The bot's Slack token belongs to a deactivated app or user: reinstall the app.",
-    "ratelimited": "Slack is rate-limiting the bot; it tries again shortly.",
+    "ratelimited": "Slack is rate-limiting the bot (`ratelimited`).",
 }
 
 
@@ -57,7 +58,7 @@ def classify(error: str, *, channel: str | None = None, needed: str | None = Non
     where = f"<#{safe(channel, 40)}>" if channel else "the channel"
     if template is None:
         template = "Slack refused the call (`{error}`)." if error not in _RETRYABLE else \
-            "Slack had a passing fault (`{error}`); the bot tries again."
+            "Slack had a passing fault (`{error}`)."
     text = template.format(channel=where, needed=safe(needed or "?", 80), error=safe(error, 60))
     return SlackRefusal(error, error not in _RETRYABLE, text)
 
@@ -68,6 +69,6 @@ def refusal_of(exc: SlackApiError | SlackRequestError | OSError, *, channel: str
         body = exc.response.data if isinstance(exc.response.data, dict) else {}
         error = str(body.get("error") or f"http_{exc.response.status_code}")
         if exc.response.status_code >= 500:
-            return SlackRefusal(error, False, f"Slack answered HTTP {exc.response.status_code}; the bot tries again.")
+            return SlackRefusal(error, False, f"Slack answered HTTP {exc.response.status_code}.")
         return classify(error, channel=channel, needed=str(body.get("needed") or "") or None)
-    return SlackRefusal("unreachable", False, "Slack could not be reached; the bot tries again.")
+    return SlackRefusal("unreachable", False, "Slack could not be reached.")

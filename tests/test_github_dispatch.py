@@ -120,3 +120,12 @@ def test_the_primary_limit_is_not_waited_out(gh: GitHub, sim: SimGitHub, waits: 
     with pytest.raises(GitHubRateLimited) as caught:
         gh.deployments()
     assert not caught.value.secondary and waits == []
+
+
+def test_a_client_without_waits_reports_the_secondary_limit_at_once(
+        gh: GitHub, sim: SimGitHub, waits: list[float]) -> None:
+    sim.secondary_rate_limit(times=1)
+    with pytest.raises(GitHubRateLimited) as caught:
+        gh.without_waits().check_runs("c" * 40)
+    assert caught.value.secondary and waits == []
+    assert gh.check_runs("c" * 40) == []  # the original still waits, and shares the connection pool

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bot import flow
 from bot.sim.stack import Stack
-from tests.conftest import CHANNEL, HALT_A, HALT_B, HALT_C, OPERATOR, Clock, approval_id_of, click, text_of, wait_until
+from tests.conftest import (
+    CHANNEL,
+    HALT_A,
+    HALT_B,
+    HALT_C,
+    OPERATOR,
+    Clock,
+    approval_id_of,
+    click,
+    message_text,
+    text_of,
+    wait_until,
+)
 
 
 def break_glass(stack: Stack, *, user: str = HALT_A, text: str = "global runaway algo --now") -> str:
@@ -28,6 +42,19 @@ def test_break_glass_halts_at_once_and_asks_for_confirmation(stack: Stack) -> No
     click(stack, user=HALT_B, approval_id=approval_id, posted=posted)
     stack.peer.wait_for_call("chat.update", where=lambda c: "confirmed by" in text_of(c.args))
     assert steps(stack, approval_id) == ["halt.break_glass", "halt.executed", "halt.confirmed"]
+
+
+@pytest.mark.parametrize(("verb", "said"), [("approve", "confirmed by"), ("reject", "The halt is still in force")])
+def test_break_glass_card_keeps_what_applied_through_confirm_and_dispute(stack: Stack, verb: str, said: str) -> None:
+    approval_id = break_glass(stack)
+    row = stack.deps.approvals.get(approval_id=approval_id)
+    assert row is not None and row.message_ts
+    posted = stack.peer.calls_to("chat.postMessage")[0]
+    click(stack, user=HALT_B, approval_id=approval_id, posted=posted, action=verb)
+    wait_until(lambda: said in message_text(stack, row.message_ts or ""))
+    shown = message_text(stack, row.message_ts)
+    assert "BREAK-GLASS" in shown and "*Applied:*" in shown and "(revision 2)" in shown and "request id" in shown
+    assert "What was asked" in shown and "What will happen" not in shown
 
 
 def test_break_glass_requester_cannot_confirm_their_own_halt(stack: Stack) -> None:

@@ -38,6 +38,7 @@ def halt_status(stack: Stack) -> str:
 
 def test_a_resume_request_warns_of_open_alerts_and_misfires_on_the_card_and_in_the_dialog(stack: Stack) -> None:
     halt_not_applied(stack)  # a kill-switch misfire in the last hour
+    stack.peer.wait_for_call("chat.postMessage", where=lambda c: "HALT NOT APPLIED" in text_of(c.args))  # told
     open_breach(stack, "platform-auth-failures", 785)
     open_breach(stack, "trading-control-update-failures", 3)
     _, posted = request_halt(stack, user=HALT_A, text="resume global auth looks fine to me")

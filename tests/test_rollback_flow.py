@@ -8,6 +8,8 @@ from pathlib import Path
 
 from sqlalchemy import MetaData, Table, insert
 
+from bot.actions import ExecutionContext
+from bot.approval_store import params_of
 from bot.audit import export_dict
 from bot.rollback_models import RollbackStatus
 from bot.sim.stack import Stack
@@ -28,6 +30,7 @@ from tests.rollback_support import (
     request,
     running_stack,
     steps_of,
+    store,
 )
 
 pytest_plugins = ["tests.rollback_fixture"]  # the `rb` fixture
@@ -211,3 +214,22 @@ def test_the_target_is_found_behind_25_failed_deployments_across_pages(sqlite_ur
         click(stack, user=OWNER, approval_id=approval_id, posted=posted)
         row = finished(stack)
         assert row.status == "completed" and row.target == TARGET
+
+
+def test_a_resumed_approval_whose_rollback_already_started_does_not_start_another(rb: Stack) -> None:
+    """What a replica resuming a lapsed execution sees when its first process had started the rollback."""
+    approval_id, posted = request(rb)
+    click(rb, user=OWNER, approval_id=approval_id, posted=posted)
+    first = finished(rb)
+    approval = rb.deps.approvals.get(approval_id=approval_id)
+    assert approval is not None and first.approval_id == approval_id
+    ctx = ExecutionContext(approval_id, params_of(approval), approval.requester, OWNER, approval.request_id)
+    again = rb.deps.actions["rollback"].execute(ctx)  # the same approval, executed a second time
+    assert again.applied and f"Rollback `{first.id}` started" in again.summary and "completed" in again.summary
+    assert len(dispatches(rb)) == 1 and len(store(rb).recent()) == 1
+    # And the outcome of the first told the channel in the card's thread, naming who asked and approved.
+    def told() -> bool:
+        replies = [m for m in rb.peer.channel_messages(CHANNEL) if m.get("thread_ts") == approval.message_ts]
+        return any("completed" in m["text"] and f"approved by <@{OWNER}>" in m["text"] for m in replies)
+
+    wait_until(told)

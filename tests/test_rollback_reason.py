@@ -22,3 +22,20 @@ def test_length_is_bounded_and_an_empty_reason_still_says_something() -> None:
     assert len(sent) == MAX_REASON_CHARS and sent.endswith("…")
     assert workflow_reason("\u202e\x00 ") == "(no reason given)"
     assert workflow_reason("tenant leak in orders") == "tenant leak in orders"
+
+
+def test_the_example_workflow_takes_the_bots_inputs_and_reads_them_only_through_env() -> None:
+    from pathlib import Path
+
+    import yaml  # type: ignore[import-untyped]  # types-PyYAML is not installed here
+
+    from bot.sim.github import DEFAULT_WORKFLOWS
+
+    doc = yaml.safe_load((Path(__file__).resolve().parents[1] / "docs" / "rollback.yml").read_text())
+    inputs = doc[True]["workflow_dispatch"]["inputs"]  # YAML 1.1 reads the `on:` key as True
+    assert {name: spec["required"] for name, spec in inputs.items()} == DEFAULT_WORKFLOWS["rollback.yml"]
+    assert "inputs.request_id" in doc["run-name"]
+    steps = [step for job in doc["jobs"].values() for step in job["steps"]]
+    scripts = [step["run"] for step in steps if "run" in step]
+    assert scripts and all("${{" not in script for script in scripts)
+    assert any(step.get("env", {}).get("REASON") == "${{ inputs.reason }}" for step in steps)

@@ -102,7 +102,7 @@ def test_command_is_acked_and_respond_reaches_the_peer(
     assert command["user_id"] == "U0ALICE" and command["channel_id"] == "C0INCIDENT"
     assert command["text"] == "halt status"
     assert command["response_url"].startswith(peer.base_url + "/response/")
-    assert command["trigger_id"] and command["team_id"] == "T0LOCAL"
+    assert command["trigger_id"] and command["team_id"] == "T0LOCAL00"
     peer.wait_for_call("response_url")
     assert [m["text"] for m in peer.ephemerals("U0ALICE")] == ["later: halt status"]
 

@@ -36,7 +36,7 @@ BLOCKS = [{"type": "section", "block_id": "s", "text": {"type": "mrkdwn", "text"
 def test_api_url_has_trailing_slash_and_auth_test(peer: SlackPeer, client: WebClient) -> None:
     assert peer.api_url.startswith("http://127.0.0.1:") and peer.api_url.endswith("/api/")
     auth = client.auth_test()
-    assert auth["user_id"] == "UBOT" and auth["team_id"] == "T0LOCAL" and auth["bot_id"]
+    assert auth["user_id"] == "UBOT" and auth["team_id"] == "T0LOCAL00" and auth["bot_id"]
     assert peer.calls_to("auth.test")[0].token == TOKEN
 
 
@@ -222,7 +222,7 @@ def test_channels_exist_only_once_added_and_membership_decides(peer: SlackPeer, 
 def test_blocks_and_text_beyond_slacks_limits_are_refused(client: WebClient) -> None:
     section = {"type": "section", "text": {"type": "mrkdwn", "text": "x"}}
     many = refused(lambda: client.chat_postMessage(channel="C0INCIDENT", text="x", blocks=[section] * 51))
-    assert many["error"] == "invalid_blocks" and "at most 50 items" in str(many["errors"])
+    assert many["error"] == "invalid_blocks" and "no more than 50 items allowed" in str(many["errors"])
     long = {"type": "section", "text": {"type": "mrkdwn", "text": "y" * 3001}}
     too_long = refused(lambda: client.chat_postMessage(channel="C0INCIDENT", text="x", blocks=[long]))
     assert too_long["error"] == "invalid_blocks" and "/blocks/0/text/text" in str(too_long["response_metadata"])
@@ -236,7 +236,7 @@ def test_views_publish_takes_100_blocks_and_refuses_a_stale_hash(client: WebClie
     section = {"type": "section", "text": {"type": "mrkdwn", "text": "x"}}
     view = client.views_publish(user_id="U0ALICE", view={"type": "home", "blocks": [section] * 100})["view"]
     over = refused(lambda: client.views_publish(user_id="U0ALICE", view={"type": "home", "blocks": [section] * 101}))
-    assert over["error"] == "invalid_arguments" and "at most 100 items" in str(over["response_metadata"])
+    assert over["error"] == "invalid_arguments" and "no more than 100 items allowed" in str(over["response_metadata"])
     fresh = client.views_publish(user_id="U0ALICE", view={"type": "home", "blocks": []}, hash=view["hash"])
     stale = refused(lambda: client.views_publish(user_id="U0ALICE", view={"type": "home", "blocks": []},
                                                  hash=view["hash"]))

@@ -1,16 +1,17 @@
-"""Slack refusing the bot's calls for good: the person is told why and how to fix it, the refusal
-is audited, and nothing is left half done."""
+"""Slack refusing the bot's calls for good: it is not retried, the refusal is audited and shown with
+how to fix it, and nothing is left half done."""
 
 from __future__ import annotations
 
 import pytest
 
+from bot.home_facts import HomeSource
 from bot.sim.stack import Stack
 from bot.slack_refusals import classify
 from tests.conftest import CHANNEL, OPERATOR, text_of, wait_until
 
 
-def test_a_request_slack_will_not_post_is_cancelled_and_the_requester_told_how_to_fix_it(stack: Stack) -> None:
+def test_a_card_slack_refuses_for_good_is_not_retried_and_the_requester_is_told_how_to_fix_it(stack: Stack) -> None:
     stack.peer.workspace.channels.set_member(CHANNEL, False)  # removed from the channel, and no
     stack.peer.workspace.scopes -= {"chat:write.public"}     # chat:write.public to post there anyway
     response = stack.sender.command(user=OPERATOR, command="/halt", text="global fat-finger storm", channel=CHANNEL)
@@ -18,12 +19,18 @@ def test_a_request_slack_will_not_post_is_cancelled_and_the_requester_told_how_t
     wait_until(lambda: any("did not accept" in text_of(m) for m in stack.peer.ephemerals(OPERATOR)), timeout=10)
     (told,) = [text_of(m) for m in stack.peer.ephemerals(OPERATOR) if "did not accept" in text_of(m)]
     assert "not a member of" in told and "`/invite @opsbot`" in told and "nothing was done" in told
-    assert "Fix that, then try again" in told
-    refused = [r for r in stack.deps.audit.rows() if r.action.endswith(".slack_refused")]
-    assert len(refused) == 1 and refused[0].outcome == "failed" and "not_in_channel" in refused[0].params
+    assert len(stack.peer.calls_to("chat.postMessage")) == 1  # permanent: not retried
+    refused = [r for r in stack.deps.audit.rows() if r.action == "halt.slack_refused"]
+    assert len(refused) == 1 and "not_in_channel" in refused[0].params and "/invite @opsbot" in refused[0].detail
+    assert any(r.action == "halt.cancelled" for r in stack.deps.audit.rows())
+    shown = HomeSource(stack.deps).facts().slack or ""
+    assert "never delivered" in shown and "not_in_channel" in shown
     assert stack.peer.channel_messages(CHANNEL) == []
     assert [r.path for r in stack.backend.requests if r.method != "GET"] == []  # nothing halted
-    assert stack.backend.control()["global"]["halted"] is False
+    # The requester hears it where they typed the command: why, how to fix it, and that nothing was done.
+    wait_until(lambda: any("did not accept" in text_of(m) for m in stack.peer.ephemerals(OPERATOR)), timeout=10)
+    (told,) = [text_of(m) for m in stack.peer.ephemerals(OPERATOR) if "did not accept" in text_of(m)]
+    assert "not a member of" in told and "`/invite @opsbot`" in told and "nothing was done" in told
 
 
 @pytest.mark.parametrize(("error", "permanent", "said"), [
@@ -34,9 +41,9 @@ def test_a_request_slack_will_not_post_is_cancelled_and_the_requester_told_how_t
     ("msg_too_long", True, "too long"),
     ("is_archived", True, "archived"),
     ("invalid_auth", True, "SLACK_BOT_TOKEN"),
-    ("ratelimited", False, "tries again"),
-    ("internal_error", False, "tries again"),
-    ("hash_conflict", False, "published again"),
+    ("ratelimited", False, "`ratelimited`"),
+    ("internal_error", False, "passing fault"),
+    ("hash_conflict", False, "App Home changed"),
     ("some_new_error", True, "`some_new_error`"),
 ])
 def test_each_refusal_is_classed_and_explained(error: str, permanent: bool, said: str) -> None:
@@ -58,3 +65,14 @@ def test_a_retried_event_is_acked_and_acted_on_like_the_first(stack: Stack) -> N
     published = stack.peer.wait_for_call("views.publish", count=1, timeout=10,
                                          where=lambda c: c.args.get("user_id") == OPERATOR)
     assert published and stack.peer.workspace.home_view(OPERATOR) is not None
+
+
+def test_a_home_slack_refuses_for_good_is_audited_once_not_in_a_loop(stack: Stack) -> None:
+    stack.peer.fail("views.publish", error="invalid_arguments", times=50)
+    event = {"type": "app_home_opened", "user": OPERATOR, "channel": "D0HOME", "tab": "home"}
+    for _ in range(3):
+        assert stack.sender.event(event).status_code == 200
+    stack.peer.wait_for_call("views.publish", count=3, timeout=10)
+    wait_until(lambda: any(r.action == "home.publish_refused" for r in stack.deps.audit.rows()), timeout=10)
+    refused = [r for r in stack.deps.audit.rows() if r.action == "home.publish_refused"]
+    assert len(refused) == 1 and "invalid_arguments" in refused[0].params and "view" in refused[0].detail

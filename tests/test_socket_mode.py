@@ -224,3 +224,33 @@ def test_after_a_disconnect_warning_the_bot_reconnects_and_still_answers(
     ack = peer.socket_command(user=OPERATOR, command="/halt", text="status", channel=CHANNEL, timeout=3.0)
     assert ack.seconds < 3.0
     peer.wait_for(lambda _: any("Control revision" in m["text"] for m in peer.ephemerals(OPERATOR)), timeout=10)
+
+
+def test_link_disabled_is_told_in_one_line_naming_what_to_turn_on(
+    peer: SlackPeer, socket_bot: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    peer.socket.disconnect("link_disabled")
+    log = tmp_path / "bot.log"
+    wait_until(lambda: "link_disabled" in log.read_text(), timeout=10)
+    (line,) = [ln for ln in log.read_text().splitlines() if "link_disabled" in ln]
+    assert line.startswith("opsbot: Slack turned Socket Mode off") and "socket_mode_enabled: true" in line
+    assert "SLACK_APP_TOKEN" in line and peer.app_token not in line and socket_bot.poll() is None
+
+
+def test_an_event_lost_with_its_connection_is_redelivered_to_the_bot_and_acted_on(
+    peer: SlackPeer, socket_bot: subprocess.Popen[bytes]
+) -> None:
+    event = {"token": "unused", "team_id": peer.team_id, "api_app_id": peer.workspace.app_id,
+             "type": "event_callback", "event_id": "Ev0LOST01", "event_time": 1764000000,
+             "event": {"type": "app_home_opened", "user": OPERATOR, "channel": "D0HOME", "tab": "home",
+                       "event_ts": "1764000000.000100"}}
+    url = WebClient(base_url=peer.api_url).apps_connections_open(app_token=peer.app_token)["url"]
+    with connect(url, open_timeout=5) as other:  # a second connection of the app, which drops the event
+        other.recv(timeout=5)
+        lost = peer.socket.deliver("events_api", event)
+        assert json.loads(other.recv(timeout=5))["envelope_id"] == lost.envelope_id
+    wait_until(lambda: peer.socket.connections == 1, timeout=5)
+    (again,) = peer.socket.redeliver_unacked()
+    assert peer.socket.wait_ack(again, timeout=3).envelope.retry_attempt == 1
+    published = peer.wait_for_call("views.publish", where=lambda c: c.args.get("user_id") == OPERATOR, timeout=10)
+    assert published and peer.workspace.home_view(OPERATOR) is not None

@@ -39,10 +39,9 @@ def halted(ws: Running) -> bool:
 
 def test_break_glass_halt_is_confirmed_by_the_second_authority_and_resume_needs_the_other(ws: Running) -> None:
     ws.command(HALT_A, "/halt global break-glass rehearsal --now")
-    card = ws.find(HALT_B, "must confirm", ephemeral=False)  # the card, past "executing now…"
+    card = ws.find(HALT_B, "Break-glass by <@UHALTA>: a second halt authority must confirm", ephemeral=False)
     assert halted(ws)  # at once, before anyone confirmed
-    outcome = ws.find(HALT_B, "*Applied:* all trading (global) is halted", ephemeral=False)  # in the card's thread
-    assert outcome.get("thread_ts") == card["ts"]
+    assert "*Applied:* all trading (global) is halted" in everything(card)
     assert ws.click(HALT_B, card).status_code == 200  # the button says "Confirm halt"
     confirmed = ws.find(HALT_B, "Break-glass confirmed by <@UHALTB>")
     assert confirmed["ts"] == card["ts"] and not any(b["type"] == "actions" for b in confirmed["blocks"])
@@ -55,8 +54,10 @@ def test_break_glass_halt_is_confirmed_by_the_second_authority_and_resume_needs_
     ws.find(HALT_A, "you requested this action", ephemeral=True)
     assert halted(ws)
     assert ws.click(HALT_B, request).status_code == 200
-    done = ws.find(HALT_B, "all trading (global) is trading again")
-    assert request["ts"] in (done["ts"], done.get("thread_ts")) and "approved by <@UHALTB>" in everything(done)
+    done = ws.find(HALT_B, "Approved by <@UHALTB>.")  # the card; its thread tells the outcome too
+    assert done["ts"] == request["ts"] and "all trading (global) is trading again" in everything(done)
+    told = ws.find(HALT_B, "approved by <@UHALTB>", ephemeral=False)
+    assert told.get("thread_ts") == request["ts"] and "<@UHALTA>" in everything(told)
     assert not halted(ws)
 
 

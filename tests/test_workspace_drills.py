@@ -42,12 +42,14 @@ def test_halt_not_applied_is_reported_loudly_as_hard_trigger_3(ws: Running) -> N
     ws.command(OPERATOR, "/halt tenant:drill-one acknowledged but not applied")
     request = ws.find(HALT_A, "acknowledged but not applied", ephemeral=False)
     assert ws.click(HALT_A, request).status_code == 200
-    outcome = ws.find(HALT_A, "NOT APPLIED", ephemeral=False)
+    outcome = ws.find(HALT_A, "NOT APPLIED", ephemeral=False, top_level=True)
     shown = everything(outcome)
     assert outcome["ts"] == request["ts"]
     assert ("*HALT NOT APPLIED:* the backend accepted it but the read-back shows `tenant:drill-one` still trading"
             in shown)
     assert "hard rollback trigger 3 of the runbook" in shown and "/rollback --trigger controls" in shown
+    told = ws.find(HALT_A, "HALT NOT APPLIED", ephemeral=False)  # and a new message in its thread, to all
+    assert told.get("thread_ts") == request["ts"] and f"approved by <@{HALT_A}>" in everything(told)
     scopes = ws.session.world.stack.backend.control()["scopes"]
     assert not any(s["scope"] == "tenant:drill-one" and s["disabled"] for s in scopes)
 

@@ -55,10 +55,14 @@ class Running:
     def messages(self, user: str = OPERATOR) -> list[dict[str, Any]]:
         return list(self.state(user)["messages"])
 
-    def find(self, user: str, needle: str, *, ephemeral: bool | None = None, timeout: float = 15) -> dict[str, Any]:
-        """The newest message `user` sees whose text (or block text) contains `needle`."""
+    def find(self, user: str, needle: str, *, ephemeral: bool | None = None, timeout: float = 15,
+             top_level: bool = False) -> dict[str, Any]:
+        """The newest message `user` sees whose text (or block text) contains `needle`; `top_level`: not
+        a reply in a thread (outcomes are told in the card's thread as well as on the card)."""
         def found() -> dict[str, Any] | None:
             for message in reversed(self.messages(user)):
+                if top_level and message.get("thread_ts"):
+                    continue
                 if needle in everything(message) and (ephemeral is None or message["ephemeral"] == ephemeral):
                     return dict(message)
             return None

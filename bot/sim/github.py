@@ -106,6 +106,7 @@ class SimGitHub(LoopbackServer):
         super().__init__(_Handler, host=host, port=port, thread_name="sim-github")
         self.faults = Faults()
         self.requests: list[RecordedRequest] = []
+        self.exchanges: list[tuple[RecordedRequest, int, Any]] = []  # each request with its status and JSON answer
         self.on_run_completed: Callable[[dict[str, str]], None] | None = None
         self.repository = repository
         self.run_steps, self.run_seconds, self.max_per_page = run_steps, run_seconds, max_per_page
@@ -207,8 +208,15 @@ class SimGitHub(LoopbackServer):
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
+        request = RecordedRequest(method, path, query, headers, body, time.time())
         with self._lock:
-            self.requests.append(RecordedRequest(method, path, query, headers, body, time.time()))
+            self.requests.append(request)
+        answer = self._answer(method, path, query, headers, body)
+        with self._lock:
+            self.exchanges.append((request, answer[0], answer[1]))
+        return answer
+
+    def _answer(self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: Any) -> Answer:
         self._pause(self.faults.latency_s)
         injected = self._take_injected(path)
         if injected is not None:

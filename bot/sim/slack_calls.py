@@ -34,6 +34,8 @@ class ApiCall:
     args: dict[str, Any]
     token: str | None
     at: float
+    answer: dict[str, Any] | None = None  # what the peer answered (Web API calls), for contract checks
+    status: int | None = None
 
 
 @dataclass(frozen=True)

@@ -57,13 +57,9 @@ class Channels:
                 raise SlackError("not_in_channel")
 
     def can_share(self, channel_id: str) -> None:
-        """Raises Slack's refusal of a file share by the bot in `channel_id`: the bot must be a member."""
-        with self._lock:
-            channel = self._visible(channel_id)
-            if channel["is_archived"]:
-                raise SlackError("is_archived")
-            if not channel["is_member"]:
-                raise SlackError("not_in_channel")
+        """Raises Slack's refusal of a file share by the bot in `channel_id`: the bot must be a member,
+        which is a post's rule without chat:write.public."""
+        self.can_post(channel_id, frozenset())
 
     def join(self, channel_id: str) -> Json:
         """conversations.join's answer fields; joining a channel the bot is in only warns."""

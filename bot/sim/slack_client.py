@@ -45,13 +45,13 @@ class SlackSender:
         bot_url: str,
         signing_secret: str,
         peer: SlackPeer | None = None,
-        team_id: str = "T0LOCAL",
+        team_id: str = "T0LOCAL00",
         http: httpx.Client | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         base = bot_url.rstrip("/")
         self.events_url = base if base.endswith(EVENTS_PATH) else base + EVENTS_PATH
-        self.team_id, self.team_domain, self.api_app_id = team_id, "local", "A0LOCAL"
+        self.team_id, self.team_domain, self.api_app_id = team_id, "local", "A0LOCAL00"
         self._secret, self._peer, self._clock = signing_secret, peer, clock
         self._owns_http = http is None
         self._http = http if http is not None else httpx.Client(timeout=10.0)

@@ -68,7 +68,7 @@ class SlackPeer(LoopbackServer):
         *,
         bot_token: str = "xoxb-local-test",  # noqa: S107 - a rehearsal token, not a credential
         app_token: str = "xapp-local-test",  # noqa: S107 - likewise; Socket Mode's app-level token
-        team_id: str = "T0LOCAL",
+        team_id: str = "T0LOCAL00",
         bot_user_id: str = "UBOT",
         host: str = "127.0.0.1",
         port: int = 0,
@@ -193,7 +193,7 @@ class SlackPeer(LoopbackServer):
         args = _decode_json_args(args)
         answer = self._answer_api(method, args, token)
         # Recorded after the workspace changed, so a waiter never sees a call before its effect.
-        self._log.record(ApiCall(method, args, token, time.time()))
+        self._log.record(ApiCall(method, args, token, time.time(), answer.body, answer.status))
         return answer
 
     def _answer_api(self, method: str, args: Json, token: str | None) -> _Answer:
@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=3001)
     parser.add_argument("--bot-token", default="xoxb-local-test")
     parser.add_argument("--app-token", default="xapp-local-test", help="app-level token for Socket Mode")
-    parser.add_argument("--team-id", default="T0LOCAL")
+    parser.add_argument("--team-id", default="T0LOCAL00")
     parser.add_argument("--bot-user-id", default="UBOT")
     opts = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)

@@ -66,7 +66,7 @@ def check_view(view: Json) -> None:
 def check_blocks(blocks: list[Any], limit: int, pointer: str, error: str) -> None:
     problems: list[str] = []
     if len(blocks) > limit:
-        problems.append(f"must provide at most {limit} items [json-pointer:{pointer}]")
+        problems.append(f"no more than {limit} items allowed [json-pointer:{pointer}]")
     for index, block in enumerate(blocks):
         problems.extend(_block_problems(block, f"{pointer}/{index}"))
     if problems:

@@ -39,7 +39,7 @@ class _ResponseUrl:
 
 def _flag(value: Any) -> bool:
     # Slack documents booleans; form posts and hand-written JSON send "true".
-    return value is True or value == "true"
+    return value is True or value in ("true", "1")
 
 
 def _has_content(args: Json) -> bool:
@@ -65,8 +65,8 @@ class Workspace:
         *,
         team_id: str,
         bot_user_id: str,
-        bot_id: str = "B0LOCAL",
-        app_id: str = "A0LOCAL",
+        bot_id: str = "B0LOCAL00",
+        app_id: str = "A0LOCAL00",
         team_domain: str = "local",
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -293,9 +293,11 @@ class Workspace:
             "bot_id": self.bot_id, "app_id": self.app_id, "team": self.team_id,
             "text": args.get("text") or "",
         }
-        for key in ("blocks", "attachments", "thread_ts", "reply_broadcast", "metadata"):
+        for key in ("blocks", "attachments", "thread_ts", "metadata"):
             if args.get(key):
                 message[key] = copy.deepcopy(args[key])
+        if args.get("thread_ts") and _flag(args.get("reply_broadcast")):
+            message["subtype"] = "thread_broadcast"  # how Slack marks a reply also sent to the channel
         return message
 
     def _find(self, channel: str | None, ts: str | None) -> Json | None:

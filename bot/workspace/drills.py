@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from bot.sim.jwks import JWKS_PATH
 from bot.sim.stack import Stack
-from bot.workspace.kill_switch_drills import KILL_SWITCH_DRILLS, KillSwitchFaults
 from bot.workspace.audit_drill import AuditTamper
+from bot.workspace.kill_switch_drills import KILL_SWITCH_DRILLS, KillSwitchFaults
 from bot.workspace.world import LocalWorld
 
 BACKEND_SLOW_S = 1.5  # under the bot's 2 s read timeout: slow, but answering

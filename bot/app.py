@@ -13,13 +13,16 @@ from pathlib import Path
 from slack_bolt import App, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
+from sqlalchemy import Engine
 
 from bot import flow
 from bot.approval_store import ApprovalStore
 from bot.audit import AuditLog
 from bot.audit_journal import Journal
+from bot.audit_keys import configured_key
 from bot.backend import TradingBackend
 from bot.breakglass import merge_journal
+from bot.checkpointer import Checkpointer
 from bot.cosmos import build_cosmos
 from bot.db import make_engine
 from bot.deadline import deadline_client
@@ -75,7 +78,15 @@ def build_deps(
         journal=Journal(settings.audit_journal_path, replica=replica),
         cosmos=build_cosmos(settings, readonly=True),
         cosmos_probe=build_cosmos(settings),
+        checkpoints=_checkpointer(settings, engine, replica),
     )
+
+
+def _checkpointer(settings: Settings, engine: Engine, replica: str) -> Checkpointer:
+    text = settings.audit_signing_key.get_secret_value() if settings.audit_signing_key else None
+    key = configured_key(text, settings.database_url, create=True)
+    assert key is not None  # create=True always yields one
+    return Checkpointer(engine, key, replica=replica, interval=timedelta(seconds=settings.audit_checkpoint_seconds))
 
 
 def _attach_card(approvals: ApprovalStore, stream: str, ts: str) -> None:
@@ -166,6 +177,8 @@ class Sweeper:
             except Exception:
                 log.exception("sweep failed; will try again")
             self.catch_up()
+            if self._deps.checkpoints is not None:  # never raises
+                self._deps.checkpoints.tick()
             if self._stop.wait(self._interval):
                 return
 

@@ -17,6 +17,7 @@ from bot.approval_store import ApprovalStore
 from bot.audit import AuditLog
 from bot.audit_journal import Journal
 from bot.backend import TradingBackend
+from bot.checkpointer import Checkpointer
 from bot.cosmos import CosmosReader
 from bot.db import utcnow
 from bot.freeze import FreezeStore
@@ -67,6 +68,8 @@ class Deps:
     store_calls: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="opsbot-store")
     )
+    # Signs the audit chain's head after executed actions and every few minutes (bot.checkpointer).
+    checkpoints: Checkpointer | None = None
     # Called once per cutover stage entered (bot.transitions.notify); monitoring opens its window here.
     on_cutover_transition: list[Hook] = field(default_factory=list)
 

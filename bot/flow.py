@@ -14,6 +14,7 @@ from datetime import datetime
 
 from slack_sdk.errors import SlackApiError
 
+from bot import audit_binding, audit_notes
 from bot.actions import ActionSpec, ExecutionContext, Outcome
 from bot.approval_store import params_intact, params_of, view_of
 from bot.approvals import (
@@ -136,7 +137,10 @@ def _refused(deps: Deps, row: Approval, actor: Actor, request_id: str, reason: s
 def execute(deps: Deps, row: Approval, *, approver: str, request_id: str) -> Outcome:
     """Run a claimed (executing) approval and record where it ends up, with its Slack notes."""
     spec = deps.actions[row.action]
-    if not params_intact(row):
+    unbound = audit_binding.check(deps, row)  # what runs is what the audit chain recorded at the request
+    if unbound:
+        outcome = audit_binding.refused(deps, row, approver=approver, request_id=request_id, why=unbound)
+    elif not params_intact(row):
         outcome = Outcome(False, ":no_entry: The stored request does not match what was approved; not run.",
                           "failed", detail="params hash mismatch")
     else:
@@ -151,6 +155,9 @@ def execute(deps: Deps, row: Approval, *, approver: str, request_id: str) -> Out
         return _unrecorded(deps, row, approver, outcome) if recorded is None else _late(
             deps, row, approver, outcome, request_id)
     deps.metrics.approvals.labels(row.action, outcome.audit_outcome).inc()
+    # Sign the chain's head now and show it on the card, a witness outside the database (README "Audit log").
+    audit_notes.after_execution(deps, row, status=after_text(row, approver, outcome, target, at=now),
+                                buttons=None if target is not Status.FAILED else False, unbound=unbound)
     if row.break_glass and target is Status.FAILED and outcome.uncertain:  # may have halted, unconfirmed
         escalated(deps, row, why="failed with an unknown outcome: it may have applied with nobody confirming it")
     return outcome

@@ -81,6 +81,19 @@ class Freeze(SQLModel, table=True):
     lifted_by: str | None = Field(default=None, max_length=32)
 
 
+class AuditCheckpoint(SQLModel, table=True):
+    """A signed statement of the audit chain's head (bot.checkpoint); append-only like the chain."""
+
+    __tablename__ = "audit_checkpoint"
+
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    replica: str = Field(primary_key=True, max_length=128)
+    hash: str = Field(max_length=64)
+    at: datetime = Field(sa_column=_utc_column())
+    key_id: str = Field(max_length=64)
+    signature: str = Field(max_length=128)
+
+
 class OutboxRow(SQLModel, table=True):
     """One Slack effect waiting for (or done with) delivery; see bot.outbox."""
 

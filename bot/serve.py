@@ -9,6 +9,7 @@ import sys
 import threading
 
 from bot.app import Sweeper, build_app, build_deps, start_notifier
+from bot.db_roles import runtime_role_problem
 from bot.home_publish import HomePublisher
 from bot.migrate import upgrade
 from bot.monitoring.service import start_monitor
@@ -31,6 +32,10 @@ def settle_heap() -> None:
 
 def serve(settings: Settings, *, host: str, port: int, threads: int = 16, socket_mode: bool = False) -> int:
     deps = build_deps(settings)
+    refusal = runtime_role_problem(deps.engine) if settings.is_production else None
+    if refusal:  # its role could rewrite the audit log it serves
+        print(refusal, file=sys.stderr)
+        return 2
     if settings.is_sqlite:
         upgrade(deps.engine)  # the embedded store migrates itself; shared databases use `opsbot db upgrade`
     app = build_app(deps)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import httpx
@@ -144,3 +148,38 @@ def test_bot_crash_refuses_while_down_and_the_restarted_bot_halts(ws: Running) -
     ws.drill("bot-crash", False)
     ws.command(HALT_A, "/halt symbol:RESTARTED drill bot crash --now")
     eventually(lambda: scope_halted(ws, "symbol:RESTARTED") or None, timeout=15, what="the halt after the restart")
+def audit_shown(ws: Running) -> list[str]:
+    return list(ws.state()["world"]["audit"])
+
+
+def cli_verify(ws: Running) -> subprocess.CompletedProcess[str]:
+    """`opsbot audit verify` as an operator runs it against the workspace's database file."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPSBOT_", "SLACK_", "JWT_"))}
+    env.update(OPSBOT_DATABASE_URL=ws.session.world.stack.deps.settings.database_url, OPSBOT_ENV="development")
+    return subprocess.run([sys.executable, "-m", "bot.cli", "audit", "verify"], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+@pytest.mark.parametrize(("drill", "named"), [("audit-truncate", "TRUNCATED: checkpoint #"),
+                                              ("audit-rehash", "REWRITTEN: at seq ")])
+def test_tampering_with_the_audit_is_named_by_verify_in_the_page_and_the_cli(
+        ws: Running, drill: str, named: str) -> None:
+    ws.command(OPERATOR, f"/halt tenant:{drill} rehearsing an audit tamper")
+    request = ws.find(HALT_A, f"tenant:{drill}", ephemeral=False)
+    assert ws.click(HALT_A, request).status_code == 200
+    outcome = eventually(lambda: next((m for m in ws.messages(HALT_A)
+                                       if m["ts"] == request["ts"] and "audit #" in everything(m)), None),
+                         timeout=30, what="the card with its signed checkpoint line")
+    line = re.search(r"audit #(\d+) · ([0-9a-f]{16})…, signed", everything(outcome))
+    assert line is not None
+    intact = audit_shown(ws)
+    assert intact[0] == "$ opsbot audit verify" and "audit chain intact:" in intact[1], intact
+    ws.drill(drill, True)
+    shown = "\n".join(audit_shown(ws))
+    assert named in shown and "intact" not in shown
+    assert f"checkpoint #{line[1]} · {line[2]}…" in shown and "the channel line " in shown  # the channel witnessed
+    cli = cli_verify(ws)
+    assert cli.returncode == 1 and named in cli.stderr, cli.stderr
+    ws.drill(drill, False)
+    assert "audit chain intact:" in audit_shown(ws)[1]
+    assert cli_verify(ws).returncode == 0

@@ -38,8 +38,8 @@ def test_signed_requests_are_answered_with_250_idle_half_open_connections(
     assert httpx.get(stack.server.url + "/healthz", timeout=2).status_code == 200
     response = stack.sender.command(user=HALT_A, command="/halt", text="global runaway algo --now", channel=CHANNEL)
     assert response.status_code == 200
-    wait_until(lambda: len(stack.backend.calls("POST", "/api/trading-control/halt")) == 1, timeout=3)
-    assert time.monotonic() - started < 1.5
+    wait_until(lambda: len(stack.backend.calls("POST", "/api/trading-control/halt")) == 1, timeout=5)
+    assert time.monotonic() - started < 3.0  # refused or never answered without the limits
 
 
 def halts_at(stack: Stack) -> float:
@@ -55,7 +55,7 @@ def test_a_break_glass_is_not_queued_behind_reads_from_a_trickling_backend(stack
     sent = time.time()
     stack.sender.command(user=HALT_A, command="/halt", text="global runaway algo --now", channel=CHANNEL)
     wait_until(lambda: bool(stack.backend.calls("POST", "/api/trading-control/halt")), timeout=5)
-    assert halts_at(stack) - sent < 0.5
+    assert halts_at(stack) - sent < 1.0  # queued behind the reads it would wait out their 6.5 s deadline
 
 
 def test_a_trickling_backend_is_cut_off_at_the_calls_total_deadline(stack: Stack) -> None:

@@ -13,11 +13,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
+
 from bot import audit_cli
 from bot.audit import canonical, iso_at, sha256
 from bot.audit_verify import read_witness
 from bot.checkpoint import COMPACT
 from bot.checkpointer import latest
+from bot.errors import StoreUnavailable
 from bot.workspace.world import LocalWorld
 
 KINDS = ("truncate", "rehash")
@@ -116,5 +119,8 @@ def verify_lines(world: LocalWorld, messages: list[dict[str, Any]]) -> list[str]
     witnesses = read_witness(lines, "the channel")
     assert deps.checkpoints is not None
     keys = {deps.checkpoints.key_id: deps.checkpoints.public_key}
-    report, newest = audit_cli.check_store(deps.engine, witnesses, keys)
+    try:
+        report, newest = audit_cli.check_store(deps.engine, witnesses, keys)
+    except (StoreUnavailable, OperationalError) as exc:  # the Store down drill: the page shows the rest
+        return ["$ opsbot audit verify", f"opsbot: the store is unavailable ({type(exc).__name__})"]
     return ["$ opsbot audit verify", *audit_cli.report_lines(report, "audit chain", newest=newest)]

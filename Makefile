@@ -13,7 +13,7 @@ NODE_DEPS := $(if $(wildcard package.json),$(NPM_STAMP))
 # `make run` also works without Node: the local workspace then says Cosmos is not configured.
 RUN_NODE_DEPS := $(if $(shell command -v npm 2>/dev/null),$(NODE_DEPS))
 
-.PHONY: help venv run test lint bench db-upgrade clean
+.PHONY: help venv run test lint bench bench-audit db-upgrade clean
 
 help:
 	@echo "make venv        create .venv and install the project with dev dependencies"
@@ -21,6 +21,7 @@ help:
 	@echo "make test        ruff, mypy and pytest (starts a local PostgreSQL via scripts/pg-up.sh)"
 	@echo "make lint        ruff and mypy only"
 	@echo "make bench       acknowledgement latency benchmark (bench/ack.py)"
+	@echo "make bench-audit audit append/verify/export rates on 1,000,000 rows (bench/audit.py)"
 	@echo "make db-upgrade  apply database migrations (opsbot db upgrade)"
 	@echo "make clean       remove .venv, node_modules and caches (keeps opsbot.db)"
 
@@ -70,6 +71,9 @@ lint: venv
 
 bench: venv
 	$(BIN)/python bench/ack.py
+
+bench-audit: venv
+	$(BIN)/python bench/audit.py
 
 db-upgrade: venv
 	$(BIN)/opsbot db upgrade

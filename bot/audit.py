@@ -6,12 +6,13 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Iterator, Mapping
+import secrets
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, text
+from sqlalchemy import DateTime, Engine, bindparam, func, text
 from sqlmodel import Session, col, select
 
 from bot.db import as_utc, is_postgres, transaction, utcnow
@@ -39,7 +40,8 @@ class Actor:
 SYSTEM = Actor(team_id="", user_id="opsbot")
 
 
-def _hashed_fields(row: AuditEvent) -> dict[str, Any]:
+def hashed_fields(row: Any) -> dict[str, Any]:
+    """The hashed content of a stored event: an AuditEvent, or a plain result row (see `table_rows`)."""
     return {
         "seq": row.seq,
         "at": as_utc(row.at).isoformat(timespec="microseconds"),
@@ -58,8 +60,12 @@ def _hashed_fields(row: AuditEvent) -> dict[str, Any]:
     }
 
 
+COLUMNS = ("seq", "at", "team_id", "user_id", "action", "params", "params_hash", "outcome", "detail", "request_id",
+           "approval_id", "channel", "replica", "prev_hash", "hash")
+
+
 def row_hash(row: AuditEvent) -> str:
-    return sha256(canonical(_hashed_fields(row)))
+    return sha256(canonical(hashed_fields(row)))
 
 
 @dataclass(frozen=True)
@@ -135,13 +141,30 @@ class AuditLog:
             yield from page
             last_seq = page[-1].seq
 
+    def table_rows(self, *, since: datetime | None = None, batch: int = 2_000) -> Iterator[dict[str, Any]]:
+        """Every event in order as its hashed fields plus "hash", streamed (a server-side cursor on
+        PostgreSQL) straight from the driver: a long chain verifies and exports in flat memory, without
+        building ORM objects or parsing timestamps SQLite already holds as text."""
+        sql = f"SELECT {', '.join(COLUMNS)} FROM audit_event"  # noqa: S608 (constant column names)
+        query = text(sql + (" WHERE at >= :since" if since is not None else "") + " ORDER BY seq")
+        if since is not None:
+            # SQLite compares the stored UTC text, so the bound must be UTC too, whatever its offset.
+            query = query.bindparams(bindparam("since", as_utc(since), type_=DateTime(timezone=True)))
+        with self._engine.connect() as conn:
+            for part in conn.execution_options(stream_results=True).execute(query).partitions(batch):
+                for values in part:
+                    row = dict(zip(COLUMNS, values, strict=True))
+                    row["at"] = iso_at(row["at"])
+                    yield row
+
     def verify(self) -> Verification:
         expected_prev, expected_seq, checked = GENESIS, 1, 0
-        for row in self.rows():
-            problem = _row_problem(row, expected_prev, expected_seq)
+        for row in self.table_rows():
+            stored = row.pop("hash")
+            problem = chain_problem(row, stored, expected_prev, expected_seq)
             if problem:
-                return Verification(ok=False, checked=checked, first_bad_seq=row.seq, reason=problem)
-            expected_prev, expected_seq, checked = row.hash, row.seq + 1, checked + 1
+                return Verification(ok=False, checked=checked, first_bad_seq=row["seq"], reason=problem)
+            expected_prev, expected_seq, checked = stored, row["seq"] + 1, checked + 1
         return Verification(ok=True, checked=checked)
 
     def count(self) -> int:
@@ -154,36 +177,52 @@ class AuditLog:
             return list(session.exec(query.order_by(col(AuditEvent.seq))))
 
 
-def _row_problem(row: AuditEvent, expected_prev: str, expected_seq: int) -> str:
-    if row.seq != expected_seq:
-        return f"sequence gap: expected {expected_seq}, found {row.seq}"
-    if row.prev_hash != expected_prev:
+def iso_at(value: Any) -> str:
+    """The hashed form of `at`. SQLite hands back its stored text ("YYYY-MM-DD HH:MM:SS.ffffff", UTC)."""
+    if isinstance(value, str):
+        if len(value) == 26 and value[10] == " ":
+            return f"{value[:10]}T{value[11:]}+00:00"
+        value = datetime.fromisoformat(value)
+    return as_utc(value).isoformat(timespec="microseconds")
+
+
+def chain_problem(fields: dict[str, Any], stored_hash: str, expected_prev: str | None, expected_seq: int) -> str:
+    """Why a row (its hashed fields) does not continue the chain; empty when it does. `expected_prev`
+    None: the first row of a partial export, whose link back cannot be checked."""
+    if fields["seq"] != expected_seq:
+        return f"sequence gap: expected {expected_seq}, found {fields['seq']}"
+    if expected_prev is not None and fields["prev_hash"] != expected_prev:
         return "prev_hash does not match the previous row's hash"
-    if row.params_hash != sha256(row.params):
+    if fields["params_hash"] != sha256(fields["params"]):
         return "params do not match params_hash"
-    if row.hash != row_hash(row):
+    if stored_hash != sha256(canonical(fields)):
         return "row content does not match its hash"
     return ""
 
 
 def export_dict(row: AuditEvent) -> dict[str, Any]:
-    data = _hashed_fields(row)
+    data = hashed_fields(row)
     data["params"] = json.loads(row.params)
     data["hash"] = row.hash
     return data
 
 
-def export_lines(rows: Iterator[AuditEvent], fmt: str) -> Iterator[str]:
+_PARAMS_SLOT = "params-" + secrets.token_hex(16)  # unguessable: no user text can hold it
+
+
+def export_lines(rows: Iterable[dict[str, Any]], fmt: str, trailer: Iterable[str] = ()) -> Iterator[str]:
+    """`table_rows` as JSONL (then `trailer`: the signed checkpoints, bot.audit_cli) or CSV (events only)."""
     if fmt == "jsonl":
+        # The stored params are canonical JSON already: spliced in as they are, not parsed and re-encoded.
+        slot = json.dumps(_PARAMS_SLOT)
         for row in rows:
-            yield json.dumps(export_dict(row), ensure_ascii=False, sort_keys=True)
+            params, row["params"] = row["params"], _PARAMS_SLOT
+            yield json.dumps(row, ensure_ascii=False, sort_keys=True).replace(slot, params, 1)
+        yield from trailer
         return
-    fields = [*_hashed_fields(AuditEvent(seq=0, at=utcnow(), action="", params="{}", params_hash="",
-                                        outcome="", prev_hash="", hash="")), "hash"]
-    yield _csv_line(fields)
+    yield _csv_line(list(COLUMNS))
     for row in rows:
-        data = {**_hashed_fields(row), "hash": row.hash}
-        yield _csv_line([data[f] for f in fields])
+        yield _csv_line([row[f] for f in COLUMNS])
 
 
 def _csv_line(values: list[Any]) -> str:

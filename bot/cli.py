@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
 
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
+from sqlalchemy import Engine
 
-from bot import logs
-from bot.audit import AuditLog, export_lines
+from bot import audit_cli, logs
+from bot.audit_cli import add_commands
 from bot.db import make_engine
-from bot.ids import default_replica
-from bot.migrate import upgrade
+from bot.db_roles import upgrade_command
 from bot.runbook import RunbookError
-from bot.settings import InsecureSettingsError, Settings
+from bot.settings import InsecureSettingsError, Settings, describe_refusal
 
 MISSING_CREDENTIALS = (
     "opsbot serve needs Slack credentials: set SLACK_BOT_TOKEN (xoxb-…) and SLACK_SIGNING_SECRET "
@@ -50,27 +49,19 @@ def _parser() -> argparse.ArgumentParser:
                            help="open the workspace in the browser (default: only at a desktop terminal)")
     db = sub.add_parser("db", help="store maintenance").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="apply schema migrations")
-    audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
-    audit.add_parser("verify", help="check the hash chain; exit 0 when intact")
-    export = audit.add_parser("export", help="one event per line to stdout")
-    export.add_argument("--since", type=_iso, default=None, help="ISO time, e.g. 2026-11-25T10:00:00Z")
-    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    add_commands(sub)
+    incident = sub.add_parser("incident", help="rollback evidence").add_subparsers(dest="incident_command",
+                                                                                    required=True)
+    bundle = incident.add_parser("export", help="a rollback's evidence bundle (JSONL) to stdout")
+    bundle.add_argument("rollback_id", help="e.g. rb-1a2b3c4d, as /rollback status shows it")
     return parser
-
-
-def _iso(value: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an ISO time: {value!r}") from exc
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
 def _settings() -> Settings:
     try:
         return Settings()
     except (InsecureSettingsError, ValidationError, SettingsError) as exc:
-        print(f"opsbot: configuration refused: {exc}", file=sys.stderr)
+        print(f"opsbot: configuration refused: {describe_refusal(exc)}", file=sys.stderr)
         raise SystemExit(2) from exc
 
 
@@ -79,7 +70,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         settings = Settings()
     except (InsecureSettingsError, ValidationError, SettingsError) as exc:
-        print(f"opsbot {args.command}: configuration refused: {exc}\n{NO_WORKSPACE_IN_PRODUCTION}", file=sys.stderr)
+        print(f"opsbot {args.command}: configuration refused: {describe_refusal(exc)}\n{NO_WORKSPACE_IN_PRODUCTION}",
+              file=sys.stderr)
         return 2
     if args.command == "run" and settings.has_slack_credentials:
         from bot.serve import serve
@@ -116,22 +108,23 @@ def _main(args: argparse.Namespace) -> int:
             return 2
         logs.configure()
         return serve(settings, host=args.host, port=args.port, threads=args.threads, socket_mode=args.socket_mode)
-    engine = make_engine(settings.database_url)
     if args.command == "db":
-        upgrade(engine)
-        print("database is at the latest schema")
-        return 0
-    audit = AuditLog(engine, replica=default_replica())
-    if args.audit_command == "verify":
-        result = audit.verify()
-        if result.ok:
-            print(f"audit chain intact: {result.checked} events verified")
-            return 0
-        print(f"audit chain BROKEN at seq {result.first_bad_seq}: {result.reason} "
-              f"({result.checked} events before it verified)", file=sys.stderr)
+        return upgrade_command(settings)
+    if args.command == "incident":
+        return _incident_export(make_engine(settings.database_url), args.rollback_id)
+    return audit_cli.run(args, settings)
+
+
+def _incident_export(engine: Engine, rollback_id: str) -> int:
+    from bot.rollback_evidence import stored
+
+    bundle = stored(engine, rollback_id.strip())
+    if bundle is None:
+        print(f"opsbot incident export: no evidence bundle stored for rollback {rollback_id!r} "
+              "(see /rollback status for the ids)", file=sys.stderr)
         return 1
-    for line in export_lines(audit.rows(since=args.since), args.format):
-        sys.stdout.write(line + "\n")
+    sys.stdout.write(bundle.content)
+    print(f"{bundle.lines} lines, SHA-256 {bundle.sha256} (as recorded in the audit log)", file=sys.stderr)
     return 0
 
 

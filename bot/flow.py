@@ -14,6 +14,7 @@ from datetime import datetime
 
 from slack_sdk.errors import SlackApiError
 
+from bot import audit_binding, audit_notes
 from bot.actions import ActionSpec, ExecutionContext, Outcome
 from bot.approval_store import params_intact, params_of, view_of
 from bot.approvals import (
@@ -45,15 +46,17 @@ RECORD_RETRY_DELAYS_S = (0.5, 1.0)
 def open_request(
     deps: Deps, *, spec: ActionSpec, params: dict[str, object], actor: Actor, channel: str, request_id: str,
     approve_role: Role, break_glass: bool = False, status: str | None = None, answer_to: str | None = None,
+    approval_id: str | None = None, seen_key: str | None = None,
 ) -> Approval:
     """Store the request and queue its card in one transaction; Slack is told by the notifier.
-    `answer_to` (the command's response_url) is where the requester hears if Slack refuses the card."""
+    `answer_to` (the command's response_url) is where the requester hears if Slack refuses the card;
+    `approval_id` and `seen_key` come from a break-glass that chose its id and checks replays (bot.breakglass)."""
     if break_glass:
         status = status or f":gear: Break-glass by <@{actor.user_id}>: executing now…"
     row = deps.approvals.create(
         action=spec.name, params=params, actor=actor, approve_role=approve_role.value, channel=channel,
         request_id=request_id, ttl_seconds=deps.settings.approval_ttl_seconds, now=deps.now(),
-        break_glass=break_glass,
+        break_glass=break_glass, approval_id=approval_id, seen_key=seen_key,
         notes=lambda r: [replace(card_note(deps, r, status=status, buttons=not break_glass, kind="post"),
                                  extra={"answer_to": answer_to} if answer_to else {})],
     )
@@ -134,7 +137,10 @@ def _refused(deps: Deps, row: Approval, actor: Actor, request_id: str, reason: s
 def execute(deps: Deps, row: Approval, *, approver: str, request_id: str) -> Outcome:
     """Run a claimed (executing) approval and record where it ends up, with its Slack notes."""
     spec = deps.actions[row.action]
-    if not params_intact(row):
+    unbound = audit_binding.check(deps, row)  # what runs is what the audit chain recorded at the request
+    if unbound:
+        outcome = audit_binding.refused(deps, row, approver=approver, request_id=request_id, why=unbound)
+    elif not params_intact(row):
         outcome = Outcome(False, ":no_entry: The stored request does not match what was approved; not run.",
                           "failed", detail="params hash mismatch")
     else:
@@ -149,6 +155,9 @@ def execute(deps: Deps, row: Approval, *, approver: str, request_id: str) -> Out
         return _unrecorded(deps, row, approver, outcome) if recorded is None else _late(
             deps, row, approver, outcome, request_id)
     deps.metrics.approvals.labels(row.action, outcome.audit_outcome).inc()
+    # Sign the chain's head now and show it on the card, a witness outside the database (README "Audit log").
+    audit_notes.after_execution(deps, row, status=after_text(row, approver, outcome, target, at=now),
+                                buttons=None if target is not Status.FAILED else False, unbound=unbound)
     if row.break_glass and target is Status.FAILED and outcome.uncertain:  # may have halted, unconfirmed
         escalated(deps, row, why="failed with an unknown outcome: it may have applied with nobody confirming it")
     return outcome

@@ -3,6 +3,7 @@ update and answer in its thread. No decisions, and no Slack calls: the notifier 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from bot.actions import Outcome
@@ -55,13 +56,28 @@ def card(deps: Deps, row: Approval, *, status: str | None = None, buttons: bool 
         approve_label="Confirm halt" if confirming else "Approve",
         reject_label="Dispute" if confirming else "Reject",
         effect_label="What will happen" if view.status is Status.PENDING else "What was asked",
+        **confirm_dialog(spec, params, confirming=confirming),
     )
 
 
+def confirm_dialog(spec: object, params: dict[str, object], *, confirming: bool) -> dict[str, str]:
+    """What the approver's confirm dialog says: a break-glass confirmation halts nothing again."""
+    if confirming:
+        return {"confirm_title": "Confirm the break-glass halt?",
+                "confirm_text": f"{params.get('scope')} is already halted (break-glass by the requester). Confirming "
+                                "records that you agree; nothing is sent to the backend."}
+    confirm = getattr(spec, "confirm", None)
+    if confirm is None:
+        return {}
+    title, text = confirm(params)
+    return {"confirm_title": str(title), "confirm_text": str(text)}
+
+
 def card_note(deps: Deps, row: Approval, *, status: str | None, buttons: bool | None = None,
-              kind: str = "update") -> Note:
-    """The card as it should read now: `post` opens it, `update` replaces it (the latest one wins)."""
-    blocks = as_dicts(approval_blocks(card(deps, row, status=status, buttons=buttons)))
+              kind: str = "update", audit: str = "") -> Note:
+    """The card as it should read now: `post` opens it, `update` replaces it (the latest one wins).
+    `audit`: the signed checkpoint's compact line, shown in the card's context (a witness)."""
+    blocks = as_dicts(approval_blocks(replace(card(deps, row, status=status, buttons=buttons), audit=audit)))
     return Note(stream_of(row), kind, row.channel, fallback_text(deps, row), blocks)
 
 

@@ -9,11 +9,12 @@ import sys
 import threading
 
 from bot.app import Sweeper, build_app, build_deps, start_notifier
+from bot.db_roles import runtime_role_problem
 from bot.home_publish import HomePublisher
 from bot.migrate import upgrade
 from bot.monitoring.service import start_monitor
 from bot.settings import Settings
-from bot.web import EVENTS_PATH, MAX_BODY_BYTES, Router
+from bot.web import EVENTS_PATH, MAX_BODY_BYTES, SERVER_OPTIONS, Router
 
 log = logging.getLogger("opsbot.serve")
 
@@ -31,6 +32,10 @@ def settle_heap() -> None:
 
 def serve(settings: Settings, *, host: str, port: int, threads: int = 16, socket_mode: bool = False) -> int:
     deps = build_deps(settings)
+    refusal = runtime_role_problem(deps.engine) if settings.is_production else None
+    if refusal:  # its role could rewrite the audit log it serves
+        print(refusal, file=sys.stderr)
+        return 2
     if settings.is_sqlite:
         upgrade(deps.engine)  # the embedded store migrates itself; shared databases use `opsbot db upgrade`
     app = build_app(deps)
@@ -48,7 +53,7 @@ def serve(settings: Settings, *, host: str, port: int, threads: int = 16, socket
         log.info("serving %s on http://%s:%d (replica %s)", EVENTS_PATH, host, port, deps.replica)
         print(f"opsbot listening on http://{host}:{port}{EVENTS_PATH}", flush=True)
         waitress_serve(Router(app, deps), host=host, port=port, threads=threads, ident="opsbot",
-                       max_request_body_size=MAX_BODY_BYTES)
+                       max_request_body_size=MAX_BODY_BYTES, **SERVER_OPTIONS)
         return 0
     finally:
         monitor.stop()

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Values people paste from templates; production refuses them as secrets.
+SLACK_SIGNING_SECRET_SHAPE = re.compile(r"[0-9a-f]{32}")
 PLACEHOLDERS = frozenset({"", "changeme", "change-me", "secret", "xxx", "placeholder", "your-signing-secret"})
 
 UserIds = Annotated[frozenset[str], NoDecode]
@@ -45,6 +48,11 @@ class Settings(BaseSettings):
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
 
     database_url: str = Field(default="sqlite:///./opsbot.db", alias="OPSBOT_DATABASE_URL")
+    # The owner role's URL for `opsbot db upgrade` (README "Audit log"); the bot's own URL then only gets grants.
+    migration_database_url: str | None = Field(default=None, alias="OPSBOT_MIGRATION_DATABASE_URL")
+    # Ed25519 key signing the audit checkpoints; development keeps a generated one beside the database file.
+    audit_signing_key: SecretStr | None = Field(default=None, alias="OPSBOT_AUDIT_SIGNING_KEY")
+    audit_checkpoint_seconds: float = Field(default=120.0, ge=5, le=3600, alias="OPSBOT_AUDIT_CHECKPOINT_SECONDS")
     env: Environment = Field(default=Environment.DEVELOPMENT, alias="OPSBOT_ENV")
     operators: UserIds = Field(default=frozenset(), alias="OPSBOT_OPERATORS")
     rollback_owners: UserIds = Field(default=frozenset(), alias="OPSBOT_ROLLBACK_OWNERS")
@@ -87,7 +95,8 @@ class Settings(BaseSettings):
     rollback_version_timeout_seconds: float = Field(default=600.0, gt=0, le=6 * 3600,
                                                     alias="OPSBOT_ROLLBACK_VERSION_TIMEOUT_SECONDS")
     rollback_poll_seconds: float = Field(default=5.0, gt=0, le=300, alias="OPSBOT_ROLLBACK_POLL_SECONDS")
-    incident_dir: str = Field(default="./incidents", min_length=1, alias="OPSBOT_INCIDENT_DIR")
+    # An optional copy of each rollback's evidence bundle (the store keeps it: `opsbot incident export`).
+    incident_dir: str | None = Field(default=None, alias="OPSBOT_INCIDENT_DIR")
 
     # /gate and /cutover (README "Release gate and cutover").
     gate_deadline_seconds: float = Field(default=20.0, gt=0, le=300, alias="OPSBOT_GATE_DEADLINE_SECONDS")
@@ -96,6 +105,8 @@ class Settings(BaseSettings):
     check_names: JsonMap = Field(default_factory=dict, alias="OPSBOT_CHECK_NAMES")
     # Another runbook file (validated at start like the shipped one); unset: bot/runbook.yaml.
     runbook_path: str | None = Field(default=None, alias="OPSBOT_RUNBOOK")
+    # Rehearsals and tests: every stage's entry soak replaced by this many seconds; refused in production.
+    soak_seconds: float | None = Field(default=None, ge=0, le=7 * 86_400, alias="OPSBOT_SOAK_SECONDS")
 
     # Post-cutover monitoring and the App Home (README "Monitoring and App Home").
     prometheus_url: str | None = Field(default=None, alias="OPSBOT_PROMETHEUS_URL")
@@ -106,7 +117,22 @@ class Settings(BaseSettings):
     monitor_window_seconds: int = Field(default=86_400, ge=1, le=7 * 86_400, alias="OPSBOT_MONITOR_WINDOW_SECONDS")
     leader_poll_seconds: float = Field(default=5.0, gt=0, le=60, alias="OPSBOT_LEADER_POLL_SECONDS")
 
-    @field_validator("prometheus_url", "prometheus_token", mode="before")
+    # The kill switch (README "When Slack or the store fail"): the bot's own user id, so requests are
+    # authorised without asking Slack; and the local journal of audit rows the store could not take.
+    slack_bot_user_id: str | None = Field(default=None, alias="OPSBOT_SLACK_BOT_USER_ID")
+    audit_journal: str | None = Field(default=None, alias="OPSBOT_AUDIT_JOURNAL")
+
+    @property
+    def audit_journal_path(self) -> Path:
+        """Unset: next to an SQLite store's file, else ./opsbot-audit-journal.jsonl."""
+        if self.audit_journal:
+            return Path(self.audit_journal)
+        url = self.database_url
+        if url.startswith("sqlite:///") and not url.endswith(":memory:"):
+            return Path(url.removeprefix("sqlite:///")).with_suffix(".audit-journal.jsonl")
+        return Path("opsbot-audit-journal.jsonl")
+
+    @field_validator("prometheus_url", "prometheus_token", "soak_seconds", mode="before")
     @classmethod
     def _blank_monitoring_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -142,7 +168,7 @@ class Settings(BaseSettings):
         "incident_channel", "announce_channel", "trading_api_url", "platform_jwt_public_key",
         "platform_jwt_jwks_url", "platform_token_url", "cosmos_endpoint", "github_repository",
         "rollback_workflow", "replica_id", "platform_api_url", "client_id", "cosmos_database", "runbook_path",
-        mode="before",
+        "migration_database_url", "incident_dir", mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
@@ -151,7 +177,7 @@ class Settings(BaseSettings):
     @field_validator(
         "slack_bot_token", "slack_signing_secret", "slack_app_token", "jwt_secret",
         "platform_service_token", "client_secret", "cosmos_key", "github_token", "cosmos_readonly_key",
-        mode="before",
+        "audit_signing_key", mode="before",
     )
     @classmethod
     def _blank_secret_is_unset(cls, value: Any) -> Any:
@@ -180,16 +206,54 @@ class Settings(BaseSettings):
 
 
 def production_problems(settings: Settings) -> list[str]:
-    """What production must not run with; empty when the settings are acceptable."""
+    """What production must not run with; empty when the settings are acceptable. Names, never values."""
     problems: list[str] = []
     secret = settings.slack_signing_secret
     if secret is None or secret.get_secret_value().strip().lower() in PLACEHOLDERS:
         problems.append("SLACK_SIGNING_SECRET is empty or a placeholder")
+    elif not SLACK_SIGNING_SECRET_SHAPE.fullmatch(secret.get_secret_value()):
+        problems.append("SLACK_SIGNING_SECRET is not a Slack signing secret (32 hexadecimal characters)")
+    problems.extend(f"{name} is empty: nobody could {what}" for name, what, ids in (
+        ("OPSBOT_OPERATORS", "run a command", settings.operators),
+        ("OPSBOT_HALT_AUTHORITIES", "approve a halt or resume", settings.halt_authorities),
+        ("OPSBOT_ROLLBACK_OWNERS", "approve a rollback", settings.rollback_owners),
+        ("OPSBOT_ADMINS", "attest a gate check or advance the cutover", settings.admins),
+    ) if not ids)
+    if settings.trading_api_url is not None and not settings.trading_api_url.lower().startswith("https://"):
+        problems.append("TRADING_API_URL must be an https:// URL")
+    problems.extend(_signing_key_problems(settings))
     token = settings.slack_bot_token
     if token is None or not token.get_secret_value().startswith("xoxb-"):
         problems.append("SLACK_BOT_TOKEN must be a bot token (xoxb-…)")
     if settings.jwt_secret is not None:
         problems.append("JWT_SECRET is set: HS256 minting is not allowed in production")
+    if settings.soak_seconds is not None:
+        problems.append("OPSBOT_SOAK_SECONDS is set: the runbook's stage soaks are not shortened in production")
     if settings.is_sqlite:
         problems.append("OPSBOT_DATABASE_URL is SQLite: production needs a shared database (PostgreSQL)")
     return problems
+
+
+def _signing_key_problems(settings: Settings) -> list[str]:
+    if settings.audit_signing_key is None:
+        return ["OPSBOT_AUDIT_SIGNING_KEY is not set: audit checkpoints must be signed with a key kept outside "
+                "the database (see README \"Audit log\")"]
+    from bot.audit_keys import AuditKeyError, parse_private_key
+
+    try:
+        parse_private_key(settings.audit_signing_key.get_secret_value())
+    except AuditKeyError as exc:
+        return [f"OPSBOT_AUDIT_SIGNING_KEY is {exc}"]
+    return []
+
+
+def describe_refusal(exc: Exception) -> str:
+    """A settings refusal in words, with no input values: pydantic's own text echoes them, secrets included."""
+    if isinstance(exc, ValidationError):
+        parts = []
+        for error in exc.errors(include_url=False, include_context=False, include_input=False):
+            where = ".".join(str(part) for part in error["loc"])
+            message = str(error["msg"]).removeprefix("Value error, ")
+            parts.append(f"{where}: {message}" if where else message)
+        return "; ".join(parts)
+    return str(exc)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make a local PostgreSQL available for the tests, idempotently:
 #   install the server (apt) if missing, create a cluster if there is none, start it, wait for it,
-#   ensure role `opsbot` (password `opsbot`, LOGIN CREATEDB) and database `opsbot_test` owned by it.
+#   ensure role `opsbot` (password `opsbot`, LOGIN CREATEDB CREATEROLE: the tests make owner and runtime roles) and database `opsbot_test` owned by it.
 # Prints the SQLAlchemy URL on stdout (and nothing else); progress goes to stderr, so
 #   export OPSBOT_TEST_PG_URL="$(scripts/pg-up.sh)"
 # works. Needs root or passwordless sudo for the steps that change the machine; the cluster is left running.
@@ -98,9 +98,9 @@ as_postgres psql -X -q -v ON_ERROR_STOP=1 -p "$port" -d postgres >&2 <<SQL
 DO \$\$
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$ROLE') THEN
-    CREATE ROLE $ROLE LOGIN CREATEDB PASSWORD '$PASSWORD';
+    CREATE ROLE $ROLE LOGIN CREATEDB CREATEROLE PASSWORD '$PASSWORD';
   ELSE
-    ALTER ROLE $ROLE LOGIN CREATEDB PASSWORD '$PASSWORD';
+    ALTER ROLE $ROLE LOGIN CREATEDB CREATEROLE PASSWORD '$PASSWORD';
   END IF;
 END
 \$\$;

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ from bot.approvals import Status, Transition
 from bot.audit import Actor, AuditLog, Entry, row_hash
 from bot.db import make_engine
 from bot.migrate import upgrade
+from tests.audit_support import unguarded
 from tests.conftest import CHANNEL, HALT_A, OPERATOR
 
 APPROVE = Transition(Status.PENDING, Status.EXECUTING, "approved", executes=True)
@@ -169,11 +169,9 @@ def test_three_processes_writing_at_once_keep_the_chain(log: Log, tmp_path: Path
 
 
 def tamper(url: str, *statements: tuple[str, tuple[object, ...]]) -> None:
-    path = url.removeprefix("sqlite:///")
-    with sqlite3.connect(path) as conn:  # what someone with shell access to the host could do
+    with unguarded(url) as conn:  # what someone with shell access to the host could do
         for sql, args in statements:
             conn.execute(sql, args)
-    conn.close()
 
 
 def verify_fails_at(log: Log, tmp_path: Path, seq: int, reason: str) -> None:

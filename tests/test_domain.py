@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -206,6 +207,10 @@ GOOD_PRODUCTION = {
     "SLACK_BOT_TOKEN": "xoxb-123-456-abc",
     "SLACK_SIGNING_SECRET": "8f14e45fceea167a5a36dedd4bea2543",
     "OPSBOT_DATABASE_URL": "postgresql://opsbot:pw@db:5432/opsbot",
+    "OPSBOT_OPERATORS": "UOP", "OPSBOT_HALT_AUTHORITIES": "UHA", "OPSBOT_ROLLBACK_OWNERS": "URO",
+    "OPSBOT_ADMINS": "UAD",
+    "TRADING_API_URL": "https://trading.example.com",
+    "OPSBOT_AUDIT_SIGNING_KEY": base64.b64encode(bytes(range(32))).decode(),
 }
 
 
@@ -223,6 +228,16 @@ def test_production_accepts_a_good_config_with_postgres() -> None:
     ({"SLACK_BOT_TOKEN": "xapp-1-abc"}, "SLACK_BOT_TOKEN"),
     ({"JWT_SECRET": "hunter2hunter2"}, "JWT_SECRET"),
     ({"OPSBOT_DATABASE_URL": "sqlite:///./opsbot.db"}, "SQLite"),
+    ({"SLACK_SIGNING_SECRET": "8f14e45fceea167a5a36dedd4bea254"}, "32 hexadecimal"),
+    ({"SLACK_SIGNING_SECRET": "8F14E45FCEEA167A5A36DEDD4BEA2543"}, "32 hexadecimal"),
+    ({"SLACK_SIGNING_SECRET": "not-a-slack-secret-at-all-000000"}, "32 hexadecimal"),
+    ({"OPSBOT_OPERATORS": ""}, "OPSBOT_OPERATORS is empty"),
+    ({"OPSBOT_HALT_AUTHORITIES": " , "}, "OPSBOT_HALT_AUTHORITIES is empty"),
+    ({"OPSBOT_ROLLBACK_OWNERS": ""}, "OPSBOT_ROLLBACK_OWNERS is empty"),
+    ({"OPSBOT_ADMINS": ""}, "OPSBOT_ADMINS is empty"),
+    ({"TRADING_API_URL": "http://trading.example.com"}, "TRADING_API_URL must be an https"),
+    ({"OPSBOT_AUDIT_SIGNING_KEY": ""}, "OPSBOT_AUDIT_SIGNING_KEY is not set"),
+    ({"OPSBOT_AUDIT_SIGNING_KEY": "c2hvcnQ="}, "OPSBOT_AUDIT_SIGNING_KEY is not an Ed25519 private key"),
 ])
 def test_production_refuses_weak_config(override: dict[str, str], complaint: str) -> None:
     with pytest.raises(ValueError, match=complaint):
@@ -275,7 +290,6 @@ def test_safe_never_exceeds_the_limit_or_shows_half_an_entity(raw: str) -> None:
     ("  STATUS ", StatusRequest()),
     ("global fat finger", ControlRequest("halt", "global", "fat finger")),
     ("global reason --now", ControlRequest("halt", "global", "reason", break_glass=True)),
-    ("--now global reason", ControlRequest("halt", "global", "reason", break_glass=True)),
     ("tenant:acme r", ControlRequest("halt", "tenant:acme", "r")),
     ("strategy:mm-1 r", ControlRequest("halt", "strategy:mm-1", "r")),
     ("symbol:aapl r", ControlRequest("halt", "symbol:AAPL", "r")),
@@ -294,6 +308,9 @@ def test_halt_grammar_accepts(text: str, expected: object) -> None:
     ("tenant: r", "not a scope"),
     ("global", "reason is required"),
     ("global --now", "reason is required"),
+    ("--now global reason", "goes at the very end"),  # `--now` counts only as the last word
+    ("symbol:ACME spread --now blew out", "goes at the very end"),
+    ("global r --now --now", "goes at the very end"),
     ("resume", "needs a scope"),
     ("resume global", "reason is required"),
     ("resume global r --now", "not available for resume"),

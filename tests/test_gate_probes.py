@@ -11,7 +11,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from bot.approval_store import new_approval_id
 from bot.audit import SYSTEM, Entry
@@ -22,6 +21,7 @@ from bot.models import Approval
 from bot.probes.result import Verdict
 from bot.runbook import KNOWN_PROBES
 from bot.tokens import build_token_source
+from tests.audit_support import unguarded
 from tests.gate_support import SHA
 from tests.probe_support import World
 
@@ -203,8 +203,8 @@ def test_audit_complete_passes_then_catches_a_gap_and_tampering(world: World) ->
     assert gap.verdict is Verdict.FAIL and f"{approval_id} (halt) has no approved row" in gap.reason
     ctx.audit.record(Entry(SYSTEM, "halt.approved", "accepted", {}, "ops-x", approval_id))
     assert PROBES["audit-complete"]({}, ctx).verdict is Verdict.PASS
-    with world.engine.begin() as conn:
-        conn.execute(text("UPDATE audit_event SET outcome = 'rewritten' WHERE seq = 2"))
+    with unguarded(world.database_url) as conn:
+        conn.execute("UPDATE audit_event SET outcome = 'rewritten' WHERE seq = 2")
     tampered = PROBES["audit-complete"]({}, ctx)
     assert tampered.verdict is Verdict.FAIL and "audit chain broken at row 2" in tampered.reason
 

@@ -11,18 +11,20 @@ from bot.slack_refusals import classify
 from tests.conftest import CHANNEL, OPERATOR, text_of, wait_until
 
 
-def test_a_card_slack_refuses_for_good_is_given_up_at_once_cancelled_and_shown_with_the_fix(stack: Stack) -> None:
+def test_a_card_slack_refuses_for_good_is_not_retried_and_the_requester_is_told_how_to_fix_it(stack: Stack) -> None:
     stack.peer.workspace.channels.set_member(CHANNEL, False)  # removed from the channel, and no
     stack.peer.workspace.scopes -= {"chat:write.public"}     # chat:write.public to post there anyway
     response = stack.sender.command(user=OPERATOR, command="/halt", text="global fat-finger storm", channel=CHANNEL)
     assert response.status_code == 200
-    wait_until(lambda: any(r.action == "slack.undelivered" for r in stack.deps.audit.rows()), timeout=10)
+    wait_until(lambda: any("did not accept" in text_of(m) for m in stack.peer.ephemerals(OPERATOR)), timeout=10)
+    (told,) = [text_of(m) for m in stack.peer.ephemerals(OPERATOR) if "did not accept" in text_of(m)]
+    assert "not a member of" in told and "`/invite @opsbot`" in told and "nothing was done" in told
     assert len(stack.peer.calls_to("chat.postMessage")) == 1  # permanent: not retried
-    (undelivered,) = [r for r in stack.deps.audit.rows() if r.action == "slack.undelivered"]
-    assert "not_in_channel" in undelivered.detail and "`/invite @opsbot`" in undelivered.detail
-    wait_until(lambda: any(r.action == "halt.cancelled" for r in stack.deps.audit.rows()), timeout=10)
+    refused = [r for r in stack.deps.audit.rows() if r.action == "halt.slack_refused"]
+    assert len(refused) == 1 and "not_in_channel" in refused[0].params and "/invite @opsbot" in refused[0].detail
+    assert any(r.action == "halt.cancelled" for r in stack.deps.audit.rows())
     shown = HomeSource(stack.deps).facts().slack or ""
-    assert "never delivered" in shown and "not_in_channel" in shown and "/invite @opsbot" in shown
+    assert "never delivered" in shown and "not_in_channel" in shown
     assert stack.peer.channel_messages(CHANNEL) == []
     assert [r.path for r in stack.backend.requests if r.method != "GET"] == []  # nothing halted
     # The requester hears it where they typed the command: why, how to fix it, and that nothing was done.

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from bot.sim.jwks import JWKS_PATH
 from bot.sim.stack import Stack
+from bot.workspace.audit_drill import AuditTamper
+from bot.workspace.kill_switch_drills import KILL_SWITCH_DRILLS, KillSwitchFaults
 from bot.workspace.world import LocalWorld
 
 BACKEND_SLOW_S = 1.5  # under the bot's 2 s read timeout: slow, but answering
@@ -48,7 +50,15 @@ DRILLS: tuple[Drill, ...] = (
     Drill("control-drift", "Control drift",
           "Cosmos holds a different global halt state than the backend, and backend writes stop reaching "
           "Cosmos", needs_cosmos=True),
+    *(Drill(name, label, about) for name, label, about in KILL_SWITCH_DRILLS),
+    Drill("audit-truncate", "Tamper with the audit: truncate",
+          "deletes the newest audit events, the last signed action's among them, from the database file, as "
+          "someone with access to it could; `opsbot audit verify` (below) names the checkpoint they broke"),
+    Drill("audit-rehash", "Tamper with the audit: edit and re-hash",
+          "rewrites the last signed event's outcome to `not_applied` and recomputes every hash after it, so "
+          "the chain is consistent again; `opsbot audit verify` (below) names the checkpoint it contradicts"),
 )
+AUDIT_DRILLS = {"audit-truncate": "truncate", "audit-rehash": "rehash"}
 NAMES = frozenset(d.name for d in DRILLS)
 
 
@@ -103,11 +113,18 @@ class Drills:
             **{name: self._stand_in(name) for name in STACK_DRILLS},
             "ci-check-failing": self._ci_check, "rollback-workflow-failing": self._workflow,
             "cosmos-unreachable": self._cosmos_unreachable, "control-drift": self._drift,
+            **{name: self._kill_switch(name) for name, _, _ in KILL_SWITCH_DRILLS},
+            **{name: self._audit(kind) for name, kind in AUDIT_DRILLS.items()},
         }
+        self._faults: KillSwitchFaults | None = None
+        self.audit = AuditTamper(world)
 
     def unavailable(self, drill: Drill) -> str | None:
         if drill.needs_cosmos and self._world.cosmos is None:
             return f"Cosmos is not running here: {self._world.cosmos_problem}"
+        if drill.name in AUDIT_DRILLS:
+            other = next((n for n in AUDIT_DRILLS if n != drill.name and n in self._on), None)
+            return f"turn off {other} first" if other else self.audit.unavailable()
         return None
 
     def set(self, name: str, on: bool) -> None:
@@ -133,6 +150,10 @@ class Drills:
     def active(self) -> list[str]:
         return [d.name for d in DRILLS if self.is_on(d.name)]
 
+    def saved(self) -> list[str]:
+        """The drills a restart switches back on: not the audit's, whose original rows live in memory."""
+        return [name for name in self.active() if name not in AUDIT_DRILLS]
+
     def all_off(self) -> None:
         for name in self.active():
             self.set(name, False)
@@ -146,6 +167,14 @@ class Drills:
     def _stand_in(self, name: str) -> Callable[[bool], None]:
         return lambda on: inject(self._world.stack, name, on)  # the stack exists once the world started
 
+    def _kill_switch(self, name: str) -> Callable[[bool], None]:
+        def switch(on: bool) -> None:
+            if self._faults is None:  # built on first use: the stack exists once the world started
+                self._faults = KillSwitchFaults(self._world.stack)
+            self._faults.switch(name, on)
+
+        return switch
+
     def _ci_check(self, on: bool) -> None:
         github = self._world.stack.github
         if on:
@@ -154,6 +183,14 @@ class Drills:
         elif self._failed_sha is not None:
             github.set_check(self._failed_sha, FAILING_CHECK, "success")
             self._failed_sha = None
+
+    def _audit(self, kind: str) -> Callable[[bool], None]:
+        def switch(on: bool) -> None:
+            try:
+                self.audit.set(kind, on)
+            except ValueError as exc:
+                raise UnknownDrill(str(exc)) from None
+        return switch
 
     def _workflow(self, on: bool) -> None:
         self._world.stack.github.faults.fail_next_run = on

@@ -13,11 +13,12 @@ import threading
 from typing import Any
 
 from bot.workspace import people
+from bot.workspace.audit_drill import verify_lines
 from bot.workspace.channel import COMMANDS, Channel, Refused
 from bot.workspace.drills import Drills, UnknownDrill
 from bot.workspace.scenario_runner import ScenarioRunner, load_all
 from bot.workspace.state import StatePaths, load, save
-from bot.workspace.world import LocalWorld
+from bot.workspace.world import REHEARSAL_SOAK_SECONDS, LocalWorld
 
 log = logging.getLogger("opsbot.workspace")
 
@@ -26,9 +27,11 @@ FORMAT = 1
 
 
 class Session:
-    def __init__(self, paths: StatePaths, *, use_cosmos: bool = True, use_prometheus: bool = True) -> None:
+    def __init__(self, paths: StatePaths, *, use_cosmos: bool = True, use_prometheus: bool = True,
+                 soak_seconds: float = REHEARSAL_SOAK_SECONDS) -> None:
         self.paths = paths
-        self.world = LocalWorld(paths, use_cosmos=use_cosmos, use_prometheus=use_prometheus)
+        self.world = LocalWorld(paths, use_cosmos=use_cosmos, use_prometheus=use_prometheus,
+                                soak_seconds=soak_seconds)
         self.drills: Drills
         self.scenarios: ScenarioRunner
         self.channel: Channel
@@ -63,12 +66,13 @@ class Session:
         backend = self.world.stack.backend
         control = backend.control()
         scenarios = self.scenarios.scenarios
+        messages = self.channel.messages(user)
         return {
             "channel": {"id": self.channel.channel, "name": people.CHANNEL_NAME},
             "bot": {"id": self.world.stack.peer.bot_user_id, "name": "opsbot"},
             "people": people.as_json(),
             "me": user,
-            "messages": self.channel.messages(user),
+            "messages": messages,
             "commands": [{"command": c, "hint": hint, "description": about} for c, (hint, about) in COMMANDS.items()],
             "drills": self.drills.as_json(),
             "scenarios": [{"id": s.id, "name": s.name, "description": s.description, "try": list(s.try_)}
@@ -83,6 +87,7 @@ class Session:
                 "cosmos": {"running": self.world.cosmos is not None, "why": self.world.cosmos_problem},
                 "prometheus": {"running": self.world.prometheus is not None, "why": self.world.prometheus_problem},
                 "state": self.paths.describe(),
+                "audit": verify_lines(self.world, [m for m in messages if not m.get("ephemeral")]),
             },
         }
 
@@ -124,7 +129,7 @@ class Session:
             "echoes": self.channel.echoes(),
             "backend": {"control": backend.control(), "health": backend.health_status},
             "journal": self.world.journal(),
-            "drills": self.drills.active(),
+            "drills": self.drills.saved(),
         }
 
     def _restore(self, saved: dict[str, Any]) -> None:

@@ -38,7 +38,8 @@ log = logging.getLogger("opsbot.notifier")
 class NotifierConfig:
     workers: int = 4
     idle_poll_s: float = 1.0  # how often rows of other replicas or due retries are looked for
-    claim_lease: timedelta = timedelta(seconds=30)  # a replica dying mid-send frees its rows after this
+    # A replica dying mid-send frees its rows after this: well over one send (a 5 s Slack timeout).
+    claim_lease: timedelta = timedelta(seconds=15)
     first_retry: timedelta = timedelta(seconds=1)
     max_retry: timedelta = timedelta(seconds=30)
     give_up_after: timedelta = timedelta(minutes=30)

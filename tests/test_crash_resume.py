@@ -145,7 +145,9 @@ def test_kill_9_mid_halt_is_resumed_by_the_other_process_once(world: World, kill
         assert "replica `survivor`" in replies(world, "Resumed")[0]["text"]
         row = deps.approvals.get(approval_id=approval_id)
         assert row is not None and row.message_ts
-        wait_until(lambda: "Applied" in text_of(world.peer.workspace.find_message(CHANNEL, row.message_ts) or {}))
+        # The card too, though a send the killed process had claimed waits out its claim (5 s here) first.
+        wait_until(lambda: "Applied" in text_of(world.peer.workspace.find_message(CHANNEL, row.message_ts) or {}),
+                   15)
     finally:
         stop(doomed)
         stop(survivor)

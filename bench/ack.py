@@ -44,7 +44,7 @@ from slack_bolt import Ack, App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 
-from bot.app import build_app, build_deps
+from bot.app import build_app, build_deps, start_notifier
 from bot.migrate import upgrade
 from bot.serve import settle_heap
 from bot.sim.backend import SimBackend
@@ -141,8 +141,8 @@ class Standins:
         self._proc.join(timeout=10)
 
 
-def bot_server(standins: Standins, database_url: str) -> tuple[HttpServer, Any]:
-    """The real bot, built as `opsbot serve` builds it, pointed at the stand-ins."""
+def bot_server(standins: Standins, database_url: str) -> tuple[HttpServer, Any, Any]:
+    """The real bot, built as `opsbot serve` builds it (its notifier too), pointed at the stand-ins."""
     urls = standins.urls
     auth = SimpleNamespace(jwks_url=urls["jwks_url"], token_url=urls["token_url"])
     settings = local_settings(database_url=database_url, backend_url=urls["backend_url"],
@@ -150,7 +150,8 @@ def bot_server(standins: Standins, database_url: str) -> tuple[HttpServer, Any]:
                               **ROLES)
     deps = build_deps(settings)
     upgrade(deps.engine)
-    return HttpServer(Router(build_app(deps), deps)).start(), deps
+    server = HttpServer(Router(build_app(deps), deps)).start()
+    return server, deps, start_notifier(deps)  # the notifier posts the approval cards, as in `opsbot serve`
 
 
 def bare_app(api_url: str) -> App:
@@ -291,7 +292,7 @@ def measure(args: argparse.Namespace, warnings: _Counter) -> tuple[list[Run], in
     """Both apps at each level (each warmed right before it is measured), then the opsbot work drained."""
     with tempfile.TemporaryDirectory(prefix="opsbot-bench-") as tmp:
         standins = Standins(args.backend_latency)
-        server, deps = bot_server(standins, f"sqlite:///{tmp}/bench.db")
+        server, deps, notifier = bot_server(standins, f"sqlite:///{tmp}/bench.db")
         bare = HttpServer(SlackRequestHandler(bare_app(standins.urls["api_url"]), path=EVENTS_PATH)).start()
         urls = {"bare": bare.url, "opsbot": server.url}
         response_url = standins.ask("response_url")
@@ -319,6 +320,7 @@ def measure(args: argparse.Namespace, warnings: _Counter) -> tuple[list[Run], in
         finally:
             bare.stop()
             server.stop()
+            notifier.stop()
             deps.engine.dispose()
             standins.stop()
     return runs, sent, posted

@@ -10,19 +10,22 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
 from slack_bolt import App, BoltResponse
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 from sqlalchemy import Engine
 
 from bot import flow
 from bot.approval_store import ApprovalStore
 from bot.audit import AuditLog
+from bot.audit_journal import Journal
 from bot.audit_keys import configured_key
 from bot.backend import TradingBackend
+from bot.breakglass import merge_journal
 from bot.checkpointer import Checkpointer
 from bot.cosmos import build_cosmos
 from bot.db import make_engine
+from bot.deadline import deadline_client
 from bot.deps import Deps, slack_client
 from bot.freeze import FreezeStore
 from bot.github import GitHub
@@ -31,6 +34,7 @@ from bot.metrics import Metrics
 from bot.notifier import Notifier, NotifierConfig
 from bot.outbox import Outbox
 from bot.policy import Directory
+from bot.replay import ReplayStore
 from bot.runbook import load_runbook
 from bot.settings import Settings
 from bot.tokens import build_token_source
@@ -48,7 +52,7 @@ def build_deps(
                               lease=timedelta(seconds=settings.execution_lease_seconds))
     # An approval card's ts, once the notifier posted it, is what later clicks and threads point at.
     outbox.on_posted.append(lambda stream, ts: _attach_card(approvals, stream, ts))
-    http = httpx.Client()
+    http = deadline_client()
     if backend is None:
         backend = TradingBackend(base_url=settings.trading_api_url, tokens=build_token_source(settings, http))
     github = GitHub(
@@ -70,6 +74,8 @@ def build_deps(
         github=github,
         freeze=FreezeStore(engine),
         http=http,
+        replays=ReplayStore(engine, audit),
+        journal=Journal(settings.audit_journal_path, replica=replica),
         cosmos=build_cosmos(settings, readonly=True),
         cosmos_probe=build_cosmos(settings),
         checkpoints=_checkpointer(settings, engine, replica),
@@ -113,6 +119,9 @@ def build_app(deps: Deps) -> App:
     app = App(
         client=deps.slack,
         signing_secret=settings.slack_signing_secret.get_secret_value(),
+        # Who the bot is comes from its settings, never from Slack: a restart while Slack (auth.test)
+        # is down still takes commands.
+        authorize=lambda team_id, enterprise_id: identity(deps, team_id, enterprise_id),
         # Ack from the request's own thread (no 10 ms ack polling); the work after the ack is queued on
         # deps.workers by commands.common.after_ack.
         process_before_response=True,
@@ -130,6 +139,12 @@ def build_app(deps: Deps) -> App:
     monitoring.register(app, deps)  # after rollback: its button starts the /rollback request flow
     home.register(app, deps)
     return app
+
+
+def identity(deps: Deps, team_id: str | None, enterprise_id: str | None) -> AuthorizeResult:
+    """The installation, from settings: one workspace, one bot token (no auth.test on the request path)."""
+    return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=deps.slack.token or "",
+                           bot_user_id=deps.settings.slack_bot_user_id or None)
 
 
 def _on_error(error: Exception) -> BoltResponse:
@@ -161,7 +176,16 @@ class Sweeper:
                 flow.sweep(self._deps)
             except Exception:
                 log.exception("sweep failed; will try again")
+            self.catch_up()
             if self._deps.checkpoints is not None:  # never raises
                 self._deps.checkpoints.tick()
             if self._stop.wait(self._interval):
                 return
+
+    def catch_up(self) -> None:
+        """Merge the journal once the store is back; forget replay keys past Slack's window."""
+        try:
+            merge_journal(self._deps)
+            self._deps.replays.prune()
+        except Exception as exc:  # the store is still out: the next round tries again
+            log.warning("journal merge postponed: %s", type(exc).__name__)

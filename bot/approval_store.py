@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from bot.approvals import EXECUTION_LEASE, OPEN, ApprovalView, Status, Transition, earlier_attempts_note
 from bot.audit import Actor, AuditLog, Entry, canonical, sha256
 from bot.db import as_utc, transaction
-from bot.models import Approval
+from bot.models import Approval, SeenRequest
 from bot.outbox import Note, Outbox, add_notes
 
 # The Slack effects of a state change, built from the row as the winning UPDATE left it.
@@ -76,10 +76,14 @@ class ApprovalStore:
         now: datetime,
         break_glass: bool = False,
         notes: Notes | None = None,
+        approval_id: str | None = None,
+        seen_key: str | None = None,
     ) -> Approval:
+        """`seen_key`: the signed request's replay key (bot.replay), taken in the same transaction, so a
+        replay raises IntegrityError and nothing is created."""
         text = canonical(params)
         row = Approval(
-            id=new_approval_id(),
+            id=approval_id or new_approval_id(),
             action=action,
             params=text,
             params_hash=sha256(text),
@@ -100,6 +104,9 @@ class ApprovalStore:
         )
         step = "break_glass" if break_glass else "requested"
         with transaction(self._engine) as session:
+            if seen_key is not None:
+                session.add(SeenRequest(key=seen_key, seen_at=now, replays=0))
+                session.flush()
             session.add(row)
             session.flush()
             entry = Entry(actor, f"{action}.{step}", "accepted", params, request_id, row.id, channel)

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
+from bot.deadline import deadline_client, total_deadline
 from bot.errors import BackendNotConfigured, BackendRejected, BackendUnavailable
 from bot.tokens import TokenError, TokenSource
 
@@ -25,6 +26,12 @@ T = TypeVar("T")
 RETRY_STATUSES = frozenset({502, 503, 504})
 READ_BACKOFF_S = (0.1, 0.3)
 WRITE_BACKOFF_S = (0.1,)
+
+
+def plan_deadline(timeout_s: float, backoff: tuple[float, ...]) -> float:
+    """The total deadline of one call: every attempt at its timeout plus the waits between them (2 s reads:
+    6.5 s; 5 s writes: 10.2 s). Per-read timeouts alone never end a call whose answer trickles in."""
+    return (len(backoff) + 1) * timeout_s + sum(backoff) + 0.1
 
 
 def _obj(value: Any, what: str) -> dict[str, Any]:
@@ -176,9 +183,12 @@ class TradingBackend:
         self._base_url = base_url.rstrip("/") if base_url else None
         self._tokens = tokens
         self._owns_http = http is None
-        self._http = http if http is not None else httpx.Client()
+        self._http = http if http is not None else deadline_client()
         self._read_timeout = httpx.Timeout(read_timeout_s, connect=connect_timeout_s)
         self._write_timeout = httpx.Timeout(write_timeout_s, connect=connect_timeout_s)
+        # The whole call, retries included: a backend trickling its answer cannot hold a worker longer.
+        self._read_deadline_s = plan_deadline(read_timeout_s, READ_BACKOFF_S)
+        self._write_deadline_s = plan_deadline(write_timeout_s, WRITE_BACKOFF_S)
 
     def health(self, *, request_id: str) -> Reply[Health]:
         return self._call("GET", "/api/health", Health.from_json, request_id=request_id)
@@ -218,13 +228,21 @@ class TradingBackend:
     ) -> Reply[T]:
         if self._base_url is None:
             raise BackendNotConfigured(request_id=request_id)
+        with total_deadline(self._read_deadline_s if method == "GET" else self._write_deadline_s):
+            return self._attempts(method, self._base_url + path, parse, request_id=request_id, body=body,
+                                  idempotency_key=idempotency_key)
+
+    def _attempts(
+        self, method: str, url: str, parse: Callable[[Any], T], *, request_id: str,
+        body: dict[str, Any] | None, idempotency_key: str | None,
+    ) -> Reply[T]:
         headers = self._headers(request_id, idempotency_key)
         backoff = READ_BACKOFF_S if method == "GET" else WRITE_BACKOFF_S
         started, reached = time.monotonic(), False  # reached: some attempt may have got to a handler
         for attempt in range(len(backoff) + 1):
             try:
                 response = self._http.request(
-                    method, self._base_url + path, headers=headers, json=body,
+                    method, url, headers=headers, json=body,
                     timeout=self._read_timeout if method == "GET" else self._write_timeout)
             except httpx.TransportError as exc:
                 never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
@@ -239,7 +257,7 @@ class TradingBackend:
                                            status=response.status_code)
                 retry = True
             logger.warning("backend %s %s failed (%s, status %s) request_id=%s attempt=%d",
-                           method, path, error.detail, error.status, request_id, attempt + 1)
+                           method, url, error.detail, error.status, request_id, attempt + 1)
             if not retry or attempt == len(backoff):
                 raise error
             time.sleep(backoff[attempt])

@@ -7,9 +7,11 @@ import sys
 
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
+from sqlalchemy import Engine
 
 from bot import audit_cli, logs
 from bot.audit_cli import add_commands
+from bot.db import make_engine
 from bot.db_roles import upgrade_command
 from bot.runbook import RunbookError
 from bot.settings import InsecureSettingsError, Settings, describe_refusal
@@ -48,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="store maintenance").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="apply schema migrations")
     add_commands(sub)
+    incident = sub.add_parser("incident", help="rollback evidence").add_subparsers(dest="incident_command",
+                                                                                    required=True)
+    bundle = incident.add_parser("export", help="a rollback's evidence bundle (JSONL) to stdout")
+    bundle.add_argument("rollback_id", help="e.g. rb-1a2b3c4d, as /rollback status shows it")
     return parser
 
 
@@ -104,7 +110,22 @@ def _main(args: argparse.Namespace) -> int:
         return serve(settings, host=args.host, port=args.port, threads=args.threads, socket_mode=args.socket_mode)
     if args.command == "db":
         return upgrade_command(settings)
+    if args.command == "incident":
+        return _incident_export(make_engine(settings.database_url), args.rollback_id)
     return audit_cli.run(args, settings)
+
+
+def _incident_export(engine: Engine, rollback_id: str) -> int:
+    from bot.rollback_evidence import stored
+
+    bundle = stored(engine, rollback_id.strip())
+    if bundle is None:
+        print(f"opsbot incident export: no evidence bundle stored for rollback {rollback_id!r} "
+              "(see /rollback status for the ids)", file=sys.stderr)
+        return 1
+    sys.stdout.write(bundle.content)
+    print(f"{bundle.lines} lines, SHA-256 {bundle.sha256} (as recorded in the audit log)", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":

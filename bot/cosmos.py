@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import ssl
 import threading
 import time
 import uuid
@@ -207,8 +208,29 @@ class CosmosReader:
             raise _http_error(exc, container, self._database, step, container_level) from exc
         except AzureError as exc:
             timed_out = isinstance(exc, CosmosClientTimeoutError | ServiceResponseError)
-            what = f"timed out (limit {self.timeout_s:g} s)" if timed_out else "unreachable (connection failed)"
+            tls = _certificate_problem(exc)
+            if tls:
+                what = f"its TLS certificate was not accepted ({tls}); check COSMOS_ENDPOINT and the CA bundle"
+            elif timed_out:
+                what = f"timed out (limit {self.timeout_s:g} s)"
+            else:
+                what = "unreachable (connection failed)"
             raise CosmosUnavailable(f"{step} on {container!r}: {what}", step=step) from exc
+
+
+def _certificate_problem(exc: BaseException) -> str:
+    """The certificate failure behind an SDK error (self-signed, expired, wrong host), in a few words; ""."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return str(current.verify_message or "verification failed")[:120]
+        if "CERTIFICATE_VERIFY_FAILED" in str(current):  # the SDK keeps only the message
+            why = str(current).partition("certificate verify failed:")[2].split("(")[0].strip()
+            return why[:120] or "certificate verify failed"
+        current = current.__cause__ or current.__context__
+    return ""
 
 
 def _http_error(exc: CosmosHttpResponseError, container: str, database: str, step: str,

@@ -135,7 +135,8 @@ def smoke_checklist(runbook: Runbook, ev: Evidence) -> ProbeResult:
 
 def monitoring_clean(ev: Evidence) -> ProbeResult:
     if ev.alerts:
-        return failed(f"{len(ev.alerts)} monitoring alert(s) open: {'; '.join(ev.alerts[:3])}")
+        noun = "monitoring alert" if len(ev.alerts) == 1 else "monitoring alerts"
+        return failed(f"{len(ev.alerts)} {noun} open: {'; '.join(ev.alerts[:3])}")
     return passed("no monitoring alerts recorded")
 
 

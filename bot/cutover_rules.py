@@ -8,18 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.cutover_engine import (
-    CONTRACT_PROBES,
-    CheckStatus,
-    EvaluationView,
-    Evidence,
-    StageEntry,
-    VersionChange,
-    age_text,
-    complete,
-)
+from bot.cutover_engine import CheckStatus, EvaluationView, Evidence, age_text, complete
+from bot.cutover_entry import DeployFacts, Soak, alert_blockers, deploy_blockers, smoke_blockers, soak_blockers
 from bot.gate_engine import GateVerdict
-from bot.probes.result import Verdict
 from bot.runbook import Runbook, Stage
 
 
@@ -31,9 +22,9 @@ class AdvanceFacts:
     evidence: Evidence
     last_go: EvaluationView | None  # the most recent GO evaluation, whatever its version
     freeze: str | None = None  # the reason of an open cutover freeze (a rollback in progress)
-    since_entry: StageEntry | None = None  # when the stage named by `requires_backend_deploy_since` began
-    deploys: Sequence[VersionChange] = ()  # backend version changes observed since then, oldest first
-    after_deploy: Sequence[EvaluationView] = ()  # gate evaluations since the first of them, newest first
+    deploy: DeployFacts | None = None  # for a target with `entry.backend_deploy_since`
+    soak: Soak | None = None  # None: not gathered (then the soak counts as not begun)
+    soak_override_s: float | None = None  # OPSBOT_SOAK_SECONDS: every soak replaced (rehearsals)
 
 
 def next_stage(runbook: Runbook, current: Stage) -> Stage | None:
@@ -48,11 +39,20 @@ def blockers(facts: AdvanceFacts) -> list[str]:
     target = next_stage(facts.runbook, facts.current)
     if target is None:
         return [f"the cutover is already at its last stage, {facts.current.name}"]
+    return entry_blockers(facts, target)
+
+
+def entry_blockers(facts: AdvanceFacts, target: Stage) -> list[str]:
+    """Every entry condition of `target` (runbook `entry`) that does not hold, in runbook order."""
+    rule, ev = target.entry, facts.evidence
     missing = [f"stage check `{s.item.id}` is {s.state.value}: {s.detail}"
-               for s in facts.statuses if not complete([s])]
-    missing += _gate_blockers(facts)
-    if target.requires_backend_deploy_since is not None:
-        missing += _deploy_blockers(facts, target)
+               for s in facts.statuses if not complete([s])] if rule.stage_checks else []
+    missing += _gate_blockers(facts) if rule.go else []
+    missing += alert_blockers(ev.alerts) if rule.no_hard_trigger_alerts else []
+    missing += soak_blockers(facts.current, target, facts.soak or Soak(None), ev.now, facts.soak_override_s)
+    missing += smoke_blockers(facts.runbook, ev) if rule.manual_smoke else []
+    if rule.backend_deploy_since is not None:
+        missing += deploy_blockers(facts.runbook, target, facts.deploy or DeployFacts(None))
     return missing
 
 
@@ -74,27 +74,4 @@ def _gate_blockers(facts: AdvanceFacts) -> list[str]:
     if latest is not None and latest.id != go.id and latest.started_at > go.started_at \
             and latest.verdict is GateVerdict.NO_GO:
         return [f"/gate {latest.id} was NO-GO after the last GO ({go.id}): fix what it found and run /gate"]
-    return []
-
-
-def _deploy_blockers(facts: AdvanceFacts, target: Stage) -> list[str]:
-    since = facts.runbook.stage(target.requires_backend_deploy_since or "")
-    entry = facts.since_entry
-    if entry is None:
-        return [f"{since.name} has not begun, so no backend deploy since it can be counted"]
-    if not facts.deploys:
-        began = entry.entered_at.strftime("%Y-%m-%d %H:%M UTC")
-        return [f"no backend deploy observed since {since.name} began ({began}, version "
-                f"{entry.version or 'unknown'}): {target.name} needs the contracts to stay stable through "
-                "at least one backend deploy cycle; deploy the backend, then run /gate"]
-    first = facts.deploys[0]
-    if not facts.after_deploy:
-        return [f"no /gate has checked the contracts since the backend deploy {first.previous_version} → "
-                f"{first.version}: run /gate"]
-    latest = facts.after_deploy[0]
-    broken = [o.item_id for o in latest.outcomes
-              if o.probe in CONTRACT_PROBES and o.automatic.verdict is not Verdict.PASS]
-    if broken or not any(o.probe in CONTRACT_PROBES for o in latest.outcomes):
-        return [f"contract checks are not passing since the backend deploy ({latest.id}: "
-                f"{', '.join(broken) or 'not checked'})"]
     return []

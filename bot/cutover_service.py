@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from bot.audit import Actor, Entry
 from bot.cutover_engine import CheckStatus, RolledBack, StageEntry, rolled_back_under, stage_statuses
+from bot.cutover_history import deploy_facts, soak_of
 from bot.cutover_rules import AdvanceFacts, next_stage
 from bot.cutover_store import CutoverStore, Transition
 from bot.db import as_utc
@@ -79,18 +80,17 @@ class CutoverService:
         """Everything `/cutover advance` is decided on, read now (one health call, a few store reads)."""
         version, problem = self.gate.deployed_version(request_id, source=source)
         evidence = self.gate.evidence(version, problem)
-        runbook, current = self.deps.runbook, self.position().stage
+        runbook, position = self.deps.runbook, self.position()
+        current = position.stage
         statuses = stage_statuses(runbook, current, evidence)
         target = next_stage(runbook, current)
-        since_entry, deploys, after = None, [], []
-        if target is not None and target.requires_backend_deploy_since:
-            since_entry = self.store.entered(target.requires_backend_deploy_since)
-            if since_entry is not None:
-                deploys = self.gate.store.changes_since(since_entry.entered_at)
-                if deploys:
-                    after = self.gate.store.since(deploys[0].observed_at)
+        deploy = None
+        if target is not None and target.entry.backend_deploy_since:
+            since_entry = self.store.entered(target.entry.backend_deploy_since)
+            deploy = deploy_facts(self.deps.engine, self.gate.store, since_entry)
         return AdvanceFacts(runbook, current, statuses, evidence, self.gate.store.last_go(), self.freeze_text(),
-                            since_entry, deploys, after)
+                            deploy, soak_of(self.deps.engine, position.entry, evidence.now),
+                            self.deps.settings.soak_seconds)
 
     def enter(self, facts: AdvanceFacts, target: Stage, *, reason: str, requested_by: str, approved_by: str,
               approval_id: str, request_id: str, channel: str) -> StageEntry | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -13,7 +15,16 @@ from sqlmodel import Session
 
 from bot.errors import StoreUnavailable
 
-SQLITE_BUSY_TIMEOUT_MS = 5_000
+# Every store call is bounded well inside Slack's 3 s: a locked, hung or unreachable store becomes
+# StoreUnavailable quickly, and the halt path falls back to the local journal (bot.audit_journal).
+SQLITE_BUSY_TIMEOUT_MS = 2_000
+PG_CONNECT_TIMEOUT_S = 2  # libpq's smallest useful value
+PG_STATEMENT_TIMEOUT_MS = 1_500
+PG_LOCK_TIMEOUT_MS = 1_000
+# Client side: a SIGSTOPped or partitioned server never answers, so server-side timeouts cannot fire.
+PG_CLIENT_WAIT_S = 2.0
+POOL_WAIT_S = 1.0
+_PG_OPTIONS = f"-c statement_timeout={PG_STATEMENT_TIMEOUT_MS} -c lock_timeout={PG_LOCK_TIMEOUT_MS}"
 
 
 def utcnow() -> datetime:
@@ -37,7 +48,19 @@ def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=POOL_WAIT_S,
+        connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S, "options": _PG_OPTIONS},
+    )
+    if url.startswith("postgresql+psycopg"):
+        event.listen(engine, "do_connect", _bounded_psycopg_connect)
+    return engine
+
+
+def _bounded_psycopg_connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+    from bot.db_bounded import BoundedConnection
+
+    return BoundedConnection.connect(*cargs, **cparams)
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -54,12 +77,29 @@ def _sqlite_engine(url: str) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
+    # Threads of this process queue for the write lock here, in turn, instead of in SQLite's busy
+    # handler, whose growing sleeps let a thread starve past the (short) busy timeout under contention.
+    writer = threading.Lock()
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         # Writers serialise at BEGIN, so the audit chain's read-then-append cannot interleave
         # across threads or processes.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if not writer.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked"))
+        conn.info["opsbot_writer"] = True
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            _release(conn)
+            raise
 
+    def _release(conn: Any) -> None:
+        if conn.info.pop("opsbot_writer", False):
+            writer.release()
+
+    event.listen(engine, "commit", _release)
+    event.listen(engine, "rollback", _release)
     return engine
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from bot.actions import ActionSpec
 from bot.approval_store import ApprovalStore
 from bot.audit import AuditLog
+from bot.audit_journal import Journal
 from bot.backend import TradingBackend
 from bot.checkpointer import Checkpointer
 from bot.cosmos import CosmosReader
@@ -23,6 +24,7 @@ from bot.freeze import FreezeStore
 from bot.github import GitHub
 from bot.metrics import Metrics
 from bot.policy import Directory
+from bot.replay import ReplayStore
 from bot.runbook import Runbook
 from bot.settings import Settings
 from bot.transitions import Hook
@@ -43,6 +45,9 @@ class Deps:
     github: GitHub
     freeze: FreezeStore
     http: httpx.Client
+    # Signed requests already taken (bot.replay); the local journal of audit rows the store could not take.
+    replays: ReplayStore
+    journal: Journal
     # Drift, monitoring and /rollback read Cosmos through `cosmos` (the read-only key when configured);
     # only the gate's probe-document check gets `cosmos_probe`, which may write its own probe documents.
     cosmos: CosmosReader | None = None  # None when not configured
@@ -52,6 +57,16 @@ class Deps:
     # Work done after the ack (store, backend and Slack calls); sized for a few slow calls at once.
     workers: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=32, thread_name_prefix="opsbot-work")
+    )
+    # Halts, resumes and approval clicks: never queued behind reads, gate probes or monitoring on `workers`.
+    # Each holds its thread through the read-back after its write, so a burst of halts against a slow
+    # backend needs room: sized like `workers`, still bounded.
+    critical: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=32, thread_name_prefix="opsbot-critical")
+    )
+    # The break-glass's bounded store claims (bot.breakglass): a hung store holds these, not the caller.
+    store_calls: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="opsbot-store")
     )
     # Signs the audit chain's head after executed actions and every few minutes (bot.checkpointer).
     checkpoints: Checkpointer | None = None

@@ -114,7 +114,9 @@ def operator_message(exc: OpsbotError) -> str:
     if isinstance(exc, CosmosError):
         return f":file_cabinet: Cosmos: {safe(exc.detail, 300)}"
     if isinstance(exc, StoreUnavailable):
-        return ":floppy_disk: The bot's store is unavailable (locked or unreachable); nothing was done. Try again."
+        return (":floppy_disk: The bot's store is unavailable (locked or unreachable); nothing was done. Resume, "
+                "rollback and cutover advance need it and are refused until it is back; a halt authority's "
+                "break-glass `/halt <scope> <reason…> --now` still halts. Try again shortly.")
     return ":x: The request failed; nothing was done."
 
 

@@ -46,15 +46,17 @@ RECORD_RETRY_DELAYS_S = (0.5, 1.0)
 def open_request(
     deps: Deps, *, spec: ActionSpec, params: dict[str, object], actor: Actor, channel: str, request_id: str,
     approve_role: Role, break_glass: bool = False, status: str | None = None, answer_to: str | None = None,
+    approval_id: str | None = None, seen_key: str | None = None,
 ) -> Approval:
     """Store the request and queue its card in one transaction; Slack is told by the notifier.
-    `answer_to` (the command's response_url) is where the requester hears if Slack refuses the card."""
+    `answer_to` (the command's response_url) is where the requester hears if Slack refuses the card;
+    `approval_id` and `seen_key` come from a break-glass that chose its id and checks replays (bot.breakglass)."""
     if break_glass:
         status = status or f":gear: Break-glass by <@{actor.user_id}>: executing now…"
     row = deps.approvals.create(
         action=spec.name, params=params, actor=actor, approve_role=approve_role.value, channel=channel,
         request_id=request_id, ttl_seconds=deps.settings.approval_ttl_seconds, now=deps.now(),
-        break_glass=break_glass,
+        break_glass=break_glass, approval_id=approval_id, seen_key=seen_key,
         notes=lambda r: [replace(card_note(deps, r, status=status, buttons=not break_glass, kind="post"),
                                  extra={"answer_to": answer_to} if answer_to else {})],
     )

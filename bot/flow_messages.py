@@ -56,7 +56,21 @@ def card(deps: Deps, row: Approval, *, status: str | None = None, buttons: bool 
         approve_label="Confirm halt" if confirming else "Approve",
         reject_label="Dispute" if confirming else "Reject",
         effect_label="What will happen" if view.status is Status.PENDING else "What was asked",
+        **confirm_dialog(spec, params, confirming=confirming),
     )
+
+
+def confirm_dialog(spec: object, params: dict[str, object], *, confirming: bool) -> dict[str, str]:
+    """What the approver's confirm dialog says: a break-glass confirmation halts nothing again."""
+    if confirming:
+        return {"confirm_title": "Confirm the break-glass halt?",
+                "confirm_text": f"{params.get('scope')} is already halted (break-glass by the requester). Confirming "
+                                "records that you agree; nothing is sent to the backend."}
+    confirm = getattr(spec, "confirm", None)
+    if confirm is None:
+        return {}
+    title, text = confirm(params)
+    return {"confirm_title": str(title), "confirm_text": str(text)}
 
 
 def card_note(deps: Deps, row: Approval, *, status: str | None, buttons: bool | None = None,

@@ -63,7 +63,8 @@ def _misfire_line(signal: Signal, measurer: Measurer, now: datetime) -> str:
     if reading.value <= 0:
         return ""
     figure = against(signal, reading.value)
-    return (f":rotating_light: {reading.value:g} kill-switch misfire(s) in the last {window}: a `/halt` or "
+    count = f"{reading.value:g} kill-switch misfire{'' if reading.value == 1 else 's'}"
+    return (f":rotating_light: {count} in the last {window}: a `/halt` or "
             f"`/halt resume` read-back showed the change NOT applied ({signal.name}: {figure}).")
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -21,6 +21,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from bot.deadline import deadline_client, total_deadline
 from bot.github_errors import (
     GitHubError,
     GitHubNotConfigured,
@@ -37,7 +38,9 @@ API_VERSION = "2022-11-28"
 USER_AGENT = "trading-opsbot/0.1"
 PER_PAGE = 100
 MAX_PAGES = 5
-MAX_ROLLBACK_CANDIDATES = 20  # bounds the /statuses calls a rollback target search makes
+# A rollback target is searched through every production deployment, page by page (newest first),
+# stopping at the first candidate; this only guards against a `next` link that never ends.
+MAX_DEPLOYMENT_PAGES = 1000
 RETRY_BACKOFF_S = 0.2
 # GitHub's documented minimum wait after a secondary rate limit without `retry-after`; doubled per further wait.
 SECONDARY_MIN_WAIT_S = 60.0
@@ -155,8 +158,9 @@ class GitHub:
         self._api_url = api_url.rstrip("/")
         self._repository = repository.strip() if repository else None
         self._owns_http = http is None
-        self._http = http if http is not None else httpx.Client()
+        self._http = http if http is not None else deadline_client()
         self._timeout = httpx.Timeout(timeout_s)
+        self._deadline_s = 2 * timeout_s + RETRY_BACKOFF_S  # the whole call, its retry included
         self._headers = {"accept": "application/vnd.github+json", "x-github-api-version": API_VERSION,
                          "user-agent": USER_AGENT}
         if token:
@@ -183,11 +187,14 @@ class GitHub:
 
         Any success counts, not only the latest status: outside production GitHub marks older
         deployments `inactive` once a newer one succeeds, and those are the rollback candidates."""
-        for deployment in self.deployments(environment)[:MAX_ROLLBACK_CANDIDATES]:
-            if exclude_sha and same_sha(deployment.sha, exclude_sha):
-                continue
-            if any(s.state == "success" for s in self.deployment_statuses(deployment.id)):
-                return deployment
+        path = f"{self._repo()}/deployments"
+        for page in self._pages(path, {"environment": environment}, None, MAX_DEPLOYMENT_PAGES):
+            newest = sorted(_parsed(page, Deployment.from_json), key=lambda d: (d.created_at, d.id), reverse=True)
+            for deployment in newest:
+                if exclude_sha and same_sha(deployment.sha, exclude_sha):
+                    continue
+                if any(s.state == "success" for s in self.deployment_statuses(deployment.id)):
+                    return deployment
         return None
 
     def dispatch_workflow(self, workflow: str, *, ref: str, inputs: Mapping[str, str]) -> DispatchedRun | None:
@@ -246,20 +253,22 @@ class GitHub:
 
     def _get_list(self, path: str, params: dict[str, str], key: str | None) -> list[Any]:
         """All items of a paginated list (`key` None: the answer is the array), at most MAX_PAGES."""
+        return [item for page in self._pages(path, params, key, MAX_PAGES) for item in page]
+
+    def _pages(self, path: str, params: dict[str, str], key: str | None, max_pages: int) -> Iterator[list[Any]]:
+        """Each page of a paginated list in turn, following GitHub's `Link: rel="next"`."""
         url: str | None = f"{self._api_url}{path}"
         query: dict[str, str] | None = {**params, "per_page": str(PER_PAGE)}
-        items: list[Any] = []
-        for _ in range(MAX_PAGES):
+        for _ in range(max_pages):
             if url is None:
-                break
+                return
             response = self._send("GET", url, params=query)
             doc = _json(response)
             page = doc.get(key) if key is not None and isinstance(doc, dict) else doc
             if not isinstance(page, list):
                 raise GitHubUnavailable("unexpected answer from GitHub (no list)", response.status_code)
-            items.extend(page)
+            yield page
             url, query = self._next_page(response), None  # the next link carries the query
-        return items
 
     def _next_page(self, response: httpx.Response) -> str | None:
         url = response.links.get("next", {}).get("url")
@@ -270,6 +279,11 @@ class GitHub:
 
     def _send(self, method: str, url: str, *, params: dict[str, str] | None = None,
               body: dict[str, Any] | None = None) -> httpx.Response:
+        with total_deadline(self._deadline_s):
+            return self._attempts(method, url, params=params, body=body)
+
+    def _attempts(self, method: str, url: str, *, params: dict[str, str] | None,
+                  body: dict[str, Any] | None) -> httpx.Response:
         path = urlsplit(url).path
         retries_left, secondary_waits = 1, 0
         while True:

@@ -78,7 +78,7 @@ class AlertLine:
     text: str  # mrkdwn, already safe: "platform auth failures: 14 failures > 10 failures"
     since: datetime
     trigger: str = ""
-    before_rollback: str = ""  # the id of the completed rollback that closed after this breach began
+    before_rollback: str = ""  # mrkdwn, safe: how the breach stands to the last completed rollback, if it began before
 
 
 @dataclass(frozen=True)
@@ -191,9 +191,13 @@ def _approvals(pending: list[PendingApproval], limit: int) -> list[Block]:
 def _buttons(approval: PendingApproval) -> ActionsBlock:
     # The labels of the request message: a break-glass halt is confirmed or disputed.
     yes, no = ("Confirm halt", "Dispute") if approval.confirming else ("Approve", "Reject")
-    confirm = ConfirmObject(title=PlainTextObject(text="Are you sure?"),
-                            text=MarkdownTextObject(text=f"{safe(approval.title, 240)}. This is recorded in the "
-                                                         "audit log."),
+    if approval.confirming:
+        title, said = "Confirm the break-glass halt?", (f"{approval.title}: already halted. Confirming records that "
+                                                       "you agree; nothing is sent to the backend.")
+    else:
+        title, said = f"Approve: {approval.title}", f"Approving runs this at once: {approval.title}."
+    confirm = ConfirmObject(title=PlainTextObject(text=clip(title, 100)),
+                            text=MarkdownTextObject(text=safe(f"{said} Recorded in the audit log.", 300)),
                             confirm=PlainTextObject(text=yes), deny=PlainTextObject(text="Cancel"), style="danger")
     return ActionsBlock(block_id=f"home_{approval.id}"[:255], elements=[
         # As on the request message: the value is the opaque approval id and nothing else.
@@ -208,7 +212,7 @@ def _alerts(alerts: Sequence[AlertLine], limit: int) -> list[Block]:
     lines = [f"*Active alerts ({len(alerts)}):*"]
     for alert in alerts[:limit]:
         trigger = f" · trigger `{alert.trigger}`" if alert.trigger else ""
-        before = f" (before rollback `{safe(alert.before_rollback, 32)}`)" if alert.before_rollback else ""
+        before = f" ({alert.before_rollback})" if alert.before_rollback else ""
         line = f"• {clip(alert.text, 200)} since {when(alert.since)}{trigger}{before} (`{alert.id}`)"
         if sum(len(x) + 1 for x in lines) + len(line) > SECTION_BUDGET:
             break

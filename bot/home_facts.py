@@ -176,7 +176,11 @@ class HomeSource:
             else:
                 text = ":warning: *monitoring degraded*: some signals cannot be evaluated"
             since = as_utc(alert.since)
-            before = rolled.id if rolled is not None and closed is not None and since < closed else ""
+            before = ""
+            if alert.not_fixed_by:
+                before = f"not fixed by rollback `{safe(alert.not_fixed_by, 32)}`"
+            elif rolled is not None and closed is not None and since < closed:
+                before = f"still open after rollback `{safe(rolled.id, 32)}`"
             out.append(AlertLine(alert.id, text, since, alert.trigger, before))
         return out
 

@@ -113,3 +113,14 @@ class OutboxRow(SQLModel, table=True):
     done_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
     ts: str | None = Field(default=None, max_length=32)
     error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+
+
+class SeenRequest(SQLModel, table=True):
+    """A signed Slack request already taken (bot.replay): its key is a hash of timestamp and signature,
+    so a replay of it, on any replica, hits the primary key."""
+
+    __tablename__ = "slack_request_seen"
+
+    key: str = Field(primary_key=True, max_length=64)
+    seen_at: datetime = Field(sa_column=_utc_column(index=True))
+    replays: int = Field(default=0)

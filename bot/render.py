@@ -44,6 +44,9 @@ class Card:
     reject_label: str = "Reject"
     audit: str = ""  # the signed audit checkpoint's compact line, once the action ran
     effect_label: str = "What will happen"  # "What was asked" once the request is no longer open
+    # The approver's confirm dialog: a question and what the click does (plain words, not mrkdwn).
+    confirm_title: str = ""
+    confirm_text: str = ""
 
 
 def when(at: datetime) -> str:
@@ -76,9 +79,11 @@ def approval_blocks(card: Card) -> list[Block]:
 
 
 def _buttons(card: Card) -> ActionsBlock:
+    title = card.confirm_title or f"{card.approve_label}: {card.title}"
+    text = card.confirm_text or f"Approving runs this at once: {card.title}."
     confirm = ConfirmObject(
-        title=PlainTextObject(text="Are you sure?"),
-        text=MarkdownTextObject(text=f"{safe(card.title, 240)}. This is recorded in the audit log."),
+        title=PlainTextObject(text=clip(title, 100)),
+        text=MarkdownTextObject(text=safe(f"{text} Recorded in the audit log.", 300)),
         confirm=PlainTextObject(text=card.approve_label),
         deny=PlainTextObject(text="Cancel"),
         style="danger",

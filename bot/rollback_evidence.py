@@ -1,11 +1,13 @@
 """The incident bundle (runbook rollback action 5: preserve audit logs and operational events).
 
-One JSONL file per rollback in OPSBOT_INCIDENT_DIR, one JSON object per line, each with a `kind`:
+One JSONL document per rollback, completed or failed, kept in the bot's store (`incident_bundle`, read
+back with `opsbot incident export <rollback id>`) and, when OPSBOT_INCIDENT_DIR is set, copied there as
+a file. One JSON object per line, each with a `kind`:
 `rollback` (the plan, the people, the request ids), `audit` (every audit row since the release
 began, exactly as `opsbot audit export` writes it, chain hashes included), `gate_evaluation`
 (the /gate table's rows since then, verbatim), `cosmos_control` (the Cosmos control documents,
-read only) and `steps`. The file is written to a temporary name and renamed, and its SHA-256 is
-recorded in the audit log, so the bundle can later be proven unchanged.
+read only) and `steps`. A copy is written to a temporary name and renamed; the SHA-256 of the document
+is recorded in the audit log, so the bundle can later be proven unchanged.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, MetaData, Table, inspect, select
+from sqlmodel import Session
 
 from bot.audit import AuditLog, export_dict
 from bot.cosmos import CosmosError, CosmosReader
-from bot.db import as_utc
-from bot.rollback_models import Rollback
+from bot.db import as_utc, transaction
+from bot.rollback_models import IncidentBundle, Rollback
 from bot.rollback_plan import DATA_RULE
 from bot.rollback_steps import loads
 
@@ -35,13 +38,14 @@ MAX_GATE_ROWS = 10_000
 
 @dataclass(frozen=True)
 class Bundle:
-    path: Path
+    path: Path | None  # the optional copy in OPSBOT_INCIDENT_DIR
     sha256: str
     lines: int
     size: int
     audit_rows: int
     last_seq: int | None
     gate_rows: int
+    copy_problem: str = ""  # why the optional copy was not written (the stored bundle is the evidence)
 
 
 def records(row: Rollback, *, audit: AuditLog, engine: Engine, cosmos: CosmosReader | None, since: datetime,
@@ -111,13 +115,30 @@ def write(directory: Path, name: str, lines: Iterable[dict[str, Any]]) -> tuple[
     return final, hashlib.sha256(data).hexdigest(), data.count(b"\n"), len(data)
 
 
-def build(row: Rollback, *, directory: Path, audit: AuditLog, engine: Engine, cosmos: CosmosReader | None,
+def build(row: Rollback, *, directory: Path | None, audit: AuditLog, engine: Engine, cosmos: CosmosReader | None,
           since: datetime, generated_at: datetime) -> Bundle:
+    """Collect the bundle, store it in the bot's database (raises the store's error), then copy it."""
     lines = list(records(row, audit=audit, engine=engine, cosmos=cosmos, since=since, generated_at=generated_at))
-    path, digest, count, size = write(directory, row.id, lines)
+    data = b"".join(dumps_line(line) for line in lines)
+    digest = hashlib.sha256(data).hexdigest()
+    with transaction(engine) as session:
+        session.merge(IncidentBundle(rollback_id=row.id, created_at=generated_at, sha256=digest, lines=len(lines),
+                                     content=data.decode("utf-8")))
+    path, problem = None, ""
+    if directory is not None:
+        try:
+            path = write(directory, row.id, lines)[0]
+        except OSError as exc:
+            problem = f"the copy in {directory} was not written ({exc.strerror or type(exc).__name__})"
     seqs = [int(line["seq"]) for line in lines if line["kind"] == "audit"]
     gates = sum(1 for line in lines if line["kind"] == "gate_evaluation")
-    return Bundle(path, digest, count, size, len(seqs), max(seqs, default=None), gates)
+    return Bundle(path, digest, len(lines), len(data), len(seqs), max(seqs, default=None), gates, problem)
+
+
+def stored(engine: Engine, rollback_id: str) -> IncidentBundle | None:
+    """A rollback's stored bundle, as `opsbot incident export` prints it."""
+    with Session(engine, expire_on_commit=False) as session:
+        return session.get(IncidentBundle, rollback_id)
 
 
 def dumps_line(record: dict[str, Any]) -> bytes:

@@ -5,7 +5,8 @@ Two mistakes they guard against (README, "Decisions where the contract is silent
   target rule, "the newest successful production deployment with another sha", picks exactly that
   release right after a rollback); the card warns, and approval is refused unless `--to` named it;
 - a monitoring alert's "Propose rollback" for a breach that began before the last completed rollback
-  closed: that alert is about the release that was rolled back, so no request is opened.
+  closed: no request is opened; a breach still open is said not to be fixed by it (never to be the old
+  release's), one that cleared since is about the release rolled back.
 """
 
 from __future__ import annotations
@@ -57,15 +58,13 @@ def stale_alert(since: datetime, alert_status: str, last: Rollback | None) -> st
         return None
     when_closed = as_utc(last.closed_at).strftime("%Y-%m-%d %H:%M:%S UTC")
     began = as_utc(since).strftime("%Y-%m-%d %H:%M:%S UTC")
-    lines = [
-        f":information_source: *No rollback request opened:* rollback `{safe(last.id, 32)}` already completed "
-        f"(`{safe(short(last.deployed), 12)}` → `{safe(short(last.target), 12)}`, closed {when_closed}) since this "
-        f"alert's breach began ({began}). The alert is about the release that was rolled back "
-        f"(`{safe(short(last.deployed), 12)}`), not the one running now.",
-    ]
+    head = (f":information_source: *No rollback request opened:* rollback `{safe(last.id, 32)}` already completed "
+            f"(`{safe(short(last.deployed), 12)}` → `{safe(short(last.target), 12)}`, closed {when_closed}) since this "
+            f"alert's breach began ({began}).")
     if alert_status == "open":
-        lines.append("The breach has not cleared since. If the release running now must go too, type "
-                     "`/rollback <reason> --to <sha>` naming the release to go back to.")
-    else:
-        lines.append("A new breach after the rollback raises a new alert, whose button proposes a rollback.")
-    return "\n".join(lines)
+        return (f"{head} The breach is still open, so that rollback has not fixed it: the release running now "
+                f"(`{safe(short(last.target), 12)}`) may breach too. To roll it back as well, type "
+                "`/rollback <reason> --to <sha>` naming the release to go back to; to stop trading, `/halt`.")
+    return (f"{head} It cleared after the rollback: the alert was about the release that was rolled back "
+            f"(`{safe(short(last.deployed), 12)}`). A new breach after the rollback raises a new alert, whose button "
+            "proposes a rollback.")

@@ -52,3 +52,15 @@ class Rollback(SQLModel, table=True):
     finished_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
     closed_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
     closed_by: str | None = Field(default=None, max_length=32)  # the rollback whose completion closed it
+
+
+class IncidentBundle(SQLModel, table=True):
+    """A rollback's evidence bundle (migration 0008), kept in the store so it outlives the bot's disk."""
+
+    __tablename__ = "incident_bundle"
+
+    rollback_id: str = Field(primary_key=True, max_length=32)
+    created_at: datetime = Field(sa_column=_utc())
+    sha256: str = Field(max_length=64)
+    lines: int
+    content: str = Field(sa_column=Column(Text, nullable=False))

@@ -32,7 +32,7 @@ class RunnerConfig:
     run_timeout_s: float
     version_timeout_s: float
     poll_s: float
-    incident_dir: Path
+    incident_dir: Path | None  # an optional copy of each bundle; the store keeps the evidence
     announce_channel: str | None
     ref: str = "main"
 
@@ -40,7 +40,7 @@ class RunnerConfig:
     def from_settings(cls, settings: Settings) -> RunnerConfig:
         return cls(settings.rollback_workflow, settings.rollback_run_timeout_seconds,
                    settings.rollback_version_timeout_seconds, settings.rollback_poll_seconds,
-                   Path(settings.incident_dir), settings.announce_channel)
+                   Path(settings.incident_dir) if settings.incident_dir else None, settings.announce_channel)
 
     @property
     def budget(self) -> timedelta:

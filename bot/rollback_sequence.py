@@ -3,6 +3,7 @@ shown as it changes, and the endings (failed, with the freeze kept; or completed
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -59,9 +60,11 @@ class RollbackRun:
                 self.mark(step, StepState.DONE, action())
             self.close()
         except StepFailed as failed:
+            self.preserve_anyway(failed.step or step)
             self.fail_safely(failed.step or step, failed)
         except Exception as exc:  # an unexpected fault stops the sequence like any failure
             log.exception("rollback %s: unexpected failure in %s", self.row.id, step)
+            self.preserve_anyway(step)
             self.fail_safely(step, StepFailed(f"unexpected error in the bot ({type(exc).__name__})",
                                               "Read the bot's log for this rollback id, check `GET /api/health` "
                                               "and the workflow run, then decide whether to request `/rollback` "
@@ -135,17 +138,31 @@ class RollbackRun:
             bundle = rollback_evidence.build(row, directory=self.config.incident_dir, audit=self.parts.audit,
                                              engine=self.parts.engine, cosmos=self.parts.cosmos, since=since,
                                              generated_at=now)
-        except OSError as exc:
-            raise StepFailed(f"the incident bundle could not be written to `{safe(str(self.config.incident_dir), 200)}`"
-                             f" ({safe(exc.strerror or type(exc).__name__, 100)})",
-                             "The revert is done. Fix OPSBOT_INCIDENT_DIR and export the evidence by hand: "
+        except OpsbotError as exc:
+            raise StepFailed(f"the incident bundle could not be stored. {operator_message(exc)}",
+                             "Export the evidence by hand once the store is back: "
                              f"`opsbot audit export --since {since.isoformat()}`.") from exc
-        self.save(bundle_path=str(bundle.path), bundle_sha256=bundle.sha256)
+        self.save(bundle_path=str(bundle.path) if bundle.path else None, bundle_sha256=bundle.sha256)
         self.parts.store.record(row, "rollback.evidence_preserved", "applied", {
-            "path": str(bundle.path), "sha256": bundle.sha256, "lines": bundle.lines, "bytes": bundle.size,
-            "audit_rows": bundle.audit_rows, "last_seq": bundle.last_seq, "gate_rows": bundle.gate_rows})
-        return (f"{bundle.lines} lines ({bundle.audit_rows} audit rows, {bundle.gate_rows} gate evaluations); "
-                "its SHA-256 is recorded in the audit log")
+            "path": str(bundle.path) if bundle.path else None, "stored": True, "sha256": bundle.sha256,
+            "lines": bundle.lines, "bytes": bundle.size, "audit_rows": bundle.audit_rows,
+            "last_seq": bundle.last_seq, "gate_rows": bundle.gate_rows, "copy_problem": bundle.copy_problem})
+        copy = f"; :warning: {safe(bundle.copy_problem, 300)}" if bundle.copy_problem else ""
+        return (f"{bundle.lines} lines ({bundle.audit_rows} audit rows, {bundle.gate_rows} gate evaluations) stored "
+                f"in the bot's database: `opsbot incident export {row.id}`; its SHA-256 is in the audit log{copy}")
+
+    def preserve_anyway(self, failed_step: str) -> None:
+        """A rollback that stopped still preserves its evidence (the runbook's step 5), unless that failed."""
+        if failed_step == EVIDENCE:
+            return
+        try:
+            self.mark(EVIDENCE, StepState.RUNNING, None)
+            self.mark(EVIDENCE, StepState.DONE, self.preserve())
+        except Exception as exc:  # the failure being recorded matters more; say why the evidence is missing
+            log.exception("rollback %s: evidence not preserved after the failure at %s", self.row.id, failed_step)
+            with contextlib.suppress(Exception):
+                detail = exc.failure if isinstance(exc, StepFailed) else type(exc).__name__
+                self.mark(EVIDENCE, StepState.FAILED, safe(detail, 300))
 
     def check_halt(self, *, before: str | None) -> str:
         """Trade-halt authority: the control API answers and /halt can be approved. Raises StepFailed."""

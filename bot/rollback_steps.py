@@ -120,7 +120,9 @@ def progress_text(row: Rollback, trigger_name: str) -> str:
     if row.run_url:
         lines.append(f"Workflow run: <{safe(row.run_url, 300)}|{row.run_id or 'run'}>")
     if row.bundle_sha256:
-        lines.append(f"Incident bundle: `{safe(row.bundle_path or '?', 300)}` (SHA-256 `{row.bundle_sha256}`)")
+        copy = f"; copy `{safe(row.bundle_path, 300)}`" if row.bundle_path else ""
+        lines.append(f"Incident bundle: stored in the bot's database, `opsbot incident export {row.id}` "
+                     f"(SHA-256 `{row.bundle_sha256[:12]}…`{copy})")
     if row.status == RollbackStatus.FAILED.value:
         lines.append(f":rotating_light: *Stopped:* {row.failure}")
         lines.append(f":point_right: *Next:* {row.next_action}")

@@ -53,12 +53,27 @@ class CheckItem(_Model):
     attestation: Text | None = None  # automatic items: what a person must ALSO attest (`/gate attest <id>`)
 
 
+class Entry(_Model):
+    """What entering a stage needs, checked when the advance is requested and again when it is approved.
+
+    The first three hold for every stage unless switched off; `soak` is how long the stage being left must
+    have been free of hard-trigger alerts; `manual_smoke` needs the manual mobile release smoke attested for
+    the deployed version; `backend_deploy_since` is the stability rule: a new backend version deployed (not
+    a rollback) since that earlier stage began, with the contract checks still passing after it."""
+
+    go: bool = True  # a GO from /gate for the deployed version, fresh and not followed by a NO-GO
+    stage_checks: bool = True  # every check of the stage being left passed or attested
+    no_hard_trigger_alerts: bool = True  # no open monitoring breach that points to a hard rollback trigger
+    soak: timedelta = Field(default=timedelta(0), ge=timedelta(0))
+    manual_smoke: bool = False
+    backend_deploy_since: Id | None = None
+
+
 class Stage(_Model):
     id: Id
     name: Text
     checks: tuple[CheckItem, ...] = Field(min_length=1)
-    # Stability rule: a backend deploy must have happened since this (earlier) stage began.
-    requires_backend_deploy_since: Id | None = None
+    entry: Entry = Field(default_factory=Entry)
 
 
 class Smoke(_Model):
@@ -275,9 +290,9 @@ def _reference_problems(runbook: Runbook) -> list[str]:
     problems: list[str] = []
     order = [stage.id for stage in runbook.stages]
     for index, stage in enumerate(runbook.stages):
-        since = stage.requires_backend_deploy_since
+        since = stage.entry.backend_deploy_since
         if since is not None and since not in order[:index]:
-            problems.append(f"stage '{stage.id}': requires_backend_deploy_since names '{since}', "
+            problems.append(f"stage '{stage.id}': entry.backend_deploy_since names '{since}', "
                             f"which is not an earlier stage (earlier: {', '.join(order[:index]) or 'none'})")
     triggers = [t.id for t in runbook.rollback.triggers]
     if sorted(triggers) != sorted(TRIGGER_IDS):

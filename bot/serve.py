@@ -14,7 +14,7 @@ from bot.home_publish import HomePublisher
 from bot.migrate import upgrade
 from bot.monitoring.service import start_monitor
 from bot.settings import Settings
-from bot.web import EVENTS_PATH, MAX_BODY_BYTES, Router
+from bot.web import EVENTS_PATH, MAX_BODY_BYTES, SERVER_OPTIONS, Router
 
 log = logging.getLogger("opsbot.serve")
 
@@ -53,7 +53,7 @@ def serve(settings: Settings, *, host: str, port: int, threads: int = 16, socket
         log.info("serving %s on http://%s:%d (replica %s)", EVENTS_PATH, host, port, deps.replica)
         print(f"opsbot listening on http://{host}:{port}{EVENTS_PATH}", flush=True)
         waitress_serve(Router(app, deps), host=host, port=port, threads=threads, ident="opsbot",
-                       max_request_body_size=MAX_BODY_BYTES)
+                       max_request_body_size=MAX_BODY_BYTES, **SERVER_OPTIONS)
         return 0
     finally:
         monitor.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -94,7 +95,8 @@ class Settings(BaseSettings):
     rollback_version_timeout_seconds: float = Field(default=600.0, gt=0, le=6 * 3600,
                                                     alias="OPSBOT_ROLLBACK_VERSION_TIMEOUT_SECONDS")
     rollback_poll_seconds: float = Field(default=5.0, gt=0, le=300, alias="OPSBOT_ROLLBACK_POLL_SECONDS")
-    incident_dir: str = Field(default="./incidents", min_length=1, alias="OPSBOT_INCIDENT_DIR")
+    # An optional copy of each rollback's evidence bundle (the store keeps it: `opsbot incident export`).
+    incident_dir: str | None = Field(default=None, alias="OPSBOT_INCIDENT_DIR")
 
     # /gate and /cutover (README "Release gate and cutover").
     gate_deadline_seconds: float = Field(default=20.0, gt=0, le=300, alias="OPSBOT_GATE_DEADLINE_SECONDS")
@@ -103,6 +105,8 @@ class Settings(BaseSettings):
     check_names: JsonMap = Field(default_factory=dict, alias="OPSBOT_CHECK_NAMES")
     # Another runbook file (validated at start like the shipped one); unset: bot/runbook.yaml.
     runbook_path: str | None = Field(default=None, alias="OPSBOT_RUNBOOK")
+    # Rehearsals and tests: every stage's entry soak replaced by this many seconds; refused in production.
+    soak_seconds: float | None = Field(default=None, ge=0, le=7 * 86_400, alias="OPSBOT_SOAK_SECONDS")
 
     # Post-cutover monitoring and the App Home (README "Monitoring and App Home").
     prometheus_url: str | None = Field(default=None, alias="OPSBOT_PROMETHEUS_URL")
@@ -113,7 +117,22 @@ class Settings(BaseSettings):
     monitor_window_seconds: int = Field(default=86_400, ge=1, le=7 * 86_400, alias="OPSBOT_MONITOR_WINDOW_SECONDS")
     leader_poll_seconds: float = Field(default=5.0, gt=0, le=60, alias="OPSBOT_LEADER_POLL_SECONDS")
 
-    @field_validator("prometheus_url", "prometheus_token", mode="before")
+    # The kill switch (README "When Slack or the store fail"): the bot's own user id, so requests are
+    # authorised without asking Slack; and the local journal of audit rows the store could not take.
+    slack_bot_user_id: str | None = Field(default=None, alias="OPSBOT_SLACK_BOT_USER_ID")
+    audit_journal: str | None = Field(default=None, alias="OPSBOT_AUDIT_JOURNAL")
+
+    @property
+    def audit_journal_path(self) -> Path:
+        """Unset: next to an SQLite store's file, else ./opsbot-audit-journal.jsonl."""
+        if self.audit_journal:
+            return Path(self.audit_journal)
+        url = self.database_url
+        if url.startswith("sqlite:///") and not url.endswith(":memory:"):
+            return Path(url.removeprefix("sqlite:///")).with_suffix(".audit-journal.jsonl")
+        return Path("opsbot-audit-journal.jsonl")
+
+    @field_validator("prometheus_url", "prometheus_token", "soak_seconds", mode="before")
     @classmethod
     def _blank_monitoring_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -149,7 +168,7 @@ class Settings(BaseSettings):
         "incident_channel", "announce_channel", "trading_api_url", "platform_jwt_public_key",
         "platform_jwt_jwks_url", "platform_token_url", "cosmos_endpoint", "github_repository",
         "rollback_workflow", "replica_id", "platform_api_url", "client_id", "cosmos_database", "runbook_path",
-        "migration_database_url", mode="before",
+        "migration_database_url", "incident_dir", mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
@@ -208,6 +227,8 @@ def production_problems(settings: Settings) -> list[str]:
         problems.append("SLACK_BOT_TOKEN must be a bot token (xoxb-…)")
     if settings.jwt_secret is not None:
         problems.append("JWT_SECRET is set: HS256 minting is not allowed in production")
+    if settings.soak_seconds is not None:
+        problems.append("OPSBOT_SOAK_SECONDS is set: the runbook's stage soaks are not shortened in production")
     if settings.is_sqlite:
         problems.append("OPSBOT_DATABASE_URL is SQLite: production needs a shared database (PostgreSQL)")
     return problems

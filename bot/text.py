@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -43,3 +45,20 @@ def without_credentials(url: str) -> str:
     host = f"[{host}]" if ":" in host else host
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """`1 failure`, `2 failures`: the count with its noun in the right number."""
+    return f"{count} {noun if count == 1 else (many or noun + 's')}"
+
+
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The one of `choices` a mistyped `word` most likely meant (difflib), or None."""
+    found = difflib.get_close_matches(word.lower(), list(choices), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """` Did you mean `status`?` for a word close to one of `choices`, else ""."""
+    found = closest(word, choices)
+    return f" Did you mean `{safe(found, 80)}`?" if found else ""

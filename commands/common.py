@@ -17,6 +17,7 @@ from bot.deps import Deps
 from bot.errors import NotAllowed, OpsbotError, UsageError, operator_message
 from bot.ids import request_id_for
 from bot.logs import current_request_id
+from bot.replay import current_key, replay_entry
 from bot.slack_refusals import SlackRefusal, refusal_of
 from bot.text import safe
 
@@ -34,6 +35,8 @@ class Invocation:
     request_id: str
     command: str
     text: str
+    # Which signed request this is (bot.replay), when it came over HTTP; None in Socket Mode.
+    replay_key: str | None = None
 
     @classmethod
     def from_command(cls, body: Mapping[str, Any]) -> Invocation:
@@ -43,6 +46,7 @@ class Invocation:
             request_id=request_id_for(body),
             command=str(body.get("command", "")),
             text=str(body.get("text", "")),
+            replay_key=current_key.get(),
         )
 
     @classmethod
@@ -56,6 +60,7 @@ class Invocation:
             request_id=request_id_for(body),
             command="",
             text="",
+            replay_key=current_key.get(),
         )
 
 
@@ -92,14 +97,18 @@ def request_scope(inv: Invocation) -> Iterator[None]:
 
 def guarded(
     deps: Deps, inv: Invocation, respond: Respond, action: str, work: Callable[[], None],
-    *, checked_in_ack: Callable[[], object] | None = None,
+    *, checked_in_ack: Callable[[], object] | None = None, replay_checked_here: bool = True,
 ) -> None:
     """Run the slow part of a handler; any typed error becomes an ephemeral answer plus an audit row.
 
     `checked_in_ack` is the parse-and-authorise step the ack already ran and answered: a refusal
-    from it is only audited here, so the person is not told twice.
+    from it is only audited here, so the person is not told twice. A replayed request stops here,
+    unless the work takes the replay check itself (`replay_checked_here=False`: the break-glass,
+    which bounds its store calls and does not wait for a hung store).
     """
     with request_scope(inv):
+        if replay_checked_here and not _first_take_or_unknown(deps, inv):
+            return
         try:
             if checked_in_ack is not None:
                 checked_in_ack()
@@ -147,12 +156,16 @@ Planned = TypeVar("Planned")
 def register_command(
     app: App, deps: Deps, *, name: str, action: str, plan: Callable[[Invocation], Planned],
     work: Callable[[Invocation, Respond], None], ack_text: Callable[[Invocation, Planned], str | None] | None = None,
+    critical: Callable[[Planned], bool] | None = None, claims_replay: Callable[[Planned], bool] | None = None,
 ) -> None:
     """A slash command in two halves: the ack parses and authorises (pure, in memory) and answers
-    refusals and usage at once; the lazy half, after the ack, does the store, backend and Slack work."""
+    refusals and usage at once; the lazy half, after the ack, does the store, backend and Slack work.
+    `critical` picks the commands that run on the kill-switch executor (halts and resumes);
+    `claims_replay` those whose work takes the replay check itself (see `guarded`)."""
 
     def ack_command(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
         inv = Invocation.from_command(command)
+        planned: Planned | None = None
         try:
             planned = plan(inv)
         except OpsbotError as exc:
@@ -163,13 +176,40 @@ def register_command(
                 ack(response_type="ephemeral", text=text)
             else:
                 ack()
+        urgent = planned is not None and critical is not None and critical(planned)
+        own_check = planned is not None and claims_replay is not None and claims_replay(planned)
         after_ack(deps, lambda: guarded(deps, inv, respond, action, lambda: work(inv, respond),
-                                        checked_in_ack=lambda: plan(inv)))
+                                        checked_in_ack=lambda: plan(inv), replay_checked_here=not own_check),
+                  critical=urgent)
 
     app.command(name)(ack_command)
 
 
-def after_ack(deps: Deps, work: Callable[[], None]) -> None:
+def after_ack(deps: Deps, work: Callable[[], None], *, critical: bool = False) -> None:
     """Queue work to run once the ack is answered. Bolt's lazy listeners would do the same, but copy
-    the whole request (with a Slack client) first, which costs the ack more than the command itself."""
-    deps.workers.submit(work)
+    the whole request (with a Slack client) first, which costs the ack more than the command itself.
+    Critical work (halts, resumes, approval clicks) has its own executor, so no read, probe or
+    monitoring job queued on the shared one can delay it."""
+    (deps.critical if critical else deps.workers).submit(work)
+
+
+def _first_take_or_unknown(deps: Deps, inv: Invocation) -> bool:
+    try:
+        return first_take(deps, inv)
+    except OpsbotError as exc:
+        # The store is out: the same replica's front already stopped replays, and any work that needs
+        # the store fails closed on its own; a read such as `/halt status` still answers.
+        log.warning("replay check skipped: %s", exc)
+        return True
+
+
+def first_take(deps: Deps, inv: Invocation) -> bool:
+    """False when this signed request was already taken (here or on another replica): it is then
+    audited as a replay, once, and must be ignored. Raises StoreUnavailable like any store call."""
+    if inv.replay_key is None or deps.replays.claim(inv.replay_key):
+        return True
+    what = f"{inv.command} {inv.text}".strip() or "click"
+    deps.replays.note_replay(inv.replay_key, replay_entry(inv.replay_key, actor=inv.actor, what=what,
+                                                          channel=inv.channel))
+    deps.metrics.denied.labels("replay").inc()
+    return False

@@ -9,6 +9,7 @@ from slack_bolt import App, Respond
 from bot import flow
 from bot.audit import Entry
 from bot.cutover_engine import CheckState, Evidence, stage_statuses
+from bot.cutover_entry import entry_summary
 from bot.cutover_rules import blockers, next_stage
 from bot.cutover_service import CutoverService, Position
 from bot.deps import Deps
@@ -66,13 +67,15 @@ def _request(deps: Deps, service: CutoverService, inv: Invocation, command: Adva
         ephemeral(respond, missing_text(facts, missing, heading="Cannot advance", people=people_of(deps.directory)))
         return
     index = facts.runbook.stage_index(facts.current.id) + 1
+    summary = entry_summary(facts.runbook, target, deps.settings.soak_seconds)
     params: dict[str, object] = {
         "from_stage": facts.current.id, "to_stage": target.id, "from_name": facts.current.name,
         "to_name": target.name, "from_index": index, "reason": command.reason, "channel": inv.channel,
         "version": facts.evidence.version, "gate_id": facts.last_go.id if facts.last_go else None}
     flow.open_request(deps, spec=deps.actions[NAME], params=params, actor=inv.actor, channel=inv.channel,
                       request_id=inv.request_id, approve_role=Role.ADMIN, answer_to=respond.response_url,
-                      status=":white_check_mark: Every precondition holds now; they are checked again on approval.")
+                      status=f":white_check_mark: Entry conditions hold now: {safe(summary, 900)}. Checked again on "
+                             "approval.")
     deps.metrics.commands.labels("/cutover", "requested").inc()
 
 
@@ -138,10 +141,9 @@ def _stage_lines(deps: Deps, stage: Stage, index: int, position: Position, evide
     lines = [f"*{index + 1}. {safe(stage.name, 100)}*: {marker}"]
     people = people_of(deps.directory)
     lines += [f"    {status_line(s, people)}" for s in stage_statuses(deps.runbook, stage, evidence)]
-    if stage.requires_backend_deploy_since:
-        since = deps.runbook.stage(stage.requires_backend_deploy_since).name
-        lines.append(f"    :repeat: also needs a backend deploy observed since {safe(since, 100)} began, with the "
-                     "contract checks still passing")
+    if index == position.index + 1:
+        needs = entry_summary(deps.runbook, stage, deps.settings.soak_seconds)
+        lines.append(f"    :door: entering needs {safe(needs, 900)}")
     return lines
 
 

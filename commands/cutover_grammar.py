@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.errors import UsageError
-from bot.text import safe
+from bot.text import did_you_mean, safe
 
 USAGE = (
     "*Usage:* `/cutover status` shows the five stages, the current one and each stage's checklist · "
@@ -44,4 +44,5 @@ def parse(text: str) -> CutoverCommand:
             raise UsageError(f"The reason is {len(reason)} characters long; at most {REASON_MAX} are allowed.",
                              USAGE)
         return Advance(reason)
-    raise UsageError(f"`{safe(words[0], 40)}` is not a `/cutover` subcommand.", USAGE)
+    hint = did_you_mean(head, ("status", "advance", "help"))
+    raise UsageError(f"`{safe(words[0], 40)}` is not a `/cutover` subcommand.{hint}", USAGE)

@@ -6,13 +6,14 @@ from dataclasses import dataclass
 
 from bot.errors import UsageError
 from bot.runbook import CheckItem, Runbook
-from bot.text import safe
+from bot.text import did_you_mean, safe
 
 USAGE = (
     "*Usage:* `/gate` evaluates the release go/no-go now · `/gate attest <check-id> <evidence…>` (admins) "
     "records a manual check for the deployed backend version · `/gate history` lists recent evaluations."
 )
 EVIDENCE_MAX = 1000
+SUBCOMMANDS = ("attest", "history", "help")
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,8 @@ def parse(text: str, runbook: Runbook) -> GateCommand:
         return History()
     if head == "attest":
         return _attest(words[1:], runbook)
-    raise UsageError(f"`{safe(words[0], 40)}` is not a `/gate` subcommand.", USAGE)
+    raise UsageError(f"`{safe(words[0], 40)}` is not a `/gate` subcommand.{did_you_mean(head, SUBCOMMANDS)}",
+                     USAGE)
 
 
 def _attest(words: list[str], runbook: Runbook) -> Attest:
@@ -71,7 +73,8 @@ def _attest(words: list[str], runbook: Runbook) -> Attest:
     check_id = words[0]
     item = runbook.find_item(check_id)
     if item is None:
-        raise UsageError(f"`{safe(check_id, 64)}` is not a check of the runbook.", listing)
+        raise UsageError(f"`{safe(check_id, 64)}` is not a check of the runbook.{did_you_mean(check_id, ids)}",
+                         listing)
     if not takes_attestation(item):
         raise UsageError(f"`{check_id}` is checked automatically by `/gate`; only manual checks are attested.",
                          listing)

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from slack_bolt import App, Respond
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot import flow
 from bot.audit import Entry
+from bot.breakglass import BreakGlass, halt_now
 from bot.deps import Deps
 from bot.drift_check import drift_line
 from bot.errors import BackendError, backend_audit_detail, operator_message
+from bot.gate_warnings import gate_warnings
 from bot.policy import Role, check_request
 from bot.render import as_dicts, notice_blocks
 from commands.common import Invocation, ephemeral, register_command
 from commands.halt_actions import ControlSpec, status_text, trace_line
 from commands.halt_grammar import ControlRequest, HaltCommand, StatusRequest, parse
+from commands.halt_people import LOOKED_AT, halt_origins
+
+log = logging.getLogger("opsbot.halt")
 
 
 def plan(deps: Deps, inv: Invocation) -> HaltCommand:
@@ -34,7 +41,9 @@ def register(app: App, deps: Deps) -> None:
     deps.actions["resume"] = ControlSpec(deps.backend, halting=False)
 
     register_command(app, deps, name="/halt", action="halt", plan=lambda inv: plan(deps, inv),
-                     work=lambda inv, respond: _work(deps, inv, respond))
+                     work=lambda inv, respond: _work(deps, inv, respond),
+                     critical=lambda command: isinstance(command, ControlRequest),
+                     claims_replay=lambda command: isinstance(command, ControlRequest) and command.break_glass)
 
 
 def _work(deps: Deps, inv: Invocation, respond: Respond) -> None:
@@ -55,7 +64,12 @@ def _status(deps: Deps, inv: Invocation, respond: Respond) -> None:
         deps.audit.record(Entry(inv.actor, "halt.status_failed", "failed", {"command": "status"}, inv.request_id,
                                 "", inv.channel, backend_audit_detail(exc)))
         return
-    text = status_text(reply) + "\n" + drift_line(deps.cosmos, deps.settings, reply.data)
+    try:
+        origins = halt_origins(deps.approvals.recent(action_prefix="halt", limit=LOOKED_AT))
+    except SQLAlchemyError as exc:  # the backend's state is what matters; the names are a help
+        log.warning("halt approvals not read for /halt status: %s", type(exc).__name__)
+        origins = {}
+    text = status_text(reply, origins) + "\n" + drift_line(deps.cosmos, deps.settings, reply.data)
     ephemeral(respond, text, blocks=as_dicts(notice_blocks(text, context=[trace_line(reply)])))
     deps.metrics.commands.labels("/halt", "status").inc()
 
@@ -79,15 +93,19 @@ def _current_state(deps: Deps, inv: Invocation, scope: str) -> str:
 
 
 def _request(deps: Deps, inv: Invocation, command: ControlRequest, respond: Respond) -> None:
+    if command.break_glass:
+        # Break-glass: the requester's own authority executes now, with or without the store; a second
+        # person confirms afterwards.
+        req = BreakGlass(inv.actor, inv.channel, inv.request_id, command.scope, command.reason, inv.replay_key,
+                         respond.response_url)
+        halt_now(deps, req, tell=lambda text: ephemeral(respond, text))
+        return
     spec = deps.actions[command.action]
     params: dict[str, object] = {"scope": command.scope, "reason": command.reason}
-    row = flow.open_request(
+    if command.action == "resume":  # what monitoring knows that argues against trading again
+        params["warnings"] = list(gate_warnings(deps, deps.now()))
+    flow.open_request(
         deps, spec=spec, params=params, actor=inv.actor, channel=inv.channel, request_id=inv.request_id,
-        approve_role=Role.HALT_AUTHORITY, break_glass=command.break_glass,
-        status=None if command.break_glass else _current_state(deps, inv, command.scope),
+        approve_role=Role.HALT_AUTHORITY, status=_current_state(deps, inv, command.scope),
         answer_to=respond.response_url,
     )
-    if command.break_glass:
-        # Break-glass: the requester's own authority executes now (its card is queued with the claim, and
-        # the notifier posts it, and the outcome, afterwards); a second person confirms afterwards.
-        flow.execute(deps, row, approver=inv.actor.user_id, request_id=inv.request_id)

@@ -42,7 +42,21 @@ class ControlSpec:
         call = "POST /api/trading-control/" + self.name
         if self.halting:
             return f"{scope} is halted: the bot calls `{call}` once, then reads the control state back."
-        return f"{scope} is re-enabled: the bot calls `{call}` once, then reads the control state back."
+        said = f"{scope} is re-enabled: the bot calls `{call}` once, then reads the control state back."
+        warnings = [safe(str(w), 600) for w in params.get("warnings") or []]
+        return "\n".join([said, *warnings]) if warnings else said
+
+    def confirm(self, params: Mapping[str, Any]) -> tuple[str, str]:
+        """The approver's confirm dialog: what the click does, and for a resume what argues against it."""
+        scope = str(params["scope"])
+        where = "all trading" if scope == "global" else scope
+        if self.halting:
+            return f"Halt {where}?", f"Approving halts {where} now (one backend call, then a read-back)."
+        warned = [_plain_warning(str(w)) for w in params.get("warnings") or []]
+        text = f"Approving re-enables {where} now"
+        if warned:
+            return f"Resume {where}?", f"{text}, although: {'; '.join(warned)} (listed on the request)."
+        return f"Resume {where}?", f"{text}."
 
     def execute(self, ctx: ExecutionContext) -> Outcome:
         scope, reason = str(ctx.params["scope"]), str(ctx.params["reason"])
@@ -96,6 +110,11 @@ class ControlSpec:
         )
 
 
+def _plain_warning(line: str) -> str:
+    """A warning's lead for the dialog (`2 monitoring alerts … are open`): no emoji, no stars, no list."""
+    return re.sub(r"^:[a-z_]+: ", "", line).replace("*", "").split(": ")[0].rstrip(".")
+
+
 def echo_text(reply: Reply[Any], call: str) -> str:
     """mrkdwn: the call's x-request-id and whether the backend echoed it (so its traces carry it)."""
     return f"{call}: request id `{safe(reply.request_id, 80)}` ({_echoed(reply)})"
@@ -110,19 +129,21 @@ def echo_detail(reply: Reply[Any], call: str) -> str:
     return f"{call} request id {reply.request_id} {'echoed' if reply.echoed else 'NOT echoed'}"
 
 
-def status_text(reply: Reply[TradingControl]) -> str:
-    control = reply.data
+def status_text(reply: Reply[TradingControl], origins: Mapping[str, str] | None = None) -> str:
+    """The control state; `origins` (scope -> who requested and approved, bot.halt_people) names the people."""
+    control, people = reply.data, origins or {}
     g = control.global_
     if g.halted:
+        by = people.get("global") or _by(g.updated_by)
         lines = [f":octagonal_sign: *Global: HALTED* — {safe(g.reason or 'no reason given', 300)} "
-                 f"({_by(g.updated_by)} at {_at(g.updated_at)})"]
+                 f"({by} at {_at(g.updated_at)})"]
     else:
         lines = [":large_green_circle: *Global: trading*"]
     disabled = [s for s in control.scopes if s.disabled]
     if disabled:
         lines.append(f"*Scoped disables ({len(disabled)}):*")
-        lines += [f"• `{safe(s.scope, 80)}` — {safe(s.reason or 'no reason', 200)} (since {_at(s.updated_at)})"
-                  for s in disabled[:30]]
+        lines += [f"• `{safe(s.scope, 80)}` — {safe(s.reason or 'no reason', 200)} (since {_at(s.updated_at)}"
+                  f"{'; ' + people[s.scope] if s.scope in people else ''})" for s in disabled[:30]]
         if len(disabled) > 30:
             lines.append(f"…and {len(disabled) - 30} more")
     else:

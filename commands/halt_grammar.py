@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from bot.errors import UsageError
-from bot.text import safe
+from bot.text import closest, did_you_mean, safe
 
 USAGE = (
     "*Usage:* `/halt status` · `/halt <scope> <reason…> [--now]` · `/halt resume <scope> <reason…>`\n"
@@ -35,7 +35,11 @@ class ControlRequest:
 HaltCommand = StatusRequest | ControlRequest
 
 
-def parse_scope(word: str) -> str:
+KINDS = ("tenant", "strategy", "symbol")
+WORDS = ("global", "status", "resume")  # what may stand first besides a scope
+
+
+def parse_scope(word: str, following: str | None = None) -> str:
     if word == "global":
         return word
     kind, sep, ident = word.partition(":")
@@ -43,7 +47,18 @@ def parse_scope(word: str) -> str:
         return f"{kind}:{ident}"
     if sep and kind == "symbol" and _SYMBOL.fullmatch(ident.upper()):
         return f"symbol:{ident.upper()}"
-    raise UsageError(f"`{safe(word, 40)}` is not a scope.", USAGE)
+    raise UsageError(f"`{safe(word, 40)}` is not a scope.{_scope_hint(word, following)}", USAGE)
+
+
+def _scope_hint(word: str, following: str | None) -> str:
+    """`tenant acme` → `tenant:acme`; `tennant:acme` → `tenant:acme`; `globl` → `global`."""
+    kind, sep, ident = word.lower().partition(":")
+    if not sep and kind in KINDS and following:
+        return f" Did you mean `{kind}:{safe(following, 40)}`?"
+    if sep and ident:
+        close = closest(kind, KINDS)
+        return f" Did you mean `{close}:{safe(ident, 40)}`?" if close else ""
+    return did_you_mean(word, WORDS)
 
 
 def parse(text: str) -> HaltCommand:
@@ -59,8 +74,12 @@ def parse(text: str) -> HaltCommand:
         action, words = "resume", words[1:]
         if not words:
             raise UsageError("`/halt resume` needs a scope and a reason.", USAGE)
-    break_glass = "--now" in words
-    words = [w for w in words if w != "--now"]
+    # `--now` counts only as the last word: anywhere else it is a mistake, never a break-glass.
+    break_glass = words[-1] == "--now"
+    if break_glass:
+        words = words[:-1]
+    if "--now" in words:
+        raise UsageError("`--now` goes at the very end, after the reason.", USAGE)
     flags = [w for w in words[1:] if w.startswith("--")]
     if flags:
         raise UsageError(f"Unknown option `{safe(flags[0], 20)}`.", USAGE)
@@ -69,7 +88,7 @@ def parse(text: str) -> HaltCommand:
                          USAGE)
     if not words:
         raise UsageError("A scope is required.", USAGE)
-    scope = parse_scope(words[0])
+    scope = parse_scope(words[0], words[1] if len(words) > 1 else None)
     reason = " ".join(words[1:]).strip()
     if not reason:
         raise UsageError(f"A reason is required: `/halt {'resume ' if action == 'resume' else ''}{scope} <reason…>`.",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from bot.errors import UsageError
 from bot.runbook import TRIGGER_IDS
-from bot.text import safe
+from bot.text import did_you_mean, safe
 
 USAGE = (
     "*Usage:* `/rollback status` · `/rollback <reason…> [--trigger auth|tenant|controls|config|recovery] "
@@ -76,7 +76,7 @@ def _options(words: list[str]) -> tuple[dict[str, str], list[str]]:
         name, eq, value = word.partition("=")
         name = name.lower()
         if name not in _OPTIONS:
-            raise UsageError(f"Unknown option `{safe(word, 20)}`.", USAGE)
+            raise UsageError(f"Unknown option `{safe(word, 20)}`.{did_you_mean(name, _OPTIONS)}", USAGE)
         if name in options:
             raise UsageError(f"`{name}` is given twice.", USAGE)
         if not eq:
@@ -93,8 +93,8 @@ def _trigger(value: str | None) -> str | None:
         return None
     trigger = value.lower()
     if trigger not in TRIGGER_IDS:
-        raise UsageError(f"`{safe(value, 20)}` is not a rollback trigger; use one of "
-                         f"{', '.join(f'`{t}`' for t in TRIGGER_IDS)}.", USAGE)
+        raise UsageError(f"`{safe(value, 20)}` is not a rollback trigger.{did_you_mean(trigger, TRIGGER_IDS)} Use "
+                         f"one of {', '.join(f'`{t}`' for t in TRIGGER_IDS)}.", USAGE)
     return trigger
 
 

@@ -38,6 +38,8 @@ ROLES = {
     "OPSBOT_HALT_AUTHORITIES": f"{HALT_A},{HALT_B},{HALT_C}",
     "OPSBOT_ROLLBACK_OWNERS": OWNER,
     "OPSBOT_ADMINS": f"{ADMIN},{ADMIN2}",
+    # Stage soaks of 0: flows move through stages in seconds; the soak tests set their own.
+    "OPSBOT_SOAK_SECONDS": 0,
 }
 
 

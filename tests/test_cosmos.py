@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+import ssl
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from unittest.mock import MagicMock
 
@@ -302,3 +306,49 @@ def test_drift_text_escapes() -> None:
     text = drift_text(compare(backend_control(), cosmos_control(scopes=((hostile, True),))))
     assert "<!channel>" not in text and "<@U1>" not in text
     assert "tenant:&lt;!channel&gt;&amp;&lt;@U1&gt;" in text
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate no CA vouches for, as an endpoint behind a misconfigured proxy would present."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_a_certificate_failure_is_reported_as_such(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.2", 0))  # not localhost/127.0.0.1, for which the SDK skips verification (emulator)
+        listener.listen(8)
+        port = listener.getsockname()[1]
+
+        def handshake() -> None:  # present the certificate to every attempt; the client refuses it
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return
+                with contextlib.suppress(OSError), context.wrap_socket(conn, server_side=True):
+                    pass
+
+        threading.Thread(target=handshake, daemon=True).start()
+        reader = CosmosReader(endpoint=f"https://127.0.0.2:{port}/", key=EMULATOR_KEY, database="db", timeout_s=2)
+        with pytest.raises(CosmosUnavailable) as raised:
+            reader.read_control_documents()
+    said = str(raised.value)
+    assert "TLS certificate was not accepted (self-signed certificate)" in said and "connection failed" not in said

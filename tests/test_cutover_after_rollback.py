@@ -14,7 +14,7 @@ from bot.gate_render import rollback_warning
 from bot.rollback_models import RollbackStatus
 from bot.sim.stack import Stack
 from tests.conftest import ADMIN2, OPERATOR, click, text_of
-from tests.gate_support import SHA, StackFactory, command
+from tests.gate_support import SHA, SHA2, StackFactory, command, green
 from tests.rollback_support import OWNER2, finished, overrides, request, seed, spec
 from tests.test_cutover_flow import advance, current_stage, prepare, refused, request_advance
 from tests.test_home import open_home
@@ -100,3 +100,23 @@ def test_an_advance_approved_after_a_rollback_is_refused_naming_the_rollback(sta
     shown = text_of(update.args)
     assert f"rollback {rollback_id} took production off {SHA[:12]}" in shown
     assert "is deployed: run /gate" in shown and current_stage(stack) == "web-internal-adoption"
+
+
+def test_a_rollback_is_not_the_backend_deploy_cycle_broader_production_needs(stack: Stack) -> None:
+    for _ in range(2):
+        prepare(stack)
+        advance(stack)
+    assert current_stage(stack) == "mobile-internal-beta"  # the stability rule counts from here
+    rollback_id = roll_back(stack)  # SHA → ROLLED_TO: a version change, but not a deploy
+    green(stack, ROLLED_TO)
+    prepare(stack)
+    advance(stack)
+    assert current_stage(stack) == "controlled-operator-rollout"
+    prepare(stack)
+    answer = refused(stack)
+    assert f"{SHA[:7]} → {ROLLED_TO} was rollback {rollback_id}: a rollback is not a deploy cycle" in answer
+    assert "no new backend version deployed since Mobile internal beta began" in answer
+    green(stack, SHA2)  # a new backend version: the deploy cycle
+    prepare(stack)
+    advance(stack)
+    assert current_stage(stack) == "broader-production-cutover"

@@ -19,6 +19,7 @@ from bot.cutover_engine import (
     check_status,
     stage_statuses,
 )
+from bot.cutover_entry import DeployFacts, RollbackMark, Soak, real_deploys
 from bot.cutover_rules import AdvanceFacts, blockers
 from bot.gate_engine import AttestationView, GateVerdict, ItemOutcome, attestation_key, gate_items, item_outcome
 from bot.probes.result import ProbeResult, Verdict, failed, passed, unknown
@@ -50,16 +51,24 @@ def evidence(**changes: object) -> Evidence:
 def facts(stage_id: str = "web-internal-adoption", **changes: object) -> AdvanceFacts:
     ev = changes.pop("evidence", None) or evidence()
     stage = RUNBOOK.stage(stage_id)
-    base = AdvanceFacts(RUNBOOK, stage, stage_statuses(RUNBOOK, stage, ev), ev, evaluation())  # type: ignore[arg-type]
+    base = AdvanceFacts(RUNBOOK, stage, stage_statuses(RUNBOOK, stage, ev), ev, evaluation(),  # type: ignore[arg-type]
+                        soak=Soak(NOW - timedelta(hours=3)))
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+BETA = StageEntry(3, "mobile-internal-beta", NOW - timedelta(days=2), V1)
+DEPLOY = VersionChange(V2, V1, NOW - timedelta(days=1))
+
+
+def deploy(**changes: object) -> DeployFacts:
+    base = DeployFacts(BETA, (DEPLOY,), (DEPLOY,), (), (evaluation(V2),))
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
 def at_rollout(**changes: object) -> AdvanceFacts:
     """Controlled operator rollout → Broader production cutover, with a deploy V1 → V2 since the beta began."""
     ev = evidence(version=V2, latest=evaluation(V2), attestations=attestations(V2))
-    base = dict(evidence=ev, last_go=evaluation(V2),
-                since_entry=StageEntry(3, "mobile-internal-beta", NOW - timedelta(days=2), V1),
-                deploys=(VersionChange(V2, V1, NOW - timedelta(days=1)),), after_deploy=(evaluation(V2),))
+    base = dict(evidence=ev, last_go=evaluation(V2), deploy=deploy())
     base.update(changes)
     return facts("controlled-operator-rollout", **base)
 
@@ -89,12 +98,31 @@ CASES: list[Case] = [
         version=V2, attestations=attestations(V2),
         latest=evaluation(V2, override={"nogo-rollback-unclear": failed("no owners")}))),
      "stage check `operator-rollback-ready` is failed"),
-    ("no backend deploy since the beta", lambda: at_rollout(deploys=(), after_deploy=()),
-     "no backend deploy observed since Mobile internal beta began"),
-    ("no gate after the deploy", lambda: at_rollout(after_deploy=()), "no /gate has checked the contracts since"),
-    ("contract broken after the deploy", lambda: at_rollout(after_deploy=(evaluation(V2, override={
-        "go-kill-switch-maintenance": failed("flags malformed")}),)), "contract checks are not passing"),
-    ("beta never began", lambda: at_rollout(since_entry=None), "Mobile internal beta has not begun"),
+    ("no backend deploy since the beta", lambda: at_rollout(deploy=deploy(changes=(), deploys=(), after_deploy=())),
+     "no new backend version deployed since Mobile internal beta began"),
+    ("only a rollback since the beta", lambda: at_rollout(deploy=deploy(
+        deploys=(), after_deploy=(), rollbacks=(RollbackMark("rb-1", V2, NOW - timedelta(days=1, minutes=5)),))),
+     "1111111 → 2222222 was rollback rb-1: a rollback is not a deploy cycle"),
+    ("no gate after the deploy", lambda: at_rollout(deploy=deploy(after_deploy=())),
+     "no /gate has checked the contracts since"),
+    ("contract broken after the deploy", lambda: at_rollout(deploy=deploy(after_deploy=(evaluation(V2, override={
+        "go-kill-switch-maintenance": failed("flags malformed")}),))), "contract checks are not passing"),
+    ("beta never began", lambda: at_rollout(deploy=DeployFacts(None)), "Mobile internal beta has not begun"),
+    ("hard-trigger alerts open", lambda: facts(evidence=evidence(alerts=("platform auth failures: 785 > 10",
+                                                                         "kill-switch misfires: 1 > 0"))),
+     "2 hard-trigger alerts open (a rollback trigger, not a stage to move on from): platform auth failures"),
+    ("soak not over", lambda: facts("mobile-internal-beta", soak=Soak(NOW - timedelta(minutes=20))),
+     "Mobile internal beta has been clean for 20 min (since 2026-03-01 11:40:00 UTC, when it began); entering "
+     "Controlled operator rollout needs 60 min: wait until 2026-03-01 12:40:00 UTC"),
+    ("an alert cleared within the soak", lambda: facts("mobile-internal-beta", soak=Soak(
+        NOW - timedelta(hours=5), NOW - timedelta(minutes=10), "alert mon-1 (platform-auth-failures)")),
+     "clean for 10 min (since 2026-03-01 11:50:00 UTC, when alert mon-1 (platform-auth-failures) was last seen)"),
+    ("broader production needs two hours of the operators' rollout", lambda: at_rollout(
+        soak=Soak(NOW - timedelta(minutes=90))), "entering Broader production cutover needs 2.0 h"),
+    ("manual mobile smoke not attested", lambda: at_rollout(evidence=evidence(
+        version=V2, latest=evaluation(V2), attestations={k: v for k, v in attestations(V2).items()
+                                                        if k != "smoke-mobile-recovers"})),
+     "manual mobile smoke not attested for 2222222: 1 of 5 steps missing (`smoke-mobile-recovers`)"),
 ]
 
 
@@ -104,6 +132,30 @@ def test_each_missing_precondition_refuses_and_names_itself(name: str, make: Cal
     found = blockers(make())
     assert found, name
     assert any(expected in line for line in found), found
+
+
+def test_a_refusal_lists_every_missing_entry_condition_at_once() -> None:
+    ev = evidence(version=V2, latest=evaluation(V2), attestations={}, alerts=("auth failures: 785 > 10",))
+    found = blockers(at_rollout(evidence=ev, soak=Soak(NOW - timedelta(minutes=5)),
+                                deploy=deploy(changes=(), deploys=(), after_deploy=())))
+    for expected in ("stage check `operator-cohort-limited` is pending", "1 hard-trigger alert open",
+                     "clean for 5 min", "manual mobile smoke not attested", "no new backend version deployed"):
+        assert any(expected in line for line in found), (expected, found)
+
+
+def test_a_rehearsal_soak_replaces_the_runbooks() -> None:
+    short = facts("mobile-internal-beta", soak=Soak(NOW - timedelta(seconds=50)), soak_override_s=30.0)
+    assert blockers(short) == []
+    assert "needs 60 s" in blockers(dataclasses.replace(short, soak_override_s=60.0))[0]
+
+
+def test_a_rollback_and_a_return_to_an_older_version_are_not_deploys() -> None:
+    back = VersionChange(V1, V2, NOW - timedelta(hours=2))
+    again = VersionChange(V2, V1, NOW - timedelta(hours=1))
+    fresh = VersionChange("3333333", V1, NOW - timedelta(minutes=30))
+    marks = (RollbackMark("rb-1", V1, NOW - timedelta(hours=2, minutes=3)),)
+    seen = {V1: NOW - timedelta(days=3), V2: DEPLOY.observed_at, "3333333": fresh.observed_at}
+    assert real_deploys((DEPLOY, back, again, fresh), marks, seen) == [DEPLOY, fresh]
 
 
 def test_a_freeze_is_the_only_answer_while_a_rollback_runs() -> None:
@@ -163,4 +215,5 @@ def test_contract_checks_judge_the_probe_not_go_7s_attestation() -> None:
     attestation go 7 also needs does not hold them back, and a broken contract still does."""
     ev = evidence(latest=go7_unattested(V1))
     assert states("backend-internal-validation", ev)["backend-runtime-control-api"] is CheckState.PASSED
-    assert not any("contract checks" in line for line in blockers(at_rollout(after_deploy=(go7_unattested(V2),))))
+    found = blockers(at_rollout(deploy=deploy(after_deploy=(go7_unattested(V2),))))
+    assert not any("contract checks" in line for line in found)

@@ -290,7 +290,6 @@ def test_safe_never_exceeds_the_limit_or_shows_half_an_entity(raw: str) -> None:
     ("  STATUS ", StatusRequest()),
     ("global fat finger", ControlRequest("halt", "global", "fat finger")),
     ("global reason --now", ControlRequest("halt", "global", "reason", break_glass=True)),
-    ("--now global reason", ControlRequest("halt", "global", "reason", break_glass=True)),
     ("tenant:acme r", ControlRequest("halt", "tenant:acme", "r")),
     ("strategy:mm-1 r", ControlRequest("halt", "strategy:mm-1", "r")),
     ("symbol:aapl r", ControlRequest("halt", "symbol:AAPL", "r")),
@@ -309,6 +308,9 @@ def test_halt_grammar_accepts(text: str, expected: object) -> None:
     ("tenant: r", "not a scope"),
     ("global", "reason is required"),
     ("global --now", "reason is required"),
+    ("--now global reason", "goes at the very end"),  # `--now` counts only as the last word
+    ("symbol:ACME spread --now blew out", "goes at the very end"),
+    ("global r --now --now", "goes at the very end"),
     ("resume", "needs a scope"),
     ("resume global", "reason is required"),
     ("resume global r --now", "not available for resume"),

@@ -57,8 +57,8 @@ def test_drill_halt_not_applied_with_open_alerts_is_not_go_on_the_contract_alone
     assert f"`/gate attest {KILL_SWITCH} &lt;evidence&gt;`" in shown and "Evidence: x-request-id " in shown
     top = headline(final)
     assert top.startswith(":rotating_light: 2 monitoring alerts with hard rollback triggers are open: ")
-    assert "trading-control update failures: 1 failures &gt; 0 failures" in top and "(trigger controls" in top
-    assert ":rotating_light: 1 kill-switch misfire(s) in the last 60 min" in top
+    assert "trading-control update failures: 1 failure &gt; 0 failures" in top and "(trigger controls" in top
+    assert ":rotating_light: 1 kill-switch misfire in the last 60 min" in top
     assert "1 unknown (go-kill-switch-maintenance)" in top
 
     answer = attest(gate_stack, KILL_SWITCH, "halt and maintenance banners on web 3.1 and iOS 2.4")

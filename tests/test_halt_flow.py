@@ -60,7 +60,8 @@ def test_halt_request_approved_by_halt_authority_calls_backend_once(stack: Stack
     # /halt status names who asked and the approval to look up, in the bot's own time format.
     stack.sender.command(user=OPERATOR, command="/halt", text="status", channel=CHANNEL)
     status = text_of(stack.peer.wait_for_call("response_url", where=lambda c: "HALTED" in text_of(c.args))[-1].args)
-    assert f"fat-finger storm (requested by <@{OPERATOR}>, approval `{approval_id}` at 20" in status
+    who = f"requested by <@{OPERATOR}>, approved by <@{HALT_A}>, approval `{approval_id}`"
+    assert f"fat-finger storm ({who} at 20" in status
     assert " UTC)" in status and "slack:" not in status
 
 

@@ -13,8 +13,8 @@ from bot.gate_render import abbrev
 from bot.home_facts import last_rollback_line
 from bot.rollback_models import Rollback, RollbackStatus
 from bot.sim.stack import Stack
-from tests.conftest import OPERATOR, ROLES, click, text_of
-from tests.monitoring_support import FakePrometheus, later, monitoring_overrides, open_window, watcher
+from tests.conftest import HALT_A, HALT_B, HALT_C, OPERATOR, OWNER, ROLES, click, text_of
+from tests.monitoring_support import FakePrometheus, later, monitoring_overrides, open_window, posts, watcher
 from tests.rollback_support import OWNER2, finished, request, running_stack
 from tests.test_home import open_home
 
@@ -68,8 +68,33 @@ def test_alerts_from_before_the_rollback_are_marked(mon_rb: Stack, fake_prom: Fa
     lines = [line for line in home(mon_rb).splitlines() if line.startswith("• ")]
     tenant = next(line for line in lines if "tenant isolation anomalies" in line)
     auth = next(line for line in lines if "platform auth failures" in line)
-    assert f"(before rollback `{row.id}`)" in tenant
-    assert "before rollback" not in auth
+    assert f"(still open after rollback `{row.id}`)" in tenant  # its 1 h window still counts the old release
+    assert "rollback" not in auth
+
+
+def test_a_breach_that_outlives_a_rollback_is_said_not_fixed_by_it(mon_rb: Stack, fake_prom: FakePrometheus) -> None:
+    open_window(mon_rb)
+    fake_prom.values = {"trading_auth_failures_total": 785.0}
+    watcher(mon_rb).tick()
+    watcher(mon_rb).tick()
+    row = roll_back(mon_rb)
+    fake_prom.values = {"trading_auth_failures_total": 1201.0}  # still rising on the release running now
+    later(mon_rb, 4 * 60)  # within the signal's 5 min window: readings still count the old release
+    watcher(mon_rb).tick()
+    assert not posts(mon_rb, ":rotating_light: *Not fixed by rollback")
+    later(mon_rb, 6 * 60)
+    watcher(mon_rb).tick()
+    watcher(mon_rb).tick()  # said once
+    said = posts(mon_rb, ":rotating_light: *Not fixed by rollback")
+    assert len(said) == 1 and said[0].args.get("reply_broadcast") is True and said[0].args.get("thread_ts")
+    text = text_of(said[0].args)
+    assert f"*Not fixed by rollback `{row.id}`:* platform auth failures is 1,201 failures" in text
+    assert f"<@{OWNER}> <@{OWNER2}>" in text and f"<@{HALT_A}> <@{HALT_B}> <@{HALT_C}>" in text
+    assert "rolled back" not in text and "old release" not in text
+    card = mon_rb.peer.calls_to("chat.update")[-1]
+    assert f"Not fixed by rollback `{row.id}`" in text_of(card.args) and "1,201 failures" in text_of(card.args)
+    line = next(x for x in home(mon_rb).splitlines() if "platform auth failures" in x)
+    assert f"(not fixed by rollback `{row.id}`)" in line and "before rollback" not in line
 
 
 def test_a_failed_rollback_shows_its_step_and_outcome_escaped() -> None:

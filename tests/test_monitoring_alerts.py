@@ -114,7 +114,7 @@ def test_a_halt_whose_read_back_shows_it_not_applied_is_a_kill_switch_misfire(
     approval_id = approve_halt(mon_stack, fault, until="failed")
     watcher(mon_stack).tick()
     (sent,) = alerts(mon_stack)
-    assert "kill-switch misfires: 1 misfires > 0 misfires" in sent.args["text"]
+    assert "kill-switch misfires: 1 misfire > 0 misfires" in sent.args["text"]
     shown = text_of(sent.args)
     assert "Hard rollback trigger 3 of 5" in shown
     # The alert names the halt that misfired, so nobody has to dig through the audit log.
@@ -149,7 +149,7 @@ def test_an_approved_action_that_fails_is_an_operator_intervention_failure(
     mon_stack.backend.faults.fail_status = None
     watcher(mon_stack).tick()
     (sent,) = alerts(mon_stack)
-    assert "unexpected operator intervention failures: 1 failures > 0 failures" in sent.args["text"]
+    assert "unexpected operator intervention failures: 1 failure > 0 failures" in sent.args["text"]
     shown = text_of(sent.args)
     assert f"• `halt.failed` approval `{approval_id}`" in shown and "HTTP 503" in shown
 
@@ -211,7 +211,7 @@ def test_an_open_breach_fails_the_monitoring_clean_check(mon_stack: Stack, fake_
     fake_prom.values = {"trading_tenant_isolation_violations_total": 1.0}
     watcher(mon_stack).tick()
     result = monitoring_clean(gate.evidence("abc1234"))
-    assert result.verdict is Verdict.FAIL and "tenant isolation anomalies: 1 anomalies > 0 anomalies" in result.reason
+    assert result.verdict is Verdict.FAIL and "tenant isolation anomalies: 1 anomaly > 0 anomalies" in result.reason
 
 
 def test_a_ratelimited_alert_is_retried_after_retry_after_and_shown_once(

@@ -155,6 +155,15 @@ def test_the_labels_follow_the_data() -> None:
     assert millions.find("500k", TEXT) and millions.find("1.5M", TEXT) and millions.find("0", TEXT)
 
 
+def test_a_short_window_labels_distinct_times_in_seconds() -> None:
+    start, end = T0 + 5, T0 + 50  # both 03:58 to the minute
+    image = decode(line_chart(rising(284), threshold=10, start=start, end=end))
+    bottom = (0, HEIGHT - 20, WIDTH, HEIGHT)
+    assert image.find("03:58:05", TEXT, bottom) and image.find("03:58:50 UTC", TEXT, bottom)
+    assert not image.find("03:58 UTC", TEXT, bottom)
+    assert "03:58:05\u201303:58:50 UTC" in chart_title("x", "", rising(3), threshold=None, start=start, end=end)
+
+
 def test_it_is_deterministic_and_fast() -> None:
     points = [(T0 + i * 2.75, 5 + 10 * math.sin(i / 7)) for i in range(240)]
     began = time.perf_counter()
@@ -190,8 +199,9 @@ def test_the_uploaded_charts_title_and_alt_text_carry_the_range_and_times(
     uploaded = mon_stack.peer.files.get(str(row.chart_file_id))
     assert uploaded is not None and uploaded.data is not None
     title = uploaded.title
-    assert re.fullmatch(r"platform auth failures over the window (\d\d:\d\d)\u2013(\d\d:\d\d) UTC: "
-                        r"14 failures throughout; dashed line: threshold 10 failures", title), title
+    found = re.fullmatch(r"platform auth failures over the window (\d\d:\d\d:\d\d)\u2013(\d\d:\d\d:\d\d) UTC: "
+                         r"14 failures throughout; dashed line: threshold 10 failures", title)
+    assert found and found[1] != found[2], title  # a window seconds old: its two times still differ
     assert uploaded.alt_txt in ("", title)  # the peer keeps alt_txt when the client sends it at the first step
     completed = mon_stack.peer.calls_to("files.completeUploadExternal")
     assert json.loads(completed[0].args["files"])[0]["title"] == title

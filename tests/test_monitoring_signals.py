@@ -158,3 +158,11 @@ def test_bad_signal_definitions_are_refused(tmp_path: Path) -> None:
     assert "window" in edited(tmp_path, 0, window=0)
     assert "comparison" in edited(tmp_path, 0, comparison="!=")
     assert "threshold" in edited(tmp_path, 0, threshold=float("nan"))
+
+
+def test_a_count_of_one_reads_in_the_singular() -> None:
+    from bot.monitoring.signals import figure
+
+    assert figure(1, "failures") == "1 failure" and figure(2, "failures") == "2 failures"
+    assert figure(1, "anomalies") == "1 anomaly" and figure(1, "drifted documents") == "1 drifted document"
+    assert figure(1, "% of responses") == "1 % of responses" and figure(0, "misfires") == "0 misfires"

@@ -54,7 +54,7 @@ def test_phases_end_with_one_summary_each_and_the_window_closes(mon_stack: Stack
     w.tick()
     (summary,) = posts(mon_stack, IMMEDIATE_END)
     shown = text_of(summary.args)
-    assert "8 signals, 0 alert(s)" in shown and "platform auth failures: peak 3 failures (threshold > 10" in shown
+    assert "8 signals, 0 alerts" in shown and "platform auth failures: peak 3 failures (threshold > 10" in shown
     # After the immediate phase only the first-24-hours signals are read.
     queries = [r.get("query", "") for r in fake_prom.requests[asked:] if r["path"] == "/api/v1/query"]
     assert queries and not any("trading_auth_failures_total" in q for q in queries)
@@ -64,7 +64,7 @@ def test_phases_end_with_one_summary_each_and_the_window_closes(mon_stack: Stack
     w.tick()
     (final,) = posts(mon_stack, CLOSED)
     shown = text_of(final.args)
-    assert "13 signals, 1 alert(s)" in shown and ":rotating_light: stale session behavior" in shown
+    assert "13 signals, 1 alert" in shown and ":rotating_light: stale session behavior" in shown
     assert "still open" not in shown  # the open alert was closed with the window first
     assert posts(mon_stack, ":hourglass: Alert `mon-") and store(mon_stack).open_alerts() == []
     assert store(mon_stack).current_window() is None and w.tick() == "no open window"

@@ -41,7 +41,7 @@ def test_buttons_carry_only_the_opaque_approval_id() -> None:
     elements = actions[0]["elements"]  # type: ignore[index]
     assert [(e["action_id"], e["value"]) for e in elements] == [("approve", "apr_" + "z" * 22),
                                                                 ("reject", "apr_" + "z" * 22)]
-    assert elements[0]["confirm"]["title"]["text"] == "Are you sure?"
+    assert elements[0]["confirm"]["title"]["text"].startswith("Approve: ")
 
 
 def test_closed_card_has_no_buttons() -> None:

@@ -4,6 +4,7 @@ self-approval, the owner's approval, each step, the close, `/rollback status` an
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import MetaData, Table, insert
 
@@ -27,6 +28,7 @@ from tests.rollback_support import (
     finished,
     progress_updates,
     request,
+    running_stack,
     steps_of,
     store,
 )
@@ -193,6 +195,25 @@ def test_bundle_carries_the_gate_evaluations_since_the_release_began(rb: Stack) 
     assert gates[0]["verdict"] == "go" and gates[0]["request_id"] == "ops-gate_during"
     (evidence,) = audit_rows(rb, "rollback.evidence_preserved")
     assert export_dict(evidence)["params"]["gate_rows"] == 1
+
+
+def test_the_target_is_found_behind_25_failed_deployments_across_pages(sqlite_url: str, tmp_path: Path) -> None:
+    """Every production deployment is a candidate: GitHub is paged (Link: rel="next"), not cut at the newest 20."""
+    with running_stack(sqlite_url, tmp_path / "incidents", seed_deployed=False) as stack:
+        stack.github.max_per_page = 10  # three pages of deployments
+        for n in range(25):
+            stack.github.add_deployment(f"{n:07d}" + "f" * 33, state="failure")
+        stack.github.add_deployment(DEPLOYED)
+        approval_id, posted = request(stack)
+        shown = text_of(posted.args)
+        assert TARGET[:12] in shown and "lists no successful" not in shown
+        pages = [c for c in stack.github.calls("GET", "/repos/") if c.path.endswith("/deployments")]
+        assert len(pages) >= 3  # followed the Link header
+        statuses = [c for c in stack.github.calls("GET", "/repos/") if c.path.endswith("/statuses")]
+        assert len(statuses) >= 26  # the deployed one is skipped by sha; 25 failures, then the target
+        click(stack, user=OWNER, approval_id=approval_id, posted=posted)
+        row = finished(stack)
+        assert row.status == "completed" and row.target == TARGET
 
 
 def test_a_resumed_approval_whose_rollback_already_started_does_not_start_another(rb: Stack) -> None:

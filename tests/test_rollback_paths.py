@@ -151,7 +151,9 @@ def test_freeze_that_cannot_be_recorded_stops_before_anything_is_reverted(rb: St
     approve(rb)
     row = finished(rb)
     assert row.status == RollbackStatus.FAILED.value and row.failed_step == "stop-rollout"
-    assert steps_of(row) == {"stop-rollout": "failed", **dict.fromkeys(AFTER_STOP, "not_run")}
+    # Nothing reverted, but the evidence is preserved all the same (the runbook's step 5).
+    assert steps_of(row) == {"stop-rollout": "failed", **dict.fromkeys(AFTER_STOP[:-1], "not_run"),
+                             "preserve-audit": "done"}
     assert row.failure.startswith("the cutover freeze could not be recorded.")
     assert "store is unavailable" in row.failure
     assert row.next_action.startswith("Nothing was reverted.")

@@ -107,8 +107,8 @@ def test_an_alert_older_than_the_last_rollback_proposes_nothing_and_a_fresh_one_
                   if "No rollback request opened" in text_of(c.args))
     assert f"rollback `{first.id}` already completed (`abc1234` → `{TARGET[:12]}`" in answer
     assert "since this alert's breach began" in answer
-    assert "The alert is about the release that was rolled back (`abc1234`)" in answer
-    assert "has not cleared since" in answer  # the old breach still lasts
+    assert "The breach is still open, so that rollback has not fixed it" in answer  # the breach still lasts
+    assert "about the release that was rolled back" not in answer
     assert len(rbm.deps.approvals.recent(action_prefix="rollback", limit=20)) == cards  # no request opened
     assert any(first.id in r.detail for r in audit_rows(rbm, "rollback.refused"))
 

@@ -28,8 +28,10 @@ def test_shipped_runbook_has_the_five_stages_in_runbook_order(runbook: Runbook) 
     assert all(stage.checks for stage in runbook.stages)
     assert runbook.stage_index("mobile-internal-beta") == 2
     broad = runbook.stage("broader-production-cutover")
-    assert broad.requires_backend_deploy_since == "mobile-internal-beta"
-    assert [s.requires_backend_deploy_since for s in runbook.stages[:4]] == [None] * 4
+    assert broad.entry.backend_deploy_since == "mobile-internal-beta" and broad.entry.manual_smoke
+    assert [s.entry.backend_deploy_since for s in runbook.stages[:4]] == [None] * 4
+    # Soaks an operator accepts: an hour at least before the beta, the operators and broader production.
+    assert [s.entry.soak.total_seconds() for s in runbook.stages[1:]] == [900, 3600, 3600, 7200]
 
 
 def test_shipped_runbook_counts(runbook: Runbook) -> None:
@@ -145,10 +147,26 @@ def test_github_check_needs_a_check_name(tmp_path: Path) -> None:
 
 
 def test_unknown_or_later_stability_stage(tmp_path: Path) -> None:
-    message = load_edited(tmp_path, setter("stages", 4, "requires_backend_deploy_since", "mobile-beta"))
-    assert "stage 'broader-production-cutover': requires_backend_deploy_since names 'mobile-beta'" in message
-    message = load_edited(tmp_path, setter("stages", 0, "requires_backend_deploy_since", "mobile-internal-beta"))
+    def since(index: int, value: str) -> Callable[[dict[str, Any]], None]:
+        def edit(data: dict[str, Any]) -> None:
+            data["stages"][index].setdefault("entry", {})["backend_deploy_since"] = value
+        return edit
+    message = load_edited(tmp_path, since(4, "mobile-beta"))
+    assert "stage 'broader-production-cutover': entry.backend_deploy_since names 'mobile-beta'" in message
+    message = load_edited(tmp_path, since(0, "mobile-internal-beta"))
     assert "stage 'backend-internal-validation'" in message and "not an earlier stage" in message
+
+
+def test_a_negative_or_misspelt_entry_condition_stops_the_bot(tmp_path: Path) -> None:
+    def soak(value: Any) -> Callable[[dict[str, Any]], None]:
+        def edit(data: dict[str, Any]) -> None:
+            data["stages"][2]["entry"]["soak"] = value
+        return edit
+    assert "stages[2].entry.soak (id 'mobile-internal-beta')" in load_edited(tmp_path, soak("-PT1H"))
+
+    def misspelt(data: dict[str, Any]) -> None:
+        data["stages"][4]["entry"]["manual_smok"] = True
+    assert "entry.manual_smok" in load_edited(tmp_path, misspelt)
 
 
 @pytest.mark.parametrize("section", ["stages", "go", "no_go", "smoke", "rollback", "monitoring", "version"])

@@ -50,13 +50,14 @@ def act_as(page: Any, user: str) -> None:
 def approve(message: Any, page: Any, *, screenshot: str | None = None, title: str | None = None) -> None:
     """Approve, through the button's confirm dialog, as Slack asks before the click is sent.
 
-    With `title` (the card's title), the dialog must say what is approved and offer a danger "Approve"."""
+    With `title` (the dialog's question), the dialog must say what the click does and offer a danger "Approve"."""
     message.get_by_role("button", name="Approve").click()
     dialog = page.locator("#confirm")
     _expect(dialog).to_be_visible()
-    _expect(page.locator("#confirm-title")).to_have_text("Are you sure?")
+    _expect(page.locator("#confirm-title")).not_to_have_text("Are you sure?")
     if title:
-        _expect(page.locator("#confirm-text")).to_have_text(f"{title}. This is recorded in the audit log.")
+        _expect(page.locator("#confirm-title")).to_have_text(title)
+        _expect(page.locator("#confirm-text")).to_have_text(re.compile(r"^Approving .* Recorded in the audit log\.$"))
         _expect(page.locator("#confirm-yes")).to_have_text("Approve")
         _expect(page.locator("#confirm-yes")).to_have_class(re.compile(r"\bdanger\b"))
         _expect(page.locator("#confirm-no")).to_have_text("Cancel")
@@ -85,7 +86,7 @@ def test_a_global_halt_requested_by_the_operator_and_approved_by_a_halt_authorit
     assert_rendered_as_a_slack_card(request)
     act_as(page, "UHALTA")
     _expect(page.locator("#roles")).to_contain_text("halt authority")
-    approve(request, page, screenshot="halt-confirm-dialog", title="Halt trading: global")
+    approve(request, page, screenshot="halt-confirm-dialog", title="Halt all trading?")
     _expect(request).to_contain_text("Approved by @hana.halt", timeout=15_000)
     _expect(request.locator("hr.bk-divider")).to_have_count(1)  # the outcome sits under a divider
     _expect(request.locator("hr.bk-divider + .bk-section")).to_contain_text("Approved by @hana.halt")

@@ -78,7 +78,7 @@ def test_attested_go_gate_and_a_cutover_advance_approved_by_the_second_admin(ws:
     ws.command(ADMIN, "/cutover advance backend validated in rehearsal")
     request = ws.find(ADMIN_2, "backend validated in rehearsal", ephemeral=False)
     assert "Backend internal validation → Web internal adoption" in everything(request)
-    assert "Every precondition holds now" in everything(request)
+    assert "Entry conditions hold now" in everything(request)
     ws.click(ADMIN, request)  # the requester cannot approve it
     ws.find(ADMIN, "you requested this action", ephemeral=True)
     assert ws.click(ADMIN_2, request).status_code == 200

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from tests.workspace_support import HALT_A, OPERATOR, OWNER, Running, eventually, everything, running_workspace
@@ -86,6 +87,65 @@ def test_platform_auth_failing_makes_the_gate_item_unknown_and_the_gate_no_go(ws
     assert "503" in reason, reason
 
 
+# -- the kill switch's drills: the halt happens, and the channel catches up -----------------------------
+
+def scope_halted(ws: Running, scope: str) -> bool:
+    control = ws.session.world.stack.backend.control()
+    return any(s["scope"] == scope and s["disabled"] for s in control["scopes"])
+
+
+def test_slack_slow_still_halts_and_the_card_arrives(ws: Running) -> None:
+    ws.drill("slack-slow", True)
+    ws.command(HALT_A, "/halt symbol:SLOWSLACK drill slack slow --now")
+    eventually(lambda: scope_halted(ws, "symbol:SLOWSLACK") or None, timeout=15, what="the halt")
+    card = ws.find(HALT_A, "SLOWSLACK", ephemeral=False, timeout=20)
+    eventually(lambda: "Applied" in everything(ws.find(HALT_A, "SLOWSLACK", ephemeral=False)) or None,
+               timeout=20, what="the card showing the outcome")
+    assert card["ts"]
+
+
+def test_slack_down_still_halts(ws: Running) -> None:
+    ws.drill("slack-down", True)
+    ws.command(HALT_A, "/halt symbol:SLACKDOWN drill slack down --now")
+    eventually(lambda: scope_halted(ws, "symbol:SLACKDOWN") or None, timeout=15, what="the halt")
+    ws.drill("slack-down", False)
+    ws.command(OPERATOR, "/halt status")
+    assert "symbol:SLACKDOWN" in everything(ws.find(OPERATOR, "SLACKDOWN", ephemeral=True))
+
+
+def test_slack_rate_limiting_answers_429_with_retry_after(ws: Running) -> None:
+    ws.drill("slack-rate-limiting", True)
+    peer = ws.session.world.stack.peer
+    answer = httpx.post(peer.api_url + "chat.postMessage", data={"channel": "C0INCIDENT", "text": "x"},
+                        headers={"Authorization": f"Bearer {peer.bot_token}"}, timeout=5)
+    assert answer.status_code == 429 and answer.headers["Retry-After"] == "30"
+    assert answer.json() == {"ok": False, "error": "ratelimited"}
+    ws.drill("slack-rate-limiting", False)
+    assert ws.session.drills.active() == []
+
+
+def test_store_down_break_glass_halts_resume_is_refused_and_the_audit_merges_after(ws: Running) -> None:
+    ws.drill("store-down", True)
+    ws.command(HALT_A, "/halt symbol:STOREDOWN drill store down --now")
+    pending = ws.find(HALT_A, "Audit pending", ephemeral=False)
+    assert "BREAK-GLASS" in everything(pending) and scope_halted(ws, "symbol:STOREDOWN")
+    ws.command(OPERATOR, "/halt resume symbol:STOREDOWN drill store down")
+    refusal = everything(ws.find(OPERATOR, "store is unavailable", ephemeral=True))
+    assert "nothing was done" in refusal
+    ws.drill("store-down", False)
+    merged = everything(ws.find(HALT_A, "Audit merged", ephemeral=False, timeout=20))
+    assert "2 audit row(s)" in merged
+    assert ws.session.world.stack.deps.audit.verify().ok
+
+
+def test_bot_crash_refuses_while_down_and_the_restarted_bot_halts(ws: Running) -> None:
+    ws.drill("bot-crash", True)
+    ws.command(HALT_A, "/halt symbol:CRASHED drill bot crash --now")
+    assert "did not answer" in everything(ws.find(HALT_A, "did not answer", ephemeral=True))
+    assert not scope_halted(ws, "symbol:CRASHED")
+    ws.drill("bot-crash", False)
+    ws.command(HALT_A, "/halt symbol:RESTARTED drill bot crash --now")
+    eventually(lambda: scope_halted(ws, "symbol:RESTARTED") or None, timeout=15, what="the halt after the restart")
 def audit_shown(ws: Running) -> list[str]:
     return list(ws.state()["world"]["audit"])
 

@@ -71,9 +71,10 @@ class Running:
 
 
 @contextmanager
-def running_workspace(folder: Path, *, use_cosmos: bool = True, use_prometheus: bool = True) -> Iterator[Running]:
+def running_workspace(folder: Path, *, use_cosmos: bool = True, use_prometheus: bool = True,
+                      soak_seconds: float = 0) -> Iterator[Running]:
     paths = paths_for(f"sqlite:///{folder}/opsbot.db")
-    session = Session(paths, use_cosmos=use_cosmos, use_prometheus=use_prometheus).start()
+    session = Session(paths, use_cosmos=use_cosmos, use_prometheus=use_prometheus, soak_seconds=soak_seconds).start()
     server = HttpServer(WorkspaceApp(session)).start()
     try:
         yield Running(session, server.url, paths)

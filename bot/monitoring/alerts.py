@@ -32,6 +32,7 @@ from bot.slack_refusals import SlackRefusal, refusal_of
 log = logging.getLogger("opsbot.monitoring")
 
 SLACK_POSTS_PER_SECOND = 1.0
+MIN_CHART_SPAN_S = 60.0
 
 
 class ChannelPacer:
@@ -153,6 +154,7 @@ class Alerts:
             series = self.measurer.series(signal, start, end)
         points = series or [(end.timestamp(), row.value or 0.0)]
         first, last = min(start.timestamp(), points[0][0]), max(end.timestamp(), points[-1][0])
+        first = min(first, last - MIN_CHART_SPAN_S)  # a window seconds old still gets a readable time axis
         png = line_chart(points, threshold=signal.threshold, start=first, end=last, unit=signal.unit)
         title = chart_title(signal.name, signal.unit, points, threshold=signal.threshold, start=first, end=last)
         shared = self.poster.upload_png(row.channel, ts, png, filename=f"{signal.id}.png", title=title)
@@ -169,6 +171,16 @@ class Alerts:
         self.poster.post(row.channel, f":warning: The chart of this alert could not be shown: {refusal.text}",
                          thread_ts=ts)
 
+    def refresh(self, row: MonitoringAlert, signal: Signal, *, stage_name: str, at: datetime,
+                status: str | None = None) -> None:
+        """Bring an open alert's card up to date (latest value, peak); the caller paces it."""
+        if not row.message_ts:
+            return
+        self.store.update_alert(row.id, edited_at=at)
+        row.edited_at = at
+        blocks = as_dicts(render.alert_blocks(self.runbook, signal, row, stage_name=stage_name, status=status))
+        self.poster.update(row.channel, row.message_ts, render.alert_fallback(signal, row), blocks)
+
     def clear_breach(self, row: MonitoringAlert, signal: Signal, *, at: datetime, stage_name: str,
                      status: str = CLEARED) -> None:
         params = {"alert_id": row.id, "signal": signal.id, "value": row.value, "status": status}
@@ -176,7 +188,7 @@ class Alerts:
                                        entry=system_entry(f"monitoring.alert_{status}", "accepted", params,
                                                           channel=row.channel)):
             return
-        row.status = status
+        row.status, row.cleared_at = status, at
         if status == CLEARED:
             text = render.cleared_text(signal, row, at)
         else:

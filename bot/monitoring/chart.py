@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from bot.monitoring.signals import figure, number
@@ -138,8 +138,9 @@ def line_chart(points: Sequence[tuple[float, float]], *, threshold: float | None
         canvas.line(left, y, right, y, GRID if value != low else AXIS)
         canvas.text(left - LABEL_GAP - text_width(label), y - GLYPH_HEIGHT // 2, label, TEXT)
     canvas.line(left, top, left, bottom, AXIS)
-    _time_labels(canvas, [(px(at), _hhmm(at)) for at in ticks], start=(left, _hhmm(start)),
-                 end=(right, _hhmm(end) + " UTC"), axis=bottom)
+    clock = _clock(start, end)
+    _time_labels(canvas, [(px(at), clock(at)) for at in ticks], start=(left, clock(start)),
+                 end=(right, clock(end) + " UTC"), axis=bottom)
     if threshold is not None:
         y = py(threshold)
         for x in range(left, right + 1, 8):
@@ -171,7 +172,8 @@ def chart_title(name: str, unit: str, points: Sequence[tuple[float, float]], *, 
         values = f"{figure(finite[0], unit)} throughout"
     else:
         values = f"{number(min(finite))} to {figure(max(finite), unit)}"
-    title = f"{name} over the window {_hhmm(start)}\u2013{_hhmm(end)} UTC: {values}"
+    clock = _clock(start, end)
+    title = f"{name} over the window {clock(start)}\u2013{clock(end)} UTC: {values}"
     if threshold is not None:
         title += f"; dashed line: threshold {figure(threshold, unit)}"
     return title
@@ -251,3 +253,12 @@ def _time_labels(canvas: Canvas, ticks: list[tuple[int, str]], *, start: tuple[i
 
 def _hhmm(at: float) -> str:
     return datetime.fromtimestamp(at, tz=UTC).strftime("%H:%M")
+
+
+def _hhmmss(at: float) -> str:
+    return datetime.fromtimestamp(at, tz=UTC).strftime("%H:%M:%S")
+
+
+def _clock(start: float, end: float) -> Callable[[float], str]:
+    """Minutes, unless the start and end would read the same (a window of a minute or two): then seconds."""
+    return _hhmm if _hhmm(start) != _hhmm(end) and end - start >= 120 else _hhmmss

@@ -60,6 +60,8 @@ class MonitoringAlert(SQLModel, table=True):
     channel: str = Field(default="", max_length=32)
     message_ts: str | None = Field(default=None, max_length=32)
     chart_file_id: str | None = Field(default=None, max_length=64)
+    not_fixed_by: str | None = Field(default=None, max_length=32)  # migration 0008: the rollback it outlived
+    edited_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))  # last card refresh
 
 
 class WatcherRun(SQLModel, table=True):

@@ -22,7 +22,7 @@ from bot.monitoring.signals import against, figure, promql, shown
 from bot.monitoring.stats import SignalStats
 from bot.render import when
 from bot.runbook import TRIGGER_IDS, Runbook, Signal
-from bot.text import clip, safe
+from bot.text import clip, plural, safe
 
 PROPOSE_ROLLBACK = "monitoring.propose_rollback"
 MAX_PROBLEM_LINES = 8
@@ -69,13 +69,14 @@ def summary(runbook: Runbook, window: MonitoringWindow, signals: Sequence[Signal
     mine = [a for a in alerts if a.kind == "breach" and a.signal_id in {s.id for s in signals}]
     degraded = [a for a in alerts if a.kind == "degraded"]
     lines = [f":clipboard: *{heading}* (after the move to *{safe(stage_name, 100)}*, opened "
-             f"{when(as_utc(window.opened_at))}): {len(signals)} signals, {len(mine)} alert(s)."]
+             f"{when(as_utc(window.opened_at))}): {plural(len(signals), 'signal')}, {plural(len(mine), 'alert')}."]
     for signal in signals:
         lines.append(_summary_line(signal, stats.get(signal.id), [a for a in mine if a.signal_id == signal.id]))
     if degraded:
         total = sum(((as_utc(a.cleared_at or a.last_seen_at) - as_utc(a.since)).total_seconds() for a in degraded),
                     0.0)
-        lines.append(f":warning: Monitoring was degraded {len(degraded)} time(s), about {minutes(total)} in all.")
+        times = plural(len(degraded), "time")
+        lines.append(f":warning: Monitoring was degraded {times}, about {minutes(total)} in all.")
     return "\n".join(lines)
 
 
@@ -105,15 +106,12 @@ def trigger_text(runbook: Runbook, trigger_id: str) -> str:
 
 def alert_blocks(runbook: Runbook, signal: Signal, alert: MonitoringAlert, *, stage_name: str,
                  status: str | None = None) -> list[Block]:
-    head = ":rotating_light: Monitoring alert" if alert.status == "open" else ":white_check_mark: Cleared"
+    """An alert's card: open, the latest value and the peak; cleared or closed, when, the peak, no button.
+    `stage_name` is the stage the breach happened in."""
+    is_open = alert.status == "open"
     blocks: list[Block] = [
-        HeaderBlock(text=PlainTextObject(text=clip(f"{head}: {signal.name}", 150), emoji=True)),
-        SectionBlock(fields=[
-            MarkdownTextObject(text=f"*Value*\n{against(signal, alert.value)}"),
-            MarkdownTextObject(text=f"*Since*\n{when(as_utc(alert.since))}"),
-            MarkdownTextObject(text=f"*Peak*\n{shown(signal, alert.peak)}"),
-            MarkdownTextObject(text=f"*Stage*\n{safe(stage_name, 100)}"),
-        ]),
+        HeaderBlock(text=PlainTextObject(text=clip(f"{_alert_head(alert)}: {signal.name}", 150), emoji=True)),
+        SectionBlock(fields=[MarkdownTextObject(text=text) for text in _alert_fields(signal, alert, stage_name)]),
         SectionBlock(text=MarkdownTextObject(text=trigger_text(runbook, alert.trigger))),
     ]
     if signal.query:
@@ -121,16 +119,42 @@ def alert_blocks(runbook: Runbook, signal: Signal, alert: MonitoringAlert, *, st
             text=f"*Query:* `{safe(promql(signal), 600)}`")))
     if alert.detail:  # a bot-measured value names what it counted (already escaped mrkdwn)
         blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(f"*Counted:*\n{alert.detail}", 3000))))
+    if status is None and is_open and alert.not_fixed_by:
+        status = card_note(alert.not_fixed_by)
     if status:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(status, 3000))))
-    if alert.trigger:
+    if alert.trigger and is_open:
         blocks.append(ActionsBlock(block_id="monitoring_alert", elements=[
             # The value is the opaque alert id only; the store holds the signal, value and trigger.
             ButtonElement(text="Propose rollback", action_id=PROPOSE_ROLLBACK, value=alert.id, style="danger"),
         ]))
+    live = f"updated {when(as_utc(alert.last_seen_at))} (at most once a minute)" if is_open else "no longer watched"
     blocks.append(ContextBlock(elements=[MarkdownTextObject(
-        text=f"Alert `{alert.id}` · posted once while the breach lasts · chart in the thread")]))
+        text=f"Alert `{alert.id}` · {live} · chart in the thread")]))
     return blocks
+
+
+def card_note(rollback_id: str) -> str:
+    """The line an open alert's card keeps once it outlived a rollback (bot.monitoring.after_rollback)."""
+    return (f":rotating_light: *Not fixed by rollback `{safe(rollback_id, 32)}`*: still breaching on the release "
+            "running now.")
+
+
+def _alert_head(alert: MonitoringAlert) -> str:
+    if alert.status == "open":
+        return ":rotating_light: Monitoring alert"
+    return ":white_check_mark: Cleared" if alert.status == "cleared" else ":hourglass: Closed, still breaching"
+
+
+def _alert_fields(signal: Signal, alert: MonitoringAlert, stage_name: str) -> list[str]:
+    since = f"*Since*\n{when(as_utc(alert.since))}"
+    peak = f"*Peak*\n{shown(signal, alert.peak)} (threshold {threshold_text(signal)})"
+    stage = f"*Stage*\n{safe(stage_name, 100)}"
+    if alert.status == "open":
+        return [f"*Latest*\n{against(signal, alert.value)}", since, peak, stage]
+    ended = alert.cleared_at or alert.last_seen_at
+    label = "Cleared" if alert.status == "cleared" else "Closed"
+    return [f"*{label}*\n{when(as_utc(ended))}", since, peak, stage]
 
 
 def alert_fallback(signal: Signal, alert: MonitoringAlert) -> str:

@@ -112,7 +112,14 @@ def number(value: float, digits: int = 3) -> str:
 def figure(value: float | None, unit: str, digits: int = 3) -> str:
     if value is None:
         return "no data"
-    return f"{number(value, digits)} {unit}".strip()
+    return f"{number(value, digits)} {unit_for(value, unit)}".strip()
+
+
+def unit_for(value: float, unit: str) -> str:
+    """The unit in the value's number: `1 failure`, `1 anomaly`, `2 failures`; `%` units never change."""
+    if value != 1 or unit.startswith("%") or not unit.endswith("s"):
+        return unit
+    return unit[:-3] + "y" if unit.endswith("ies") else unit[:-1]
 
 
 def shown(signal: Signal, value: float | None) -> str:

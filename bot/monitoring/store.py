@@ -62,6 +62,19 @@ class MonitoringStore:
             query = select(MonitoringWindow).where(MonitoringWindow.status == OPEN)
             return session.exec(query.order_by(col(MonitoringWindow.opened_at).desc()).limit(1)).first()
 
+    def get_window(self, window_id: int | None) -> MonitoringWindow | None:
+        if window_id is None:
+            return None
+        with Session(self._engine, expire_on_commit=False) as session:
+            return session.get(MonitoringWindow, window_id)
+
+    def claim_not_fixed(self, alert_id: str, rollback_id: str, entry: Entry) -> bool:
+        """Mark an open alert as outliving `rollback_id`, once: False if it was marked already."""
+        stmt = update(MonitoringAlert).where(col(MonitoringAlert.id) == alert_id,
+                                             col(MonitoringAlert.not_fixed_by).is_(None)).values(
+            not_fixed_by=rollback_id)
+        return self._changed(stmt, entry)
+
     def latest_window(self) -> MonitoringWindow | None:
         with Session(self._engine, expire_on_commit=False) as session:
             return session.exec(select(MonitoringWindow).order_by(col(MonitoringWindow.id).desc()).limit(1)).first()

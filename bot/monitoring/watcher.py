@@ -15,6 +15,7 @@ from datetime import datetime
 from bot.db import as_utc
 from bot.deps import Deps
 from bot.monitoring import render, stats
+from bot.monitoring.after_rollback import not_fixed_text, outlived
 from bot.monitoring.alerts import Alerts
 from bot.monitoring.models import MonitoringAlert, MonitoringWindow
 from bot.monitoring.signals import (
@@ -30,9 +31,13 @@ from bot.monitoring.signals import (
 )
 from bot.monitoring.store import BREACH, CLEARED, CLOSED, DEGRADED, OPEN, new_alert_id, system_entry
 from bot.render import as_dicts, notice_blocks
+from bot.rollback_models import Rollback
+from bot.rollback_store import RollbackStore
 from bot.runbook import Signal
 
 log = logging.getLogger("opsbot.monitoring")
+
+CARD_EDIT_EVERY_S = 60.0  # an open alert's card shows the latest value and peak, edited at most this often
 
 
 class Watcher:
@@ -41,6 +46,8 @@ class Watcher:
         self.alerts = alerts
         self.store = alerts.store
         self._degraded_streak = 0  # bad passes in a row before a notice; one leader's memory is enough
+        self._rollback: Rollback | None = None  # the last completed rollback, read once a pass
+        self._shown: dict[str, tuple[float | None, float | None]] = {}  # alert id -> (value, peak) on its card
 
     def tick(self) -> str:
         """One pass; returns what it did, in a few words, for the run log."""
@@ -53,6 +60,7 @@ class Watcher:
         open_breaches = {a.signal_id: a for a in self.store.open_alerts(BREACH)}
         signals = self._watched(window, now, open_breaches)
         readings = self.alerts.measurer.read(signals, now)
+        self._rollback = RollbackStore(self.deps.engine, self.deps.audit).last_completed() if open_breaches else None
         raised = self._breaches(window, signals, readings, open_breaches)
         self._degraded(window, signals, readings, now)
         figures = stats.load(window)
@@ -63,6 +71,10 @@ class Watcher:
 
     def channel(self, window: MonitoringWindow) -> str:
         return self.deps.settings.incident_channel or window.channel
+
+    def alert_stage(self, alert: MonitoringAlert, fallback: MonitoringWindow) -> str:
+        """The stage the breach happened in: its own window's, even once a later window is open."""
+        return self.stage_name(self.store.get_window(alert.window_id) or fallback)
 
     def stage_name(self, window: MonitoringWindow) -> str:
         try:
@@ -86,13 +98,16 @@ class Watcher:
             new, step = advance(track, verdict(signal, reading), raise_after=BREACH_RAISE_AFTER,
                                 clear_after=BREACH_CLEAR_AFTER)
             if step is Step.RAISE:
-                raised += self.alerts.raise_breach(window, signal, reading, channel=self.channel(window),
-                                                   stage_name=self.stage_name(window)) is not None
+                row = self.alerts.raise_breach(window, signal, reading, channel=self.channel(window),
+                                               stage_name=self.stage_name(window))
+                if row is not None:
+                    raised += 1
+                    self._shown[row.id] = (row.value, row.peak)
             elif step is Step.HOLD and alert is not None:
                 self._hold(window, signal, alert, reading, new.streak)
             elif step is Step.CLEAR and alert is not None:
                 alert.value = reading.value
-                self.alerts.clear_breach(alert, signal, at=reading.at, stage_name=self.stage_name(window))
+                self.alerts.clear_breach(alert, signal, at=reading.at, stage_name=self.alert_stage(alert, window))
         return raised
 
     def _hold(self, window: MonitoringWindow, signal: Signal, alert: MonitoringAlert, reading: Reading,
@@ -100,9 +115,38 @@ class Watcher:
         value = reading.value if reading.value is not None else alert.value
         peak = stats.worse(signal, alert.peak, value) if value is not None else alert.peak
         self.store.update_alert(alert.id, value=value, peak=peak, last_seen_at=reading.at, ok_count=streak)
+        changed = self._shown.get(alert.id) != (value, peak)  # unknown to a new leader: shown again once
+        alert.value, alert.peak, alert.last_seen_at = value, peak, reading.at
+        stage = self.alert_stage(alert, window)
         if alert.message_ts is None:  # the first post was refused: try again, still once
-            alert.value, alert.peak, alert.last_seen_at = value, peak, reading.at
-            self.alerts.post_breach(alert, signal, stage_name=self.stage_name(window))
+            self.alerts.post_breach(alert, signal, stage_name=stage)
+            return
+        if verdict(signal, reading) and outlived(alert, signal, reading.at, self._rollback):
+            self._not_fixed(signal, alert, stage)
+        elif changed and self._edit_due(alert, reading.at):
+            self.alerts.refresh(alert, signal, stage_name=stage, at=reading.at)
+            self._shown[alert.id] = (value, peak)
+
+    @staticmethod
+    def _edit_due(alert: MonitoringAlert, at: datetime) -> bool:
+        last = as_utc(alert.edited_at or alert.raised_at)  # the post itself is the first edit
+        return (at - last).total_seconds() >= CARD_EDIT_EVERY_S
+
+    def _not_fixed(self, signal: Signal, alert: MonitoringAlert, stage: str) -> None:
+        rollback = self._rollback
+        assert rollback is not None
+        entry = system_entry("monitoring.not_fixed_by_rollback", "accepted",
+                             {"alert_id": alert.id, "rollback_id": rollback.id, "value": alert.value},
+                             channel=alert.channel)
+        if not self.store.claim_not_fixed(alert.id, rollback.id, entry):
+            return
+        alert.not_fixed_by = rollback.id
+        settings = self.deps.settings
+        text = not_fixed_text(signal, alert, rollback, owners=settings.rollback_owners,
+                              authorities=settings.halt_authorities)
+        self.alerts.poster.post(alert.channel, text.split("\n", 1)[0], blocks=as_dicts(notice_blocks(text)),
+                                thread_ts=alert.message_ts, broadcast=True)
+        self.alerts.refresh(alert, signal, stage_name=stage, at=alert.last_seen_at)
 
     def _degraded(self, window: MonitoringWindow, signals: Sequence[Signal], readings: Sequence[Reading],
                   now: datetime) -> None:
@@ -159,7 +203,8 @@ class Watcher:
             if alert.kind == BREACH:
                 signal = next((s for s in runbook.signals() if s.id == alert.signal_id), None)
                 if signal is not None:
-                    self.alerts.clear_breach(alert, signal, at=now, stage_name=self.stage_name(window), status=CLOSED)
+                    self.alerts.clear_breach(alert, signal, at=now, stage_name=self.alert_stage(alert, window),
+                                             status=CLOSED)
             else:
                 self.close_degraded(alert, now)
         entry = system_entry("monitoring.window_closed", "accepted", {"window_id": wid}, channel=window.channel)

@@ -51,6 +51,8 @@ class Faults:
     answered normally again."""
 
     latency_s: float = 0.0
+    read_latency_s: float = 0.0  # added to GETs only: slow reads, prompt writes
+    trickle_s: float = 0.0  # GETs answered one byte at a time, this many seconds apart
     fail_status: int | None = None
     fail_times: int | None = None
     drop_connection: bool = False
@@ -115,7 +117,23 @@ class _Handler(LoopbackHandler["SimBackend"]):
         out = {"content-type": "application/json", "content-length": str(len(payload))}
         if sim.faults.echo_request_id and "x-request-id" in headers:
             out["x-request-id"] = headers["x-request-id"]
+        if method == "GET" and sim.faults.trickle_s > 0:
+            self._trickle(status, out, payload, sim)
+            return
         self.send_or_drop(status, out, payload)
+
+    def _trickle(self, status: int, headers: dict[str, str], payload: bytes, sim: SimBackend) -> None:
+        """Each byte of the answer, status line first, `trickle_s` apart: every read sees progress."""
+        head = f"HTTP/1.1 {status} X\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        self.close_connection = True
+        try:
+            for byte in head.encode() + payload:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                if sim._stopping.wait(sim.faults.trickle_s):
+                    return
+        except (BrokenPipeError, ConnectionResetError):
+            return
 
     def _metrics(self, sim: SimBackend) -> None:
         sim.traffic.advance(sim.faults)
@@ -186,7 +204,7 @@ class SimBackend(LoopbackServer):
     def _handle(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Answer | None:
         with self._lock:
             self.requests.append(RecordedRequest(method, path, headers, _json_object(raw), time.time()))
-        self._pause(self.faults.latency_s)
+        self._pause(self.faults.latency_s + (self.faults.read_latency_s if method == "GET" else 0.0))
         if self._take_fault():
             if self.faults.drop_connection:
                 return None

@@ -90,6 +90,7 @@ class SlackPeer(LoopbackServer):
         # up on every Web API call without answering (as an unreachable Slack looks to a client).
         self.latency_s = 0.0
         self.down = False
+        self.outage: Fault | None = None  # while set, every Web API call and response_url gets this answer
 
     # -- lifecycle: the context manager comes from LoopbackServer -------------------------------
 
@@ -197,7 +198,7 @@ class SlackPeer(LoopbackServer):
         return answer
 
     def _answer_api(self, method: str, args: Json, token: str | None) -> _Answer:
-        fault = self._log.next_fault(method)
+        fault = self.outage or self._log.next_fault(method)
         if fault is not None:
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             return _Answer(fault.status, {"ok": False, "error": fault.error}, headers)
@@ -233,6 +234,10 @@ class SlackPeer(LoopbackServer):
             raise SlackError(body, status)
 
     def _respond(self, url_id: str, payload: Json) -> _Answer:
+        outage = self.outage
+        if outage is not None:
+            headers = {"Retry-After": str(outage.retry_after)} if outage.retry_after is not None else {}
+            return _Answer(outage.status, {"ok": False, "error": outage.error}, headers)
         try:
             self.workspace.respond(url_id, payload)
             answer = _Answer(200, {"ok": True}, {})

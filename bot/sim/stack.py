@@ -24,7 +24,7 @@ from bot.sim.github import SimGitHub
 from bot.sim.jwks import SimPlatformAuth
 from bot.sim.slack_client import SlackSender
 from bot.sim.slack_peer import SlackPeer
-from bot.web import Router
+from bot.web import SERVER_OPTIONS, Router
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
@@ -47,7 +47,7 @@ class HttpServer:
 
     def __init__(self, wsgi: Wsgi, *, host: str = "127.0.0.1", port: int = 0, threads: int = 16) -> None:
         server: Any = create_server(
-            wsgi, host=host, port=port, threads=threads, ident="opsbot", asyncore_loop_timeout=0.2
+            wsgi, host=host, port=port, threads=threads, ident="opsbot", asyncore_loop_timeout=0.2, **SERVER_OPTIONS
         )
         self._server = server
         self.url = f"http://{host}:{server.effective_port}"
@@ -131,6 +131,8 @@ class Stack:
         self.server.stop()
         # Work queued after acks must not outlive the stand-ins it talks to.
         self.deps.workers.shutdown(wait=True, cancel_futures=True)
+        self.deps.critical.shutdown(wait=True, cancel_futures=True)
+        self.deps.store_calls.shutdown(wait=False, cancel_futures=True)  # a hung store's claim is not waited for
         self.notifier.stop()
         self.sender.close()
         self.peer.stop()

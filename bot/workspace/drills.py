@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from bot.sim.jwks import JWKS_PATH
 from bot.sim.stack import Stack
 from bot.workspace.audit_drill import AuditTamper
+from bot.workspace.kill_switch_drills import KILL_SWITCH_DRILLS, KillSwitchFaults
 from bot.workspace.world import LocalWorld
 
 BACKEND_SLOW_S = 1.5  # under the bot's 2 s read timeout: slow, but answering
@@ -49,6 +50,7 @@ DRILLS: tuple[Drill, ...] = (
     Drill("control-drift", "Control drift",
           "Cosmos holds a different global halt state than the backend, and backend writes stop reaching "
           "Cosmos", needs_cosmos=True),
+    *(Drill(name, label, about) for name, label, about in KILL_SWITCH_DRILLS),
     Drill("audit-truncate", "Tamper with the audit: truncate",
           "deletes the newest audit events, the last signed action's among them, from the database file, as "
           "someone with access to it could; `opsbot audit verify` (below) names the checkpoint they broke"),
@@ -111,8 +113,10 @@ class Drills:
             **{name: self._stand_in(name) for name in STACK_DRILLS},
             "ci-check-failing": self._ci_check, "rollback-workflow-failing": self._workflow,
             "cosmos-unreachable": self._cosmos_unreachable, "control-drift": self._drift,
+            **{name: self._kill_switch(name) for name, _, _ in KILL_SWITCH_DRILLS},
             **{name: self._audit(kind) for name, kind in AUDIT_DRILLS.items()},
         }
+        self._faults: KillSwitchFaults | None = None
         self.audit = AuditTamper(world)
 
     def unavailable(self, drill: Drill) -> str | None:
@@ -162,6 +166,14 @@ class Drills:
 
     def _stand_in(self, name: str) -> Callable[[bool], None]:
         return lambda on: inject(self._world.stack, name, on)  # the stack exists once the world started
+
+    def _kill_switch(self, name: str) -> Callable[[bool], None]:
+        def switch(on: bool) -> None:
+            if self._faults is None:  # built on first use: the stack exists once the world started
+                self._faults = KillSwitchFaults(self._world.stack)
+            self._faults.switch(name, on)
+
+        return switch
 
     def _ci_check(self, on: bool) -> None:
         github = self._world.stack.github

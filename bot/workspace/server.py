@@ -6,6 +6,7 @@
     POST /api/click            {"user", "action_id", "value", "message_ts"}: a button
     POST /api/drill            {"name", "on"}
     POST /api/scenario         {"name"}
+    POST /api/deploy           {}: deploy a new backend version (green CI), as a release would
     POST /api/home             {"user"}: open the bot's App Home (app_home_opened)
     POST /api/home-click       {"user", "action_id", "value"}: a button on the App Home
     GET  /api/file?id=F        a file shared in the channel (a PNG shown as an image, anything else a download)
@@ -50,7 +51,7 @@ class WorkspaceApp:
         self._session = session
         self._posts: dict[str, Callable[[dict[str, Any]], Answer]] = {
             "/api/command": self._command, "/api/click": self._click,
-            "/api/drill": self._drill, "/api/scenario": self._scenario,
+            "/api/drill": self._drill, "/api/scenario": self._scenario, "/api/deploy": self._deploy,
             "/api/home": self._home, "/api/home-click": self._home_click,
         }
 
@@ -125,6 +126,9 @@ class WorkspaceApp:
         self._session.scenarios.start(_text(doc, "name"))
         return "200 OK", {"ok": True}
 
+
+    def _deploy(self, doc: dict[str, Any]) -> Answer:
+        return "200 OK", {"ok": True, "version": self._session.world.deploy_new_version()}
 
     def _home(self, doc: dict[str, Any]) -> Answer:
         self._session.open_home(_text(doc, "user"))

@@ -18,7 +18,7 @@ from bot.workspace.channel import COMMANDS, Channel, Refused
 from bot.workspace.drills import Drills, UnknownDrill
 from bot.workspace.scenario_runner import ScenarioRunner, load_all
 from bot.workspace.state import StatePaths, load, save
-from bot.workspace.world import LocalWorld
+from bot.workspace.world import REHEARSAL_SOAK_SECONDS, LocalWorld
 
 log = logging.getLogger("opsbot.workspace")
 
@@ -27,9 +27,11 @@ FORMAT = 1
 
 
 class Session:
-    def __init__(self, paths: StatePaths, *, use_cosmos: bool = True, use_prometheus: bool = True) -> None:
+    def __init__(self, paths: StatePaths, *, use_cosmos: bool = True, use_prometheus: bool = True,
+                 soak_seconds: float = REHEARSAL_SOAK_SECONDS) -> None:
         self.paths = paths
-        self.world = LocalWorld(paths, use_cosmos=use_cosmos, use_prometheus=use_prometheus)
+        self.world = LocalWorld(paths, use_cosmos=use_cosmos, use_prometheus=use_prometheus,
+                                soak_seconds=soak_seconds)
         self.drills: Drills
         self.scenarios: ScenarioRunner
         self.channel: Channel

@@ -126,9 +126,13 @@ function renderPeople() {
 }
 
 // A file shared into a thread (an alert's chart) is shown in that thread, under its parent message.
+let shownCount = 0;
+
 function renderMessages(ctx) {
   const list = $("messages");
-  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+  // Follow the conversation: new messages (or being at the bottom already) scroll to the newest.
+  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80 || state.messages.length > shownCount;
+  shownCount = state.messages.length;
   const nodes = new Map();
   const top = [];
   state.messages.forEach((m) => {
@@ -139,7 +143,13 @@ function renderMessages(ctx) {
   });
   list.replaceChildren(...top);
   if (!state.messages.length) list.append(el("div", "empty", "No messages yet. Type a command below, e.g. /halt status"));
-  if (atBottom) list.scrollTop = list.scrollHeight;
+  if (atBottom) {
+    list.scrollTop = list.scrollHeight;
+    // A chart loads after the messages are laid out: keep the newest in view once it has.
+    list.querySelectorAll("img").forEach((img) => {
+      if (!img.complete) img.addEventListener("load", () => { list.scrollTop = list.scrollHeight; }, { once: true });
+    });
+  }
 }
 
 function message(m, ctx) {
@@ -235,6 +245,13 @@ async function setDrill(name, on) {
   try { await api("/api/drill", { name, on }); showError(""); soon(); } catch (err) { showError(err.message); soon(); }
 }
 
+async function deployNew() {
+  const button = $("deploy");
+  button.disabled = true;
+  try { await api("/api/deploy", {}); showError(""); soon(); } catch (err) { showError(err.message); }
+  finally { button.disabled = false; }
+}
+
 async function startScenario(name) {
   try { await api("/api/scenario", { name }); showError(""); soon(); } catch (err) { showError(err.message); }
 }
@@ -292,5 +309,6 @@ $("user").addEventListener("change", (event) => {
   else poll();
 });
 $("home-tab").addEventListener("click", () => openTab("home"));
+$("deploy").addEventListener("click", deployNew);
 $("channel-name").addEventListener("click", () => openTab("channel"));
 poll();

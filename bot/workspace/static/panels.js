@@ -36,7 +36,9 @@ function renderScenarios(state, { startScenario, ctx }) {
       return option;
     }));
   }
+  // After a reload nothing is chosen yet: show the scenario that is running, not the first one.
   if (chosen) select.value = chosen;
+  else if (state.scenario?.id) select.value = state.scenario.id;
   $("scenario-start").onclick = () => startScenario(select.value);
   const picked = state.scenarios.find((s) => s.id === select.value);
   const about = $("scenario-about");

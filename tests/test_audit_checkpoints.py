@@ -211,7 +211,8 @@ def test_checkpoint_command_prints_the_latest_signed_checkpoint(
 def test_the_outcome_message_carries_the_signed_checkpoint_right_after_the_action(stack: Stack) -> None:
     approval_id, posted = request_halt(stack)
     click(stack, user=HALT_A, approval_id=approval_id, posted=posted)
-    update = stack.peer.wait_for_call("chat.update", where=lambda c: "Applied" in text_of(c.args))[-1]
+    update = stack.peer.wait_for_call("chat.update", where=lambda c: "audit #" in text_of(c.args))[-1]
+    assert "Applied" in text_of(update.args)  # the outcome, now with its witness
     newest = checkpointer.latest(stack.deps.engine)
     executed = next(r for r in stack.deps.audit.for_approval(approval_id) if r.action == "halt.executed")
     assert newest is not None and newest.seq == executed.seq and newest.hash == executed.hash

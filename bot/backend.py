@@ -1,4 +1,4 @@
-"""Client of the trading backend (CONTRACT.md §5): typed answers, typed errors, bounded retries.
+"""Client of the trading backend (the trading backend's API): typed answers, typed errors, bounded retries.
 
 Reads are retried on connection failures, timeouts and 502/503/504; writes carry an
 Idempotency-Key, so they are retried once when the request surely did not reach a handler

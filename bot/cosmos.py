@@ -1,4 +1,4 @@
-"""The bot's access to Azure Cosmos DB (CONTRACT.md §6): read-mostly, with the data rule built in.
+"""The bot's access to Azure Cosmos DB (the runbook's containers): read-mostly, with the data rule built in.
 
 `CosmosReader` only reads: it has no method that writes and keeps its SDK clients private.
 `CosmosProber` is the only code that writes, and only documents whose id starts with

@@ -1,6 +1,6 @@
 """Runtime control drift between backend memory and Cosmos control state (runbook, first 24 hours).
 
-Pure: the Cosmos control documents as values (CONTRACT.md §6), their comparison with the backend's
+Pure: the Cosmos control documents as values (the runbook's containers), their comparison with the backend's
 `GET /api/trading-control` answer (§5), and the operator text. No I/O; bot.cosmos does the reading.
 """
 

@@ -1,4 +1,4 @@
-"""Client of the GitHub REST API for CI evidence, deployments and the rollback workflow (CONTRACT.md §7).
+"""Client of the GitHub REST API for CI evidence, deployments and the rollback workflow (the GitHub calls).
 
 Reads are retried once on 5xx and connection failures; a workflow dispatch is retried only when the
 connection was never made, because a second dispatch that did land would start a second rollback.

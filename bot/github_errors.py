@@ -1,4 +1,4 @@
-"""Typed errors of the GitHub client (CONTRACT.md §7), and how an operator is told about them."""
+"""Typed errors of the GitHub client (the GitHub calls), and how an operator is told about them."""
 
 from __future__ import annotations
 

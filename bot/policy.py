@@ -1,4 +1,4 @@
-"""Who may do what: CONTRACT.md §4 as a rule table, kept apart from command code.
+"""Who may do what: the approval rules as a rule table, kept apart from command code.
 
 Deny by default: an action missing from the table, or a user in no role list, is refused.
 Everyone named in an elevated role list (halt authorities, rollback owners, admins) may also run

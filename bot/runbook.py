@@ -28,7 +28,7 @@ REQUIRED_PARAMS = {"github-check": "check"}
 # What the bot measures itself (source: bot): drift between backend and Cosmos, halt/resume read-backs
 # that show the change not applied, and its own approved actions that failed (bot.monitoring.measures).
 BOT_MEASURES = frozenset({"control-drift", "kill-switch-misfires", "operator-intervention-failures"})
-# The `/rollback --trigger` values of CONTRACT.md §3: operators type these, so they are fixed.
+# The `/rollback --trigger` values of the command grammar: operators type these, so they are fixed.
 TRIGGER_IDS = ("auth", "tenant", "controls", "config", "recovery")
 
 Id = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")]
@@ -297,7 +297,7 @@ def _reference_problems(runbook: Runbook) -> list[str]:
     triggers = [t.id for t in runbook.rollback.triggers]
     if sorted(triggers) != sorted(TRIGGER_IDS):
         problems.append(f"rollback.triggers: ids must be exactly {', '.join(TRIGGER_IDS)} "
-                        f"(CONTRACT.md §3 --trigger values), found {', '.join(triggers)}")
+                        f"(the /rollback --trigger values), found {', '.join(triggers)}")
     for signal in runbook.signals():
         if signal.trigger is not None and signal.trigger not in triggers:
             problems.append(f"monitoring signal '{signal.id}': unknown trigger '{signal.trigger}'")

@@ -1,4 +1,4 @@
-"""Validated configuration: the environment names of CONTRACT.md §1, read from the process and `.env`."""
+"""Validated configuration: the environment names operators set, read from the process and `.env`."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ PLACEHOLDERS = frozenset({"", "changeme", "change-me", "secret", "xxx", "placeho
 
 UserIds = Annotated[frozenset[str], NoDecode]
 JsonMap = Annotated[dict[str, str], NoDecode]  # JSON text in the environment; blank means empty
-# The containers the runbook names (CONTRACT.md §6).
+# The containers the runbook names.
 RUNBOOK_CONTAINERS = ("dynamic_config", "trading-control", "order", "trade-history", "manual-entry")
 
 
@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     cosmos_endpoint: str | None = Field(default=None, alias="COSMOS_ENDPOINT")
     cosmos_key: SecretStr | None = Field(default=None, alias="COSMOS_KEY")
     cosmos_database: str | None = Field(default=None, alias="COSMOS_DATABASE")
-    # Runbook container name -> the account's, as JSON: {"trading-control": "trading_control"} (CONTRACT.md §6).
+    # Runbook container name -> the account's, as JSON: {"trading-control": "trading_control"}.
     cosmos_containers: JsonMap = Field(default_factory=dict, alias="OPSBOT_COSMOS_CONTAINERS")
     # The account's read-only key: when set, drift and /rollback read with it, so Cosmos itself refuses writes.
     cosmos_readonly_key: SecretStr | None = Field(default=None, alias="OPSBOT_COSMOS_READONLY_KEY")

@@ -1,4 +1,4 @@
-"""Bearer tokens for the trading backend (CONTRACT.md §1, "Token for the backend").
+"""Bearer tokens for the trading backend (first configured source wins).
 
 Token values are never logged: only which kind of source is in use and when it refreshes.
 """

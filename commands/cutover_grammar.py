@@ -1,4 +1,4 @@
-"""`/cutover` grammar (CONTRACT.md §3), as a pure parser."""
+"""`/cutover` grammar (the command grammar), as a pure parser."""
 
 from __future__ import annotations
 

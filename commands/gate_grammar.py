@@ -1,4 +1,4 @@
-"""`/gate` grammar (CONTRACT.md §3), as a pure parser."""
+"""`/gate` grammar (the command grammar), as a pure parser."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`/halt` grammar (CONTRACT.md §3), as a pure parser."""
+"""`/halt` grammar (the command grammar), as a pure parser."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`/rollback` grammar (CONTRACT.md §3), as a pure parser.
+"""`/rollback` grammar (the command grammar), as a pure parser.
 
     /rollback status
     /rollback <reason…> [--trigger auth|tenant|controls|config|recovery] [--to <sha>]

@@ -240,7 +240,7 @@ def test_jwt_secret_outside_production_is_not_ambiguous() -> None:
     assert auth_source_ambiguous(staging, production=True).verdict is Verdict.FAIL
 
 
-# --- backend_rejects_unauthorized (go condition 8; CONTRACT.md §5) ------------------------------------
+# --- backend_rejects_unauthorized (go condition 8; the backend's 401 rule) ------------------------------------
 
 def reject_probe(url: str | None, http: httpx.Client, timeout_s: float = 2.0) -> ProbeResult:
     return backend_rejects_unauthorized(base_url=url, http=http, request_id="gate-7", timeout_s=timeout_s)

@@ -1,4 +1,4 @@
-"""The GitHub client against the simulated GitHub on loopback (CONTRACT.md §7)."""
+"""The GitHub client against the simulated GitHub on loopback (the GitHub calls)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""manifest.yaml is a Slack app manifest for the bot's edges (CONTRACT.md §2, §3)."""
+"""manifest.yaml is a Slack app manifest for the bot's edges (its HTTP surface and slash commands)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import yaml
 MANIFEST = Path(__file__).resolve().parent.parent / "manifest.yaml"
 EVENTS_URL = "https://opsbot.example.com/slack/events"
 
-# Words each command's usage hint must show, from CONTRACT.md §3.
+# Words each command's usage hint must show, from the command grammar.
 USAGE_WORDS = {
     "/halt": ["status", "global", "tenant:", "strategy:", "symbol:", "--now", "resume"],
     "/rollback": ["--trigger", "auth", "tenant", "controls", "config", "recovery", "--to", "status"],

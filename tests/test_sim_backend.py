@@ -1,4 +1,4 @@
-"""The simulated backend keeps CONTRACT.md §5, so rehearsals and benchmarks exercise the real contract."""
+"""The simulated backend keeps the trading backend's API, so rehearsals and benchmarks exercise the real contract."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Release-gate probes about platform auth (runbook go condition 4, no-go 1; CONTRACT.md §5 401 rule).
+"""Release-gate probes about platform auth (runbook go condition 4, no-go 1; the backend's 401 rule).
 
 Plain functions returning a ProbeResult. Tokens and secrets never appear in results or logs: only
 which source was used, key ids, issuers, expiry times and x-request-ids.

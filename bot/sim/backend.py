@@ -1,4 +1,4 @@
-"""A simulated trading backend (CONTRACT.md §5) on loopback, with fault switches.
+"""A simulated trading backend (the trading backend's API) on loopback, with fault switches.
 
 Used by tests, the local rehearsal workspace and the benchmark. Auth: with `jwt_secret` (HS256) or
 `jwt_public_key` (RS256) configured, every request needs a bearer JWT with the configured issuer

@@ -1,4 +1,4 @@
-"""A simulated GitHub REST API (the part CONTRACT.md §7 uses) on loopback, with fault switches.
+"""A simulated GitHub REST API (the part the bot uses) on loopback, with fault switches.
 
 Answers with GitHub's documented JSON shapes, `Link` pagination and rate-limit headers. It
 refuses dispatches as GitHub does (`bot.sim.github_dispatch`) and answers `return_run_details:

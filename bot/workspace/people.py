@@ -1,4 +1,4 @@
-"""The seeded people of the local workspace and the role settings (CONTRACT.md §1) fed from them.
+"""The seeded people of the local workspace and the role settings fed from them.
 
 One of each role the contract names, and two where a two-person approval needs a second holder:
 halt authorities, rollback owners and admins (a cutover advance is requested and approved by admins).

@@ -63,7 +63,7 @@ test: venv $(NODE_DEPS)
 	set -x; \
 	$(BIN)/ruff check .; \
 	$(BIN)/mypy; \
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --reruns 1
 
 lint: venv
 	$(BIN)/ruff check .

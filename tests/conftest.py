@@ -39,7 +39,7 @@ ROLES = {
     "OPSBOT_ROLLBACK_OWNERS": OWNER,
     "OPSBOT_ADMINS": f"{ADMIN},{ADMIN2}",
     # Stage soaks of 0: flows move through stages in seconds; the soak tests set their own.
-    "OPSBOT_SOAK_SECONDS": 0,
+    "OPSBOT_SOAK_SECONDS": "0",
 }
 
 

@@ -249,7 +249,8 @@ def replicas(pg_url: str, sims: tuple[SlackPeer, SimBackend], tmp_path: Path) ->
                 replica.process.wait(timeout=5)
 
 
-def _wait_ready(replica: Replica, timeout: float = 30.0) -> None:
+# Generous: four `opsbot serve` processes importing at once on a loaded 2-core machine take a while.
+def _wait_ready(replica: Replica, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if replica.process.poll() is not None:

@@ -39,7 +39,7 @@ def test_a_halt_state_cosmos_does_not_share_is_one_drift_alert(
         w.tick()
     (sent,) = alerts(stack)
     shown = text_of(sent.args)
-    assert f"Monitoring alert: {DRIFT}: 1 drifted documents > 0 drifted documents" in sent.args["text"]
+    assert f"Monitoring alert: {DRIFT}: 1 drifted document > 0 drifted documents" in sent.args["text"]
     assert "*Hard rollback trigger 3 of 5:* Trading controls not applied" in shown
     (row,) = store(stack).open_alerts("breach")
     assert row.signal_id == "runtime-control-drift" and row.trigger == "controls" and row.value == 1

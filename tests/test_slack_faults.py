@@ -164,7 +164,8 @@ def test_a_message_slack_never_takes_is_given_up_audited_and_counted(stack: Stac
     warm(stack)
     stack.peer.down = True
     assert break_glass(stack) < PROMPT_S
-    wait_until(lambda: len(stack.deps.approvals.outbox.rows()) == 3)  # card, its update, the outcome
+    # The card, its update, the outcome, and the update that adds the signed audit line.
+    wait_until(lambda: len(stack.deps.approvals.outbox.rows()) == 4)
     clock.advance(stack.notifier.config.give_up_after.total_seconds() + 60)
     wait_until(lambda: any(r.status == GIVEN_UP for r in stack.deps.approvals.outbox.rows()))
     wait_until(lambda: all(r.status != "pending" for r in stack.deps.approvals.outbox.rows()))

@@ -6,7 +6,7 @@ const EMOJI = {
   warning: "\u26a0\ufe0f", x: "\u274c", white_check_mark: "\u2705", rotating_light: "\ud83d\udea8",
   no_entry: "\u26d4", information_source: "\u2139\ufe0f", hourglass: "\u231b", ice_cube: "\ud83e\uddca",
   grey_question: "\u2754", question: "\u2753", large_green_circle: "\ud83d\udfe2", red_circle: "\ud83d\udd34",
-  white_circle: "\u26aa", hourglass_flowing_sand: "\u23f3", gear: "\u2699\ufe0f", repeat: "\ud83d\udd01", recycle: "\u267b\ufe0f",
+  white_circle: "\u26aa", hourglass_flowing_sand: "\u23f3", gear: "\u2699\ufe0f", repeat: "\ud83d\udd01", recycle: "\u267b\ufe0f", door: "\ud83d\udeaa",
   point_right: "\ud83d\udc49", octagonal_sign: "\ud83d\uded1", memo: "\ud83d\udcdd", mag: "\ud83d\udd0d",
   leftwards_arrow_with_hook: "\u21a9\ufe0f", sunny: "\u2600\ufe0f", rocket: "\ud83d\ude80", mega: "\ud83d\udce3",
   lock: "\ud83d\udd12", heavy_minus_sign: "\u2796", heavy_check_mark: "\u2714\ufe0f", floppy_disk: "\ud83d\udcbe",

@@ -30,7 +30,7 @@ venv: $(VENV_STAMP)
 # Re-installs only when pyproject.toml is newer than the stamp.
 $(VENV_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]'
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,rehearsal]'
 	touch $@
 
 $(NPM_STAMP): package.json package-lock.json

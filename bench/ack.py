@@ -1,6 +1,6 @@
 """Acknowledgement benchmark: opsbot's real HTTP endpoint against a bare Bolt app that only acks.
 
-Both apps are served the same way (waitress on loopback via `bot.sim.stack.HttpServer`), verify the
+Both apps are served the same way (waitress on loopback via `rehearsal.sim.stack.HttpServer`), verify the
 same signing secret and run with `process_before_response=True`. The opsbot side is the real bot
 (built as `opsbot serve` builds it, SQLite in a temp dir) with the simulated trading backend answering
 after 2 s; every `/halt global <reason>` it acks is then really worked on (backend read, approval
@@ -44,15 +44,16 @@ from slack_bolt import Ack, App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 
-from bot.app import build_app, build_deps, start_notifier
-from bot.migrate import upgrade
-from bot.serve import settle_heap
-from bot.sim.backend import SimBackend
-from bot.sim.github import SimGitHub
-from bot.sim.jwks import SimPlatformAuth
-from bot.sim.slack_client import sign
-from bot.sim.slack_peer import SlackPeer
-from bot.sim.stack import (
+from bot.storage.migrate import upgrade
+from commands.server.app import build_app, build_deps, start_notifier
+from commands.server.serve import settle_heap
+from commands.server.web import Router
+from rehearsal.sim.backend import SimBackend
+from rehearsal.sim.github import SimGitHub
+from rehearsal.sim.jwks import SimPlatformAuth
+from rehearsal.sim.slack_client import sign
+from rehearsal.sim.slack_peer import SlackPeer
+from rehearsal.sim.stack import (
     BOT_TOKEN,
     CLIENT_ID,
     CLIENT_SECRET,
@@ -63,7 +64,6 @@ from bot.sim.stack import (
     HttpServer,
     local_settings,
 )
-from bot.web import Router
 
 EVENTS_PATH = "/slack/events"
 OPERATOR = "UBENCHOP"
@@ -297,7 +297,7 @@ def measure(args: argparse.Namespace, warnings: _Counter) -> tuple[list[Run], in
         urls = {"bare": bare.url, "opsbot": server.url}
         response_url = standins.ask("response_url")
         if not args.no_settle_heap:
-            settle_heap()  # as `opsbot serve` does once the app is built (bot/serve.py)
+            settle_heap()  # as `opsbot serve` does once the app is built (commands/server/serve.py)
         try:
             runs: list[Run] = []
             for level in LEVELS:

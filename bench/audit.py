@@ -39,10 +39,10 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 from sqlalchemy import Table, create_engine, text
 from sqlalchemy.engine import make_url
 
-from bot.audit import GENESIS, Actor, AuditLog, Entry, canonical, export_lines, sha256
-from bot.db import make_engine, normalise_url
-from bot.migrate import upgrade
-from bot.models import AuditEvent
+from bot.audit.log import GENESIS, Actor, AuditLog, Entry, canonical, export_lines, sha256
+from bot.storage.db import make_engine, normalise_url
+from bot.storage.migrate import upgrade
+from bot.storage.models import AuditEvent
 
 TARGET = 0.5  # verify and export at least half the in-memory hashing floor
 FILL_BATCH = 5_000

@@ -1,6 +1,6 @@
 """Gate benchmark: the 13 go/no-go items under one deadline, against local servers with set latencies.
 
-The real probes (bot.gate_probes) run against the simulated trading backend, GitHub and platform auth
+The real probes (bot.gate.probes) run against the simulated trading backend, GitHub and platform auth
 on loopback, each answering after a set latency, and a real Cosmos-protocol server (when node and
 `npm ci` are there; else the Cosmos probes answer "not configured" at once and the run says so).
 The evaluation is `GateService.evaluate`, exactly what `/gate` runs, minus Slack and the store.
@@ -33,20 +33,20 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.app import build_deps
-from bot.audit import Actor, Entry
-from bot.gate_context import GateContext
-from bot.gate_engine import attestation_key, gate_items
-from bot.gate_models import Attestation
-from bot.gate_runner import run_all
-from bot.gate_service import GateService
-from bot.migrate import upgrade
-from bot.probes.result import ProbeResult, unknown
-from bot.sim import cosmos as sim_cosmos
-from bot.sim.backend import SimBackend
-from bot.sim.github import SimGitHub
-from bot.sim.jwks import SimPlatformAuth
-from bot.sim.stack import CLIENT_ID, CLIENT_SECRET, GITHUB_TOKEN, ISSUER, REPOSITORY, local_settings
+from bot.audit.log import Actor, Entry
+from bot.gate.context import GateContext
+from bot.gate.engine import attestation_key, gate_items
+from bot.gate.models import Attestation
+from bot.gate.result import ProbeResult, unknown
+from bot.gate.runner import run_all
+from bot.gate.service import GateService
+from bot.storage.migrate import upgrade
+from commands.server.app import build_deps
+from rehearsal.sim import cosmos as sim_cosmos
+from rehearsal.sim.backend import SimBackend
+from rehearsal.sim.github import SimGitHub
+from rehearsal.sim.jwks import SimPlatformAuth
+from rehearsal.sim.stack import CLIENT_ID, CLIENT_SECRET, GITHUB_TOKEN, ISSUER, REPOSITORY, local_settings
 
 SHA = "abc1234" + "0" * 33
 CHECKS = ("pnpm verify", "pnpm lint", "pnpm smoke:release")

@@ -42,9 +42,9 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.audit import Actor
-from bot.policy import Role
-from bot.sim.stack import Stack
+from bot.approvals.policy import Role
+from bot.audit.log import Actor
+from rehearsal.sim.stack import Stack
 
 CHANNEL = "C0INCIDENT"
 OPERATOR, HALT_A, HALT_B = "UOPERATOR", "UHALTA", "UHALTB"

@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from importlib.metadata import entry_points
 
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 from sqlalchemy import Engine
 
-from bot import audit_cli, logs
-from bot.audit_cli import add_commands
-from bot.db import make_engine
-from bot.db_roles import upgrade_command
-from bot.runbook import RunbookError
+from bot import logs
+from bot.audit import cli as audit_cli
+from bot.audit.cli import add_commands
+from bot.runbook.model import RunbookError
 from bot.settings import InsecureSettingsError, Settings, describe_refusal
+from bot.storage.db import make_engine
+from bot.storage.roles import upgrade_command
 
 MISSING_CREDENTIALS = (
     "opsbot serve needs Slack credentials: set SLACK_BOT_TOKEN (xoxb-…) and SLACK_SIGNING_SECRET "
     "(in the environment or in .env; see .env.example). Set SLACK_APP_TOKEN (xapp-…) as well for Socket Mode."
+)
+
+NO_REHEARSAL = (
+    "The local workspace is not installed: install the rehearsal extra (pip install -e '.[rehearsal]'), "
+    "or set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to serve Slack."
 )
 
 NO_WORKSPACE_IN_PRODUCTION = (
@@ -74,17 +82,30 @@ def _run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     if args.command == "run" and settings.has_slack_credentials:
-        from bot.serve import serve
+        from commands.server.serve import serve
 
         logs.configure()
         return serve(settings, host=args.host, port=args.port, threads=args.threads)
     if settings.is_production:
         print(f"opsbot {args.command}: OPSBOT_ENV=production. {NO_WORKSPACE_IN_PRODUCTION}", file=sys.stderr)
         return 2
-    from bot.workspace.launch import run_workspace  # the stand-ins only when rehearsing
-
+    run_workspace = _rehearsal()
+    if run_workspace is None:
+        print(NO_REHEARSAL, file=sys.stderr)
+        return 2
     return run_workspace(settings.database_url, port=args.port, wipe=getattr(args, "reset", False),
                          open_browser=args.open)
+
+
+def _rehearsal() -> Callable[..., int] | None:
+    """The local workspace, registered by the rehearsal package; the bot itself never imports it."""
+    for entry in entry_points(group="opsbot.rehearsal", name="workspace"):
+        try:
+            loaded: Callable[..., int] = entry.load()
+        except ImportError:  # the rehearsal extra's dependencies are not installed
+            return None
+        return loaded
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,7 +122,7 @@ def _main(args: argparse.Namespace) -> int:
         return _run(args)
     settings = _settings()
     if args.command == "serve":
-        from bot.serve import serve  # heavy imports only when serving
+        from commands.server.serve import serve  # heavy imports only when serving
 
         if not settings.has_slack_credentials:
             print(MISSING_CREDENTIALS, file=sys.stderr)
@@ -116,7 +137,7 @@ def _main(args: argparse.Namespace) -> int:
 
 
 def _incident_export(engine: Engine, rollback_id: str) -> int:
-    from bot.rollback_evidence import stored
+    from bot.rollback.evidence import stored
 
     bundle = stored(engine, rollback_id.strip())
     if bundle is None:

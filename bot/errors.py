@@ -106,8 +106,8 @@ def operator_message(exc: OpsbotError) -> str:
     if isinstance(exc, BackendError):
         return _backend_message(exc)
     # Imported late: these modules build on this one.
-    from bot.cosmos import CosmosError
-    from bot.github_errors import GitHubError, github_message
+    from bot.clients.cosmos import CosmosError
+    from bot.clients.github_errors import GitHubError, github_message
 
     if isinstance(exc, GitHubError):
         return github_message(exc)

@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     gate_max_age_seconds: int = Field(default=3600, ge=60, le=7 * 86_400, alias="OPSBOT_GATE_MAX_AGE_SECONDS")
     # Runbook check name -> GitHub check-run name, as JSON: {"pnpm verify": "CI / verify"}.
     check_names: JsonMap = Field(default_factory=dict, alias="OPSBOT_CHECK_NAMES")
-    # Another runbook file (validated at start like the shipped one); unset: bot/runbook.yaml.
+    # Another runbook file (validated at start like the shipped one); unset: bot/runbook/runbook.yaml.
     runbook_path: str | None = Field(default=None, alias="OPSBOT_RUNBOOK")
     # Rehearsals and tests: every stage's entry soak replaced by this many seconds; refused in production.
     soak_seconds: float | None = Field(default=None, ge=0, le=7 * 86_400, alias="OPSBOT_SOAK_SECONDS")
@@ -238,7 +238,7 @@ def _signing_key_problems(settings: Settings) -> list[str]:
     if settings.audit_signing_key is None:
         return ["OPSBOT_AUDIT_SIGNING_KEY is not set: audit checkpoints must be signed with a key kept outside "
                 "the database (see README \"Audit log\")"]
-    from bot.audit_keys import AuditKeyError, parse_private_key
+    from bot.audit.keys import AuditKeyError, parse_private_key
 
     try:
         parse_private_key(settings.audit_signing_key.get_secret_value())

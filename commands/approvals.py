@@ -6,10 +6,10 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot import flow
-from bot.approvals import Verb
-from bot.deps import Deps
+from bot.approvals import flow
+from bot.approvals.machine import Verb
 from commands.common import Invocation, after_ack, guarded
+from commands.server.deps import Deps
 
 
 def _approval_id(body: dict[str, Any]) -> str:

@@ -12,14 +12,14 @@ from typing import Any, TypeVar
 from slack_bolt import Ack, App, Respond
 from slack_sdk.errors import SlackApiError
 
-from bot.audit import Actor, Entry
-from bot.deps import Deps
+from bot.audit.log import Actor, Entry
 from bot.errors import NotAllowed, OpsbotError, UsageError, operator_message
 from bot.ids import request_id_for
 from bot.logs import current_request_id
-from bot.replay import current_key, replay_entry
-from bot.slack_refusals import SlackRefusal, refusal_of
+from bot.storage.replays import current_key, replay_entry
 from bot.text import safe
+from commands.refusals import SlackRefusal, refusal_of
+from commands.server.deps import Deps
 
 log = logging.getLogger("opsbot.commands")
 
@@ -35,7 +35,7 @@ class Invocation:
     request_id: str
     command: str
     text: str
-    # Which signed request this is (bot.replay), when it came over HTTP; None in Socket Mode.
+    # Which signed request this is (bot.storage.replays), when it came over HTTP; None in Socket Mode.
     replay_key: str | None = None
 
     @classmethod

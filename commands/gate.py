@@ -7,18 +7,18 @@ import logging
 from slack_bolt import App, Respond
 from slack_sdk.errors import SlackApiError
 
-from bot.audit import Entry
-from bot.deps import Deps
+from bot.approvals.policy import check_request
+from bot.audit.log import Entry
 from bot.errors import OpsbotError
-from bot.gate_engine import ItemOutcome, gate_items
-from bot.gate_models import Attestation
-from bot.gate_render import GateCard, gate_blocks, history_text, people_of
-from bot.gate_service import Evaluation, GateService
-from bot.policy import check_request
-from bot.render import as_dicts
+from bot.gate.engine import ItemOutcome, gate_items
+from bot.gate.models import Attestation
+from bot.gate.service import Evaluation, GateService
 from bot.text import safe
 from commands.common import Invocation, ephemeral, register_command
-from commands.gate_grammar import Attest, Evaluate, GateCommand, History, parse
+from commands.grammar.gate import Attest, Evaluate, GateCommand, History, parse
+from commands.server.deps import Deps
+from commands.views.blocks import as_dicts
+from commands.views.gate import GateCard, gate_blocks, history_text, people_of
 
 log = logging.getLogger("opsbot.commands.gate")
 

@@ -8,19 +8,19 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from slack_bolt import App, Respond
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import flow
-from bot.audit import Entry
-from bot.breakglass import BreakGlass, halt_now
-from bot.deps import Deps
-from bot.drift_check import drift_line
+from bot.approvals import flow
+from bot.approvals.policy import Role, check_request
+from bot.audit.log import Entry
+from bot.drift.check import drift_line
 from bot.errors import BackendError, backend_audit_detail, operator_message
-from bot.gate_warnings import gate_warnings
-from bot.policy import Role, check_request
-from bot.render import as_dicts, notice_blocks
+from bot.gate.warnings import gate_warnings
+from bot.halt.actions import ControlSpec, status_text, trace_line
+from bot.halt.breakglass import BreakGlass, halt_now
+from bot.halt.people import LOOKED_AT, halt_origins
 from commands.common import Invocation, ephemeral, register_command
-from commands.halt_actions import ControlSpec, status_text, trace_line
-from commands.halt_grammar import ControlRequest, HaltCommand, StatusRequest, parse
-from commands.halt_people import LOOKED_AT, halt_origins
+from commands.grammar.halt import ControlRequest, HaltCommand, StatusRequest, parse
+from commands.server.deps import Deps
+from commands.views.blocks import as_dicts, notice_blocks
 
 log = logging.getLogger("opsbot.halt")
 

@@ -3,7 +3,7 @@
 The home's buttons (`home.approve`, `home.reject`, value the opaque approval id) go through the same
 approval flow as the request message's; the outcome shows at the top of the re-published home,
 since a click in a view has no channel to answer in: a decision's from the approval table, a refused
-click's as a notice (bot.home_publish), so the refreshes that follow every action keep it.
+click's as a notice (commands.home_publish), so the refreshes that follow every action keep it.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk.errors import SlackApiError
 
-from bot import flow
-from bot.approvals import Verb
-from bot.deps import Deps
+from bot.approvals import flow
+from bot.approvals.machine import Verb
 from bot.errors import OpsbotError, operator_message
-from bot.home import HOME_APPROVE, HOME_REJECT
-from bot.home_publish import HomePublisher
 from commands.common import Invocation, request_scope
+from commands.home_publish import HomePublisher
+from commands.server.deps import Deps
+from commands.views.home import HOME_APPROVE, HOME_REJECT
 
 log = logging.getLogger("opsbot.home")
 
@@ -56,7 +56,7 @@ def register(app: App, deps: Deps) -> HomePublisher:
 
 def click(deps: Deps, inv: Invocation, approval_id: str, verb: Verb) -> str | None:
     """Decide one click from the home; the notice to show at the top of the home afterwards, or None
-    when it was decided (the home then shows the decision and where it is now, bot.home.decision_line)."""
+    when it was decided (the home then shows the decision and where it is now, commands.views.home.decision_line)."""
     try:
         flow.decide_click(deps, approval_id=approval_id, verb=verb, actor=inv.actor, request_id=inv.request_id)
     except OpsbotError as exc:

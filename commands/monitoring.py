@@ -8,18 +8,18 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot.db import as_utc
-from bot.deps import Deps
 from bot.monitoring.alerts import Poster
 from bot.monitoring.models import MonitoringAlert
-from bot.monitoring.render import PROPOSE_ROLLBACK
 from bot.monitoring.signals import against
 from bot.monitoring.store import MonitoringStore
 from bot.monitoring.window import WindowOpener
-from bot.render import when
-from bot.rollback_history import stale_alert
+from bot.rollback.history import stale_alert
+from bot.storage.db import as_utc
 from commands import rollback
 from commands.common import Invocation, ephemeral, request_scope
+from commands.server.deps import Deps
+from commands.views.blocks import when
+from commands.views.monitoring import PROPOSE_ROLLBACK
 
 
 def rollback_text(deps: Deps, alert: MonitoringAlert) -> str:

@@ -1,5 +1,5 @@
 """`/rollback`: the runbook's rollback, planned before approval, approved by a rollback owner, run step
-by step (bot.rollback_runner), and `/rollback status`."""
+by step (bot.rollback.runner), and `/rollback status`."""
 
 from __future__ import annotations
 
@@ -7,24 +7,24 @@ from collections.abc import Callable
 
 from slack_bolt import App, Respond
 
-from bot import flow
-from bot.approval_store import view_of
-from bot.approvals import Status
-from bot.audit import Entry
-from bot.deps import Deps
-from bot.models import Approval
-from bot.policy import Role, check_request
-from bot.render import as_dicts, notice_blocks, when
-from bot.rollback_history import redeploy_refusal, rolled_back_from
-from bot.rollback_plan import Observation, RollbackRefused, plan_params
-from bot.rollback_runner import RollbackRunner, RunnerConfig, RunnerParts
-from bot.rollback_steps import progress_text
-from bot.rollback_store import RollbackStore
-from bot.rollback_world import observe
+from bot.approvals import flow
+from bot.approvals.machine import Status
+from bot.approvals.policy import Role, check_request
+from bot.approvals.store import view_of
+from bot.audit.log import Entry
+from bot.rollback.actions import RollbackSpec
+from bot.rollback.history import redeploy_refusal, rolled_back_from
+from bot.rollback.plan import Observation, RollbackRefused, plan_params
+from bot.rollback.runner import RollbackRunner, RunnerConfig, RunnerParts
+from bot.rollback.steps import progress_text
+from bot.rollback.store import RollbackStore
+from bot.rollback.world import observe
+from bot.storage.models import Approval
 from bot.text import safe
 from commands.common import Invocation, ephemeral, guarded, register_command
-from commands.rollback_actions import RollbackSpec
-from commands.rollback_grammar import RollbackCommand, RollbackRequest, StatusRequest, parse
+from commands.grammar.rollback import RollbackCommand, RollbackRequest, StatusRequest, parse
+from commands.server.deps import Deps
+from commands.views.blocks import as_dicts, notice_blocks, when
 
 
 def plan(deps: Deps, inv: Invocation) -> RollbackCommand:

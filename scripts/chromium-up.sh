@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Debian's Chromium for the browser tests (tests/test_workspace_browser.py), installed with apt when
+# Debian's Chromium for the browser tests (tests/rehearsal/test_workspace_browser.py), installed with apt when
 # /usr/bin/chromium is missing and this runs as root. Never a browser download of Playwright's own.
 # Otherwise it only says so: the browser tests then skip locally, and fail in CI (CI=true).
 set -euo pipefail

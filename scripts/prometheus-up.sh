@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Debian's Prometheus for the monitoring end-to-end test (tests/test_monitoring_e2e.py), installed with
+# Debian's Prometheus for the monitoring end-to-end test (tests/e2e/test_monitoring_e2e.py), installed with
 # apt when `prometheus` is missing and this runs as root. The test starts its own server on loopback
 # (generated config, 1 s scrapes, storage in a temporary directory); the package's service is not used.
 # Otherwise it only says so: the test then skips locally, and fails in CI (CI=true).

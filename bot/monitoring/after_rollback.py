@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from bot.db import as_utc
 from bot.monitoring.models import MonitoringAlert
 from bot.monitoring.signals import against, figure
-from bot.render import when
-from bot.rollback_models import Rollback
-from bot.runbook import Signal
+from bot.rollback.models import Rollback
+from bot.runbook.model import Signal
+from bot.storage.db import as_utc
 from bot.text import safe
+from commands.views.blocks import when
 
 
 def outlived(alert: MonitoringAlert, signal: Signal, reading_at: datetime, rollback: Rollback | None) -> bool:

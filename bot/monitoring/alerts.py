@@ -18,16 +18,16 @@ from datetime import datetime
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
 
-from bot.db import as_utc
-from bot.monitoring import render
-from bot.monitoring.chart import chart_title, line_chart
 from bot.monitoring.measures import Measurer
 from bot.monitoring.models import MonitoringAlert, MonitoringWindow
 from bot.monitoring.signals import Reading, breach_since, worst
 from bot.monitoring.store import BREACH, CLEARED, OPEN, MonitoringStore, new_alert_id, system_entry
-from bot.render import as_dicts, notice_blocks
-from bot.runbook import Runbook, Signal
-from bot.slack_refusals import SlackRefusal, refusal_of
+from bot.runbook.model import Runbook, Signal
+from bot.storage.db import as_utc
+from commands.charts import chart_title, line_chart
+from commands.refusals import SlackRefusal, refusal_of
+from commands.views import monitoring as render
+from commands.views.blocks import as_dicts, notice_blocks
 
 log = logging.getLogger("opsbot.monitoring")
 

@@ -1,16 +1,16 @@
 """What the gate's `monitoring-clean` check is judged on: the breaches open now that point to a hard
-rollback trigger, in words (bot.cutover_engine.Evidence.alerts)."""
+rollback trigger, in words (bot.cutover.engine.Evidence.alerts)."""
 
 from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from bot.audit import AuditLog
-from bot.db import as_utc
+from bot.audit.log import AuditLog
 from bot.monitoring.signals import against
 from bot.monitoring.store import BREACH, MonitoringStore
-from bot.render import when
-from bot.runbook import Runbook
+from bot.runbook.model import Runbook
+from bot.storage.db import as_utc
+from commands.views.blocks import when
 
 
 def open_breaches(engine: Engine, audit: AuditLog, runbook: Runbook) -> tuple[str, ...]:

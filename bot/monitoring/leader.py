@@ -21,9 +21,9 @@ from typing import Any, Protocol
 import psycopg
 from sqlalchemy.engine import make_url
 
-from bot.audit import AuditLog
-from bot.db import normalise_url
+from bot.audit.log import AuditLog
 from bot.monitoring.store import system_entry
+from bot.storage.db import normalise_url
 
 log = logging.getLogger("opsbot.leader")
 

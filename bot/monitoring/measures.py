@@ -19,18 +19,18 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from bot.cosmos import CosmosError
-from bot.db import as_utc
-from bot.deps import Deps
-from bot.drift import compare
-from bot.drift_check import bounded
+from bot.clients.cosmos import CosmosError
+from bot.clients.prometheus import PromClient, PromError
+from bot.drift.check import bounded
+from bot.drift.compare import compare
 from bot.errors import BackendError, operator_message
-from bot.models import AuditEvent
-from bot.monitoring.prom import PromClient, PromError
 from bot.monitoring.signals import Reading, promql, worst
-from bot.render import when
-from bot.runbook import Signal
+from bot.runbook.model import Signal
+from bot.storage.db import as_utc
+from bot.storage.models import AuditEvent
 from bot.text import safe
+from commands.server.deps import Deps
+from commands.views.blocks import when
 
 log = logging.getLogger("opsbot.monitoring")
 

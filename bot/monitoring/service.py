@@ -10,12 +10,12 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
-from bot.deps import Deps
 from bot.monitoring.alerts import Alerts, Poster
 from bot.monitoring.leader import Elector, PgElector, SingleProcess
 from bot.monitoring.measures import Measurer, build_prom
 from bot.monitoring.store import MonitoringStore
 from bot.monitoring.watcher import Watcher
+from commands.server.deps import Deps
 
 log = logging.getLogger("opsbot.monitoring")
 

@@ -8,10 +8,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.db import as_utc
 from bot.monitoring.models import MonitoringWindow
 from bot.monitoring.signals import Reading
-from bot.runbook import Runbook, Signal
+from bot.runbook.model import Runbook, Signal
+from bot.storage.db import as_utc
 
 
 @dataclass

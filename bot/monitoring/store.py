@@ -17,10 +17,10 @@ from sqlalchemy import Engine, delete, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from bot.audit import SYSTEM, AuditLog, Entry
-from bot.db import transaction
-from bot.models import AuditEvent
+from bot.audit.log import SYSTEM, AuditLog, Entry
 from bot.monitoring.models import HomeViewer, MonitoringAlert, MonitoringLeader, MonitoringWindow, WatcherRun
+from bot.storage.db import transaction
+from bot.storage.models import AuditEvent
 
 OPEN, CLEARED, CLOSED, SUPERSEDED = "open", "cleared", "closed", "superseded"
 BREACH, DEGRADED = "breach", "degraded"

@@ -12,9 +12,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
-from bot.db import as_utc
-from bot.deps import Deps
-from bot.monitoring import render, stats
+from bot.monitoring import stats
 from bot.monitoring.after_rollback import not_fixed_text, outlived
 from bot.monitoring.alerts import Alerts
 from bot.monitoring.models import MonitoringAlert, MonitoringWindow
@@ -30,10 +28,13 @@ from bot.monitoring.signals import (
     verdict,
 )
 from bot.monitoring.store import BREACH, CLEARED, CLOSED, DEGRADED, OPEN, new_alert_id, system_entry
-from bot.render import as_dicts, notice_blocks
-from bot.rollback_models import Rollback
-from bot.rollback_store import RollbackStore
-from bot.runbook import Signal
+from bot.rollback.models import Rollback
+from bot.rollback.store import RollbackStore
+from bot.runbook.model import Signal
+from bot.storage.db import as_utc
+from commands.server.deps import Deps
+from commands.views import monitoring as render
+from commands.views.blocks import as_dicts, notice_blocks
 
 log = logging.getLogger("opsbot.monitoring")
 

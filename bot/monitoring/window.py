@@ -11,14 +11,15 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from bot.deps import Deps
-from bot.monitoring import render, stats
+from bot.cutover.transitions import CutoverTransition
+from bot.monitoring import stats
 from bot.monitoring.alerts import Poster
 from bot.monitoring.models import MonitoringWindow
 from bot.monitoring.store import OPEN, MonitoringStore, system_entry
-from bot.render import as_dicts, notice_blocks
 from bot.text import safe, without_credentials
-from bot.transitions import CutoverTransition
+from commands.server.deps import Deps
+from commands.views import monitoring as render
+from commands.views.blocks import as_dicts, notice_blocks
 
 log = logging.getLogger("opsbot.monitoring")
 

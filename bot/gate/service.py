@@ -1,0 +1,139 @@
+"""One release go/no-go evaluation end to end: probes under one deadline, verdict, store and audit.
+
+Slack-free, so the command, the cutover and the benchmark run exactly the same evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+
+from bot.audit.log import Actor, Entry
+from bot.clients.tokens import TokenSource, build_token_source
+from bot.cutover.engine import Evidence
+from bot.errors import BackendError, OpsbotError, operator_message
+from bot.gate.context import GateContext, plain
+from bot.gate.engine import GateVerdict, ItemOutcome, attestation_key, attested, decide, gate_items, item_outcome
+from bot.gate.models import GateEvaluation
+from bot.gate.probes import PROBES, Probe
+from bot.gate.result import ProbeResult, unknown
+from bot.gate.runner import Task, run_all
+from bot.gate.store import GateStore, new_evaluation_id
+from bot.gate.warnings import collect, start
+from bot.monitoring.clean import open_breaches
+from bot.runbook.model import CheckItem
+from commands.server.deps import Deps
+
+log = logging.getLogger("opsbot.gate")
+
+Progress = Callable[[list[ItemOutcome], str | None], None]  # results so far, the version once known
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    id: str
+    started_at: datetime
+    version: str | None
+    version_problem: str
+    verdict: GateVerdict
+    outcomes: list[ItemOutcome]
+    request_id: str
+    wall_s: float
+    warnings: tuple[str, ...] = ()  # shown above the verdict, never part of it (bot.gate.warnings)
+
+
+class GateService:
+    def __init__(self, deps: Deps, *, tokens: TokenSource | None = None) -> None:
+        self.deps = deps
+        self.store = GateStore(deps.engine, deps.audit)
+        self.tokens = tokens if tokens is not None else build_token_source(deps.settings, deps.http)
+        self.overrides: dict[str, Probe] = {}  # probe name -> stand-in (the benchmark's hanging probe)
+
+    @property
+    def deadline_s(self) -> float:
+        return self.deps.settings.gate_deadline_seconds
+
+    def context(self, request_id: str, *, started: float) -> GateContext:
+        d = self.deps
+        return GateContext(d.settings, d.runbook, d.backend, d.github, d.http, self.tokens, d.cosmos_probe, d.audit,
+                           d.engine, self.store, request_id, d.now(), started + self.deadline_s)
+
+    def tasks(self, ctx: GateContext) -> dict[str, Task]:
+        tasks: dict[str, Task] = {}
+        for _, item in gate_items(ctx.runbook):
+            if item.kind == "attested":
+                tasks[item.id] = partial(_attested, item, ctx)
+                continue
+            probe = item.probe or ""
+            tasks[item.id] = partial(self.overrides.get(probe) or PROBES[probe], item.params, ctx)
+            if item.attestation is not None:  # the person's part runs alongside the probe
+                tasks[attestation_key(item.id)] = partial(_attested, item, ctx)
+        return tasks
+
+    def outcomes(self, results: dict[str, ProbeResult]) -> list[ItemOutcome]:
+        found = (item_outcome(section, item, results) for section, item in gate_items(self.deps.runbook))
+        return [outcome for outcome in found if outcome is not None]
+
+    def evaluate(self, *, request_id: str, progress: Progress | None = None) -> Evaluation:
+        """Run every go and no-go item at once; returns within the deadline (plus bookkeeping)."""
+        started, started_at = time.monotonic(), self.deps.now()
+        ctx = self.context(request_id, started=started)
+        warnings = start(self.deps, started_at)
+        report = (lambda partial_: progress(self.outcomes(partial_), ctx.version_if_known()[0])) \
+            if progress else None
+        results = run_all(self.tasks(ctx), deadline_s=self.deadline_s, progress=report, started=started)
+        version, problem = ctx.version_if_known()
+        outcomes = self.outcomes(results)
+        verdict = decide(self.deps.runbook, {o.item_id: o.result for o in outcomes})
+        noted = collect(warnings, ctx.deadline_at)
+        evaluation = Evaluation(new_evaluation_id(), started_at, version, problem, verdict, outcomes, request_id,
+                                time.monotonic() - started, noted)
+        log.info("gate %s: %s for %s in %.2f s", evaluation.id, evaluation.verdict, version, evaluation.wall_s)
+        return evaluation
+
+    def record(self, evaluation: Evaluation, *, actor: Actor, channel: str, message_ts: str | None) -> None:
+        """Store the evaluation and its audit row in one transaction; note the version seen."""
+        row = GateEvaluation(
+            id=evaluation.id, started_at=evaluation.started_at,
+            finished_at=evaluation.started_at + timedelta(seconds=evaluation.wall_s), version=evaluation.version,
+            verdict=evaluation.verdict.value, requested_by=actor.user_id, channel=channel,
+            request_id=evaluation.request_id, message_ts=message_ts, deadline_s=self.deadline_s,
+            results=json.dumps([o.to_json() for o in evaluation.outcomes]))
+        params = {"evaluation_id": evaluation.id, "version": evaluation.version, "verdict": evaluation.verdict.value,
+                  "results": {o.item_id: o.verdict.value for o in evaluation.outcomes},
+                  "warnings": list(evaluation.warnings)}
+        self.store.save_evaluation(row, Entry(actor, "gate.evaluated", evaluation.verdict.value, params,
+                                              evaluation.request_id, "", channel))
+        if evaluation.version:
+            self.store.observe(evaluation.version, at=evaluation.started_at, source="gate")
+
+    def deployed_version(self, request_id: str, *, source: str) -> tuple[str | None, str]:
+        """The backend's version now (and noted as observed), or None and why not."""
+        try:
+            version = self.deps.backend.health(request_id=request_id).data.version
+        except BackendError as exc:
+            return None, plain(operator_message(exc))
+        try:
+            self.store.observe(version, at=self.deps.now(), source=source)
+        except OpsbotError:
+            log.warning("could not record the observed backend version %s", version)
+        return version, ""
+
+    def evidence(self, version: str | None, problem: str = "") -> Evidence:
+        latest = self.store.latest_for_version(version) if version else None
+        attestations = self.store.attestations(version) if version else {}
+        return Evidence(version, latest, attestations, self.deps.now(),
+                        timedelta(seconds=self.deps.settings.gate_max_age_seconds), problem,
+                        alerts=open_breaches(self.deps.engine, self.deps.audit, self.deps.runbook))
+
+
+def _attested(item: CheckItem, ctx: GateContext) -> ProbeResult:
+    version, problem = ctx.version()
+    if version is None:
+        return unknown(f"deployed backend version unknown ({problem}); attestations are per version")
+    return attested(item, ctx.attestations(version).get(item.id), version)

@@ -108,8 +108,15 @@ def standins(conn: Connection, backend_latency_s: float) -> None:
     github = SimGitHub(token=GITHUB_TOKEN, repository=REPOSITORY).start()
     backend = SimBackend(jwt_public_key=auth.public_pem(), issuer=ISSUER).start()
     backend.faults.latency_s = backend_latency_s
-    conn.send({"api_url": peer.api_url, "jwks_url": auth.jwks_url, "token_url": auth.token_url,
-               "github_url": github.url, "backend_url": backend.url})
+    conn.send(
+        {
+            "api_url": peer.api_url,
+            "jwks_url": auth.jwks_url,
+            "token_url": auth.token_url,
+            "github_url": github.url,
+            "backend_url": backend.url,
+        }
+    )
     while True:
         ask = conn.recv()
         if ask == "response_url":
@@ -128,7 +135,8 @@ class Standins:
     def __init__(self, backend_latency_s: float) -> None:
         self._conn, child = multiprocessing.get_context("spawn").Pipe()
         self._proc = multiprocessing.get_context("spawn").Process(
-            target=standins, args=(child, backend_latency_s), daemon=True)
+            target=standins, args=(child, backend_latency_s), daemon=True
+        )
         self._proc.start()
         self.urls: dict[str, str] = self._conn.recv()
 
@@ -145,9 +153,14 @@ def bot_server(standins: Standins, database_url: str) -> tuple[HttpServer, Any, 
     """The real bot, built as `opsbot serve` builds it (its notifier too), pointed at the stand-ins."""
     urls = standins.urls
     auth = SimpleNamespace(jwks_url=urls["jwks_url"], token_url=urls["token_url"])
-    settings = local_settings(database_url=database_url, backend_url=urls["backend_url"],
-                              slack_api_url=urls["api_url"], auth=auth, github_url=urls["github_url"],
-                              **ROLES)
+    settings = local_settings(
+        database_url=database_url,
+        backend_url=urls["backend_url"],
+        slack_api_url=urls["api_url"],
+        auth=auth,
+        github_url=urls["github_url"],
+        **ROLES,
+    )
     deps = build_deps(settings)
     upgrade(deps.engine)
     server = HttpServer(Router(build_app(deps), deps)).start()
@@ -174,20 +187,32 @@ def presign(response_url: str, count: int, tag: str) -> list[Signed]:
     signed = []
     for i in range(count):
         fields = {
-            "token": "bench-verification-token", "team_id": "T0LOCAL00", "team_domain": "local",
-            "channel_id": CHANNEL, "channel_name": "incident", "user_id": OPERATOR, "user_name": "bench",
-            "command": "/halt", "text": f"global bench {tag} {i}", "api_app_id": "A0LOCAL00",
+            "token": "bench-verification-token",
+            "team_id": "T0LOCAL00",
+            "team_domain": "local",
+            "channel_id": CHANNEL,
+            "channel_name": "incident",
+            "user_id": OPERATOR,
+            "user_name": "bench",
+            "command": "/halt",
+            "text": f"global bench {tag} {i}",
+            "api_app_id": "A0LOCAL00",
             "is_enterprise_install": "false",
             "response_url": response_url,
             "trigger_id": f"{int(time.time())}.{i}.{secrets.token_hex(8)}",
         }
         body = urlencode(fields)
         ts = int(time.time())
-        signed.append(Signed(body.encode(), {
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Slack-Request-Timestamp": str(ts),
-            "X-Slack-Signature": sign(SIGNING_SECRET, body, ts),
-        }))
+        signed.append(
+            Signed(
+                body.encode(),
+                {
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "X-Slack-Request-Timestamp": str(ts),
+                    "X-Slack-Signature": sign(SIGNING_SECRET, body, ts),
+                },
+            )
+        )
     return signed
 
 
@@ -226,11 +251,15 @@ def drive(name: str, url: str, requests: Sequence[Signed], concurrency: int) -> 
 
 
 def table(runs: list[Run]) -> str:
-    lines = [f"{'app':<8} {'conc':>4} {'requests':>8} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
-             f"{'max ms':>8} {'errors':>6}"]
+    lines = [
+        f"{'app':<8} {'conc':>4} {'requests':>8} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
+        f"{'max ms':>8} {'errors':>6}"
+    ]
     for r in runs:
-        lines.append(f"{r.app:<8} {r.concurrency:>4} {r.requests:>8} {r.rps:>9.0f} {r.pct(50):>8.2f} "
-                     f"{r.pct(90):>8.2f} {r.pct(99):>8.2f} {max(r.latencies_ms, default=0):>8.2f} {r.errors:>6}")
+        lines.append(
+            f"{r.app:<8} {r.concurrency:>4} {r.requests:>8} {r.rps:>9.0f} {r.pct(50):>8.2f} "
+            f"{r.pct(90):>8.2f} {r.pct(99):>8.2f} {max(r.latencies_ms, default=0):>8.2f} {r.errors:>6}"
+        )
     return "\n".join(lines)
 
 
@@ -264,13 +293,21 @@ class _Counter(logging.Handler):
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=400, help="measured requests per app and level")
-    parser.add_argument("--warmup", type=int, default=None, help="warm-up requests before each measurement "
-                        "(default: a tenth of --requests, at least 10)")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="warm-up requests before each measurement (default: a tenth of --requests, at least 10)",
+    )
     parser.add_argument("--backend-latency", type=float, default=2.0, help="simulated backend latency, s")
-    parser.add_argument("--no-settle-heap", action="store_true",
-                        help="skip the gc.freeze() that `opsbot serve` does once started (to see its effect)")
-    parser.add_argument("--drain-timeout", type=float, default=600.0,
-                        help="how long to wait for the lazy work to post every request, s")
+    parser.add_argument(
+        "--no-settle-heap",
+        action="store_true",
+        help="skip the gc.freeze() that `opsbot serve` does once started (to see its effect)",
+    )
+    parser.add_argument(
+        "--drain-timeout", type=float, default=600.0, help="how long to wait for the lazy work to post every request, s"
+    )
     args = parser.parse_args(argv)
     args.warmup = args.warmup if args.warmup is not None else max(10, args.requests // 10)
     return args
@@ -305,18 +342,22 @@ def measure(args: argparse.Namespace, warnings: _Counter) -> tuple[list[Run], in
                     drive(name, urls[name], presign(response_url, args.warmup, f"w{level}"), level)
                     runs.append(drive(name, urls[name], presign(response_url, args.requests, f"c{level}"), level))
             sent = len(LEVELS) * (args.warmup + args.requests)
-            print(f"opsbot vs bare Bolt ack, loopback, waitress 16 threads, backend latency {args.backend_latency} s, "
-                  f"{args.requests} requests per row (after {args.warmup} warm-up), "
-                  f"start-up heap {'NOT ' if args.no_settle_heap else ''}frozen")
+            print(
+                f"opsbot vs bare Bolt ack, loopback, waitress 16 threads, backend latency {args.backend_latency} s, "
+                f"{args.requests} requests per row (after {args.warmup} warm-up), "
+                f"start-up heap {'NOT ' if args.no_settle_heap else ''}frozen"
+            )
             print(table(runs))
             # The acks are only half: every opsbot request must also have been worked on.
             print(f"waiting for the lazy work to post {sent} approval requests …", flush=True)
             began = time.perf_counter()
             posted = wait_for_posts(standins, sent, args.drain_timeout)
-            print(f"slack peer received {posted} chat.postMessage for {sent} opsbot requests "
-                  f"({'all' if posted == sent else 'MISSING ' + str(sent - posted)}) "
-                  f"after {time.perf_counter() - began:.1f} s more; {warnings.count} bot warnings logged "
-                  f"(backend reads timing out at the {args.backend_latency} s latency are expected)")
+            print(
+                f"slack peer received {posted} chat.postMessage for {sent} opsbot requests "
+                f"({'all' if posted == sent else 'MISSING ' + str(sent - posted)}) "
+                f"after {time.perf_counter() - began:.1f} s more; {warnings.count} bot warnings logged "
+                f"(backend reads timing out at the {args.backend_latency} s latency are expected)"
+            )
         finally:
             bare.stop()
             server.stop()
@@ -330,14 +371,18 @@ def report(runs: list[Run], sent: int, posted: int) -> dict[str, Any]:
     by = {(r.app, r.concurrency): r for r in runs}
     b8, o8, b1, o1 = by["bare", 8], by["opsbot", 8], by["bare", 1], by["opsbot", 1]
     result: dict[str, Any] = {
-        "bare_rps": round(b8.rps, 1), "opsbot_rps": round(o8.rps, 1),
+        "bare_rps": round(b8.rps, 1),
+        "opsbot_rps": round(o8.rps, 1),
         "ratio": round(o8.rps / b8.rps, 3) if b8.rps else 0.0,
         "p99_ms_c8": round(o8.pct(99), 2),
-        "bare_rps_c1": round(b1.rps, 1), "opsbot_rps_c1": round(o1.rps, 1),
+        "bare_rps_c1": round(b1.rps, 1),
+        "opsbot_rps_c1": round(o1.rps, 1),
         "ratio_c1": round(o1.rps / b1.rps, 3) if b1.rps else 0.0,
-        "p50_ms_c8": round(o8.pct(50), 2), "p99_ms_c1": round(o1.pct(99), 2),
+        "p50_ms_c8": round(o8.pct(50), 2),
+        "p99_ms_c1": round(o1.pct(99), 2),
         "bare_p99_ms_c8": round(b8.pct(99), 2),
-        "opsbot_requests": sent, "posted": posted,
+        "opsbot_requests": sent,
+        "posted": posted,
         "errors": sum(r.errors for r in runs),
     }
     verdict = [

@@ -87,8 +87,9 @@ def floor(audit: AuditLog) -> float:
 
 
 def run_child(phase: str, url: str) -> dict[str, float]:
-    done = subprocess.run([sys.executable, __file__, "--child", phase, "--url", url], capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", phase, "--url", url], capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         raise SystemExit(f"bench child {phase} failed:\n{done.stderr[-3000:]}")
     figures: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -101,10 +102,22 @@ def run_child(phase: str, url: str) -> dict[str, float]:
 
 def fields_of(seq: int, at: datetime, prev: str) -> dict[str, Any]:
     params = canonical({"scope": f"tenant:t{seq % 97}", "reason": f"bench row {seq}", "i": seq})
-    return {"seq": seq, "at": at.isoformat(timespec="microseconds"), "team_id": ACTOR.team_id,
-            "user_id": ACTOR.user_id, "action": "halt.status", "params": params, "params_hash": sha256(params),
-            "outcome": "accepted", "detail": "", "request_id": f"ops-{seq:016x}", "approval_id": "",
-            "channel": "C0INCIDENT", "replica": "bench-fill", "prev_hash": prev}
+    return {
+        "seq": seq,
+        "at": at.isoformat(timespec="microseconds"),
+        "team_id": ACTOR.team_id,
+        "user_id": ACTOR.user_id,
+        "action": "halt.status",
+        "params": params,
+        "params_hash": sha256(params),
+        "outcome": "accepted",
+        "detail": "",
+        "request_id": f"ops-{seq:016x}",
+        "approval_id": "",
+        "channel": "C0INCIDENT",
+        "replica": "bench-fill",
+        "prev_hash": prev,
+    }
 
 
 class Filler:
@@ -124,8 +137,9 @@ class Filler:
         while self.seq < total:
             batch = []
             count = min(FILL_BATCH, total - self.seq)
-            built = [fields_of(self.seq + i + 1, self.at + timedelta(microseconds=self.seq + i), "")
-                     for i in range(count)]
+            built = [
+                fields_of(self.seq + i + 1, self.at + timedelta(microseconds=self.seq + i), "") for i in range(count)
+            ]
             start = time.perf_counter()
             for fields in built:  # the floor: exactly the verifier's hashing, no database
                 fields["prev_hash"] = self.prev
@@ -182,12 +196,16 @@ def measure(url: str, rows: int, append_rows: int) -> dict[str, Any]:
     for label, total in (("tenth", max(rows // 10, append_rows + 1)), ("all", rows)):
         filler.fill_to(total)
         verify, export = run_child("verify", url), run_child("export", url)
-        figures[label] = {"rows": int(verify["rows"]), "verify_rows_per_s": round(verify["rate"]),
-                          "verify_peak_mb": round(verify["peak_mb"], 1), "export_rows_per_s": round(export["rate"]),
-                          "export_peak_mb": round(export["peak_mb"], 1),
-                          "verify_vs_floor": round(verify["rate"] / verify["floor"], 2),
-                          "export_vs_floor": round(export["rate"] / export["floor"], 2),
-                          "floor_rows_per_s": round((verify["floor"] + export["floor"]) / 2)}
+        figures[label] = {
+            "rows": int(verify["rows"]),
+            "verify_rows_per_s": round(verify["rate"]),
+            "verify_peak_mb": round(verify["peak_mb"], 1),
+            "export_rows_per_s": round(export["rate"]),
+            "export_peak_mb": round(export["peak_mb"], 1),
+            "verify_vs_floor": round(verify["rate"] / verify["floor"], 2),
+            "export_vs_floor": round(export["rate"] / export["floor"], 2),
+            "floor_rows_per_s": round((verify["floor"] + export["floor"]) / 2),
+        }
     filler.engine.dispose()
     figures["floor_hash_rows_per_s"] = figures["all"]["floor_rows_per_s"]
     figures["fill_hash_rows_per_s"] = round(filler.floor_rate)
@@ -197,13 +215,17 @@ def measure(url: str, rows: int, append_rows: int) -> dict[str, Any]:
 
 
 def table(kind: str, f: dict[str, Any]) -> list[str]:
-    lines = [f"{kind}: append {f['append_rows_per_s']:,} rows/s (one transaction each); "
-             f"hashing in memory while filling {f['fill_hash_rows_per_s']:,} rows/s"]
+    lines = [
+        f"{kind}: append {f['append_rows_per_s']:,} rows/s (one transaction each); "
+        f"hashing in memory while filling {f['fill_hash_rows_per_s']:,} rows/s"
+    ]
     for label in ("tenth", "all"):
         p = f[label]
-        lines.append(f"  {p['rows']:>9,} rows: verify {p['verify_rows_per_s']:>7,} rows/s {p['verify_vs_floor']}x "
-                     f"({p['verify_peak_mb']} MB), export {p['export_rows_per_s']:>7,} rows/s {p['export_vs_floor']}x "
-                     f"({p['export_peak_mb']} MB), floor {p['floor_rows_per_s']:,} rows/s")
+        lines.append(
+            f"  {p['rows']:>9,} rows: verify {p['verify_rows_per_s']:>7,} rows/s {p['verify_vs_floor']}x "
+            f"({p['verify_peak_mb']} MB), export {p['export_rows_per_s']:>7,} rows/s {p['export_vs_floor']}x "
+            f"({p['export_peak_mb']} MB), floor {p['floor_rows_per_s']:,} rows/s"
+        )
     lines.append(f"  verify {f['verify_vs_floor']}x the floor, export {f['export_vs_floor']}x (target >= {TARGET}x)")
     return lines
 

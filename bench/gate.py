@@ -50,8 +50,13 @@ from rehearsal.sim.stack import CLIENT_ID, CLIENT_SECRET, GITHUB_TOKEN, ISSUER, 
 
 SHA = "abc1234" + "0" * 33
 CHECKS = ("pnpm verify", "pnpm lint", "pnpm smoke:release")
-CONTAINERS = {"dynamic_config": "/id", "trading-control": "/id", "order": "/tenantId",
-              "trade-history": "/accountId", "manual-entry": "/tenantId"}
+CONTAINERS = {
+    "dynamic_config": "/id",
+    "trading-control": "/id",
+    "order": "/tenantId",
+    "trade-history": "/accountId",
+    "manual-entry": "/tenantId",
+}
 HANGING_PROBE = "audit-complete"  # the one replaced by a probe that never answers
 TARGET_RATIO = 1.2
 TARGET_OVERSHOOT_S = 0.2
@@ -70,8 +75,14 @@ def servers(args: argparse.Namespace, tmp: str) -> Iterator[GateService]:
             server = stack.enter_context(sim_cosmos.CosmosServer())
             server.seed("opsbot-bench", CONTAINERS)
             overrides.update(COSMOS_ENDPOINT=server.endpoint, COSMOS_KEY=server.key, COSMOS_DATABASE="opsbot-bench")
-        settings = local_settings(database_url=f"sqlite:///{tmp}/bench.db", backend_url=backend.url,
-                                  slack_api_url="http://127.0.0.1:9/", auth=auth, github_url=github.url, **overrides)
+        settings = local_settings(
+            database_url=f"sqlite:///{tmp}/bench.db",
+            backend_url=backend.url,
+            slack_api_url="http://127.0.0.1:9/",
+            auth=auth,
+            github_url=github.url,
+            **overrides,
+        )
         deps = build_deps(settings)
         upgrade(deps.engine)
         stack.callback(deps.engine.dispose)
@@ -90,8 +101,9 @@ def attest_manual_items(service: GateService) -> None:
     part), so a healthy run is GO."""
     for _, item in gate_items(service.deps.runbook):
         if item.kind == "attested" or item.attestation is not None:
-            row = Attestation(check_id=item.id, version=SHA, evidence="bench", attested_by="UADMIN",
-                              attested_at=service.deps.now())
+            row = Attestation(
+                check_id=item.id, version=SHA, evidence="bench", attested_by="UADMIN", attested_at=service.deps.now()
+            )
             service.store.attest(row, Entry(Actor("", "UADMIN"), "gate.attested", "accepted", {"check_id": item.id}))
 
 
@@ -135,8 +147,13 @@ def measure(service: GateService, runs: int) -> dict[str, Any]:
     finally:
         release.set()
         service.overrides.clear()
-    return {"single": single, "walls": walls, "verdict": verdict, "hang_walls": hang_walls,
-            "hang_reasons": sorted(hang_states)}
+    return {
+        "single": single,
+        "walls": walls,
+        "verdict": verdict,
+        "hang_walls": hang_walls,
+        "hang_reasons": sorted(hang_states),
+    }
 
 
 def report(service: GateService, found: dict[str, Any], args: argparse.Namespace, cosmos: bool) -> dict[str, Any]:
@@ -144,25 +161,42 @@ def report(service: GateService, found: dict[str, Any], args: argparse.Namespace
     slowest_item = max(single, key=lambda k: single[k])
     wall = statistics.median(found["walls"])
     hang = statistics.median(found["hang_walls"])
-    print(f"latencies: backend {args.backend_ms} ms, GitHub {args.github_ms} ms, platform auth {args.auth_ms} ms, "
-          f"Cosmos {'local server' if cosmos else 'not configured'}; deadline {args.deadline} s; {args.runs} runs")
+    print(
+        f"latencies: backend {args.backend_ms} ms, GitHub {args.github_ms} ms, platform auth {args.auth_ms} ms, "
+        f"Cosmos {'local server' if cosmos else 'not configured'}; deadline {args.deadline} s; {args.runs} runs"
+    )
     print(f"{'probe (alone)':<34}{'seconds':>9}")
     for item_id, seconds in sorted(single.items(), key=lambda kv: -kv[1]):
         print(f"{item_id:<34}{seconds:>9.3f}")
-    print(f"gate wall (median): {wall:.3f} s; slowest single probe {slowest_item} {single[slowest_item]:.3f} s; "
-          f"ratio {wall / single[slowest_item]:.2f} (target <= {TARGET_RATIO})")
-    print(f"gate with {HANGING_PROBE} hanging: {hang:.3f} s for a {args.deadline} s deadline, overshoot "
-          f"{hang - args.deadline:.3f} s (target <= {TARGET_OVERSHOOT_S}); shown as {found['hang_reasons']}")
-    return {"probes": len(single), "runs": args.runs, "deadline_s": args.deadline, "cosmos": cosmos,
-            "slowest_probe": slowest_item, "slowest_single_s": round(single[slowest_item], 4),
-            "gate_wall_s": round(wall, 4), "ratio": round(wall / single[slowest_item], 3), "target_ratio": TARGET_RATIO,
-            "hang_wall_s": round(hang, 4), "hang_overshoot_s": round(hang - args.deadline, 4),
-            "target_overshoot_s": TARGET_OVERSHOOT_S, "verdict": found["verdict"]}
+    print(
+        f"gate wall (median): {wall:.3f} s; slowest single probe {slowest_item} {single[slowest_item]:.3f} s; "
+        f"ratio {wall / single[slowest_item]:.2f} (target <= {TARGET_RATIO})"
+    )
+    print(
+        f"gate with {HANGING_PROBE} hanging: {hang:.3f} s for a {args.deadline} s deadline, overshoot "
+        f"{hang - args.deadline:.3f} s (target <= {TARGET_OVERSHOOT_S}); shown as {found['hang_reasons']}"
+    )
+    return {
+        "probes": len(single),
+        "runs": args.runs,
+        "deadline_s": args.deadline,
+        "cosmos": cosmos,
+        "slowest_probe": slowest_item,
+        "slowest_single_s": round(single[slowest_item], 4),
+        "gate_wall_s": round(wall, 4),
+        "ratio": round(wall / single[slowest_item], 3),
+        "target_ratio": TARGET_RATIO,
+        "hang_wall_s": round(hang, 4),
+        "hang_overshoot_s": round(hang - args.deadline, 4),
+        "target_overshoot_s": TARGET_OVERSHOOT_S,
+        "verdict": found["verdict"],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python bench/gate.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python bench/gate.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--deadline", type=float, default=2.0, help="OPSBOT_GATE_DEADLINE_SECONDS for the runs")
     parser.add_argument("--backend-ms", type=int, default=50)

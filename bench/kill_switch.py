@@ -78,8 +78,14 @@ def open_requests(stack: Stack, tag: str, n: int) -> list[tuple[str, str, str]]:
         stack.sender.command(user=OPERATOR, command="/halt", text=f"{scope} bench", channel=CHANNEL)
         deadline = time.time() + 15
         while time.time() < deadline:
-            row = next((r for r in stack.deps.approvals.recent(action_prefix="halt", limit=50)
-                        if f'"{scope}"' in r.params and r.message_ts), None)
+            row = next(
+                (
+                    r
+                    for r in stack.deps.approvals.recent(action_prefix="halt", limit=50)
+                    if f'"{scope}"' in r.params and r.message_ts
+                ),
+                None,
+            )
             if row is not None:
                 out.append((scope, row.id, str(row.message_ts)))
                 break
@@ -113,12 +119,24 @@ def floor(stack: Stack, n: int) -> list[tuple[float, bool]]:
     deps, samples = stack.deps, []
     for i in range(n):
         scope, started = f"symbol:FL{i}", time.time()
-        row = deps.approvals.create(action="halt", params={"scope": scope, "reason": "bench"},
-                                    actor=Actor("T0LOCAL", HALT_A), approve_role=Role.HALT_AUTHORITY.value,
-                                    channel=CHANNEL, request_id=f"req-floor-{i}",
-                                    ttl_seconds=deps.settings.approval_ttl_seconds, now=deps.now(), break_glass=True)
-        deps.backend.halt(scope=scope, reason="bench", actor=f"slack:{HALT_A} approval:{row.id}",
-                          request_id=f"req-floor-{i}", idempotency_key=f"{row.id}:halt")
+        row = deps.approvals.create(
+            action="halt",
+            params={"scope": scope, "reason": "bench"},
+            actor=Actor("T0LOCAL", HALT_A),
+            approve_role=Role.HALT_AUTHORITY.value,
+            channel=CHANNEL,
+            request_id=f"req-floor-{i}",
+            ttl_seconds=deps.settings.approval_ttl_seconds,
+            now=deps.now(),
+            break_glass=True,
+        )
+        deps.backend.halt(
+            scope=scope,
+            reason="bench",
+            actor=f"slack:{HALT_A} approval:{row.id}",
+            request_id=f"req-floor-{i}",
+            idempotency_key=f"{row.id}:halt",
+        )
         samples.append((((post_at(stack, scope) or time.time()) - started) * 1000, False))
     return samples
 
@@ -167,8 +185,12 @@ def condition(stack: Stack, name: str) -> Iterator[None]:
 def summary(samples: list[tuple[float, bool]]) -> dict[str, float | int]:
     ms = sorted(v for v, _ in samples)
     p99 = ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))]
-    return {"p50_ms": round(statistics.median(ms), 2), "p99_ms": round(p99, 2),
-            "censored": sum(1 for _, c in samples if c), "n": len(ms)}
+    return {
+        "p50_ms": round(statistics.median(ms), 2),
+        "p99_ms": round(p99, 2),
+        "censored": sum(1 for _, c in samples if c),
+        "n": len(ms),
+    }
 
 
 def run(samples: int, cap: float, conditions: tuple[str, ...] = CONDITIONS) -> dict[str, Any]:
@@ -185,8 +207,11 @@ def run(samples: int, cap: float, conditions: tuple[str, ...] = CONDITIONS) -> d
             pending = open_requests(stack, tag, samples)
             with condition(stack, name):
                 for kind in ("break_glass", "approved"):
-                    taken = break_glass(stack, tag, samples, cap) if kind == "break_glass" else approved(
-                        stack, pending, cap)
+                    taken = (
+                        break_glass(stack, tag, samples, cap)
+                        if kind == "break_glass"
+                        else approved(stack, pending, cap)
+                    )
                     got = summary(taken)
                     for key, value in got.items():
                         figures[f"{kind}_{name}_{key}"] = value
@@ -203,14 +228,18 @@ def log_progress(name: str, figures: dict[str, Any]) -> None:
 
 
 def table(figures: dict[str, Any], conditions: tuple[str, ...]) -> str:
-    rows = [f"{'path':12} {'condition':26} {'p50 ms':>9} {'p99 ms':>9} {'censored':>9}  target",
-            f"{'floor':12} {'(claim + POST, direct)':26} {figures['floor_p50_ms']:>9} {figures['floor_p99_ms']:>9}"]
+    rows = [
+        f"{'path':12} {'condition':26} {'p50 ms':>9} {'p99 ms':>9} {'censored':>9}  target",
+        f"{'floor':12} {'(claim + POST, direct)':26} {figures['floor_p50_ms']:>9} {figures['floor_p99_ms']:>9}",
+    ]
     for name in conditions:
         for kind in ("break_glass", "approved"):
             k = f"{kind}_{name}"
             mark = "ok" if figures[f"{k}_meets_target"] else "MISSED"
-            rows.append(f"{kind:12} {name:26} {figures[k + '_p50_ms']:>9} {figures[k + '_p99_ms']:>9} "
-                        f"{figures[k + '_censored']:>9}  {mark}")
+            rows.append(
+                f"{kind:12} {name:26} {figures[k + '_p50_ms']:>9} {figures[k + '_p99_ms']:>9} "
+                f"{figures[k + '_censored']:>9}  {mark}"
+            )
     return "\n".join(rows)
 
 

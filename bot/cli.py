@@ -43,23 +43,35 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=3000)
     serve.add_argument("--threads", type=int, default=16, help="HTTP worker threads")
     serve.add_argument("--socket-mode", action="store_true", help="require Socket Mode (SLACK_APP_TOKEN)")
-    run = sub.add_parser("run", help="serve Slack when SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are set; "
-                                     "otherwise the local workspace (a rehearsal channel in the browser)")
+    run = sub.add_parser(
+        "run",
+        help="serve Slack when SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are set; "
+        "otherwise the local workspace (a rehearsal channel in the browser)",
+    )
     run.add_argument("--host", default="127.0.0.1", help="with Slack credentials only; the workspace is loopback")
     run.add_argument("--port", type=int, default=3000)
     run.add_argument("--threads", type=int, default=16, help="HTTP worker threads (Slack)")
-    run.add_argument("--open", action=argparse.BooleanOptionalAction, default=None,
-                     help="open the workspace in the browser (default: only at a desktop terminal)")
+    run.add_argument(
+        "--open",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="open the workspace in the browser (default: only at a desktop terminal)",
+    )
     workspace = sub.add_parser("workspace", help="the local workspace: the real bot against local stand-ins")
     workspace.add_argument("--port", type=int, default=3000, help="loopback port of the page (0: any free one)")
     workspace.add_argument("--reset", action="store_true", help="delete the workspace's SQLite file and state first")
-    workspace.add_argument("--open", action=argparse.BooleanOptionalAction, default=None,
-                           help="open the workspace in the browser (default: only at a desktop terminal)")
+    workspace.add_argument(
+        "--open",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="open the workspace in the browser (default: only at a desktop terminal)",
+    )
     db = sub.add_parser("db", help="store maintenance").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="apply schema migrations")
     add_commands(sub)
-    incident = sub.add_parser("incident", help="rollback evidence").add_subparsers(dest="incident_command",
-                                                                                    required=True)
+    incident = sub.add_parser("incident", help="rollback evidence").add_subparsers(
+        dest="incident_command", required=True
+    )
     bundle = incident.add_parser("export", help="a rollback's evidence bundle (JSONL) to stdout")
     bundle.add_argument("rollback_id", help="e.g. rb-1a2b3c4d, as /rollback status shows it")
     return parser
@@ -78,8 +90,10 @@ def _run(args: argparse.Namespace) -> int:
     try:
         settings = Settings()
     except (InsecureSettingsError, ValidationError, SettingsError) as exc:
-        print(f"opsbot {args.command}: configuration refused: {describe_refusal(exc)}\n{NO_WORKSPACE_IN_PRODUCTION}",
-              file=sys.stderr)
+        print(
+            f"opsbot {args.command}: configuration refused: {describe_refusal(exc)}\n{NO_WORKSPACE_IN_PRODUCTION}",
+            file=sys.stderr,
+        )
         return 2
     if args.command == "run" and settings.has_slack_credentials:
         from commands.server.serve import serve
@@ -93,8 +107,9 @@ def _run(args: argparse.Namespace) -> int:
     if run_workspace is None:
         print(NO_REHEARSAL, file=sys.stderr)
         return 2
-    return run_workspace(settings.database_url, port=args.port, wipe=getattr(args, "reset", False),
-                         open_browser=args.open)
+    return run_workspace(
+        settings.database_url, port=args.port, wipe=getattr(args, "reset", False), open_browser=args.open
+    )
 
 
 def _rehearsal() -> Callable[..., int] | None:
@@ -141,8 +156,11 @@ def _incident_export(engine: Engine, rollback_id: str) -> int:
 
     bundle = stored(engine, rollback_id.strip())
     if bundle is None:
-        print(f"opsbot incident export: no evidence bundle stored for rollback {rollback_id!r} "
-              "(see /rollback status for the ids)", file=sys.stderr)
+        print(
+            f"opsbot incident export: no evidence bundle stored for rollback {rollback_id!r} "
+            "(see /rollback status for the ids)",
+            file=sys.stderr,
+        )
         return 1
     sys.stdout.write(bundle.content)
     print(f"{bundle.lines} lines, SHA-256 {bundle.sha256} (as recorded in the audit log)", file=sys.stderr)

@@ -114,9 +114,11 @@ def operator_message(exc: OpsbotError) -> str:
     if isinstance(exc, CosmosError):
         return f":file_cabinet: Cosmos: {safe(exc.detail, 300)}"
     if isinstance(exc, StoreUnavailable):
-        return (":floppy_disk: The bot's store is unavailable (locked or unreachable); nothing was done. Resume, "
-                "rollback and cutover advance need it and are refused until it is back; a halt authority's "
-                "break-glass `/halt <scope> <reason…> --now` still halts. Try again shortly.")
+        return (
+            ":floppy_disk: The bot's store is unavailable (locked or unreachable); nothing was done. Resume, "
+            "rollback and cutover advance need it and are refused until it is back; a halt authority's "
+            "break-glass `/halt <scope> <reason…> --now` still halts. Try again shortly."
+        )
     return ":x: The request failed; nothing was done."
 
 
@@ -124,8 +126,11 @@ def operator_message(exc: OpsbotError) -> str:
 _SECRETISH = re.compile(r"(?i)(bearer\s+)\S+|eyJ[\w-]+\.[\w-]+\.[\w-]*")
 
 # Auth settings an admin checks on a 401: names only, never their values.
-AUTH_SETTINGS = ("`PLATFORM_SERVICE_TOKEN`, or `PLATFORM_TOKEN_URL` with `OPSBOT_CLIENT_ID`/`OPSBOT_CLIENT_SECRET`, "
-                 "or `JWT_SECRET` (with `PLATFORM_JWT_ISSUER`)")
+AUTH_SETTINGS = (
+    "`PLATFORM_SERVICE_TOKEN`, or `PLATFORM_TOKEN_URL` with `OPSBOT_CLIENT_ID`/`OPSBOT_CLIENT_SECRET`, "
+    "or `JWT_SECRET` (with `PLATFORM_JWT_ISSUER`)"
+)
+
 
 def _redacted(text: str) -> str:
     return _SECRETISH.sub(lambda m: (m.group(1) or "") + "[redacted]", text)
@@ -150,27 +155,38 @@ def _backend_message(exc: BackendError) -> str:
     rid = f" Request id `{safe(exc.request_id, 80)}`."
     status = exc.status
     if status == 401:
-        return (f":closed_lock_with_key: The trading backend rejected the bot's own credentials (HTTP 401: "
-                f"{detail}); it did not act. An admin should check the bot's backend auth settings: "
-                f"{AUTH_SETTINGS}.{rid}")
+        return (
+            f":closed_lock_with_key: The trading backend rejected the bot's own credentials (HTTP 401: "
+            f"{detail}); it did not act. An admin should check the bot's backend auth settings: "
+            f"{AUTH_SETTINGS}.{rid}"
+        )
     if status == 403:
-        return (f":no_entry_sign: The trading backend says the bot's identity lacks permission for this call "
-                f"(HTTP 403: {detail}); it did not act. Grant the bot's service identity that permission on "
-                f"the backend; retrying will not help.{rid}")
+        return (
+            f":no_entry_sign: The trading backend says the bot's identity lacks permission for this call "
+            f"(HTTP 403: {detail}); it did not act. Grant the bot's service identity that permission on "
+            f"the backend; retrying will not help.{rid}"
+        )
     if status == 409:
-        return (f":twisted_rightwards_arrows: The trading backend refused: this approval's idempotency key was "
-                f"already used with a different request body, i.e. another request under the same approval id (HTTP "
-                f"409: {detail}). Nothing was applied by this request; start a new request.{rid}")
+        return (
+            f":twisted_rightwards_arrows: The trading backend refused: this approval's idempotency key was "
+            f"already used with a different request body, i.e. another request under the same approval id (HTTP "
+            f"409: {detail}). Nothing was applied by this request; start a new request.{rid}"
+        )
     if status is None and not exc.sent and exc.detail.startswith("no token for the backend"):
-        return (f":closed_lock_with_key: The bot could not get a token for the trading backend ({detail}); "
-                f"nothing was sent. Check {AUTH_SETTINGS}.{rid}")
+        return (
+            f":closed_lock_with_key: The bot could not get a token for the trading backend ({detail}); "
+            f"nothing was sent. Check {AUTH_SETTINGS}.{rid}"
+        )
     code = f"HTTP {status}" if status else "no answer"
     if not exc.retryable:
-        return (f":rotating_light: The trading backend refused the request ({code}: {detail}); it did "
-                f"not act, and retrying the same request will not help.{rid}")
+        return (
+            f":rotating_light: The trading backend refused the request ({code}: {detail}); it did "
+            f"not act, and retrying the same request will not help.{rid}"
+        )
     if status is not None:
         return f":rotating_light: The trading backend failed ({code}: {detail}).{rid}"
     if not may_have_applied(exc):
-        return (f":rotating_light: The trading backend could not be reached (no answer: {detail}); nothing was "
-                f"sent.{rid}")
+        return (
+            f":rotating_light: The trading backend could not be reached (no answer: {detail}); nothing was sent.{rid}"
+        )
     return f":rotating_light: The trading backend gave no usable answer (no answer: {detail}).{rid}"

@@ -18,7 +18,9 @@ class Metrics:
             "opsbot_backend_seconds", "Trading backend call duration", ["call", "outcome"], registry=self.registry
         )
         self.denied = Counter(
-            "opsbot_requests_denied_total", "Requests refused before any handler", ["reason"],
+            "opsbot_requests_denied_total",
+            "Requests refused before any handler",
+            ["reason"],
             registry=self.registry,
         )
 

@@ -90,10 +90,12 @@ class Settings(BaseSettings):
     github_repository: str | None = Field(default=None, alias="GITHUB_REPOSITORY")
     rollback_workflow: str | None = Field(default=None, alias="OPSBOT_ROLLBACK_WORKFLOW")
     # /rollback (README "/rollback"): how long to follow the revert run and wait for the target version.
-    rollback_run_timeout_seconds: float = Field(default=1800.0, gt=0, le=6 * 3600,
-                                                alias="OPSBOT_ROLLBACK_RUN_TIMEOUT_SECONDS")
-    rollback_version_timeout_seconds: float = Field(default=600.0, gt=0, le=6 * 3600,
-                                                    alias="OPSBOT_ROLLBACK_VERSION_TIMEOUT_SECONDS")
+    rollback_run_timeout_seconds: float = Field(
+        default=1800.0, gt=0, le=6 * 3600, alias="OPSBOT_ROLLBACK_RUN_TIMEOUT_SECONDS"
+    )
+    rollback_version_timeout_seconds: float = Field(
+        default=600.0, gt=0, le=6 * 3600, alias="OPSBOT_ROLLBACK_VERSION_TIMEOUT_SECONDS"
+    )
     rollback_poll_seconds: float = Field(default=5.0, gt=0, le=300, alias="OPSBOT_ROLLBACK_POLL_SECONDS")
     # An optional copy of each rollback's evidence bundle (the store keeps it: `opsbot incident export`).
     incident_dir: str | None = Field(default=None, alias="OPSBOT_INCIDENT_DIR")
@@ -147,7 +149,7 @@ class Settings(BaseSettings):
         try:
             return json.loads(value)
         except ValueError as exc:
-            raise ValueError(f"not JSON ({exc}); expected an object such as {{\"a\": \"b\"}}") from None
+            raise ValueError(f'not JSON ({exc}); expected an object such as {{"a": "b"}}') from None
 
     @field_validator("cosmos_containers")
     @classmethod
@@ -165,19 +167,40 @@ class Settings(BaseSettings):
         return _user_ids(value)
 
     @field_validator(
-        "incident_channel", "announce_channel", "trading_api_url", "platform_jwt_public_key",
-        "platform_jwt_jwks_url", "platform_token_url", "cosmos_endpoint", "github_repository",
-        "rollback_workflow", "replica_id", "platform_api_url", "client_id", "cosmos_database", "runbook_path",
-        "migration_database_url", "incident_dir", mode="before",
+        "incident_channel",
+        "announce_channel",
+        "trading_api_url",
+        "platform_jwt_public_key",
+        "platform_jwt_jwks_url",
+        "platform_token_url",
+        "cosmos_endpoint",
+        "github_repository",
+        "rollback_workflow",
+        "replica_id",
+        "platform_api_url",
+        "client_id",
+        "cosmos_database",
+        "runbook_path",
+        "migration_database_url",
+        "incident_dir",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator(
-        "slack_bot_token", "slack_signing_secret", "slack_app_token", "jwt_secret",
-        "platform_service_token", "client_secret", "cosmos_key", "github_token", "cosmos_readonly_key",
-        "audit_signing_key", mode="before",
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        "jwt_secret",
+        "platform_service_token",
+        "client_secret",
+        "cosmos_key",
+        "github_token",
+        "cosmos_readonly_key",
+        "audit_signing_key",
+        mode="before",
     )
     @classmethod
     def _blank_secret_is_unset(cls, value: Any) -> Any:
@@ -213,12 +236,16 @@ def production_problems(settings: Settings) -> list[str]:
         problems.append("SLACK_SIGNING_SECRET is empty or a placeholder")
     elif not SLACK_SIGNING_SECRET_SHAPE.fullmatch(secret.get_secret_value()):
         problems.append("SLACK_SIGNING_SECRET is not a Slack signing secret (32 hexadecimal characters)")
-    problems.extend(f"{name} is empty: nobody could {what}" for name, what, ids in (
-        ("OPSBOT_OPERATORS", "run a command", settings.operators),
-        ("OPSBOT_HALT_AUTHORITIES", "approve a halt or resume", settings.halt_authorities),
-        ("OPSBOT_ROLLBACK_OWNERS", "approve a rollback", settings.rollback_owners),
-        ("OPSBOT_ADMINS", "attest a gate check or advance the cutover", settings.admins),
-    ) if not ids)
+    problems.extend(
+        f"{name} is empty: nobody could {what}"
+        for name, what, ids in (
+            ("OPSBOT_OPERATORS", "run a command", settings.operators),
+            ("OPSBOT_HALT_AUTHORITIES", "approve a halt or resume", settings.halt_authorities),
+            ("OPSBOT_ROLLBACK_OWNERS", "approve a rollback", settings.rollback_owners),
+            ("OPSBOT_ADMINS", "attest a gate check or advance the cutover", settings.admins),
+        )
+        if not ids
+    )
     if settings.trading_api_url is not None and not settings.trading_api_url.lower().startswith("https://"):
         problems.append("TRADING_API_URL must be an https:// URL")
     problems.extend(_signing_key_problems(settings))
@@ -236,8 +263,10 @@ def production_problems(settings: Settings) -> list[str]:
 
 def _signing_key_problems(settings: Settings) -> list[str]:
     if settings.audit_signing_key is None:
-        return ["OPSBOT_AUDIT_SIGNING_KEY is not set: audit checkpoints must be signed with a key kept outside "
-                "the database (see README \"Audit log\")"]
+        return [
+            "OPSBOT_AUDIT_SIGNING_KEY is not set: audit checkpoints must be signed with a key kept outside "
+            'the database (see README "Audit log")'
+        ]
     from bot.audit.keys import AuditKeyError, parse_private_key
 
     try:

@@ -23,9 +23,19 @@ def register(app: App, deps: Deps) -> None:
             ack()
             inv = Invocation.from_action(body)
             approval_id = _approval_id(body)
-            after_ack(deps, lambda: guarded(deps, inv, respond, "approval", lambda: flow.decide_click(
-                deps, approval_id=approval_id, verb=verb, actor=inv.actor, request_id=inv.request_id)),
-                critical=True)
+            after_ack(
+                deps,
+                lambda: guarded(
+                    deps,
+                    inv,
+                    respond,
+                    "approval",
+                    lambda: flow.decide_click(
+                        deps, approval_id=approval_id, verb=verb, actor=inv.actor, request_id=inv.request_id
+                    ),
+                ),
+                critical=True,
+            )
 
         return click
 

@@ -34,16 +34,31 @@ GLYPH_HEIGHT, LABEL_GAP = 7 * SCALE, 4
 
 # 5x7 glyphs (HD44780 style): (width, rows top to bottom, each row's bits right-aligned in `width`).
 _GLYPHS = {
-    "0": (5, "0E 11 13 15 19 11 0E"), "1": (5, "04 0C 04 04 04 04 0E"), "2": (5, "0E 11 01 02 04 08 1F"),
-    "3": (5, "1F 02 04 02 01 11 0E"), "4": (5, "02 06 0A 12 1F 02 02"), "5": (5, "1F 10 1E 01 01 11 0E"),
-    "6": (5, "06 08 10 1E 11 11 0E"), "7": (5, "1F 01 02 04 08 08 08"), "8": (5, "0E 11 11 0E 11 11 0E"),
-    "9": (5, "0E 11 11 0F 01 02 0C"), ".": (2, "00 00 00 00 00 03 03"), ":": (2, "00 03 03 00 03 03 00"),
-    "-": (4, "00 00 00 0F 00 00 00"), "%": (5, "18 19 02 04 08 13 03"), " ": (2, "00 00 00 00 00 00 00"),
-    "k": (4, "08 08 09 0A 0C 0A 09"), "M": (5, "11 1B 15 15 11 11 11"), "G": (5, "0E 11 10 17 11 11 0F"),
-    "U": (5, "11 11 11 11 11 11 0E"), "T": (5, "1F 04 04 04 04 04 04"), "C": (5, "0E 11 10 10 10 11 0E"),
+    "0": (5, "0E 11 13 15 19 11 0E"),
+    "1": (5, "04 0C 04 04 04 04 0E"),
+    "2": (5, "0E 11 01 02 04 08 1F"),
+    "3": (5, "1F 02 04 02 01 11 0E"),
+    "4": (5, "02 06 0A 12 1F 02 02"),
+    "5": (5, "1F 10 1E 01 01 11 0E"),
+    "6": (5, "06 08 10 1E 11 11 0E"),
+    "7": (5, "1F 01 02 04 08 08 08"),
+    "8": (5, "0E 11 11 0E 11 11 0E"),
+    "9": (5, "0E 11 11 0F 01 02 0C"),
+    ".": (2, "00 00 00 00 00 03 03"),
+    ":": (2, "00 03 03 00 03 03 00"),
+    "-": (4, "00 00 00 0F 00 00 00"),
+    "%": (5, "18 19 02 04 08 13 03"),
+    " ": (2, "00 00 00 00 00 00 00"),
+    "k": (4, "08 08 09 0A 0C 0A 09"),
+    "M": (5, "11 1B 15 15 11 11 11"),
+    "G": (5, "0E 11 10 17 11 11 0F"),
+    "U": (5, "11 11 11 11 11 11 0E"),
+    "T": (5, "1F 04 04 04 04 04 04"),
+    "C": (5, "0E 11 10 10 10 11 0E"),
 }
 FONT: dict[str, tuple[int, tuple[int, ...]]] = {
-    ch: (w, tuple(int(row, 16) for row in rows.split())) for ch, (w, rows) in _GLYPHS.items()}
+    ch: (w, tuple(int(row, 16) for row in rows.split())) for ch, (w, rows) in _GLYPHS.items()
+}
 # Round time steps for the x axis, in minutes.
 _TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440)
 
@@ -86,16 +101,20 @@ class Canvas:
                     if bits >> (width - 1 - col) & 1 and 0 <= left <= self.width - SCALE:
                         for line in range(y + row * SCALE, y + (row + 1) * SCALE):
                             if 0 <= line < self.height:
-                                self.pixels[line * self.width + left:line * self.width + left + SCALE] = block
+                                self.pixels[line * self.width + left : line * self.width + left + SCALE] = block
             if width:
                 x += (width + 1) * SCALE
 
     def png(self) -> bytes:
-        rows = b"".join(b"\x00" + bytes(self.pixels[y * self.width:(y + 1) * self.width])
-                        for y in range(self.height))
+        rows = b"".join(b"\x00" + bytes(self.pixels[y * self.width : (y + 1) * self.width]) for y in range(self.height))
         header = struct.pack(">IIBBBBB", self.width, self.height, 8, 3, 0, 0, 0)  # 8-bit palette
-        return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"PLTE", PALETTE)
-                + _chunk(b"IDAT", zlib.compress(rows, 9)) + _chunk(b"IEND", b""))
+        return (
+            b"\x89PNG\r\n\x1a\n"
+            + _chunk(b"IHDR", header)
+            + _chunk(b"PLTE", PALETTE)
+            + _chunk(b"IDAT", zlib.compress(rows, 9))
+            + _chunk(b"IEND", b"")
+        )
 
 
 def text_width(text: str) -> int:
@@ -107,8 +126,16 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
-def line_chart(points: Sequence[tuple[float, float]], *, threshold: float | None, start: float, end: float,
-               unit: str = "", width: int = WIDTH, height: int = HEIGHT) -> bytes:
+def line_chart(
+    points: Sequence[tuple[float, float]],
+    *,
+    threshold: float | None,
+    start: float,
+    end: float,
+    unit: str = "",
+    width: int = WIDTH,
+    height: int = HEIGHT,
+) -> bytes:
     """The PNG of `points` ((unix seconds, value); NaN is a gap) from `start` to `end`, labelled.
 
     `unit` is the signal's: one starting with "%" adds "%" to the value labels."""
@@ -139,8 +166,13 @@ def line_chart(points: Sequence[tuple[float, float]], *, threshold: float | None
         canvas.text(left - LABEL_GAP - text_width(label), y - GLYPH_HEIGHT // 2, label, TEXT)
     canvas.line(left, top, left, bottom, AXIS)
     clock = _clock(start, end)
-    _time_labels(canvas, [(px(at), clock(at)) for at in ticks], start=(left, clock(start)),
-                 end=(right, clock(end) + " UTC"), axis=bottom)
+    _time_labels(
+        canvas,
+        [(px(at), clock(at)) for at in ticks],
+        start=(left, clock(start)),
+        end=(right, clock(end) + " UTC"),
+        axis=bottom,
+    )
     if threshold is not None:
         y = py(threshold)
         for x in range(left, right + 1, 8):
@@ -161,8 +193,9 @@ def line_chart(points: Sequence[tuple[float, float]], *, threshold: float | None
     return canvas.png()
 
 
-def chart_title(name: str, unit: str, points: Sequence[tuple[float, float]], *, threshold: float | None,
-                start: float, end: float) -> str:
+def chart_title(
+    name: str, unit: str, points: Sequence[tuple[float, float]], *, threshold: float | None, start: float, end: float
+) -> str:
     """The chart in words, for the upload's title and alt text: "platform auth failures over the window
     03:58\u201304:09 UTC: 0 to 284 failures; dashed line: threshold 10 failures" (an en dash between the times)."""
     finite = [v for _, v in points if math.isfinite(v)]
@@ -208,7 +241,7 @@ def _levels(values: list[float], threshold: float | None) -> list[float]:
     best: tuple[float, int, float, float, int] | None = None  # (span, |steps - 4|, base, step, steps), least
     for exponent in range(smallest, smallest + 3):
         for mantissa in (1.0, 2.0, 2.5, 5.0):
-            step = mantissa * 10.0 ** exponent
+            step = mantissa * 10.0**exponent
             if integral and step != round(step):
                 continue
             base = math.floor(low / step + 1e-9) * step
@@ -231,8 +264,9 @@ def _time_ticks(start: float, end: float) -> list[float]:
     return []
 
 
-def _time_labels(canvas: Canvas, ticks: list[tuple[int, str]], *, start: tuple[int, str], end: tuple[int, str],
-                 axis: int) -> None:
+def _time_labels(
+    canvas: Canvas, ticks: list[tuple[int, str]], *, start: tuple[int, str], end: tuple[int, str], axis: int
+) -> None:
     """Ticks under the axis and their times; the start and end always, a round time between if it fits."""
     y = axis + 11
     start_x, start_text = start

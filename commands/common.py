@@ -96,8 +96,14 @@ def request_scope(inv: Invocation) -> Iterator[None]:
 
 
 def guarded(
-    deps: Deps, inv: Invocation, respond: Respond, action: str, work: Callable[[], None],
-    *, checked_in_ack: Callable[[], object] | None = None, replay_checked_here: bool = True,
+    deps: Deps,
+    inv: Invocation,
+    respond: Respond,
+    action: str,
+    work: Callable[[], None],
+    *,
+    checked_in_ack: Callable[[], object] | None = None,
+    replay_checked_here: bool = True,
 ) -> None:
     """Run the slow part of a handler; any typed error becomes an ephemeral answer plus an audit row.
 
@@ -126,8 +132,11 @@ def guarded(
             log.warning("Slack refused a call in %s: %s", action, refusal.error)
             _audit_slack_refusal(deps, inv, action, refusal)
             then = "Fix that, then try again." if refusal.permanent else "Try again in a moment."
-            ephemeral(respond, f":warning: Slack did not accept the bot's message: {refusal.text} The request was "
-                      f"cancelled and nothing was done. {then} Request id `{inv.request_id}`.")
+            ephemeral(
+                respond,
+                f":warning: Slack did not accept the bot's message: {refusal.text} The request was "
+                f"cancelled and nothing was done. {then} Request id `{inv.request_id}`.",
+            )
         except Exception:
             log.exception("unexpected failure in %s", action)
             _audit_crash(deps, inv, action)
@@ -137,8 +146,9 @@ def guarded(
 def _audit_slack_refusal(deps: Deps, inv: Invocation, action: str, refusal: SlackRefusal) -> None:
     params = {"error": refusal.error, "permanent": refusal.permanent}
     try:
-        deps.audit.record(Entry(inv.actor, f"{action}.slack_refused", "failed", params, inv.request_id, "",
-                                inv.channel, refusal.text))
+        deps.audit.record(
+            Entry(inv.actor, f"{action}.slack_refused", "failed", params, inv.request_id, "", inv.channel, refusal.text)
+        )
     except OpsbotError:
         log.exception("audit unavailable while recording a Slack refusal")
 
@@ -154,9 +164,16 @@ Planned = TypeVar("Planned")
 
 
 def register_command(
-    app: App, deps: Deps, *, name: str, action: str, plan: Callable[[Invocation], Planned],
-    work: Callable[[Invocation, Respond], None], ack_text: Callable[[Invocation, Planned], str | None] | None = None,
-    critical: Callable[[Planned], bool] | None = None, claims_replay: Callable[[Planned], bool] | None = None,
+    app: App,
+    deps: Deps,
+    *,
+    name: str,
+    action: str,
+    plan: Callable[[Invocation], Planned],
+    work: Callable[[Invocation, Respond], None],
+    ack_text: Callable[[Invocation, Planned], str | None] | None = None,
+    critical: Callable[[Planned], bool] | None = None,
+    claims_replay: Callable[[Planned], bool] | None = None,
 ) -> None:
     """A slash command in two halves: the ack parses and authorises (pure, in memory) and answers
     refusals and usage at once; the lazy half, after the ack, does the store, backend and Slack work.
@@ -178,9 +195,19 @@ def register_command(
                 ack()
         urgent = planned is not None and critical is not None and critical(planned)
         own_check = planned is not None and claims_replay is not None and claims_replay(planned)
-        after_ack(deps, lambda: guarded(deps, inv, respond, action, lambda: work(inv, respond),
-                                        checked_in_ack=lambda: plan(inv), replay_checked_here=not own_check),
-                  critical=urgent)
+        after_ack(
+            deps,
+            lambda: guarded(
+                deps,
+                inv,
+                respond,
+                action,
+                lambda: work(inv, respond),
+                checked_in_ack=lambda: plan(inv),
+                replay_checked_here=not own_check,
+            ),
+            critical=urgent,
+        )
 
     app.command(name)(ack_command)
 
@@ -209,7 +236,8 @@ def first_take(deps: Deps, inv: Invocation) -> bool:
     if inv.replay_key is None or deps.replays.claim(inv.replay_key):
         return True
     what = f"{inv.command} {inv.text}".strip() or "click"
-    deps.replays.note_replay(inv.replay_key, replay_entry(inv.replay_key, actor=inv.actor, what=what,
-                                                          channel=inv.channel))
+    deps.replays.note_replay(
+        inv.replay_key, replay_entry(inv.replay_key, actor=inv.actor, what=what, channel=inv.channel)
+    )
     deps.metrics.denied.labels("replay").inc()
     return False

@@ -39,8 +39,14 @@ def register(app: App, deps: Deps) -> None:
     service = CutoverService(deps, GateService(deps))
     deps.actions[NAME] = AdvanceSpec(service)
 
-    register_command(app, deps, name="/cutover", action="cutover", plan=lambda inv: plan(deps, inv),
-                     work=lambda inv, respond: _work(deps, service, inv, respond))
+    register_command(
+        app,
+        deps,
+        name="/cutover",
+        action="cutover",
+        plan=lambda inv: plan(deps, inv),
+        work=lambda inv, respond: _work(deps, service, inv, respond),
+    )
 
 
 def _work(deps: Deps, service: CutoverService, inv: Invocation, respond: Respond) -> None:
@@ -61,21 +67,45 @@ def _request(deps: Deps, service: CutoverService, inv: Invocation, command: Adva
         missing = [note, *missing]
     if missing or target is None:
         refused = {"from_stage": facts.current.id, "missing": missing, "reason": command.reason}
-        deps.audit.record(Entry(inv.actor, f"{NAME}.refused", "denied", refused, inv.request_id, "", inv.channel,
-                                "; ".join(missing)[:2000]))
+        deps.audit.record(
+            Entry(
+                inv.actor,
+                f"{NAME}.refused",
+                "denied",
+                refused,
+                inv.request_id,
+                "",
+                inv.channel,
+                "; ".join(missing)[:2000],
+            )
+        )
         deps.metrics.commands.labels("/cutover", "refused").inc()
         ephemeral(respond, missing_text(facts, missing, heading="Cannot advance", people=people_of(deps.directory)))
         return
     index = facts.runbook.stage_index(facts.current.id) + 1
     summary = entry_summary(facts.runbook, target, deps.settings.soak_seconds)
     params: dict[str, object] = {
-        "from_stage": facts.current.id, "to_stage": target.id, "from_name": facts.current.name,
-        "to_name": target.name, "from_index": index, "reason": command.reason, "channel": inv.channel,
-        "version": facts.evidence.version, "gate_id": facts.last_go.id if facts.last_go else None}
-    flow.open_request(deps, spec=deps.actions[NAME], params=params, actor=inv.actor, channel=inv.channel,
-                      request_id=inv.request_id, approve_role=Role.ADMIN, answer_to=respond.response_url,
-                      status=f":white_check_mark: Entry conditions hold now: {safe(summary, 900)}. Checked again on "
-                             "approval.")
+        "from_stage": facts.current.id,
+        "to_stage": target.id,
+        "from_name": facts.current.name,
+        "to_name": target.name,
+        "from_index": index,
+        "reason": command.reason,
+        "channel": inv.channel,
+        "version": facts.evidence.version,
+        "gate_id": facts.last_go.id if facts.last_go else None,
+    }
+    flow.open_request(
+        deps,
+        spec=deps.actions[NAME],
+        params=params,
+        actor=inv.actor,
+        channel=inv.channel,
+        request_id=inv.request_id,
+        approve_role=Role.ADMIN,
+        answer_to=respond.response_url,
+        status=f":white_check_mark: Entry conditions hold now: {safe(summary, 900)}. Checked again on approval.",
+    )
     deps.metrics.commands.labels("/cutover", "requested").inc()
 
 
@@ -103,8 +133,10 @@ def _headline(deps: Deps, position: Position) -> str:
     head = f"*Cutover: stage {position.index + 1} of {total}, {safe(position.stage.name, 100)}*"
     entry = position.entry
     if entry is not None:
-        head += f" (since {when(entry.entered_at)}; requested by <@{entry.requested_by}>, approved by " \
-                f"<@{entry.approved_by}>)"
+        head += (
+            f" (since {when(entry.entered_at)}; requested by <@{entry.requested_by}>, approved by "
+            f"<@{entry.approved_by}>)"
+        )
     return head
 
 
@@ -131,8 +163,9 @@ def _snapshots(service: CutoverService) -> dict[str, list[dict[str, str]]]:
     return found
 
 
-def _stage_lines(deps: Deps, stage: Stage, index: int, position: Position, evidence: Evidence,
-                 snapshot: list[dict[str, str]] | None) -> list[str]:
+def _stage_lines(
+    deps: Deps, stage: Stage, index: int, position: Position, evidence: Evidence, snapshot: list[dict[str, str]] | None
+) -> list[str]:
     if index < position.index:
         lines = [f"*{index + 1}. {safe(stage.name, 100)}*: :white_check_mark: done"]
         lines += [f"    {_snapshot_line(deps, doc)}" for doc in snapshot or []]
@@ -151,5 +184,11 @@ def _snapshot_line(deps: Deps, doc: dict[str, str]) -> str:
     item_id = str(doc.get("id", "?"))
     item = deps.runbook.find_item(item_id)
     state = CheckState(doc.get("state", CheckState.PENDING.value))
-    return check_line(state, item_id, item.text if item else "", doc.get("detail", ""), doc.get("evidence", ""),
-                      people_of(deps.directory))
+    return check_line(
+        state,
+        item_id,
+        item.text if item else "",
+        doc.get("detail", ""),
+        doc.get("evidence", ""),
+        people_of(deps.directory),
+    )

@@ -38,11 +38,20 @@ def register(app: App, deps: Deps) -> None:
     def ack_text(inv: Invocation, planned: GateCommand) -> str | None:
         if not isinstance(planned, Evaluate):
             return None
-        return (f":hourglass_flowing_sand: Evaluating the release go/no-go; the result fills in below within "
-                f"{service.deadline_s:g} s. Request id `{inv.request_id}`.")
+        return (
+            f":hourglass_flowing_sand: Evaluating the release go/no-go; the result fills in below within "
+            f"{service.deadline_s:g} s. Request id `{inv.request_id}`."
+        )
 
-    register_command(app, deps, name="/gate", action="gate", plan=lambda inv: plan(deps, inv),
-                     work=lambda inv, respond: _work(deps, service, inv, respond), ack_text=ack_text)
+    register_command(
+        app,
+        deps,
+        name="/gate",
+        action="gate",
+        plan=lambda inv: plan(deps, inv),
+        work=lambda inv, respond: _work(deps, service, inv, respond),
+        ack_text=ack_text,
+    )
 
 
 def _work(deps: Deps, service: GateService, inv: Invocation, respond: Respond) -> None:
@@ -61,13 +70,15 @@ def evaluate(deps: Deps, service: GateService, inv: Invocation) -> Evaluation:
     items = gate_items(deps.runbook)
     people = people_of(deps.directory)
     card = GateCard(items, [], inv.actor.user_id, inv.request_id, service.deadline_s, people=people)
-    posted = deps.slack.chat_postMessage(channel=inv.channel, blocks=as_dicts(gate_blocks(card)),
-                                         text="Release go/no-go: evaluating…")
+    posted = deps.slack.chat_postMessage(
+        channel=inv.channel, blocks=as_dicts(gate_blocks(card)), text="Release go/no-go: evaluating…"
+    )
     ts = str(posted["ts"])
 
     def progress(outcomes: list[ItemOutcome], version: str | None) -> None:
-        partial = GateCard(items, outcomes, inv.actor.user_id, inv.request_id, service.deadline_s, version,
-                           people=people)
+        partial = GateCard(
+            items, outcomes, inv.actor.user_id, inv.request_id, service.deadline_s, version, people=people
+        )
         _update(deps, inv.channel, ts, partial, "Release go/no-go: evaluating…")
 
     evaluation = service.evaluate(request_id=inv.request_id, progress=progress)
@@ -77,9 +88,20 @@ def evaluate(deps: Deps, service: GateService, inv: Invocation) -> Evaluation:
     except OpsbotError as exc:
         log.error("gate %s not stored: %s", evaluation.id, exc)
         note = "NOT STORED: the bot's store is unavailable, so /cutover cannot use this verdict. " + note
-    final = GateCard(items, evaluation.outcomes, inv.actor.user_id, inv.request_id, service.deadline_s,
-                     evaluation.version, evaluation.verdict, evaluation.id, evaluation.wall_s, note.strip(), people,
-                     evaluation.warnings)
+    final = GateCard(
+        items,
+        evaluation.outcomes,
+        inv.actor.user_id,
+        inv.request_id,
+        service.deadline_s,
+        evaluation.version,
+        evaluation.verdict,
+        evaluation.id,
+        evaluation.wall_s,
+        note.strip(),
+        people,
+        evaluation.warnings,
+    )
     verdict = "GO" if evaluation.verdict.value == "go" else "NO-GO"
     version = safe(evaluation.version or "unknown", 64)  # the backend's word, like any outside text
     _update(deps, inv.channel, ts, final, f"Release go/no-go: {verdict} for backend {version}")
@@ -97,18 +119,30 @@ def _update(deps: Deps, channel: str, ts: str, card: GateCard, text: str) -> Non
 def _attest(deps: Deps, service: GateService, inv: Invocation, command: Attest, respond: Respond) -> None:
     version, problem = service.deployed_version(inv.request_id, source="gate attest")
     if version is None:
-        ephemeral(respond, f":grey_question: Not recorded: the deployed backend version is unknown "
-                  f"({safe(problem, 300)}), and an attestation is valid for one version only. Try again when the "
-                  "backend answers.")
+        ephemeral(
+            respond,
+            f":grey_question: Not recorded: the deployed backend version is unknown "
+            f"({safe(problem, 300)}), and an attestation is valid for one version only. Try again when the "
+            "backend answers.",
+        )
         return
-    row = Attestation(check_id=command.check_id, version=version, evidence=command.evidence,
-                      attested_by=inv.actor.user_id, attested_at=deps.now(), request_id=inv.request_id,
-                      channel=inv.channel)
+    row = Attestation(
+        check_id=command.check_id,
+        version=version,
+        evidence=command.evidence,
+        attested_by=inv.actor.user_id,
+        attested_at=deps.now(),
+        request_id=inv.request_id,
+        channel=inv.channel,
+    )
     params = {"check_id": command.check_id, "version": version, "evidence": command.evidence}
     service.store.attest(row, Entry(inv.actor, "gate.attested", "accepted", params, inv.request_id, "", inv.channel))
     item = deps.runbook.item(command.check_id)
     what = safe(item.text if item.attestation is None else f"{item.attestation}; `/gate` still runs its probe", 200)
-    respond(text=f":memo: <@{inv.actor.user_id}> attested `{command.check_id}` ({what}) for backend "
-            f"`{safe(version, 64)}`: {safe(command.evidence, 1000)}\n_Valid for this backend version only._",
-            response_type="in_channel", replace_original=False)
+    respond(
+        text=f":memo: <@{inv.actor.user_id}> attested `{command.check_id}` ({what}) for backend "
+        f"`{safe(version, 64)}`: {safe(command.evidence, 1000)}\n_Valid for this backend version only._",
+        response_type="in_channel",
+        replace_original=False,
+    )
     deps.metrics.commands.labels("/gate", "attested").inc()

@@ -31,8 +31,13 @@ def plan(deps: Deps, inv: Invocation) -> HaltCommand:
     if isinstance(command, StatusRequest):
         check_request(deps.directory, user_id=inv.actor.user_id, action="halt.status", channel=inv.channel)
     else:
-        check_request(deps.directory, user_id=inv.actor.user_id, action=command.action, channel=inv.channel,
-                      break_glass=command.break_glass)
+        check_request(
+            deps.directory,
+            user_id=inv.actor.user_id,
+            action=command.action,
+            channel=inv.channel,
+            break_glass=command.break_glass,
+        )
     return command
 
 
@@ -40,10 +45,16 @@ def register(app: App, deps: Deps) -> None:
     deps.actions["halt"] = ControlSpec(deps.backend, halting=True)
     deps.actions["resume"] = ControlSpec(deps.backend, halting=False)
 
-    register_command(app, deps, name="/halt", action="halt", plan=lambda inv: plan(deps, inv),
-                     work=lambda inv, respond: _work(deps, inv, respond),
-                     critical=lambda command: isinstance(command, ControlRequest),
-                     claims_replay=lambda command: isinstance(command, ControlRequest) and command.break_glass)
+    register_command(
+        app,
+        deps,
+        name="/halt",
+        action="halt",
+        plan=lambda inv: plan(deps, inv),
+        work=lambda inv, respond: _work(deps, inv, respond),
+        critical=lambda command: isinstance(command, ControlRequest),
+        claims_replay=lambda command: isinstance(command, ControlRequest) and command.break_glass,
+    )
 
 
 def _work(deps: Deps, inv: Invocation, respond: Respond) -> None:
@@ -61,8 +72,18 @@ def _status(deps: Deps, inv: Invocation, respond: Respond) -> None:
     except BackendError as exc:
         deps.metrics.commands.labels("/halt", "backend_error").inc()
         ephemeral(respond, operator_message(exc))  # first: the operator hears even if the audit write fails
-        deps.audit.record(Entry(inv.actor, "halt.status_failed", "failed", {"command": "status"}, inv.request_id,
-                                "", inv.channel, backend_audit_detail(exc)))
+        deps.audit.record(
+            Entry(
+                inv.actor,
+                "halt.status_failed",
+                "failed",
+                {"command": "status"},
+                inv.request_id,
+                "",
+                inv.channel,
+                backend_audit_detail(exc),
+            )
+        )
         return
     try:
         origins = halt_origins(deps.approvals.recent(action_prefix="halt", limit=LOOKED_AT))
@@ -96,8 +117,9 @@ def _request(deps: Deps, inv: Invocation, command: ControlRequest, respond: Resp
     if command.break_glass:
         # Break-glass: the requester's own authority executes now, with or without the store; a second
         # person confirms afterwards.
-        req = BreakGlass(inv.actor, inv.channel, inv.request_id, command.scope, command.reason, inv.replay_key,
-                         respond.response_url)
+        req = BreakGlass(
+            inv.actor, inv.channel, inv.request_id, command.scope, command.reason, inv.replay_key, respond.response_url
+        )
         halt_now(deps, req, tell=lambda text: ephemeral(respond, text))
         return
     spec = deps.actions[command.action]
@@ -105,7 +127,13 @@ def _request(deps: Deps, inv: Invocation, command: ControlRequest, respond: Resp
     if command.action == "resume":  # what monitoring knows that argues against trading again
         params["warnings"] = list(gate_warnings(deps, deps.now()))
     flow.open_request(
-        deps, spec=spec, params=params, actor=inv.actor, channel=inv.channel, request_id=inv.request_id,
-        approve_role=Role.HALT_AUTHORITY, status=_current_state(deps, inv, command.scope),
+        deps,
+        spec=spec,
+        params=params,
+        actor=inv.actor,
+        channel=inv.channel,
+        request_id=inv.request_id,
+        approve_role=Role.HALT_AUTHORITY,
+        status=_current_state(deps, inv, command.scope),
         answer_to=respond.response_url,
     )

@@ -60,8 +60,15 @@ class HomePublisher:
             refusal = refusal_of(exc)
             log.warning("App Home of %s not published: %s", user_id, refusal.error)
             if refusal.permanent and _first_refusal((id(self.deps.audit), user_id, refusal.error), facts.now):
-                self.deps.audit.record(Entry(SYSTEM, "home.publish_refused", "failed",
-                                             {"user": user_id, "error": refusal.error}, detail=refusal.text))
+                self.deps.audit.record(
+                    Entry(
+                        SYSTEM,
+                        "home.publish_refused",
+                        "failed",
+                        {"user": user_id, "error": refusal.error},
+                        detail=refusal.text,
+                    )
+                )
             return False
         return True
 

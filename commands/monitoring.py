@@ -46,7 +46,11 @@ def register(app: App, deps: Deps) -> None:
                 ephemeral(respond, f":grey_question: No monitoring alert `{alert_id}` with a rollback trigger.")
             return
         # An alert whose breach began before the last rollback closed is about the release rolled back.
-        rollback.propose(deps, replace(inv, command="/rollback", text=rollback_text(deps, alert)), respond,
-                         precheck=lambda rollbacks: stale_alert(alert.since, alert.status, rollbacks.last_completed()))
+        rollback.propose(
+            deps,
+            replace(inv, command="/rollback", text=rollback_text(deps, alert)),
+            respond,
+            precheck=lambda rollbacks: stale_alert(alert.since, alert.status, rollbacks.last_completed()),
+        )
 
     app.action(PROPOSE_ROLLBACK)(ack=ack_click, lazy=[work_propose])

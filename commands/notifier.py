@@ -59,14 +59,27 @@ class Final(Exception):
 
 
 class Notifier:
-    def __init__(self, *, outbox: Outbox, settings: Settings, audit: AuditLog, http: httpx.Client, replica: str,
-                 config: NotifierConfig | None = None, slack: WebClient | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        outbox: Outbox,
+        settings: Settings,
+        audit: AuditLog,
+        http: httpx.Client,
+        replica: str,
+        config: NotifierConfig | None = None,
+        slack: WebClient | None = None,
+    ) -> None:
         self.outbox, self.audit, self.http, self.replica = outbox, audit, http, replica
         self.config = config or NotifierConfig()
         token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
         # No retry handlers: a client that sleeps out Retry-After would hold a worker; we reschedule.
-        self.slack = slack or WebClient(token=token, base_url=settings.slack_api_url,
-                                        timeout=int(max(1, self.config.slack_timeout_s)), retry_handlers=[])
+        self.slack = slack or WebClient(
+            token=token,
+            base_url=settings.slack_api_url,
+            timeout=int(max(1, self.config.slack_timeout_s)),
+            retry_handlers=[],
+        )
         self._blocked: dict[str, datetime] = {}  # Slack method -> not before
         self._lock = threading.Lock()
         # Held from reading `_blocked` to claiming, and from a 429 to rescheduling its row, so a claim
@@ -106,8 +119,9 @@ class Notifier:
         with self._pacing:
             now = self.outbox.now()
             blocked = frozenset(kind for kind, method in METHOD.items() if self._blocked.get(method, now) > now)
-            rows = self.outbox.claim(now=now, replica=self.replica, lease=self.config.claim_lease, limit=free,
-                                     blocked=blocked)
+            rows = self.outbox.claim(
+                now=now, replica=self.replica, lease=self.config.claim_lease, limit=free, blocked=blocked
+            )
         for row in rows:
             with self._lock:
                 self._inflight += 1
@@ -168,8 +182,7 @@ class Notifier:
         """`error` is what the App Home and the audit show, `why` how it came to this, `code` Slack's error
         code for the hooks (`error` itself when not given)."""
         log.error("outbox row %s (%s in %s) given up: %s%s", row.id, METHOD[row.kind], row.channel, why, error)
-        if not self.outbox.finish(row, status=GIVEN_UP, now=self.outbox.now(), replica=self.replica,
-                                  error=why + error):
+        if not self.outbox.finish(row, status=GIVEN_UP, now=self.outbox.now(), replica=self.replica, error=why + error):
             return
         if row.kind == "post":
             for hook in self.outbox.on_given_up:
@@ -180,8 +193,9 @@ class Notifier:
         params = {"stream": row.stream, "kind": row.kind, "method": METHOD[row.kind], "outbox_id": row.id}
         approval_id = row.stream.removeprefix("approval:") if row.stream.startswith("approval:") else ""
         try:
-            self.audit.record(Entry(SYSTEM, "slack.undelivered", "failed", params, "", approval_id, row.channel,
-                                    (why + error)[:500]))
+            self.audit.record(
+                Entry(SYSTEM, "slack.undelivered", "failed", params, "", approval_id, row.channel, (why + error)[:500])
+            )
         except Exception:
             log.exception("could not audit the undelivered outbox row %s", row.id)
 

@@ -26,21 +26,33 @@ class SlackRefusal:
         return not self.permanent
 
 
-_RETRYABLE = frozenset({"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable",
-                        "request_timeout", "team_added_to_org", "hash_conflict", "upload_failed", "http_error"})
+_RETRYABLE = frozenset(
+    {
+        "ratelimited",
+        "rate_limited",
+        "internal_error",
+        "fatal_error",
+        "service_unavailable",
+        "request_timeout",
+        "team_added_to_org",
+        "hash_conflict",
+        "upload_failed",
+        "http_error",
+    }
+)
 
 # error -> what to tell an operator; {channel} and {needed} are filled in.
 _TEXTS = {
     "channel_not_found": "Slack does not know channel {channel}, or it is private and the bot is not in it: "
-                         "check the channel setting, or invite the bot with `/invite @opsbot`.",
+    "check the channel setting, or invite the bot with `/invite @opsbot`.",
     "not_in_channel": "The bot is not a member of {channel}: invite it with `/invite @opsbot` there.",
     "is_archived": "Channel {channel} is archived: unarchive it or point the bot at another channel.",
     "method_not_supported_for_channel_type": "The bot cannot join {channel} by itself (it is private): "
-                                             "invite it with `/invite @opsbot` there.",
+    "invite it with `/invite @opsbot` there.",
     "missing_scope": "The Slack app lacks the `{needed}` scope: add it in manifest.yaml, update the app from "
-                     "the manifest and reinstall it.",
+    "the manifest and reinstall it.",
     "invalid_blocks": "Slack refused the message's layout (too many blocks or a block too long); "
-                      "the bot's message was too big to show.",
+    "the bot's message was too big to show.",
     "invalid_blocks_format": "Slack refused the message's layout (malformed blocks).",
     "invalid_arguments": "Slack refused the view (too many blocks or a block too long).",
     "msg_too_long": "Slack refused the message as too long.",
@@ -57,8 +69,11 @@ def classify(error: str, *, channel: str | None = None, needed: str | None = Non
     template = _TEXTS.get(error)
     where = f"<#{safe(channel, 40)}>" if channel else "the channel"
     if template is None:
-        template = "Slack refused the call (`{error}`)." if error not in _RETRYABLE else \
-            "Slack had a passing fault (`{error}`)."
+        template = (
+            "Slack refused the call (`{error}`)."
+            if error not in _RETRYABLE
+            else "Slack had a passing fault (`{error}`)."
+        )
     text = template.format(channel=where, needed=safe(needed or "?", 80), error=safe(error, 60))
     return SlackRefusal(error, error not in _RETRYABLE, text)
 

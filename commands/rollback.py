@@ -38,10 +38,20 @@ def plan(deps: Deps, inv: Invocation) -> RollbackCommand:
 def build_runner(deps: Deps, store: RollbackStore) -> RollbackRunner:
     # The data rule, by construction: the only Cosmos object the rollback gets is deps.cosmos, a
     # CosmosReader (no write methods) or None. No CosmosProber is ever built or passed here.
-    parts = RunnerParts(store=store, audit=deps.audit, engine=deps.engine, backend=deps.backend,
-                        github=deps.github, slack=deps.slack, freeze=deps.freeze, runbook=deps.runbook,
-                        cosmos=deps.cosmos, halt_ready=lambda: halt_problem(deps), clock=deps.now,
-                        outbox=deps.approvals.outbox)
+    parts = RunnerParts(
+        store=store,
+        audit=deps.audit,
+        engine=deps.engine,
+        backend=deps.backend,
+        github=deps.github,
+        slack=deps.slack,
+        freeze=deps.freeze,
+        runbook=deps.runbook,
+        cosmos=deps.cosmos,
+        halt_ready=lambda: halt_problem(deps),
+        clock=deps.now,
+        outbox=deps.approvals.outbox,
+    )
     deps.approvals.outbox.on_posted.append(lambda stream, ts: _attach_progress(store, stream, ts))
     return RollbackRunner(parts, RunnerConfig.from_settings(deps.settings))
 
@@ -70,13 +80,20 @@ def register(app: App, deps: Deps) -> RollbackRunner:
 
     deps.actions["rollback"] = RollbackSpec(deps.runbook, store, runner, deps.approvals, observe_now, deps.now)
 
-    register_command(app, deps, name="/rollback", action="rollback", plan=lambda inv: plan(deps, inv),
-                     work=lambda inv, respond: _work(deps, inv, respond, store, runner))
+    register_command(
+        app,
+        deps,
+        name="/rollback",
+        action="rollback",
+        plan=lambda inv: plan(deps, inv),
+        work=lambda inv, respond: _work(deps, inv, respond, store, runner),
+    )
     return runner
 
 
-def propose(deps: Deps, inv: Invocation, respond: Respond,
-            precheck: Callable[[RollbackStore], str | None] | None = None) -> None:
+def propose(
+    deps: Deps, inv: Invocation, respond: Respond, precheck: Callable[[RollbackStore], str | None] | None = None
+) -> None:
     """`/rollback <inv.text>` started by a click elsewhere (a monitoring alert's "Propose rollback"):
     the same parsing, permission checks, refusals and plan as the typed command. `precheck`, run once
     the clicker is authorised, may refuse (its text, mrkdwn and safe, is the answer) before anything else."""
@@ -109,8 +126,9 @@ def _work(deps: Deps, inv: Invocation, respond: Respond, store: RollbackStore, r
 
 
 def _refuse(deps: Deps, inv: Invocation, respond: Respond, text: str, outcome: str) -> None:
-    deps.audit.record(Entry(inv.actor, "rollback.refused", "denied", {"text": inv.text[:200]}, inv.request_id,
-                            "", inv.channel, text))
+    deps.audit.record(
+        Entry(inv.actor, "rollback.refused", "denied", {"text": inv.text[:200]}, inv.request_id, "", inv.channel, text)
+    )
     deps.metrics.commands.labels("/rollback", outcome).inc()
     ephemeral(respond, text)
 
@@ -119,13 +137,17 @@ def _refusal(deps: Deps, store: RollbackStore) -> str | None:
     """A second rollback while one runs, or while one waits for approval, is refused with a pointer."""
     running = store.running()
     if running is not None:
-        return (f":no_entry: Rollback `{running.id}` is already running (requested by <@{running.requester}>, "
-                f"approved by <@{running.approver}>). Follow its progress message or `/rollback status`.")
+        return (
+            f":no_entry: Rollback `{running.id}` is already running (requested by <@{running.requester}>, "
+            f"approved by <@{running.approver}>). Follow its progress message or `/rollback status`."
+        )
     pending = _pending(deps)
     if pending is not None:
-        return (f":no_entry: A rollback request is already waiting for a rollback owner (approval `{pending.id}`, "
-                f"requested by <@{pending.requester}>, expires {when(pending.expires_at)}). Approve or reject "
-                "that one first; its requester can withdraw it with Reject.")
+        return (
+            f":no_entry: A rollback request is already waiting for a rollback owner (approval `{pending.id}`, "
+            f"requested by <@{pending.requester}>, expires {when(pending.expires_at)}). Approve or reject "
+            "that one first; its requester can withdraw it with Reject."
+        )
     return None
 
 
@@ -142,8 +164,14 @@ def _request(deps: Deps, inv: Invocation, command: RollbackRequest, respond: Res
     seen = observe(deps.backend, deps.github, request_id=inv.request_id, to=command.to)
     prior = rolled_back_from(store.recent(), seen.target.sha) if seen.target else None
     try:
-        params = plan_params(reason=command.reason, trigger=command.trigger, to=command.to, seen=seen,
-                             workflow=deps.settings.rollback_workflow, rolled_back=prior)
+        params = plan_params(
+            reason=command.reason,
+            trigger=command.trigger,
+            to=command.to,
+            seen=seen,
+            workflow=deps.settings.rollback_workflow,
+            rolled_back=prior,
+        )
     except RollbackRefused as exc:
         deps.metrics.commands.labels("/rollback", "refused").inc()
         ephemeral(respond, exc.text)
@@ -152,20 +180,32 @@ def _request(deps: Deps, inv: Invocation, command: RollbackRequest, respond: Res
     if refusal is not None:  # a card nobody could approve would only block the next request
         _refuse(deps, inv, respond, f":no_entry: Not requested: {refusal}.", "refused")
         return
-    flow.open_request(deps, spec=deps.actions["rollback"], params=params, actor=inv.actor, channel=inv.channel,
-                      request_id=inv.request_id, approve_role=Role.ROLLBACK_OWNER, status=_context(seen, store),
-                      answer_to=respond.response_url)
+    flow.open_request(
+        deps,
+        spec=deps.actions["rollback"],
+        params=params,
+        actor=inv.actor,
+        channel=inv.channel,
+        request_id=inv.request_id,
+        approve_role=Role.ROLLBACK_OWNER,
+        status=_context(seen, store),
+        answer_to=respond.response_url,
+    )
     deps.metrics.commands.labels("/rollback", "requested").inc()
 
 
 def _context(seen: Observation, store: RollbackStore) -> str:
-    lines = [":hourglass: Waiting for a rollback owner (not the requester). On approval the bot re-reads the "
-             "deployed version and the target, and refuses if either changed."]
+    lines = [
+        ":hourglass: Waiting for a rollback owner (not the requester). On approval the bot re-reads the "
+        "deployed version and the target, and refuses if either changed."
+    ]
     if seen.health_status != "ok":
         lines.append(f":warning: The backend reports `{safe(seen.health_status, 20)}` health.")
     for failed in store.open_failed():
-        lines.append(f":information_source: Failed rollback `{failed.id}` (stopped at {safe(failed.failed_step, 40)}) "
-                     "still holds the cutover freeze; this one closes it when it completes.")
+        lines.append(
+            f":information_source: Failed rollback `{failed.id}` (stopped at {safe(failed.failed_step, 40)}) "
+            "still holds the cutover freeze; this one closes it when it completes."
+        )
     return "\n".join(lines)
 
 

@@ -45,9 +45,19 @@ RECORD_RETRY_DELAYS_S = (0.5, 1.0)
 
 
 def open_request(
-    deps: Deps, *, spec: ActionSpec, params: dict[str, object], actor: Actor, channel: str, request_id: str,
-    approve_role: Role, break_glass: bool = False, status: str | None = None, answer_to: str | None = None,
-    approval_id: str | None = None, seen_key: str | None = None,
+    deps: Deps,
+    *,
+    spec: ActionSpec,
+    params: dict[str, object],
+    actor: Actor,
+    channel: str,
+    request_id: str,
+    approve_role: Role,
+    break_glass: bool = False,
+    status: str | None = None,
+    answer_to: str | None = None,
+    approval_id: str | None = None,
+    seen_key: str | None = None,
 ) -> Approval:
     """Store the request and queue its card in one transaction; Slack is told by the notifier.
     `answer_to` (the command's response_url) is where the requester hears if Slack refuses the card;
@@ -55,11 +65,23 @@ def open_request(
     if break_glass:
         status = status or f":gear: Break-glass by <@{actor.user_id}>: executing now…"
     row = deps.approvals.create(
-        action=spec.name, params=params, actor=actor, approve_role=approve_role.value, channel=channel,
-        request_id=request_id, ttl_seconds=deps.settings.approval_ttl_seconds, now=deps.now(),
-        break_glass=break_glass, approval_id=approval_id, seen_key=seen_key,
-        notes=lambda r: [replace(card_note(deps, r, status=status, buttons=not break_glass, kind="post"),
-                                 extra={"answer_to": answer_to} if answer_to else {})],
+        action=spec.name,
+        params=params,
+        actor=actor,
+        approve_role=approve_role.value,
+        channel=channel,
+        request_id=request_id,
+        ttl_seconds=deps.settings.approval_ttl_seconds,
+        now=deps.now(),
+        break_glass=break_glass,
+        approval_id=approval_id,
+        seen_key=seen_key,
+        notes=lambda r: [
+            replace(
+                card_note(deps, r, status=status, buttons=not break_glass, kind="post"),
+                extra={"answer_to": answer_to} if answer_to else {},
+            )
+        ],
     )
     deps.metrics.approvals.labels(spec.name, "break_glass" if break_glass else "requested").inc()
     return row
@@ -74,21 +96,35 @@ def card_refused(deps: Deps, row: OutboxRow, error: str) -> None:
     if approval is None:
         return
     refusal = classify(error, channel=approval.channel)
-    deps.audit.record(Entry(SYSTEM, f"{approval.action}.slack_refused", "failed",
-                            {"error": refusal.error, "permanent": refusal.permanent}, approval.request_id,
-                            approval.id, approval.channel, refusal.text))
+    deps.audit.record(
+        Entry(
+            SYSTEM,
+            f"{approval.action}.slack_refused",
+            "failed",
+            {"error": refusal.error, "permanent": refusal.permanent},
+            approval.request_id,
+            approval.id,
+            approval.channel,
+            refusal.text,
+        )
+    )
     if approval.status == Status.PENDING.value:
         transition = Transition(Status.PENDING, Status.REJECTED, "cancelled", executes=False)
-        deps.approvals.apply(row=approval, transition=transition, actor=SYSTEM, now=deps.now(),
-                             request_id=approval.request_id)
+        deps.approvals.apply(
+            row=approval, transition=transition, actor=SYSTEM, now=deps.now(), request_id=approval.request_id
+        )
         told = "The request was cancelled and nothing was done. Fix that, then try again."
     else:
-        told = (f"{approval.outcome or 'It ran.'}\nTell the channel yourself, and ask a second halt authority to "
-                f"confirm (approval `{approval.id}`).")
+        told = (
+            f"{approval.outcome or 'It ran.'}\nTell the channel yourself, and ask a second halt authority to "
+            f"confirm (approval `{approval.id}`)."
+        )
     url = str(payload_of(row).get("extra", {}).get("answer_to") or "")
     if url:
-        text = (f":warning: Slack did not accept the bot's message: {refusal.text} {told} Request id "
-                f"`{approval.request_id}`.")
+        text = (
+            f":warning: Slack did not accept the bot's message: {refusal.text} {told} Request id "
+            f"`{approval.request_id}`."
+        )
         deps.approvals.outbox.enqueue([Note(f"answer:{approval.id}", "respond", approval.channel, text, url=url)])
     log.warning("approval %s: its card was refused by Slack (%s)", approval.id, refusal.error)
 
@@ -107,8 +143,14 @@ def decide_click(deps: Deps, *, approval_id: str, verb: Verb, actor: Actor, requ
     except NotAllowed as exc:
         _refused(deps, row, actor, request_id, exc.reason)
         raise
-    if not deps.approvals.apply(row=row, transition=transition, actor=actor, now=now, request_id=request_id,
-                                notes=lambda r: _decided_notes(deps, r, transition, actor.user_id)):
+    if not deps.approvals.apply(
+        row=row,
+        transition=transition,
+        actor=actor,
+        now=now,
+        request_id=request_id,
+        notes=lambda r: _decided_notes(deps, r, transition, actor.user_id),
+    ):
         latest = deps.approvals.get(approval_id=approval_id) or row
         view = view_of(latest)
         raise AlreadyHandled(view.status.value, view.decided_by, view.decided_at)
@@ -130,8 +172,16 @@ def _decided_notes(deps: Deps, row: Approval, transition: Transition, by: str) -
 
 
 def _refused(deps: Deps, row: Approval, actor: Actor, request_id: str, reason: str) -> None:
-    entry = Entry(actor, f"{row.action}.approval_refused", "denied", {"approval_id": row.id}, request_id, row.id,
-                  row.channel, reason)
+    entry = Entry(
+        actor,
+        f"{row.action}.approval_refused",
+        "denied",
+        {"approval_id": row.id},
+        request_id,
+        row.id,
+        row.channel,
+        reason,
+    )
     deps.audit.record(entry)
 
 
@@ -142,36 +192,62 @@ def execute(deps: Deps, row: Approval, *, approver: str, request_id: str) -> Out
     if unbound:
         outcome = audit_binding.refused(deps, row, approver=approver, request_id=request_id, why=unbound)
     elif not params_intact(row):
-        outcome = Outcome(False, ":no_entry: The stored request does not match what was approved; not run.",
-                          "failed", detail="params hash mismatch")
+        outcome = Outcome(
+            False,
+            ":no_entry: The stored request does not match what was approved; not run.",
+            "failed",
+            detail="params hash mismatch",
+        )
     else:
         ctx = ExecutionContext(row.id, params_of(row), row.requester, approver, request_id)
         with keep_lease(deps, row):
             outcome = spec.execute(ctx)
     now = deps.now()
-    target = after_execution(break_glass=row.break_glass, succeeded=outcome.applied,
-                             retryable=outcome.retryable, ttl_left=now < view_of(row).expires_at)
+    target = after_execution(
+        break_glass=row.break_glass,
+        succeeded=outcome.applied,
+        retryable=outcome.retryable,
+        ttl_left=now < view_of(row).expires_at,
+    )
     recorded = _record(deps, row, target, Actor(row.team_id, approver), now, request_id, outcome)
     if not recorded:  # None: the store refused it; False: another replica resumed or closed it first
-        return _unrecorded(deps, row, approver, outcome) if recorded is None else _late(
-            deps, row, approver, outcome, request_id)
+        return (
+            _unrecorded(deps, row, approver, outcome)
+            if recorded is None
+            else _late(deps, row, approver, outcome, request_id)
+        )
     deps.metrics.approvals.labels(row.action, outcome.audit_outcome).inc()
     # Sign the chain's head now and show it on the card, a witness outside the database (README "Audit log").
-    audit_notes.after_execution(deps, row, status=after_text(row, approver, outcome, target, at=now),
-                                buttons=None if target is not Status.FAILED else False, unbound=unbound)
+    audit_notes.after_execution(
+        deps,
+        row,
+        status=after_text(row, approver, outcome, target, at=now),
+        buttons=None if target is not Status.FAILED else False,
+        unbound=unbound,
+    )
     if row.break_glass and target is Status.FAILED and outcome.uncertain:  # may have halted, unconfirmed
         escalated(deps, row, why="failed with an unknown outcome: it may have applied with nobody confirming it")
     return outcome
 
 
-def _outcome_notes(deps: Deps, row: Approval, approver: str, outcome: Outcome, target: Status,
-                   at: datetime) -> list[Note]:
-    notes = [card_note(deps, row, status=after_text(row, approver, outcome, target, at=at),
-                       buttons=None if target is not Status.FAILED else False),
-             outcome_note(row, approver, outcome)]
+def _outcome_notes(
+    deps: Deps, row: Approval, approver: str, outcome: Outcome, target: Status, at: datetime
+) -> list[Note]:
+    notes = [
+        card_note(
+            deps,
+            row,
+            status=after_text(row, approver, outcome, target, at=at),
+            buttons=None if target is not Status.FAILED else False,
+        ),
+        outcome_note(row, approver, outcome),
+    ]
     if row.break_glass and target is Status.FAILED and outcome.uncertain:
-        notes.append(escalation_note(
-            deps, row, why="failed with an unknown outcome: it may have applied with nobody confirming it"))
+        notes.append(
+            escalation_note(
+                deps, row, why="failed with an unknown outcome: it may have applied with nobody confirming it"
+            )
+        )
     return notes
 
 
@@ -195,15 +271,24 @@ def keep_lease(deps: Deps, row: Approval) -> Iterator[None]:
         stop.set()
 
 
-def _record(deps: Deps, row: Approval, target: Status, actor: Actor, now: datetime, request_id: str,
-            outcome: Outcome) -> bool | None:
+def _record(
+    deps: Deps, row: Approval, target: Status, actor: Actor, now: datetime, request_id: str, outcome: Outcome
+) -> bool | None:
     """True: recorded; False: a sweep closed it meanwhile; None: the store refused every try."""
     for delay in (*RECORD_RETRY_DELAYS_S, None):
         try:
             return deps.approvals.finish(
-                row=row, to_status=target, actor=actor, now=now, request_id=request_id, outcome=outcome.summary,
-                audit_outcome=outcome.audit_outcome, detail=outcome.detail, uncertain=outcome.uncertain,
-                notes=lambda r: _outcome_notes(deps, r, actor.user_id, outcome, target, now))
+                row=row,
+                to_status=target,
+                actor=actor,
+                now=now,
+                request_id=request_id,
+                outcome=outcome.summary,
+                audit_outcome=outcome.audit_outcome,
+                detail=outcome.detail,
+                uncertain=outcome.uncertain,
+                notes=lambda r: _outcome_notes(deps, r, actor.user_id, outcome, target, now),
+            )
         except StoreUnavailable as exc:
             log.warning("could not record the outcome of %s: %s", row.id, exc)
             if delay is None:
@@ -217,10 +302,12 @@ def _unrecorded(deps: Deps, row: Approval, approver: str, outcome: Outcome) -> O
     log.error("outcome %s of approval %s NOT recorded; a sweep marks it interrupted", outcome.audit_outcome, row.id)
     deps.metrics.approvals.labels(row.action, "unrecorded").inc()
     who = "Break-glass" if row.break_glass else f"Approved by <@{approver}>"
-    text = (f"{who}. {outcome.summary}\n:warning: *Outcome NOT recorded:* the bot's store is unavailable, so "
-            f"this is not in the audit log yet. Once the store answers, the bot re-sends it with the same "
-            f"idempotency key (the backend applies it at most once) and records the outcome. Until then check "
-            f"`{status_command(row.action)}` before acting again.")
+    text = (
+        f"{who}. {outcome.summary}\n:warning: *Outcome NOT recorded:* the bot's store is unavailable, so "
+        f"this is not in the audit log yet. Once the store answers, the bot re-sends it with the same "
+        f"idempotency key (the backend applies it at most once) and records the outcome. Until then check "
+        f"`{status_command(row.action)}` before acting again."
+    )
     note = card_note(deps, row, status=text, buttons=False)
     try:
         deps.approvals.outbox.enqueue([note])
@@ -249,14 +336,26 @@ def _late(deps: Deps, row: Approval, approver: str, outcome: Outcome, request_id
         latest = row
     log.warning("approval %s finished here after it was marked %s elsewhere", row.id, latest.status)
     try:
-        deps.audit.record(Entry(Actor(row.team_id, approver), f"{row.action}.outcome_late", outcome.audit_outcome,
-                                params_of(row), request_id, row.id, row.channel, outcome.detail))
+        deps.audit.record(
+            Entry(
+                Actor(row.team_id, approver),
+                f"{row.action}.outcome_late",
+                outcome.audit_outcome,
+                params_of(row),
+                request_id,
+                row.id,
+                row.channel,
+                outcome.detail,
+            )
+        )
     except StoreUnavailable:
         log.exception("could not audit the late outcome of %s", row.id)
     if latest.status != Status.FAILED.value:  # a resume recorded it: the channel heard from that one
         return outcome
-    text = (f"{outcome.summary}\n:information_source: This result arrived after the request had been marked "
-            f"{latest.status}; check `{status_command(row.action)}`.")
+    text = (
+        f"{outcome.summary}\n:information_source: This result arrived after the request had been marked "
+        f"{latest.status}; check `{status_command(row.action)}`."
+    )
     try:
         deps.approvals.outbox.enqueue([thread_note(latest, text, broadcast=row.action in BROADCAST)])
     except StoreUnavailable:
@@ -276,8 +375,9 @@ def time_out(deps: Deps, row: Approval) -> None:
         card = card_note(deps, r, status=status_text(r, SYSTEM.user_id))
         return [card, escalation_note(deps, r, why=why)] if transition.to_status is Status.ESCALATED else [card]
 
-    if not deps.approvals.apply(row=row, transition=transition, actor=SYSTEM, now=now,
-                                request_id=row.request_id, timed_out=True, notes=notes):
+    if not deps.approvals.apply(
+        row=row, transition=transition, actor=SYSTEM, now=now, request_id=row.request_id, timed_out=True, notes=notes
+    ):
         return
     deps.metrics.approvals.labels(row.action, transition.audit_action).inc()
     if transition.to_status is Status.ESCALATED:
@@ -287,15 +387,18 @@ def time_out(deps: Deps, row: Approval) -> None:
 def escalation_note(deps: Deps, row: Approval, *, why: str) -> Note:
     holders = " ".join(f"<@{u}>" for u in sorted(deps.directory.holders(Role.HALT_AUTHORITY)))
     title = safe(deps.actions[row.action].title(params_of(row)), 150)
-    text = (f":rotating_light: *Escalation:* break-glass `{title}` by <@{row.requester}> was {why}. "
-            f"{holders or 'No halt authorities are configured.'} please review. The bot never resumes on its own.")
+    text = (
+        f":rotating_light: *Escalation:* break-glass `{title}` by <@{row.requester}> was {why}. "
+        f"{holders or 'No halt authorities are configured.'} please review. The bot never resumes on its own."
+    )
     return thread_note(row, text, broadcast=True)
 
 
 def escalated(deps: Deps, row: Approval, *, why: str) -> None:
     """Audit an escalation queued with its state change (its delivery is the notifier's)."""
-    deps.audit.record(Entry(SYSTEM, f"{row.action}.escalation_posted", "accepted", {"why": why},
-                            row.request_id, row.id, row.channel))
+    deps.audit.record(
+        Entry(SYSTEM, f"{row.action}.escalation_posted", "accepted", {"why": why}, row.request_id, row.id, row.channel)
+    )
 
 
 def sweep(deps: Deps) -> int:

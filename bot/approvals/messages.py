@@ -16,14 +16,16 @@ from bot.text import clip, safe
 from commands.server.deps import Deps
 from commands.views.blocks import Card, approval_blocks, as_dicts, when
 
-STILL_IN_FORCE = (":octagonal_sign: *The halt is still in force:* the bot never resumes on its own; lifting it "
-                  "takes `/halt resume <scope> <reason>` and a second halt authority.")
+STILL_IN_FORCE = (
+    ":octagonal_sign: *The halt is still in force:* the bot never resumes on its own; lifting it "
+    "takes `/halt resume <scope> <reason>` and a second halt authority."
+)
 STATUS_TEXT = {
     Status.REJECTED: ":x: Rejected by <@{by}>.",
     Status.EXPIRED: ":hourglass: Expired at {expires} without approval.",
     Status.CONFIRMED: ":white_check_mark: Break-glass confirmed by <@{by}>.",
     Status.DISPUTED: ":rotating_light: Break-glass disputed by <@{by}>; escalated to the halt authorities.\n"
-                     + STILL_IN_FORCE,
+    + STILL_IN_FORCE,
     Status.ESCALATED: ":rotating_light: Not confirmed within the TTL; escalated to the halt authorities.",
 }
 CLOSED_UNRUN = frozenset({Status.REJECTED, Status.EXPIRED})
@@ -63,9 +65,11 @@ def card(deps: Deps, row: Approval, *, status: str | None = None, buttons: bool 
 def confirm_dialog(spec: object, params: dict[str, object], *, confirming: bool) -> dict[str, str]:
     """What the approver's confirm dialog says: a break-glass confirmation halts nothing again."""
     if confirming:
-        return {"confirm_title": "Confirm the break-glass halt?",
-                "confirm_text": f"{params.get('scope')} is already halted (break-glass by the requester). Confirming "
-                                "records that you agree; nothing is sent to the backend."}
+        return {
+            "confirm_title": "Confirm the break-glass halt?",
+            "confirm_text": f"{params.get('scope')} is already halted (break-glass by the requester). Confirming "
+            "records that you agree; nothing is sent to the backend.",
+        }
     confirm = getattr(spec, "confirm", None)
     if confirm is None:
         return {}
@@ -73,8 +77,9 @@ def confirm_dialog(spec: object, params: dict[str, object], *, confirming: bool)
     return {"confirm_title": str(title), "confirm_text": str(text)}
 
 
-def card_note(deps: Deps, row: Approval, *, status: str | None, buttons: bool | None = None,
-              kind: str = "update", audit: str = "") -> Note:
+def card_note(
+    deps: Deps, row: Approval, *, status: str | None, buttons: bool | None = None, kind: str = "update", audit: str = ""
+) -> Note:
     """The card as it should read now: `post` opens it, `update` replaces it (the latest one wins).
     `audit`: the signed checkpoint's compact line, shown in the card's context (a witness)."""
     blocks = as_dicts(approval_blocks(replace(card(deps, row, status=status, buttons=buttons), audit=audit)))
@@ -114,16 +119,22 @@ def status_text(row: Approval, by: str) -> str:
     if row.attempts <= 0:
         return f"{text} Nothing was done."
     # After an attempt whose result was unknown (a timed-out write may land late) that would be false.
-    return (f"{text}\n:warning: Not run again, but an earlier attempt ({row.attempts}) may have reached the "
-            f"backend: check `{status_command(row.action)}`.")
+    return (
+        f"{text}\n:warning: Not run again, but an earlier attempt ({row.attempts}) may have reached the "
+        f"backend: check `{status_command(row.action)}`."
+    )
 
 
 def after_text(row: Approval, approver: str, outcome: Outcome, target: Status, *, at: datetime) -> str:
     if target is Status.PENDING:  # who tried and when stay on the message while it waits for a retry
-        return (f"Approved by <@{approver}> at {when(at)}. {outcome.summary}\n:repeat: Still pending: approve again "
-                f"to retry (same idempotency key) before {when(view_of(row).expires_at)}.")
+        return (
+            f"Approved by <@{approver}> at {when(at)}. {outcome.summary}\n:repeat: Still pending: approve again "
+            f"to retry (same idempotency key) before {when(view_of(row).expires_at)}."
+        )
     if target is Status.AWAITING_CONFIRMATION:
-        return (f"{outcome.summary}\n:warning: Break-glass by <@{approver}>: a second halt authority must "
-                f"confirm before {when(view_of(row).expires_at)}, or this is escalated.")
+        return (
+            f"{outcome.summary}\n:warning: Break-glass by <@{approver}>: a second halt authority must "
+            f"confirm before {when(view_of(row).expires_at)}, or this is escalated."
+        )
     who = "Break-glass" if row.break_glass else f"Approved by <@{approver}>"
     return f"{who}. {outcome.summary}"

@@ -25,8 +25,7 @@ from bot.storage.models import OutboxRow
 
 PENDING, DELIVERED, SUPERSEDED, GIVEN_UP = "pending", "delivered", "superseded", "given_up"
 KINDS = ("post", "update", "reply", "respond")
-METHOD = {"post": "chat.postMessage", "reply": "chat.postMessage", "update": "chat.update",
-          "respond": "response_url"}
+METHOD = {"post": "chat.postMessage", "reply": "chat.postMessage", "update": "chat.update", "respond": "response_url"}
 
 
 @dataclass(frozen=True)
@@ -44,8 +43,16 @@ class Note:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def payload(self) -> str:
-        return json.dumps({"text": self.text, "blocks": self.blocks, "broadcast": self.broadcast,
-                           "url": self.url, "extra": self.extra}, sort_keys=True)
+        return json.dumps(
+            {
+                "text": self.text,
+                "blocks": self.blocks,
+                "broadcast": self.broadcast,
+                "url": self.url,
+                "extra": self.extra,
+            },
+            sort_keys=True,
+        )
 
 
 def add_notes(session: Session, notes: Iterable[Note], *, now: datetime) -> int:
@@ -54,8 +61,17 @@ def add_notes(session: Session, notes: Iterable[Note], *, now: datetime) -> int:
     for note in notes:
         if note.kind not in KINDS:
             raise ValueError(f"unknown outbox kind {note.kind!r}")
-        session.add(OutboxRow(stream=note.stream, kind=note.kind, channel=note.channel, payload=note.payload(),
-                              status=PENDING, created_at=now, next_at=now))
+        session.add(
+            OutboxRow(
+                stream=note.stream,
+                kind=note.kind,
+                channel=note.channel,
+                payload=note.payload(),
+                status=PENDING,
+                created_at=now,
+                next_at=now,
+            )
+        )
         count += 1
     return count
 
@@ -98,19 +114,27 @@ class Outbox:
             add_notes(session, notes, now=self.now())
         self.wake()
 
-    def claim(self, *, now: datetime, replica: str, lease: timedelta, limit: int,
-              blocked: frozenset[str] = frozenset()) -> list[OutboxRow]:
+    def claim(
+        self, *, now: datetime, replica: str, lease: timedelta, limit: int, blocked: frozenset[str] = frozenset()
+    ) -> list[OutboxRow]:
         """Claim the due head row of up to `limit` streams, skipping rows another replica holds (SKIP
         LOCKED on PostgreSQL; SQLite writers are serialised by BEGIN IMMEDIATE). Superseded updates are
         closed on the way. `blocked` kinds wait (their Slack method asked us to retry later)."""
         with transaction(self._engine) as session:
             self._supersede(session, now)
             earlier = aliased(OutboxRow)
-            head = ~exists().where(and_(col(earlier.stream) == col(OutboxRow.stream),
-                                        col(earlier.id) < col(OutboxRow.id), col(earlier.status) == PENDING,
-                                        _waits_for(col(OutboxRow.kind), col(earlier.kind))))
+            head = ~exists().where(
+                and_(
+                    col(earlier.stream) == col(OutboxRow.stream),
+                    col(earlier.id) < col(OutboxRow.id),
+                    col(earlier.status) == PENDING,
+                    _waits_for(col(OutboxRow.kind), col(earlier.kind)),
+                )
+            )
             query = select(OutboxRow).where(
-                col(OutboxRow.status) == PENDING, col(OutboxRow.next_at) <= now, head,
+                col(OutboxRow.status) == PENDING,
+                col(OutboxRow.next_at) <= now,
+                head,
                 (col(OutboxRow.claimed_until).is_(None)) | (col(OutboxRow.claimed_until) < now),
             )
             if blocked:
@@ -126,37 +150,71 @@ class Outbox:
     @staticmethod
     def _supersede(session: Session, now: datetime) -> None:
         later = aliased(OutboxRow)
-        newer = exists().where(and_(col(later.stream) == col(OutboxRow.stream), col(later.id) > col(OutboxRow.id),
-                                    col(later.kind) == "update", col(later.status) == PENDING))
-        session.execute(update(OutboxRow).where(
-            col(OutboxRow.status) == PENDING, col(OutboxRow.kind) == "update", newer,
-            (col(OutboxRow.claimed_until).is_(None)) | (col(OutboxRow.claimed_until) < now),
-        ).values(status=SUPERSEDED, done_at=now).execution_options(synchronize_session=False))
+        newer = exists().where(
+            and_(
+                col(later.stream) == col(OutboxRow.stream),
+                col(later.id) > col(OutboxRow.id),
+                col(later.kind) == "update",
+                col(later.status) == PENDING,
+            )
+        )
+        session.execute(
+            update(OutboxRow)
+            .where(
+                col(OutboxRow.status) == PENDING,
+                col(OutboxRow.kind) == "update",
+                newer,
+                (col(OutboxRow.claimed_until).is_(None)) | (col(OutboxRow.claimed_until) < now),
+            )
+            .values(status=SUPERSEDED, done_at=now)
+            .execution_options(synchronize_session=False)
+        )
 
     def stream_ts(self, stream: str) -> str | None:
         """The ts of the stream's message once posted (None: not posted, or its post was given up)."""
         with Session(self._engine) as session:
-            query = select(OutboxRow.ts).where(col(OutboxRow.stream) == stream, col(OutboxRow.ts).is_not(None),
-                                               col(OutboxRow.status) == DELIVERED,
-                                               col(OutboxRow.kind).in_(("post", "update")))
+            query = select(OutboxRow.ts).where(
+                col(OutboxRow.stream) == stream,
+                col(OutboxRow.ts).is_not(None),
+                col(OutboxRow.status) == DELIVERED,
+                col(OutboxRow.kind).in_(("post", "update")),
+            )
             return session.exec(query.order_by(col(OutboxRow.id)).limit(1)).first()
 
-    def finish(self, row: OutboxRow, *, status: str, now: datetime, replica: str, ts: str | None = None,
-               error: str = "") -> bool:
+    def finish(
+        self, row: OutboxRow, *, status: str, now: datetime, replica: str, ts: str | None = None, error: str = ""
+    ) -> bool:
         """Close a claimed row (delivered or given up); False when our claim was lost meanwhile."""
-        values: dict[str, Any] = {"status": status, "done_at": now, "ts": ts, "error": error[:2000],
-                                  "claimed_by": None, "claimed_until": None}
+        values: dict[str, Any] = {
+            "status": status,
+            "done_at": now,
+            "ts": ts,
+            "error": error[:2000],
+            "claimed_by": None,
+            "claimed_until": None,
+        }
         with transaction(self._engine) as session:
-            result = session.execute(update(OutboxRow).where(
-                col(OutboxRow.id) == row.id, col(OutboxRow.status) == PENDING, col(OutboxRow.claimed_by) == replica,
-            ).values(**values))
+            result = session.execute(
+                update(OutboxRow)
+                .where(
+                    col(OutboxRow.id) == row.id,
+                    col(OutboxRow.status) == PENDING,
+                    col(OutboxRow.claimed_by) == replica,
+                )
+                .values(**values)
+            )
             return int(getattr(result, "rowcount", 0)) == 1
 
     def retry_at(self, row: OutboxRow, *, at: datetime, error: str, replica: str) -> None:
         with transaction(self._engine) as session:
-            session.execute(update(OutboxRow).where(
-                col(OutboxRow.id) == row.id, col(OutboxRow.claimed_by) == replica,
-            ).values(next_at=at, claimed_by=None, claimed_until=None, error=error[:2000]))
+            session.execute(
+                update(OutboxRow)
+                .where(
+                    col(OutboxRow.id) == row.id,
+                    col(OutboxRow.claimed_by) == replica,
+                )
+                .values(next_at=at, claimed_by=None, claimed_until=None, error=error[:2000])
+            )
 
     def pending_count(self, *, created_before: datetime | None = None) -> int:
         with Session(self._engine) as session:

@@ -51,8 +51,15 @@ def params_intact(row: Approval) -> bool:
 
 
 class ApprovalStore:
-    def __init__(self, engine: Engine, audit: AuditLog, outbox: Outbox | None = None, *, replica: str = "",
-                 lease: timedelta = EXECUTION_LEASE) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        audit: AuditLog,
+        outbox: Outbox | None = None,
+        *,
+        replica: str = "",
+        lease: timedelta = EXECUTION_LEASE,
+    ) -> None:
         self._engine = engine
         self._audit = audit
         self.outbox = outbox or Outbox(engine)
@@ -124,8 +131,15 @@ class ApprovalStore:
             session.execute(update(Approval).where(col(Approval.id) == approval_id).values(message_ts=message_ts))
 
     def apply(
-        self, *, row: Approval, transition: Transition, actor: Actor, now: datetime, request_id: str,
-        timed_out: bool = False, notes: Notes | None = None,
+        self,
+        *,
+        row: Approval,
+        transition: Transition,
+        actor: Actor,
+        now: datetime,
+        request_id: str,
+        timed_out: bool = False,
+        notes: Notes | None = None,
     ) -> bool:
         """Move `row` along `transition` if nobody else did first; audit it and queue its Slack effects
         in the same transaction. `row` is brought up to date in memory (no read after a claim)."""
@@ -141,8 +155,16 @@ class ApprovalStore:
             won = self._conditional(session, row.id, transition.from_status, live, values)
             if won:
                 detail = self._closing_note(session, row, transition.to_status)
-                entry = Entry(actor, f"{row.action}.{transition.audit_action}", "accepted", params_of(row),
-                              request_id, row.id, row.channel, detail)
+                entry = Entry(
+                    actor,
+                    f"{row.action}.{transition.audit_action}",
+                    "accepted",
+                    params_of(row),
+                    request_id,
+                    row.id,
+                    row.channel,
+                    detail,
+                )
                 self._audit.append(session, entry)
                 _mirror(row, values, transition)
                 self._notes(session, notes, row)
@@ -160,8 +182,18 @@ class ApprovalStore:
         return earlier_attempts_note(row.action, row.attempts)
 
     def finish(
-        self, *, row: Approval, to_status: Status, actor: Actor, now: datetime, request_id: str, outcome: str,
-        audit_outcome: str, detail: str = "", uncertain: bool = False, notes: Notes | None = None,
+        self,
+        *,
+        row: Approval,
+        to_status: Status,
+        actor: Actor,
+        now: datetime,
+        request_id: str,
+        outcome: str,
+        audit_outcome: str,
+        detail: str = "",
+        uncertain: bool = False,
+        notes: Notes | None = None,
     ) -> bool:
         """Record the result of an execution (only while it is executing), with its Slack effects."""
         values: dict[str, Any] = {"status": to_status.value, "outcome": outcome, "lease_until": None}
@@ -177,8 +209,16 @@ class ApprovalStore:
             won = self._conditional(session, row.id, Status.EXECUTING, None, values)
             if won:
                 step = "executed" if audit_outcome == "applied" else "failed"
-                entry = Entry(actor, f"{row.action}.{step}", audit_outcome, params_of(row), request_id, row.id,
-                              row.channel, detail)
+                entry = Entry(
+                    actor,
+                    f"{row.action}.{step}",
+                    audit_outcome,
+                    params_of(row),
+                    request_id,
+                    row.id,
+                    row.channel,
+                    detail,
+                )
                 self._audit.append(session, entry)
                 row.status, row.outcome, row.lease_until = to_status.value, outcome, None
                 if to_status is Status.PENDING:
@@ -198,39 +238,67 @@ class ApprovalStore:
     def renew(self, *, approval_id: str, now: datetime) -> bool:
         """Extend our lease on an execution still running here."""
         with transaction(self._engine) as session:
-            result = session.execute(update(Approval).where(
-                col(Approval.id) == approval_id, col(Approval.status) == Status.EXECUTING.value,
-                col(Approval.claimed_by) == self.replica,
-            ).values(lease_until=now + self.lease))
+            result = session.execute(
+                update(Approval)
+                .where(
+                    col(Approval.id) == approval_id,
+                    col(Approval.status) == Status.EXECUTING.value,
+                    col(Approval.claimed_by) == self.replica,
+                )
+                .values(lease_until=now + self.lease)
+            )
             return int(getattr(result, "rowcount", 0)) == 1
 
     def take_over(self, *, row: Approval, actor: Actor, now: datetime, notes: Notes | None = None) -> bool:
         """Claim a lapsed execution to resume it (once across replicas), audited with its Slack note."""
-        values: dict[str, Any] = {"lease_until": now + self.lease, "claimed_by": self.replica,
-                                  "resumes": col(Approval.resumes) + 1}
+        values: dict[str, Any] = {
+            "lease_until": now + self.lease,
+            "claimed_by": self.replica,
+            "resumes": col(Approval.resumes) + 1,
+        }
         with transaction(self._engine) as session:
             won = self._conditional(session, row.id, Status.EXECUTING, _lapsed(now, self.lease), values)
             if won:
                 row.lease_until, row.claimed_by, row.resumes = now + self.lease, self.replica, row.resumes + 1
-                entry = Entry(actor, f"{row.action}.resumed", "accepted", params_of(row), row.request_id, row.id,
-                              row.channel, f"resume {row.resumes}: the claimant's lease lapsed; re-sent with the "
-                              "same idempotency key")
+                entry = Entry(
+                    actor,
+                    f"{row.action}.resumed",
+                    "accepted",
+                    params_of(row),
+                    row.request_id,
+                    row.id,
+                    row.channel,
+                    f"resume {row.resumes}: the claimant's lease lapsed; re-sent with the same idempotency key",
+                )
                 self._audit.append(session, entry)
                 self._notes(session, notes, row)
         if won:
             self.outbox.wake()
         return won
 
-    def interrupt(self, *, row: Approval, actor: Actor, now: datetime, outcome: str, detail: str,
-                  notes: Notes | None = None) -> bool:
+    def interrupt(
+        self, *, row: Approval, actor: Actor, now: datetime, outcome: str, detail: str, notes: Notes | None = None
+    ) -> bool:
         """Close a lapsed `executing` approval as failed, once across replicas (after bounded resumes)."""
-        values: dict[str, Any] = {"status": Status.FAILED.value, "outcome": outcome, "finished_at": now,
-                                  "lease_until": None}
+        values: dict[str, Any] = {
+            "status": Status.FAILED.value,
+            "outcome": outcome,
+            "finished_at": now,
+            "lease_until": None,
+        }
         with transaction(self._engine) as session:
             won = self._conditional(session, row.id, Status.EXECUTING, _lapsed(now, self.lease), values)
             if won:
-                entry = Entry(actor, f"{row.action}.failed", "interrupted", params_of(row), row.request_id, row.id,
-                              row.channel, detail)
+                entry = Entry(
+                    actor,
+                    f"{row.action}.failed",
+                    "interrupted",
+                    params_of(row),
+                    row.request_id,
+                    row.id,
+                    row.channel,
+                    detail,
+                )
                 self._audit.append(session, entry)
                 row.status, row.outcome = Status.FAILED.value, outcome
                 self._notes(session, notes, row)
@@ -265,7 +333,8 @@ class ApprovalStore:
 def _lapsed(now: datetime, lease: timedelta) -> Any:
     # Rows claimed before leases existed count from their claim.
     return (col(Approval.lease_until) < now) | (
-        col(Approval.lease_until).is_(None) & (col(Approval.decided_at) <= now - lease))
+        col(Approval.lease_until).is_(None) & (col(Approval.decided_at) <= now - lease)
+    )
 
 
 def _mirror(row: Approval, values: dict[str, Any], transition: Transition) -> None:

@@ -37,9 +37,11 @@ def sweep(deps: Deps) -> int:
 def resume(deps: Deps, row: Approval, *, now: datetime) -> bool:
     """Take over a lapsed execution and run it again; the thread says so."""
     key = f"{row.id}:{row.action}"
-    text = (f":recycle: *Resumed* by replica `{deps.replica}`: the bot process that was executing this stopped "
-            f"before recording the outcome, so it is sent again with the same idempotency key (`{key}`); the "
-            f"backend applies it at most once.")
+    text = (
+        f":recycle: *Resumed* by replica `{deps.replica}`: the bot process that was executing this stopped "
+        f"before recording the outcome, so it is sent again with the same idempotency key (`{key}`); the "
+        f"backend applies it at most once."
+    )
     if not deps.approvals.take_over(row=row, actor=SYSTEM, now=now, notes=lambda r: [thread_note(r, text)]):
         return False
     log.warning("resuming approval %s (resume %d)", row.id, row.resumes)
@@ -53,9 +55,11 @@ def interrupt(deps: Deps, row: Approval, *, now: datetime) -> None:
     """Fail an execution that was resumed MAX_RESUMES times without an outcome the bot could record."""
     check = status_command(row.action)
     who = f"Break-glass by <@{row.requester}>" if row.break_glass else f"Approved by <@{row.decided_by}>"
-    text = (f":warning: *Interrupted, outcome unknown:* {who}. The bot sent it {row.resumes + 1} times with the "
-            f"same idempotency key (`{row.id}:{row.action}`) and never got an answer it could record. At most one "
-            f"of those took effect, but whether one did is unknown. Check `{check}` before acting again.")
+    text = (
+        f":warning: *Interrupted, outcome unknown:* {who}. The bot sent it {row.resumes + 1} times with the "
+        f"same idempotency key (`{row.id}:{row.action}`) and never got an answer it could record. At most one "
+        f"of those took effect, but whether one did is unknown. Check `{check}` before acting again."
+    )
     detail = f"interrupted after {row.resumes} resumes: outcome not recorded; check {check}"
 
     def notes(r: Approval) -> list[Note]:

@@ -59,18 +59,33 @@ def check(deps: Deps, row: Approval) -> str:
 def refused(deps: Deps, row: Approval, *, approver: str, request_id: str, why: str) -> Outcome:
     """Audit the refusal (before anything else); the caller records the failure and then `escalate`s."""
     log.error("approval %s refused: it does not match its request in the audit log: %s", row.id, why)
-    deps.audit.record(Entry(Actor(row.team_id, approver), f"{row.action}.binding_refused", "denied",
-                            {"approval_id": row.id, "action": row.action, "params_hash": row.params_hash},
-                            request_id, row.id, row.channel, why))
-    return Outcome(False, ":no_entry: *Not run:* this approval no longer matches what was requested "
-                          f"({safe(why, 300)}). It was changed outside the bot; escalated.", "failed",
-                   detail=f"approval does not match its request row: {why}")
+    deps.audit.record(
+        Entry(
+            Actor(row.team_id, approver),
+            f"{row.action}.binding_refused",
+            "denied",
+            {"approval_id": row.id, "action": row.action, "params_hash": row.params_hash},
+            request_id,
+            row.id,
+            row.channel,
+            why,
+        )
+    )
+    return Outcome(
+        False,
+        ":no_entry: *Not run:* this approval no longer matches what was requested "
+        f"({safe(why, 300)}). It was changed outside the bot; escalated.",
+        "failed",
+        detail=f"approval does not match its request row: {why}",
+    )
 
 
 def escalation_note(deps: Deps, row: Approval, *, why: str) -> Note:
     holders = sorted(deps.directory.holders(Role.HALT_AUTHORITY) | deps.directory.holders(Role.ADMIN))
-    text = (f":rotating_light: *Escalation:* approval `{row.id}` was refused at execution: {safe(why, 300)}. "
-            f"The approvals table was changed outside the bot; nothing was sent to the backend. "
-            f"{' '.join(f'<@{u}>' for u in holders) or 'No halt authorities or admins are configured.'} "
-            "please review, and run `opsbot audit verify`.")
+    text = (
+        f":rotating_light: *Escalation:* approval `{row.id}` was refused at execution: {safe(why, 300)}. "
+        f"The approvals table was changed outside the bot; nothing was sent to the backend. "
+        f"{' '.join(f'<@{u}>' for u in holders) or 'No halt authorities or admins are configured.'} "
+        "please review, and run `opsbot audit verify`."
+    )
     return thread_note(row, text, broadcast=True)

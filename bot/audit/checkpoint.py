@@ -31,13 +31,23 @@ class Checkpoint:
     signature: str = ""
 
     def message(self) -> bytes:
-        body = {"at": self.at.isoformat(timespec="microseconds"), "hash": self.hash, "replica": self.replica,
-                "seq": self.seq}
+        body = {
+            "at": self.at.isoformat(timespec="microseconds"),
+            "hash": self.hash,
+            "replica": self.replica,
+            "seq": self.seq,
+        }
         return SIGNED_PREFIX + json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
     def as_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "hash": self.hash, "at": self.at.isoformat(timespec="microseconds"),
-                "replica": self.replica, "key_id": self.key_id, "signature": self.signature}
+        return {
+            "seq": self.seq,
+            "hash": self.hash,
+            "at": self.at.isoformat(timespec="microseconds"),
+            "replica": self.replica,
+            "key_id": self.key_id,
+            "signature": self.signature,
+        }
 
     def line(self) -> str:
         return json.dumps(self.as_json(), sort_keys=True)
@@ -68,8 +78,14 @@ def signature_problem(checkpoint: Checkpoint, keys: dict[str, Ed25519PublicKey])
 
 def from_json(data: dict[str, Any]) -> Checkpoint:
     at = datetime.fromisoformat(str(data["at"]))
-    return Checkpoint(int(data["seq"]), str(data["hash"]), at, str(data["replica"]), str(data.get("key_id", "")),
-                      str(data.get("signature", "")))
+    return Checkpoint(
+        int(data["seq"]),
+        str(data["hash"]),
+        at,
+        str(data["replica"]),
+        str(data.get("key_id", "")),
+        str(data.get("signature", "")),
+    )
 
 
 @dataclass(frozen=True)
@@ -97,7 +113,7 @@ def parse_witness_line(line: str, source: str) -> Witnessed | None:
         data = json.loads(text)
         if isinstance(data, dict) and isinstance(data.get("msg"), str):  # a structured log line
             msg = data["msg"]
-            return parse_witness_line(msg[len(LOG_MARKER):], source) if msg.startswith(LOG_MARKER) else None
+            return parse_witness_line(msg[len(LOG_MARKER) :], source) if msg.startswith(LOG_MARKER) else None
         if isinstance(data, dict) and isinstance(data.get("checkpoint"), dict):  # an export's trailer line
             data = data["checkpoint"]
         elif not isinstance(data, dict) or "signature" not in data:  # an exported event, or other JSON

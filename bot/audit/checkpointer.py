@@ -48,8 +48,15 @@ def stored(engine: Engine, *, since_seq: int = 0) -> Iterator[Checkpoint]:
 
 
 class Checkpointer:
-    def __init__(self, engine: Engine, key: Ed25519PrivateKey, *, replica: str,
-                 interval: timedelta = DEFAULT_INTERVAL, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        key: Ed25519PrivateKey,
+        *,
+        replica: str,
+        interval: timedelta = DEFAULT_INTERVAL,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self._engine = engine
         self._key = key
         self._replica = replica
@@ -75,8 +82,16 @@ class Checkpointer:
             if newest is not None and newest.seq >= current[0]:
                 return _as_checkpoint(newest)
             checkpoint = signed(self._key, seq=current[0], hash_=current[1], at=self._clock(), replica=self._replica)
-            session.add(AuditCheckpoint(seq=checkpoint.seq, replica=checkpoint.replica, hash=checkpoint.hash,
-                                        at=checkpoint.at, key_id=checkpoint.key_id, signature=checkpoint.signature))
+            session.add(
+                AuditCheckpoint(
+                    seq=checkpoint.seq,
+                    replica=checkpoint.replica,
+                    hash=checkpoint.hash,
+                    at=checkpoint.at,
+                    key_id=checkpoint.key_id,
+                    signature=checkpoint.signature,
+                )
+            )
         log.info("%s%s", LOG_MARKER, checkpoint.line())
         return checkpoint
 

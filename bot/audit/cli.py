@@ -26,12 +26,22 @@ from bot.storage.db import make_engine
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
     verify = audit.add_parser("verify", help="check the hash chain and its signed checkpoints; exit 0 when intact")
-    verify.add_argument("--witness", action="append", default=[], metavar="FILE",
-                        help="checkpoints kept outside the database, one a line ('-': stdin); repeatable")
+    verify.add_argument(
+        "--witness",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="checkpoints kept outside the database, one a line ('-': stdin); repeatable",
+    )
     verify.add_argument("--export", metavar="FILE", help="verify an exported JSONL file instead of the database")
-    verify.add_argument("--public-key", action="append", default=[], metavar="KEY",
-                        help="Ed25519 public key (file, PEM or base64) the checkpoints must be signed with; "
-                             "repeatable (key rotation); default: the configured signing key's")
+    verify.add_argument(
+        "--public-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="Ed25519 public key (file, PEM or base64) the checkpoints must be signed with; "
+        "repeatable (key rotation); default: the configured signing key's",
+    )
     export = audit.add_parser("export", help="one event per line to stdout (JSONL ends with the signed checkpoints)")
     export.add_argument("--since", type=iso_time, default=None, help="ISO time, e.g. 2026-11-25T10:00:00Z")
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
@@ -61,8 +71,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     key = _signing_key(settings)
     if args.audit_command == "public-key":
         if key is None:
-            print("no audit signing key: set OPSBOT_AUDIT_SIGNING_KEY (development makes one on first serve)",
-                  file=sys.stderr)
+            print(
+                "no audit signing key: set OPSBOT_AUDIT_SIGNING_KEY (development makes one on first serve)",
+                file=sys.stderr,
+            )
             return 2
         sys.stdout.write(audit_keys.public_pem(key.public_key()))
         return 0
@@ -122,8 +134,9 @@ def _opened(name: str) -> Iterator[IO[str]]:
 
 def _verify_export(path: Path, keys: dict[str, Ed25519PublicKey], witnessed: list[Witnessed]) -> int:
     if not keys:
-        print("opsbot audit verify --export needs --public-key KEY: an export proves nothing without it",
-              file=sys.stderr)
+        print(
+            "opsbot audit verify --export needs --public-key KEY: an export proves nothing without it", file=sys.stderr
+        )
         return 2
     with path.open(encoding="utf-8") as first_pass:  # the trailer first, so the events stream after it
         exported = [w for w in read_witness(first_pass, str(path)) if w.checkpoint is not None]

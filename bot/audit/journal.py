@@ -60,11 +60,19 @@ class Journal:
             lines = [line for line in f.read().splitlines() if line.strip()]
             last = json.loads(lines[-1]) if lines else None
             record: dict[str, Any] = {
-                "n": (last["n"] + 1) if last else 1, "at": utcnow().isoformat(timespec="microseconds"),
-                "team_id": entry.actor.team_id, "user_id": entry.actor.user_id, "action": entry.action,
-                "outcome": entry.outcome, "params": dict(entry.params), "detail": entry.detail,
-                "request_id": entry.request_id, "approval_id": entry.approval_id, "channel": entry.channel,
-                "replica": self._replica, "approval": dict(approval or {}),
+                "n": (last["n"] + 1) if last else 1,
+                "at": utcnow().isoformat(timespec="microseconds"),
+                "team_id": entry.actor.team_id,
+                "user_id": entry.actor.user_id,
+                "action": entry.action,
+                "outcome": entry.outcome,
+                "params": dict(entry.params),
+                "detail": entry.detail,
+                "request_id": entry.request_id,
+                "approval_id": entry.approval_id,
+                "channel": entry.channel,
+                "replica": self._replica,
+                "approval": dict(approval or {}),
                 "prev": last["hash"] if last else GENESIS,
             }
             record["hash"] = _line_hash(record)
@@ -125,24 +133,36 @@ class Journal:
                     settled.append(record["approval_id"])
         self._set_mark(pending[-1]["n"])
         channels = tuple(dict.fromkeys(r["channel"] for r in pending if r["channel"]))
-        return Merged(len(seqs), channels, seqs[0] if seqs else 0, seqs[-1] if seqs else 0, tuple(created),
-                      tuple(settled))
+        return Merged(
+            len(seqs), channels, seqs[0] if seqs else 0, seqs[-1] if seqs else 0, tuple(created), tuple(settled)
+        )
 
 
 def _entry_of(record: Mapping[str, Any]) -> Entry:
-    note = f"journaled at {record['at']} on {record['replica']} while the store was unavailable (journal line " \
-           f"{record['n']}, hash {record['hash'][:12]})"
+    note = (
+        f"journaled at {record['at']} on {record['replica']} while the store was unavailable (journal line "
+        f"{record['n']}, hash {record['hash'][:12]})"
+    )
     detail = f"{record['detail']}; {note}" if record["detail"] else note
-    return Entry(Actor(record["team_id"], record["user_id"]), record["action"], record["outcome"], record["params"],
-                 record["request_id"], record["approval_id"], record["channel"], detail)
+    return Entry(
+        Actor(record["team_id"], record["user_id"]),
+        record["action"],
+        record["outcome"],
+        record["params"],
+        record["request_id"],
+        record["approval_id"],
+        record["channel"],
+        detail,
+    )
 
 
 def _already_in_table(session: Session, record: Mapping[str, Any]) -> bool:
     """A step the store took itself (a claim that landed after the halt gave up waiting for it)."""
     if not record["approval_id"]:
         return False
-    query = select(AuditEvent.seq).where(col(AuditEvent.approval_id) == record["approval_id"],
-                                         col(AuditEvent.action) == record["action"])
+    query = select(AuditEvent.seq).where(
+        col(AuditEvent.approval_id) == record["approval_id"], col(AuditEvent.action) == record["action"]
+    )
     return session.exec(query.limit(1)).first() is not None
 
 
@@ -157,20 +177,37 @@ def _settle_approval(session: Session, record: Mapping[str, Any]) -> str:
     if existing is None and info.get("create"):
         at = _parse_at(record["at"])
         text = canonical(record["params"])
-        session.add(Approval(
-            id=record["approval_id"], action=info["action"], params=text, params_hash=sha256(text),
-            team_id=record["team_id"], requester=record["user_id"], approve_role=info["approve_role"],
-            channel=record["channel"], status="executing", request_id=record["request_id"], break_glass=True,
-            created_at=at, expires_at=at + timedelta(seconds=int(info["ttl_seconds"])), decided_by=record["user_id"],
-            decided_at=at, attempts=1))
+        session.add(
+            Approval(
+                id=record["approval_id"],
+                action=info["action"],
+                params=text,
+                params_hash=sha256(text),
+                team_id=record["team_id"],
+                requester=record["user_id"],
+                approve_role=info["approve_role"],
+                channel=record["channel"],
+                status="executing",
+                request_id=record["request_id"],
+                break_glass=True,
+                created_at=at,
+                expires_at=at + timedelta(seconds=int(info["ttl_seconds"])),
+                decided_by=record["user_id"],
+                decided_at=at,
+                attempts=1,
+            )
+        )
         session.flush()
         return "created"
     if status:
         values: dict[str, Any] = {"status": status, "outcome": info.get("outcome", "")}
         if status not in ("awaiting_confirmation", "executing"):
             values["finished_at"] = _parse_at(record["at"])
-        result = session.execute(update(Approval).where(col(Approval.id) == record["approval_id"],
-                                                        col(Approval.status) == "executing").values(**values))
+        result = session.execute(
+            update(Approval)
+            .where(col(Approval.id) == record["approval_id"], col(Approval.status) == "executing")
+            .values(**values)
+        )
         return "settled" if int(getattr(result, "rowcount", 0)) == 1 else ""
     return ""
 

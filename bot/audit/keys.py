@@ -26,7 +26,7 @@ class AuditKeyError(ValueError):
 def key_path_for(database_url: str) -> Path:
     """Where development keeps its generated key: beside the SQLite file, else in the working directory."""
     prefix = "sqlite:///"
-    path = database_url[len(prefix):] if database_url.startswith(prefix) else ""
+    path = database_url[len(prefix) :] if database_url.startswith(prefix) else ""
     if not path or path.startswith(":memory:"):
         return NO_FILE_KEY
     return Path(path.split("?", 1)[0] + KEY_FILE_SUFFIX)
@@ -43,8 +43,9 @@ def parse_private_key(text: str) -> Ed25519PrivateKey:
             return key
         return Ed25519PrivateKey.from_private_bytes(_seed_bytes(text))
     except (ValueError, TypeError, binascii.Error) as exc:
-        raise AuditKeyError(f"not an Ed25519 private key (PEM, or 32 bytes in base64 or hex): {type(exc).__name__}") \
-            from None
+        raise AuditKeyError(
+            f"not an Ed25519 private key (PEM, or 32 bytes in base64 or hex): {type(exc).__name__}"
+        ) from None
 
 
 def _seed_bytes(text: str) -> bytes:
@@ -70,8 +71,9 @@ def parse_public_key(text: str) -> Ed25519PublicKey:
             return key
         return Ed25519PublicKey.from_public_bytes(_seed_bytes(text))
     except (ValueError, TypeError, binascii.Error) as exc:
-        raise AuditKeyError(f"not an Ed25519 public key (PEM, or 32 bytes in base64 or hex): {type(exc).__name__}") \
-            from None
+        raise AuditKeyError(
+            f"not an Ed25519 public key (PEM, or 32 bytes in base64 or hex): {type(exc).__name__}"
+        ) from None
 
 
 def load_or_create(path: Path) -> Ed25519PrivateKey:
@@ -82,8 +84,7 @@ def load_or_create(path: Path) -> Ed25519PrivateKey:
     except FileNotFoundError:
         pass
     key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     path.parent.mkdir(parents=True, exist_ok=True)
     staged = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -60,8 +60,23 @@ def hashed_fields(row: Any) -> dict[str, Any]:
     }
 
 
-COLUMNS = ("seq", "at", "team_id", "user_id", "action", "params", "params_hash", "outcome", "detail", "request_id",
-           "approval_id", "channel", "replica", "prev_hash", "hash")
+COLUMNS = (
+    "seq",
+    "at",
+    "team_id",
+    "user_id",
+    "action",
+    "params",
+    "params_hash",
+    "outcome",
+    "detail",
+    "request_id",
+    "approval_id",
+    "channel",
+    "replica",
+    "prev_hash",
+    "hash",
+)
 
 
 def row_hash(row: AuditEvent) -> str:

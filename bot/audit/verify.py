@@ -52,8 +52,9 @@ def walk(rows: Iterable[tuple[dict[str, Any], str]], wanted: set[int], report: R
     return found
 
 
-def check_checkpoints(witnessed: Iterable[Witnessed], found: dict[int, str], report: Report,
-                      keys: dict[str, Ed25519PublicKey]) -> None:
+def check_checkpoints(
+    witnessed: Iterable[Witnessed], found: dict[int, str], report: Report, keys: dict[str, Ed25519PublicKey]
+) -> None:
     unchecked_signatures = 0
     for w in _distinct(witnessed):
         if w.checkpoint is not None:
@@ -68,24 +69,30 @@ def check_checkpoints(witnessed: Iterable[Witnessed], found: dict[int, str], rep
         elif w.seq >= report.first_seq:
             report.held += 1
     if unchecked_signatures:
-        report.notes.append(f"signatures of {unchecked_signatures} checkpoint(s) not checked: no public key "
-                            "(set OPSBOT_AUDIT_SIGNING_KEY or pass --public-key)")
+        report.notes.append(
+            f"signatures of {unchecked_signatures} checkpoint(s) not checked: no public key "
+            "(set OPSBOT_AUDIT_SIGNING_KEY or pass --public-key)"
+        )
 
 
 def _against_chain(w: Witnessed, found: dict[int, str], report: Report) -> str:
     if report.head_seq == 0:
         return f"EMPTIED: the audit table holds no events, but {w.named()} was signed"
     if w.seq > report.head_seq:
-        return (f"TRUNCATED: {w.named()} is beyond the chain's end at seq {report.head_seq}: "
-                f"events {report.head_seq + 1}-{w.seq} (at least) were removed")
+        return (
+            f"TRUNCATED: {w.named()} is beyond the chain's end at seq {report.head_seq}: "
+            f"events {report.head_seq + 1}-{w.seq} (at least) were removed"
+        )
     if w.seq < report.first_seq:
         return ""  # before an export's first row: nothing to compare
     actual = found.get(w.seq)
     if actual is None:
         return f"MISSING: seq {w.seq} of {w.named()} is not in the chain"
     if not actual.startswith(w.hash):
-        return (f"REWRITTEN: at seq {w.seq} the chain's hash is {actual[:SHORT_HASH]}…, not the one of "
-                f"{w.named()}: events up to seq {w.seq} were edited and re-hashed")
+        return (
+            f"REWRITTEN: at seq {w.seq} the chain's hash is {actual[:SHORT_HASH]}…, not the one of "
+            f"{w.named()}: events up to seq {w.seq} were edited and re-hashed"
+        )
     return ""
 
 

@@ -88,9 +88,12 @@ class TradingControl:
         """Parse the trading-control document; ValueError when its shape is not the contract's."""
         doc = _obj(doc, "trading-control")
         g = _obj(doc.get("global"), "global")
-        glob = GlobalControl(_bool(g.get("halted"), "global.halted"), _opt_str(g.get("reason"), "reason"),
-                             _opt_str(g.get("updated_at"), "updated_at"),
-                             _opt_str(g.get("updated_by"), "updated_by"))
+        glob = GlobalControl(
+            _bool(g.get("halted"), "global.halted"),
+            _opt_str(g.get("reason"), "reason"),
+            _opt_str(g.get("updated_at"), "updated_at"),
+            _opt_str(g.get("updated_by"), "updated_by"),
+        )
         raw_scopes = doc.get("scopes", [])
         if not isinstance(raw_scopes, list):
             raise ValueError("scopes is not a list")
@@ -100,20 +103,33 @@ class TradingControl:
             name = s.get("scope")
             if not isinstance(name, str) or not name:
                 raise ValueError("scope entry has no scope")
-            scopes.append(ScopeControl(name, _bool(s.get("disabled"), "disabled"),
-                                       _opt_str(s.get("reason"), "reason"),
-                                       _opt_str(s.get("updated_at"), "updated_at")))
+            scopes.append(
+                ScopeControl(
+                    name,
+                    _bool(s.get("disabled"), "disabled"),
+                    _opt_str(s.get("reason"), "reason"),
+                    _opt_str(s.get("updated_at"), "updated_at"),
+                )
+            )
         maintenance = _obj(doc.get("maintenance", {"enabled": False}), "maintenance")
         revision = doc.get("revision")
         if not isinstance(revision, int) or isinstance(revision, bool):
             raise ValueError("revision is not an integer")
-        return cls(glob, tuple(scopes), _bool(maintenance.get("enabled"), "maintenance.enabled"),
-                   _opt_str(maintenance.get("message"), "maintenance.message"), revision, _missing_keys(doc))
+        return cls(
+            glob,
+            tuple(scopes),
+            _bool(maintenance.get("enabled"), "maintenance.enabled"),
+            _opt_str(maintenance.get("message"), "maintenance.message"),
+            revision,
+            _missing_keys(doc),
+        )
 
 
-_CONTROL_KEYS = {"": ("global", "scopes", "maintenance", "revision"),
-                 "global": ("halted", "reason", "updated_at", "updated_by"),
-                 "maintenance": ("enabled", "message")}
+_CONTROL_KEYS = {
+    "": ("global", "scopes", "maintenance", "revision"),
+    "global": ("halted", "reason", "updated_at", "updated_by"),
+    "maintenance": ("enabled", "message"),
+}
 _SCOPE_KEYS = ("scope", "disabled", "reason", "updated_at")
 
 
@@ -208,33 +224,58 @@ class TradingBackend:
         self, *, scope: str, reason: str, actor: str, request_id: str, idempotency_key: str
     ) -> Reply[TradingControl]:
         body = {"scope": scope, "reason": reason, "actor": actor}
-        return self._call("POST", "/api/trading-control/halt", TradingControl.from_json,
-                          request_id=request_id, body=body, idempotency_key=idempotency_key)
+        return self._call(
+            "POST",
+            "/api/trading-control/halt",
+            TradingControl.from_json,
+            request_id=request_id,
+            body=body,
+            idempotency_key=idempotency_key,
+        )
 
     def resume(
         self, *, scope: str, reason: str, actor: str, request_id: str, idempotency_key: str
     ) -> Reply[TradingControl]:
         body = {"scope": scope, "reason": reason, "actor": actor}
-        return self._call("POST", "/api/trading-control/resume", TradingControl.from_json,
-                          request_id=request_id, body=body, idempotency_key=idempotency_key)
+        return self._call(
+            "POST",
+            "/api/trading-control/resume",
+            TradingControl.from_json,
+            request_id=request_id,
+            body=body,
+            idempotency_key=idempotency_key,
+        )
 
     def close(self) -> None:
         if self._owns_http:
             self._http.close()
 
     def _call(
-        self, method: str, path: str, parse: Callable[[Any], T], *, request_id: str,
-        body: dict[str, Any] | None = None, idempotency_key: str | None = None,
+        self,
+        method: str,
+        path: str,
+        parse: Callable[[Any], T],
+        *,
+        request_id: str,
+        body: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> Reply[T]:
         if self._base_url is None:
             raise BackendNotConfigured(request_id=request_id)
         with total_deadline(self._read_deadline_s if method == "GET" else self._write_deadline_s):
-            return self._attempts(method, self._base_url + path, parse, request_id=request_id, body=body,
-                                  idempotency_key=idempotency_key)
+            return self._attempts(
+                method, self._base_url + path, parse, request_id=request_id, body=body, idempotency_key=idempotency_key
+            )
 
     def _attempts(
-        self, method: str, url: str, parse: Callable[[Any], T], *, request_id: str,
-        body: dict[str, Any] | None, idempotency_key: str | None,
+        self,
+        method: str,
+        url: str,
+        parse: Callable[[Any], T],
+        *,
+        request_id: str,
+        body: dict[str, Any] | None,
+        idempotency_key: str | None,
     ) -> Reply[T]:
         headers = self._headers(request_id, idempotency_key)
         backoff = READ_BACKOFF_S if method == "GET" else WRITE_BACKOFF_S
@@ -242,8 +283,12 @@ class TradingBackend:
         for attempt in range(len(backoff) + 1):
             try:
                 response = self._http.request(
-                    method, url, headers=headers, json=body,
-                    timeout=self._read_timeout if method == "GET" else self._write_timeout)
+                    method,
+                    url,
+                    headers=headers,
+                    json=body,
+                    timeout=self._read_timeout if method == "GET" else self._write_timeout,
+                )
             except httpx.TransportError as exc:
                 never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
                 reached = reached or not never_sent
@@ -253,11 +298,17 @@ class TradingBackend:
                 reached = True
                 if response.status_code not in RETRY_STATUSES:
                     return self._reply(response, parse, request_id, started)
-                error = BackendUnavailable(_error_detail(response), request_id=request_id,
-                                           status=response.status_code)
+                error = BackendUnavailable(_error_detail(response), request_id=request_id, status=response.status_code)
                 retry = True
-            logger.warning("backend %s %s failed (%s, status %s) request_id=%s attempt=%d",
-                           method, url, error.detail, error.status, request_id, attempt + 1)
+            logger.warning(
+                "backend %s %s failed (%s, status %s) request_id=%s attempt=%d",
+                method,
+                url,
+                error.detail,
+                error.status,
+                request_id,
+                attempt + 1,
+            )
             if not retry or attempt == len(backoff):
                 raise error
             time.sleep(backoff[attempt])
@@ -276,14 +327,19 @@ class TradingBackend:
                 raise kind(f"no token for the backend: {exc.detail}", request_id=request_id, sent=False) from exc
         return headers
 
-    def _reply(
-        self, response: httpx.Response, parse: Callable[[Any], T], request_id: str, started: float
-    ) -> Reply[T]:
+    def _reply(self, response: httpx.Response, parse: Callable[[Any], T], request_id: str, started: float) -> Reply[T]:
         status = response.status_code
         elapsed_ms = (time.monotonic() - started) * 1000
         echoed = response.headers.get("x-request-id") == request_id
-        logger.info("backend %s %s -> %d in %.0f ms request_id=%s echoed=%s", response.request.method,
-                    response.request.url.path, status, elapsed_ms, request_id, echoed)
+        logger.info(
+            "backend %s %s -> %d in %.0f ms request_id=%s echoed=%s",
+            response.request.method,
+            response.request.url.path,
+            status,
+            elapsed_ms,
+            request_id,
+            echoed,
+        )
         if 400 <= status < 500:
             raise BackendRejected(_error_detail(response), request_id=request_id, status=status)
         if not 200 <= status < 300:

@@ -102,8 +102,14 @@ class CosmosReader:
     """Reads control documents and container metadata. Holds no method that writes."""
 
     def __init__(
-        self, *, endpoint: str | None, key: str | None, database: str | None,
-        containers: Mapping[str, str] | None = None, timeout_s: float = 3.0, connect_timeout_s: float = 1.0,
+        self,
+        *,
+        endpoint: str | None,
+        key: str | None,
+        database: str | None,
+        containers: Mapping[str, str] | None = None,
+        timeout_s: float = 3.0,
+        connect_timeout_s: float = 1.0,
     ) -> None:
         missing = [name for name, value in zip(_SETTINGS, (endpoint, key, database), strict=True) if not value]
         if missing or endpoint is None or key is None or database is None:
@@ -147,18 +153,26 @@ class CosmosReader:
         actual = self.container_name(name)
         with self._translate(actual, "sample", container_level=True):
             items = self._container(actual).query_items(
-                "SELECT TOP @n c.id FROM c", parameters=[{"name": "@n", "value": int(limit)}],
-                enable_cross_partition_query=True, max_item_count=limit, timeout=self.timeout_s)
+                "SELECT TOP @n c.id FROM c",
+                parameters=[{"name": "@n", "value": int(limit)}],
+                enable_cross_partition_query=True,
+                max_item_count=limit,
+                timeout=self.timeout_s,
+            )
             return len(list(items))
 
     def read_control_documents(self) -> CosmosControl:
         """The `global` and `scope:*` documents of the trading-control container."""
         actual = self.container_name("trading-control")
         with self._translate(actual, "read control documents", container_level=True):
-            items = list(self._container(actual).query_items(
-                _CONTROL_QUERY, parameters=[{"name": "@global", "value": "global"},
-                                            {"name": "@scope", "value": "scope:"}],
-                enable_cross_partition_query=True, timeout=self.timeout_s))
+            items = list(
+                self._container(actual).query_items(
+                    _CONTROL_QUERY,
+                    parameters=[{"name": "@global", "value": "global"}, {"name": "@scope", "value": "scope:"}],
+                    enable_cross_partition_query=True,
+                    timeout=self.timeout_s,
+                )
+            )
         try:
             return CosmosControl.from_documents(items)
         except ValueError as exc:
@@ -191,7 +205,10 @@ class CosmosReader:
             "connection_timeout": self._connect_timeout_s,
             "read_timeout": self.timeout_s,
             "timeout": self.timeout_s,  # absolute bound per operation, retries included
-            "retry_total": 1, "retry_connect": 0, "retry_read": 0, "retry_backoff_max": 1,
+            "retry_total": 1,
+            "retry_connect": 0,
+            "retry_read": 0,
+            "retry_backoff_max": 1,
             # Only local emulators speak plain HTTP, and they advertise https:// locations that
             # do not exist; a real account is https:// and keeps discovery.
             "enable_endpoint_discovery": not self._endpoint.startswith("http://"),
@@ -233,14 +250,18 @@ def _certificate_problem(exc: BaseException) -> str:
     return ""
 
 
-def _http_error(exc: CosmosHttpResponseError, container: str, database: str, step: str,
-                container_level: bool) -> CosmosError:
+def _http_error(
+    exc: CosmosHttpResponseError, container: str, database: str, step: str, container_level: bool
+) -> CosmosError:
     status = exc.status_code
     if status == 404 and container_level:
         return CosmosContainerMissing(container, database, step=step)
     if status in (401, 403):
-        return CosmosForbidden(f"{step} on {container!r}: HTTP {status}, the key is wrong or lacks the permission",
-                               step=step, status=status)
+        return CosmosForbidden(
+            f"{step} on {container!r}: HTTP {status}, the key is wrong or lacks the permission",
+            step=step,
+            status=status,
+        )
     detail = f"{step} on {container!r}: HTTP {status}"
     if not status or status in (408, 410, 429, 449) or status >= 500:
         return CosmosUnavailable(detail, step=step, status=status)
@@ -262,15 +283,21 @@ class CosmosProber:
         with _timed(steps, "read"), reader._translate(name, "read", container_level=True):
             proxy = reader._container(name)
             properties = proxy.read(timeout=timeout)
-            sampled = len(list(proxy.query_items("SELECT TOP 1 c.id FROM c", enable_cross_partition_query=True,
-                                                 max_item_count=1, timeout=timeout)))
+            sampled = len(
+                list(
+                    proxy.query_items(
+                        "SELECT TOP 1 c.id FROM c", enable_cross_partition_query=True, max_item_count=1, timeout=timeout
+                    )
+                )
+            )
         doc, partition_key = _probe_document(f"{PROBE_PREFIX}{uuid.uuid4()}", properties)
         self._write_read_delete(reader, proxy, doc, partition_key, steps)
         return ProbeResult(name, doc["id"], sampled, tuple(steps))
 
     @staticmethod
-    def _write_read_delete(reader: CosmosReader, proxy: ContainerProxy, doc: dict[str, Any],
-                           partition_key: Any, steps: list[ProbeStep]) -> None:
+    def _write_read_delete(
+        reader: CosmosReader, proxy: ContainerProxy, doc: dict[str, Any], partition_key: Any, steps: list[ProbeStep]
+    ) -> None:
         name, probe_id, timeout = proxy.id, doc["id"], reader.timeout_s
         deleted = False
         try:
@@ -318,8 +345,12 @@ def _probe_document(probe_id: str, properties: Mapping[str, Any]) -> tuple[dict[
     paths = (properties.get("partitionKey") or {}).get("paths") or []
     if not paths:
         raise CosmosError(f"container {properties.get('id')!r} has no partition key definition", step="read")
-    doc: dict[str, Any] = {"id": _require_probe_id(probe_id), "kind": "opsbot-probe", "ttl": PROBE_TTL_S,
-                           "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    doc: dict[str, Any] = {
+        "id": _require_probe_id(probe_id),
+        "kind": "opsbot-probe",
+        "ttl": PROBE_TTL_S,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
     for path in paths:
         *parents, leaf = [segment.strip('"') for segment in str(path).strip("/").split("/")]
         node = doc
@@ -351,5 +382,10 @@ def build_cosmos(settings: Settings, *, timeout_s: float = 3.0, readonly: bool =
     if cosmos_missing(settings) or settings.cosmos_key is None:
         return None
     key = settings.cosmos_readonly_key if readonly and settings.cosmos_readonly_key else settings.cosmos_key
-    return CosmosReader(endpoint=settings.cosmos_endpoint, key=key.get_secret_value(),
-                        database=settings.cosmos_database, containers=settings.cosmos_containers, timeout_s=timeout_s)
+    return CosmosReader(
+        endpoint=settings.cosmos_endpoint,
+        key=key.get_secret_value(),
+        database=settings.cosmos_database,
+        containers=settings.cosmos_containers,
+        timeout_s=timeout_s,
+    )

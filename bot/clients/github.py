@@ -76,8 +76,13 @@ class CheckRun:
 
     @classmethod
     def from_json(cls, doc: Any) -> CheckRun:
-        return cls(_str(doc["name"]), _str(doc["status"]), _opt(doc.get("conclusion")),
-                   _opt(doc.get("html_url")), _time(doc.get("completed_at")))
+        return cls(
+            _str(doc["name"]),
+            _str(doc["status"]),
+            _opt(doc.get("conclusion")),
+            _opt(doc.get("html_url")),
+            _time(doc.get("completed_at")),
+        )
 
 
 @dataclass(frozen=True)
@@ -90,8 +95,13 @@ class Deployment:
 
     @classmethod
     def from_json(cls, doc: Any) -> Deployment:
-        return cls(int(doc["id"]), _str(doc["sha"]), _str(doc["ref"]), _str(doc.get("environment", "")),
-                   _req_time(doc["created_at"]))
+        return cls(
+            int(doc["id"]),
+            _str(doc["sha"]),
+            _str(doc["ref"]),
+            _str(doc.get("environment", "")),
+            _req_time(doc["created_at"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -118,9 +128,16 @@ class WorkflowRun:
 
     @classmethod
     def from_json(cls, doc: Any) -> WorkflowRun:
-        return cls(int(doc["id"]), _str(doc.get("name") or ""), _str(doc.get("display_title") or ""),
-                   _str(doc["status"]), _opt(doc.get("conclusion")), _str(doc["html_url"]),
-                   _req_time(doc["created_at"]), _str(doc["head_sha"]))
+        return cls(
+            int(doc["id"]),
+            _str(doc.get("name") or ""),
+            _str(doc.get("display_title") or ""),
+            _str(doc["status"]),
+            _opt(doc.get("conclusion")),
+            _str(doc["html_url"]),
+            _req_time(doc["created_at"]),
+            _str(doc["head_sha"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -161,8 +178,11 @@ class GitHub:
         self._http = http if http is not None else deadline_client()
         self._timeout = httpx.Timeout(timeout_s)
         self._deadline_s = 2 * timeout_s + RETRY_BACKOFF_S  # the whole call, its retry included
-        self._headers = {"accept": "application/vnd.github+json", "x-github-api-version": API_VERSION,
-                         "user-agent": USER_AGENT}
+        self._headers = {
+            "accept": "application/vnd.github+json",
+            "x-github-api-version": API_VERSION,
+            "user-agent": USER_AGENT,
+        }
         if token:
             self._headers["authorization"] = f"Bearer {token}"
 
@@ -277,13 +297,15 @@ class GitHub:
             return None
         return url
 
-    def _send(self, method: str, url: str, *, params: dict[str, str] | None = None,
-              body: dict[str, Any] | None = None) -> httpx.Response:
+    def _send(
+        self, method: str, url: str, *, params: dict[str, str] | None = None, body: dict[str, Any] | None = None
+    ) -> httpx.Response:
         with total_deadline(self._deadline_s):
             return self._attempts(method, url, params=params, body=body)
 
-    def _attempts(self, method: str, url: str, *, params: dict[str, str] | None,
-                  body: dict[str, Any] | None) -> httpx.Response:
+    def _attempts(
+        self, method: str, url: str, *, params: dict[str, str] | None, body: dict[str, Any] | None
+    ) -> httpx.Response:
         path = urlsplit(url).path
         retries_left, secondary_waits = 1, 0
         while True:
@@ -294,8 +316,13 @@ class GitHub:
             if isinstance(error, GitHubRateLimited) and error.secondary and secondary_waits < self._max_secondary_waits:
                 delay = secondary_wait(error, secondary_waits)
                 secondary_waits += 1
-                logger.warning("github %s %s: secondary rate limit; waiting %.0f s before sending again (wait %d)",
-                               method, path, delay, secondary_waits)
+                logger.warning(
+                    "github %s %s: secondary rate limit; waiting %.0f s before sending again (wait %d)",
+                    method,
+                    path,
+                    delay,
+                    secondary_waits,
+                )
                 self._sleep(delay)
                 continue
             logger.warning("github %s %s failed (%s, status %s)", method, path, error.detail, error.status)
@@ -304,12 +331,14 @@ class GitHub:
             retries_left -= 1
             self._sleep(RETRY_BACKOFF_S)
 
-    def _attempt(self, method: str, url: str, params: dict[str, str] | None,
-                 body: dict[str, Any] | None) -> httpx.Response | tuple[GitHubError, bool]:
+    def _attempt(
+        self, method: str, url: str, params: dict[str, str] | None, body: dict[str, Any] | None
+    ) -> httpx.Response | tuple[GitHubError, bool]:
         """The answer, or the error with whether sending again is safe and may help."""
         try:
-            response = self._http.request(method, url, params=params, json=body,
-                                          headers=self._headers, timeout=self._timeout)
+            response = self._http.request(
+                method, url, params=params, json=body, headers=self._headers, timeout=self._timeout
+            )
         except httpx.TransportError as exc:
             # Only a connection never made is safe to repeat for a dispatch.
             return GitHubUnavailable(_transport_detail(exc)), isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
@@ -323,7 +352,7 @@ class GitHub:
 def secondary_wait(error: GitHubRateLimited, earlier_waits: int) -> float:
     """Seconds to wait after a secondary limit: GitHub's `retry-after`, else its one-minute minimum, doubling."""
     base = error.retry_after_s if error.retry_after_s is not None else SECONDARY_MIN_WAIT_S
-    return float(base * (2 ** earlier_waits))
+    return float(base * (2**earlier_waits))
 
 
 def _json(response: httpx.Response) -> Any:

@@ -43,8 +43,15 @@ class GitHubRateLimited(GitHubError):
 
     retryable = True
 
-    def __init__(self, detail: str, status: int | None, reset_at: datetime | None, *, secondary: bool = False,
-                 retry_after_s: float | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        status: int | None,
+        reset_at: datetime | None,
+        *,
+        secondary: bool = False,
+        retry_after_s: float | None = None,
+    ) -> None:
         super().__init__(detail, status)
         self.reset_at = reset_at
         self.secondary = secondary
@@ -64,8 +71,10 @@ def github_message(exc: GitHubError) -> str:
         return f":gear: GitHub is not configured: {detail}."
     if isinstance(exc, GitHubRateLimited) and exc.secondary:
         when = exc.reset_at.strftime("%H:%M:%S UTC") if exc.reset_at else "a minute"
-        return (f":hourglass: GitHub's secondary rate limit (too many requests in a short time) held the bot "
-                f"back; it waited and will go on after {when}. The token is fine.")
+        return (
+            f":hourglass: GitHub's secondary rate limit (too many requests in a short time) held the bot "
+            f"back; it waited and will go on after {when}. The token is fine."
+        )
     if isinstance(exc, GitHubRateLimited):
         when = exc.reset_at.strftime("%H:%M:%S UTC") if exc.reset_at else "a few minutes"
         return f":hourglass: GitHub rate limit reached; try again after {when}."
@@ -74,8 +83,10 @@ def github_message(exc: GitHubError) -> str:
     if isinstance(exc, GitHubNotFound):
         return f":mag: GitHub has no such resource ({detail}); check GITHUB_REPOSITORY and the workflow name."
     if exc.status == 422:
-        return (f":no_entry: GitHub refused the request as invalid (HTTP 422: {detail}); check the workflow's "
-                "declared inputs and that the ref exists.")
+        return (
+            f":no_entry: GitHub refused the request as invalid (HTTP 422: {detail}); check the workflow's "
+            "declared inputs and that the ref exists."
+        )
     status = f"HTTP {exc.status}" if exc.status else "no answer"
     return f":rotating_light: GitHub unavailable or refused ({status}: {detail})."
 

@@ -76,8 +76,14 @@ def duration(window: timedelta) -> str:
 
 
 class PromClient:
-    def __init__(self, base_url: str, *, http: httpx.Client | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 token: str | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        http: httpx.Client | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        token: str | None = None,
+    ) -> None:
         # Basic-auth credentials may come inside the URL; they travel as a header and are never shown or logged.
         url = httpx.URL(base_url.rstrip("/"))
         self._auth = httpx.BasicAuth(url.username, url.password) if url.username else None
@@ -102,8 +108,12 @@ class PromClient:
         raise PromBadAnswer(f"an instant query answered resultType {kind!r}; the signal needs a vector or scalar")
 
     def query_range(self, promql: str, *, start: datetime, end: datetime, step: timedelta) -> list[Series]:
-        params = {"query": promql, "start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}",
-                  "step": f"{max(step.total_seconds(), 0.001):g}"}
+        params = {
+            "query": promql,
+            "start": f"{start.timestamp():.3f}",
+            "end": f"{end.timestamp():.3f}",
+            "step": f"{max(step.total_seconds(), 0.001):g}",
+        }
         data = self._get("/api/v1/query_range", params)
         if data.get("resultType") != "matrix":
             raise PromBadAnswer(f"a range query answered resultType {data.get('resultType')!r}, not matrix")
@@ -111,8 +121,13 @@ class PromClient:
 
     def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
         try:
-            response = self._http.get(self.base_url + path, params=params, headers=self._headers,
-                                      timeout=self._timeout, auth=self._auth or httpx.USE_CLIENT_DEFAULT)
+            response = self._http.get(
+                self.base_url + path,
+                params=params,
+                headers=self._headers,
+                timeout=self._timeout,
+                auth=self._auth or httpx.USE_CLIENT_DEFAULT,
+            )
         except httpx.TimeoutException:
             raise PromTimeout(f"Prometheus did not answer within {self._timeout:g} s") from None
         except httpx.TransportError as exc:
@@ -130,8 +145,9 @@ def _envelope(response: httpx.Response) -> dict[str, Any]:
         raise PromBadAnswer(f"HTTP {response.status_code}: not a Prometheus API answer")
     if body["status"] == "error":
         kind = str(body.get("errorType") or "error")
-        raise PromQueryError(f"Prometheus refused the query ({kind}, HTTP {response.status_code}): "
-                             f"{str(body.get('error') or '')[:300]}")
+        raise PromQueryError(
+            f"Prometheus refused the query ({kind}, HTTP {response.status_code}): {str(body.get('error') or '')[:300]}"
+        )
     data = body.get("data")
     if response.status_code != 200 or not isinstance(data, dict):
         raise PromBadAnswer(f"HTTP {response.status_code}: a success answer without data")

@@ -80,8 +80,9 @@ class _CachedToken:
         with self._lock:
             if self._value is None or self._clock() >= self._expires_at - REFRESH_MARGIN_S:
                 self._value, self._expires_at = self._fetch()
-                logger.info("obtained a %s token for the backend, valid for %.0f s",
-                            self.kind, self._expires_at - self._clock())
+                logger.info(
+                    "obtained a %s token for the backend, valid for %.0f s", self.kind, self._expires_at - self._clock()
+                )
             return self._value
 
     def _fetch(self) -> tuple[str, float]:
@@ -115,20 +116,26 @@ class ClientCredentialsToken(_CachedToken):
     kind = "client-credentials"
 
     def __init__(
-        self, token_url: str, client_id: str, client_secret: str, http: httpx.Client,
-        *, clock: Clock = time.time, timeout_s: float = 5.0,
+        self,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        http: httpx.Client,
+        *,
+        clock: Clock = time.time,
+        timeout_s: float = 5.0,
     ) -> None:
         super().__init__(clock)
         self._url = token_url
-        self._form = {"grant_type": "client_credentials", "client_id": client_id,
-                      "client_secret": client_secret}
+        self._form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret}
         self._http = http
         self._timeout_s = timeout_s
 
     def _fetch(self) -> tuple[str, float]:
         try:
-            response = self._http.post(self._url, data=self._form, timeout=self._timeout_s,
-                                       headers={"accept": "application/json"})
+            response = self._http.post(
+                self._url, data=self._form, timeout=self._timeout_s, headers={"accept": "application/json"}
+            )
         except httpx.HTTPError as exc:
             raise TokenError(f"token endpoint unreachable ({type(exc).__name__})", retryable=True) from exc
         if response.status_code != 200:
@@ -156,8 +163,9 @@ def build_token_source(settings: Settings, http: httpx.Client) -> TokenSource | 
     if settings.platform_service_token is not None:
         source = StaticToken(settings.platform_service_token.get_secret_value())
     elif settings.platform_token_url and settings.client_id and settings.client_secret is not None:
-        source = ClientCredentialsToken(settings.platform_token_url, settings.client_id,
-                                        settings.client_secret.get_secret_value(), http)
+        source = ClientCredentialsToken(
+            settings.platform_token_url, settings.client_id, settings.client_secret.get_secret_value(), http
+        )
     elif settings.jwt_secret is not None and not settings.is_production:
         source = Hs256Token(settings.jwt_secret.get_secret_value(), settings.platform_jwt_issuer)
     elif settings.jwt_secret is not None:

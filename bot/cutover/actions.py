@@ -41,45 +41,84 @@ class AdvanceSpec:
 
     def effect(self, params: Mapping[str, Any]) -> str:
         total = len(self.service.deps.runbook.stages)
-        return (f"the cutover moves from stage {params['from_index']} *{safe(str(params['from_name']), 100)}* to "
-                f"stage {int(params['from_index']) + 1} of {total}, *{safe(str(params['to_name']), 100)}*. When "
-                f"approved the bot checks every precondition again, records the stage once and posts a rollout "
-                f"announcement in <#{self._announce_channel(params)}>.")
+        return (
+            f"the cutover moves from stage {params['from_index']} *{safe(str(params['from_name']), 100)}* to "
+            f"stage {int(params['from_index']) + 1} of {total}, *{safe(str(params['to_name']), 100)}*. When "
+            f"approved the bot checks every precondition again, records the stage once and posts a rollout "
+            f"announcement in <#{self._announce_channel(params)}>."
+        )
 
     def execute(self, ctx: ExecutionContext) -> Outcome:
         # A resumed execution whose first process entered the stage, then stopped before recording it.
         if any(e.approval_id == ctx.approval_id for e in self.service.store.history()):
-            return Outcome(True, f":rocket: *Advanced* to *{safe(str(ctx.params['to_name']), 100)}* (recorded "
-                           "before the bot process handling this approval stopped).", "applied")
+            return Outcome(
+                True,
+                f":rocket: *Advanced* to *{safe(str(ctx.params['to_name']), 100)}* (recorded "
+                "before the bot process handling this approval stopped).",
+                "applied",
+            )
         try:
             facts = self.service.facts(ctx.request_id, source="cutover advance")
         except OpsbotError as exc:
             return Outcome(False, f"*Not advanced.* {operator_message(exc)}", "failed", detail=str(exc))
         if facts.current.id != ctx.params["from_stage"]:
-            return Outcome(False, f":information_source: Not advanced: the cutover is already at "
-                           f"*{safe(facts.current.name, 100)}*.", "not_applied", detail="stage moved")
+            return Outcome(
+                False,
+                f":information_source: Not advanced: the cutover is already at *{safe(facts.current.name, 100)}*.",
+                "not_applied",
+                detail="stage moved",
+            )
         missing = blockers(facts)
         target = next_stage(facts.runbook, facts.current)
         if missing and (note := self.service.rollback_blocker(facts.evidence.version)) is not None:
             missing = [note, *missing]
         if missing or target is None:
-            text = missing_text(facts, missing, heading="Not advanced: the preconditions no longer hold",
-                                people=people_of(self.service.deps.directory))
+            text = missing_text(
+                facts,
+                missing,
+                heading="Not advanced: the preconditions no longer hold",
+                people=people_of(self.service.deps.directory),
+            )
             return Outcome(False, text, "not_applied", detail="; ".join(missing)[:2000])
-        entered = self.service.enter(facts, target, reason=str(ctx.params["reason"]), requested_by=ctx.requester,
-                                     approved_by=ctx.approver, approval_id=ctx.approval_id,
-                                     request_id=ctx.request_id, channel=str(ctx.params["channel"]))
+        entered = self.service.enter(
+            facts,
+            target,
+            reason=str(ctx.params["reason"]),
+            requested_by=ctx.requester,
+            approved_by=ctx.approver,
+            approval_id=ctx.approval_id,
+            request_id=ctx.request_id,
+            channel=str(ctx.params["channel"]),
+        )
         if entered is None:
-            return Outcome(False, ":information_source: Not advanced: the cutover moved meanwhile.", "not_applied",
-                           detail="stage moved")
+            return Outcome(
+                False,
+                ":information_source: Not advanced: the cutover moved meanwhile.",
+                "not_applied",
+                detail="stage moved",
+            )
         where = self._announce(ctx, facts, target)
-        notify(self.service.deps.on_cutover_transition, CutoverTransition(
-            seq=entered.seq, from_stage=facts.current.id, to_stage=target.id, entered_at=entered.entered_at,
-            version=entered.version, requested_by=ctx.requester, approved_by=ctx.approver,
-            approval_id=ctx.approval_id, request_id=ctx.request_id, channel=str(ctx.params["channel"])))
+        notify(
+            self.service.deps.on_cutover_transition,
+            CutoverTransition(
+                seq=entered.seq,
+                from_stage=facts.current.id,
+                to_stage=target.id,
+                entered_at=entered.entered_at,
+                version=entered.version,
+                requested_by=ctx.requester,
+                approved_by=ctx.approver,
+                approval_id=ctx.approval_id,
+                request_id=ctx.request_id,
+                channel=str(ctx.params["channel"]),
+            ),
+        )
         index = facts.runbook.stage_index(target.id) + 1
-        return Outcome(True, f":rocket: *Advanced* to stage {index} of {len(facts.runbook.stages)}, "
-                       f"*{safe(target.name, 100)}*. {where}", "applied")
+        return Outcome(
+            True,
+            f":rocket: *Advanced* to stage {index} of {len(facts.runbook.stages)}, *{safe(target.name, 100)}*. {where}",
+            "applied",
+        )
 
     def _announce_channel(self, params: Mapping[str, Any]) -> str:
         return self.service.deps.settings.announce_channel or str(params["channel"])
@@ -89,12 +128,14 @@ class AdvanceSpec:
         total = len(facts.runbook.stages)
         index = facts.runbook.stage_index(target.id) + 1
         gate = facts.last_go.id if facts.last_go else "none"
-        text = (f":mega: *Rollout announcement:* the cutover moved from *{safe(facts.current.name, 100)}* to "
-                f"*{safe(target.name, 100)}* (stage {index} of {total}).\n"
-                f"Requested by <@{ctx.requester}>, approved by <@{ctx.approver}>. Reason: "
-                f"{safe(str(ctx.params['reason']), 500)}\n"
-                f"Backend `{safe(facts.evidence.version or 'unknown', 64)}`, release gate `{gate}` GO. "
-                f"Request id `{ctx.request_id}`.")
+        text = (
+            f":mega: *Rollout announcement:* the cutover moved from *{safe(facts.current.name, 100)}* to "
+            f"*{safe(target.name, 100)}* (stage {index} of {total}).\n"
+            f"Requested by <@{ctx.requester}>, approved by <@{ctx.approver}>. Reason: "
+            f"{safe(str(ctx.params['reason']), 500)}\n"
+            f"Backend `{safe(facts.evidence.version or 'unknown', 64)}`, release gate `{gate}` GO. "
+            f"Request id `{ctx.request_id}`."
+        )
         # Queued, not sent: the stage is entered and the approval recorded without waiting for Slack.
         try:
             deps.approvals.outbox.enqueue([Note(f"cutover:{ctx.approval_id}:announce", "post", channel, text)])

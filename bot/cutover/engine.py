@@ -97,8 +97,10 @@ def fresh_gate(ev: Evidence) -> tuple[EvaluationView | None, ProbeResult | None]
         return None, unknown(f"no /gate run for version {ev.version} yet: run /gate")
     age = (ev.now - ev.latest.started_at).total_seconds()
     if age > ev.max_age.total_seconds():
-        return None, unknown(f"the last /gate for {ev.version} ({ev.latest.id}) is {age_text(age)} old, "
-                             f"limit {age_text(ev.max_age.total_seconds())}: run /gate")
+        return None, unknown(
+            f"the last /gate for {ev.version} ({ev.latest.id}) is {age_text(age)} old, "
+            f"limit {age_text(ev.max_age.total_seconds())}: run /gate"
+        )
     return ev.latest, None
 
 
@@ -109,9 +111,10 @@ def go_gate(ev: Evidence) -> ProbeResult:
     if gate.verdict is GateVerdict.GO:
         return passed(f"/gate {gate.id} was GO for version {gate.version}", f"x-request-id {gate.request_id}")
     open_ = sum(1 for o in gate.outcomes if o.verdict is not Verdict.PASS)
-    return failed(f"/gate {gate.id} was NO-GO for version {gate.version} ({open_} of {len(gate.outcomes)} "
-                  "items not passing)",
-                  f"x-request-id {gate.request_id}")
+    return failed(
+        f"/gate {gate.id} was NO-GO for version {gate.version} ({open_} of {len(gate.outcomes)} items not passing)",
+        f"x-request-id {gate.request_id}",
+    )
 
 
 def smoke_checklist(runbook: Runbook, ev: Evidence) -> ProbeResult:
@@ -125,12 +128,17 @@ def smoke_checklist(runbook: Runbook, ev: Evidence) -> ProbeResult:
     if found is None or found.verdict is not Verdict.PASS:
         make = failed if found is not None and found.verdict is Verdict.FAIL else unknown
         return make(f"automated smoke not passing in /gate {gate.id}: {found.reason if found else 'not checked'}")
-    missing = [m.id for m in runbook.smoke.manual
-               if attested(m, ev.attestations.get(m.id), ev.version).verdict is not Verdict.PASS]
+    missing = [
+        m.id
+        for m in runbook.smoke.manual
+        if attested(m, ev.attestations.get(m.id), ev.version).verdict is not Verdict.PASS
+    ]
     if missing:
         return unknown(f"manual mobile smoke not attested for {ev.version}: {', '.join(missing)}")
-    return passed(f"automated smoke passed (/gate {gate.id}) and all {len(runbook.smoke.manual)} manual "
-                  "mobile steps attested", found.evidence)
+    return passed(
+        f"automated smoke passed (/gate {gate.id}) and all {len(runbook.smoke.manual)} manual mobile steps attested",
+        found.evidence,
+    )
 
 
 def monitoring_clean(ev: Evidence) -> ProbeResult:
@@ -159,8 +167,9 @@ def check_status(runbook: Runbook, item: CheckItem, ev: Evidence) -> CheckStatus
     result = composite(runbook, probe, ev) if probe in COMPOSITE_PROBES else _from_gate(item, ev)
     if item.attestation is not None:  # the probe's part from the gate, the person's part for this version
         result = with_attestation(item, result, attested(item, ev.attestations.get(item.id), ev.version))
-    state = {Verdict.PASS: CheckState.PASSED, Verdict.FAIL: CheckState.FAILED,
-             Verdict.UNKNOWN: CheckState.PENDING}[result.verdict]
+    state = {Verdict.PASS: CheckState.PASSED, Verdict.FAIL: CheckState.FAILED, Verdict.UNKNOWN: CheckState.PENDING}[
+        result.verdict
+    ]
     return CheckStatus(item, state, result.reason, result.evidence)
 
 

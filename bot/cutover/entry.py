@@ -46,16 +46,21 @@ class RollbackMark:
 
 def rollback_of(change: VersionChange, rollbacks: Sequence[RollbackMark]) -> RollbackMark | None:
     """The rollback that explains `change`: one started before it was seen, whose target it is."""
-    return next((r for r in rollbacks if r.started_at <= change.observed_at and same_version(r.target, change.version)),
-                None)
+    return next(
+        (r for r in rollbacks if r.started_at <= change.observed_at and same_version(r.target, change.version)), None
+    )
 
 
-def real_deploys(changes: Sequence[VersionChange], rollbacks: Sequence[RollbackMark],
-                 first_seen: Mapping[str, datetime]) -> list[VersionChange]:
+def real_deploys(
+    changes: Sequence[VersionChange], rollbacks: Sequence[RollbackMark], first_seen: Mapping[str, datetime]
+) -> list[VersionChange]:
     """The changes that are new backend versions deployed: not a rollback, not a return to a version seen
     before the change."""
-    return [c for c in changes if rollback_of(c, rollbacks) is None
-            and first_seen.get(c.version, c.observed_at) >= c.observed_at]
+    return [
+        c
+        for c in changes
+        if rollback_of(c, rollbacks) is None and first_seen.get(c.version, c.observed_at) >= c.observed_at
+    ]
 
 
 def soak_needed(target: Stage, override_s: float | None) -> timedelta:
@@ -67,17 +72,21 @@ def soak_blockers(current: Stage, target: Stage, soak: Soak, now: datetime, over
     if need <= timedelta(0):
         return []
     if soak.began is None:
-        return [f"no record of when {current.name} began, so its soak of {age_text(need.total_seconds())} "
-                "cannot be counted: run /gate"]
+        return [
+            f"no record of when {current.name} began, so its soak of {age_text(need.total_seconds())} "
+            "cannot be counted: run /gate"
+        ]
     since, cause = soak.began, "it began"
     if soak.alert_ended is not None and soak.alert_ended > since:
         since, cause = soak.alert_ended, f"{soak.alert or 'a hard-trigger alert'} was last seen"
     clean = now - since
     if clean >= need:
         return []
-    return [f"{current.name} has been clean for {age_text(max(clean.total_seconds(), 0))} (since {when(since)}, "
-            f"when {cause}); entering {target.name} needs {age_text(need.total_seconds())}: wait until "
-            f"{when(since + need)}"]
+    return [
+        f"{current.name} has been clean for {age_text(max(clean.total_seconds(), 0))} (since {when(since)}, "
+        f"when {cause}); entering {target.name} needs {age_text(need.total_seconds())}: wait until "
+        f"{when(since + need)}"
+    ]
 
 
 def alert_blockers(alerts: Sequence[str]) -> list[str]:
@@ -91,15 +100,22 @@ def alert_blockers(alerts: Sequence[str]) -> list[str]:
 
 def smoke_blockers(runbook: Runbook, ev: Evidence) -> list[str]:
     if ev.version is None:
-        return ["deployed backend version unknown, so the manual mobile smoke (attested per version) cannot be "
-                "matched to it"]
-    missing = [m.id for m in runbook.smoke.manual
-               if attested(m, ev.attestations.get(m.id), ev.version).verdict is not Verdict.PASS]
+        return [
+            "deployed backend version unknown, so the manual mobile smoke (attested per version) cannot be "
+            "matched to it"
+        ]
+    missing = [
+        m.id
+        for m in runbook.smoke.manual
+        if attested(m, ev.attestations.get(m.id), ev.version).verdict is not Verdict.PASS
+    ]
     if not missing:
         return []
-    return [f"manual mobile smoke not attested for {ev.version[:7]}: {len(missing)} of "
-            f"{len(runbook.smoke.manual)} steps missing ({', '.join(f'`{m}`' for m in missing)}); "
-            "`/gate attest <step> <evidence>` each"]
+    return [
+        f"manual mobile smoke not attested for {ev.version[:7]}: {len(missing)} of "
+        f"{len(runbook.smoke.manual)} steps missing ({', '.join(f'`{m}`' for m in missing)}); "
+        "`/gate attest <step> <evidence>` each"
+    ]
 
 
 @dataclass(frozen=True)
@@ -118,22 +134,32 @@ def deploy_blockers(runbook: Runbook, target: Stage, facts: DeployFacts) -> list
         return [f"{since.name} has not begun, so no backend deploy since it can be counted"]
     if not facts.deploys:
         began = when(entry.entered_at)
-        rolled = [f"{c.previous_version[:7]} → {c.version[:7]} was rollback {r.id}"
-                  for c in facts.changes if (r := rollback_of(c, facts.rollbacks)) is not None]
+        rolled = [
+            f"{c.previous_version[:7]} → {c.version[:7]} was rollback {r.id}"
+            for c in facts.changes
+            if (r := rollback_of(c, facts.rollbacks)) is not None
+        ]
         note = f" ({'; '.join(rolled)}: a rollback is not a deploy cycle)" if rolled else ""
-        return [f"no new backend version deployed since {since.name} began ({began}, version "
-                f"{(entry.version or 'unknown')[:7]}){note}: {target.name} needs the contracts to stay stable "
-                "through at least one backend deploy cycle; deploy the backend, then run /gate"]
+        return [
+            f"no new backend version deployed since {since.name} began ({began}, version "
+            f"{(entry.version or 'unknown')[:7]}){note}: {target.name} needs the contracts to stay stable "
+            "through at least one backend deploy cycle; deploy the backend, then run /gate"
+        ]
     first = facts.deploys[0]
     if not facts.after_deploy:
-        return [f"no /gate has checked the contracts since the backend deploy {first.previous_version[:7]} → "
-                f"{first.version[:7]}: run /gate"]
+        return [
+            f"no /gate has checked the contracts since the backend deploy {first.previous_version[:7]} → "
+            f"{first.version[:7]}: run /gate"
+        ]
     latest = facts.after_deploy[0]
-    broken = [o.item_id for o in latest.outcomes
-              if o.probe in CONTRACT_PROBES and o.automatic.verdict is not Verdict.PASS]
+    broken = [
+        o.item_id for o in latest.outcomes if o.probe in CONTRACT_PROBES and o.automatic.verdict is not Verdict.PASS
+    ]
     if broken or not any(o.probe in CONTRACT_PROBES for o in latest.outcomes):
-        return [f"contract checks are not passing since the backend deploy ({latest.id}: "
-                f"{', '.join(broken) or 'not checked'})"]
+        return [
+            f"contract checks are not passing since the backend deploy ({latest.id}: "
+            f"{', '.join(broken) or 'not checked'})"
+        ]
     return []
 
 
@@ -148,6 +174,8 @@ def entry_summary(runbook: Runbook, target: Stage, override_s: float | None) -> 
     parts += [f"{left} clean for {age_text(need.total_seconds())}"] if need > timedelta(0) else []
     parts += ["the manual mobile smoke attested for the deployed version"] if rule.manual_smoke else []
     if rule.backend_deploy_since is not None:
-        parts.append(f"a new backend version deployed since {runbook.stage(rule.backend_deploy_since).name} "
-                     "began (a rollback does not count), contracts passing after it")
+        parts.append(
+            f"a new backend version deployed since {runbook.stage(rule.backend_deploy_since).name} "
+            "began (a rollback does not count), contracts passing after it"
+        )
     return ", ".join(parts) or "nothing"

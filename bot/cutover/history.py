@@ -31,8 +31,9 @@ def soak_of(engine: Engine, entry: StageEntry | None, now: datetime) -> Soak:
     if began is None:
         return Soak(None)
     with Session(engine) as session:
-        query = select(MonitoringAlert).where(MonitoringAlert.kind == BREACH, MonitoringAlert.trigger != "",
-                                              col(MonitoringAlert.last_seen_at) >= began)
+        query = select(MonitoringAlert).where(
+            MonitoringAlert.kind == BREACH, MonitoringAlert.trigger != "", col(MonitoringAlert.last_seen_at) >= began
+        )
         rows = list(session.exec(query))
     if not rows:
         return Soak(began)
@@ -49,9 +50,11 @@ def rollback_marks(engine: Engine, since: datetime) -> list[RollbackMark]:
 
 def first_seen(engine: Engine) -> dict[str, datetime]:
     with Session(engine) as session:
-        rows = session.exec(select(BackendVersionObservation.version,
-                                   func.min(BackendVersionObservation.observed_at))
-                            .group_by(BackendVersionObservation.version))
+        rows = session.exec(
+            select(BackendVersionObservation.version, func.min(BackendVersionObservation.observed_at)).group_by(
+                BackendVersionObservation.version
+            )
+        )
         return {version: as_utc(at) for version, at in rows}
 
 

@@ -45,8 +45,11 @@ def blockers(facts: AdvanceFacts) -> list[str]:
 def entry_blockers(facts: AdvanceFacts, target: Stage) -> list[str]:
     """Every entry condition of `target` (runbook `entry`) that does not hold, in runbook order."""
     rule, ev = target.entry, facts.evidence
-    missing = [f"stage check `{s.item.id}` is {s.state.value}: {s.detail}"
-               for s in facts.statuses if not complete([s])] if rule.stage_checks else []
+    missing = (
+        [f"stage check `{s.item.id}` is {s.state.value}: {s.detail}" for s in facts.statuses if not complete([s])]
+        if rule.stage_checks
+        else []
+    )
     missing += _gate_blockers(facts) if rule.go else []
     missing += alert_blockers(ev.alerts) if rule.no_hard_trigger_alerts else []
     missing += soak_blockers(facts.current, target, facts.soak or Soak(None), ev.now, facts.soak_override_s)
@@ -59,19 +62,26 @@ def entry_blockers(facts: AdvanceFacts, target: Stage) -> list[str]:
 def _gate_blockers(facts: AdvanceFacts) -> list[str]:
     ev, go = facts.evidence, facts.last_go
     if ev.version is None:
-        return [f"deployed backend version unknown ({ev.version_problem or 'no answer'}), so the last GO "
-                "cannot be matched to it"]
+        return [
+            f"deployed backend version unknown ({ev.version_problem or 'no answer'}), so the last GO "
+            "cannot be matched to it"
+        ]
     if go is None:
         return ["no GO from /gate yet: run /gate"]
     if go.version != ev.version:
-        return [f"the last GO ({go.id}) was for version {go.version or 'unknown'}, but {ev.version} is "
-                "deployed: run /gate"]
+        return [
+            f"the last GO ({go.id}) was for version {go.version or 'unknown'}, but {ev.version} is deployed: run /gate"
+        ]
     age = (ev.now - go.started_at).total_seconds()
     if age > ev.max_age.total_seconds():
         limit = age_text(ev.max_age.total_seconds())
         return [f"the last GO ({go.id}) is {age_text(age)} old, limit {limit}: run /gate"]
     latest = ev.latest
-    if latest is not None and latest.id != go.id and latest.started_at > go.started_at \
-            and latest.verdict is GateVerdict.NO_GO:
+    if (
+        latest is not None
+        and latest.id != go.id
+        and latest.started_at > go.started_at
+        and latest.verdict is GateVerdict.NO_GO
+    ):
         return [f"/gate {latest.id} was NO-GO after the last GO ({go.id}): fix what it found and run /gate"]
     return []

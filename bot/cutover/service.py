@@ -26,8 +26,9 @@ class Position:
 
 
 def checklist_json(statuses: list[CheckStatus]) -> str:
-    return json.dumps([{"id": s.item.id, "state": s.state.value, "detail": s.detail, "evidence": s.evidence}
-                       for s in statuses])
+    return json.dumps(
+        [{"id": s.item.id, "state": s.state.value, "detail": s.detail, "evidence": s.evidence} for s in statuses]
+    )
 
 
 class CutoverService:
@@ -65,10 +66,12 @@ class CutoverService:
         if rolled is None:
             return None
         entered = (position.entry.version if position.entry else None) or "unknown"
-        return (f"rollback {rolled.id} took production off {rolled.from_version[:12]} at {when(rolled.closed_at)}, "
-                f"after this stage was entered on {entered[:12]}: the checks that brought the cutover here were "
-                f"passed on a release that is gone; a GO from /gate for the deployed version ({deployed or 'unknown'}) "
-                "and this stage's checks for it are needed")
+        return (
+            f"rollback {rolled.id} took production off {rolled.from_version[:12]} at {when(rolled.closed_at)}, "
+            f"after this stage was entered on {entered[:12]}: the checks that brought the cutover here were "
+            f"passed on a release that is gone; a GO from /gate for the deployed version ({deployed or 'unknown'}) "
+            "and this stage's checks for it are needed"
+        )
 
     def freeze_text(self) -> str | None:
         freeze = self.deps.freeze.active()
@@ -88,19 +91,51 @@ class CutoverService:
         if target is not None and target.entry.backend_deploy_since:
             since_entry = self.store.entered(target.entry.backend_deploy_since)
             deploy = deploy_facts(self.deps.engine, self.gate.store, since_entry)
-        return AdvanceFacts(runbook, current, statuses, evidence, self.gate.store.last_go(), self.freeze_text(),
-                            deploy, soak_of(self.deps.engine, position.entry, evidence.now),
-                            self.deps.settings.soak_seconds)
+        return AdvanceFacts(
+            runbook,
+            current,
+            statuses,
+            evidence,
+            self.gate.store.last_go(),
+            self.freeze_text(),
+            deploy,
+            soak_of(self.deps.engine, position.entry, evidence.now),
+            self.deps.settings.soak_seconds,
+        )
 
-    def enter(self, facts: AdvanceFacts, target: Stage, *, reason: str, requested_by: str, approved_by: str,
-              approval_id: str, request_id: str, channel: str) -> StageEntry | None:
+    def enter(
+        self,
+        facts: AdvanceFacts,
+        target: Stage,
+        *,
+        reason: str,
+        requested_by: str,
+        approved_by: str,
+        approval_id: str,
+        request_id: str,
+        channel: str,
+    ) -> StageEntry | None:
         """Record `target` as entered, once; None if the cutover is no longer at `facts.current`."""
         change = Transition(
-            from_stage=facts.current.id, to_stage=target.id, at=self.deps.now(), version=facts.evidence.version,
-            reason=reason, requested_by=requested_by, approved_by=approved_by, approval_id=approval_id,
-            gate_id=facts.last_go.id if facts.last_go else None, evidence=checklist_json(list(facts.statuses)))
-        params = {"from_stage": change.from_stage, "to_stage": change.to_stage, "version": change.version,
-                  "gate_id": change.gate_id, "reason": reason}
-        entry = Entry(Actor("", approved_by), "cutover.stage_entered", "applied", params, request_id, approval_id,
-                      channel)
+            from_stage=facts.current.id,
+            to_stage=target.id,
+            at=self.deps.now(),
+            version=facts.evidence.version,
+            reason=reason,
+            requested_by=requested_by,
+            approved_by=approved_by,
+            approval_id=approval_id,
+            gate_id=facts.last_go.id if facts.last_go else None,
+            evidence=checklist_json(list(facts.statuses)),
+        )
+        params = {
+            "from_stage": change.from_stage,
+            "to_stage": change.to_stage,
+            "version": change.version,
+            "gate_id": change.gate_id,
+            "reason": reason,
+        }
+        entry = Entry(
+            Actor("", approved_by), "cutover.stage_entered", "applied", params, request_id, approval_id, channel
+        )
         return self.store.enter(change, first_stage=self.deps.runbook.stages[0].id, entry=entry)

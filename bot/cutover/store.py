@@ -66,10 +66,18 @@ class CutoverStore:
                 if (last.stage_id if last else first_stage) != change.from_stage:
                     return None
                 row = CutoverState(
-                    seq=(last.seq + 1) if last else 1, stage_id=change.to_stage, from_stage=change.from_stage,
-                    entered_at=change.at, version=change.version, reason=change.reason,
-                    requested_by=change.requested_by, approved_by=change.approved_by,
-                    approval_id=change.approval_id, gate_id=change.gate_id, evidence=change.evidence)
+                    seq=(last.seq + 1) if last else 1,
+                    stage_id=change.to_stage,
+                    from_stage=change.from_stage,
+                    entered_at=change.at,
+                    version=change.version,
+                    reason=change.reason,
+                    requested_by=change.requested_by,
+                    approved_by=change.approved_by,
+                    approval_id=change.approval_id,
+                    gate_id=change.gate_id,
+                    evidence=change.evidence,
+                )
                 session.add(row)
                 session.flush()
                 self._audit.append(session, entry)

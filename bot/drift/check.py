@@ -37,8 +37,9 @@ def bounded(call: Callable[[], T], timeout_s: float) -> T:
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def drift_line(cosmos: CosmosReader | None, settings: Settings, control: TradingControl, *,
-               timeout_s: float = DRIFT_TIMEOUT_S) -> str:
+def drift_line(
+    cosmos: CosmosReader | None, settings: Settings, control: TradingControl, *, timeout_s: float = DRIFT_TIMEOUT_S
+) -> str:
     if cosmos is None:
         missing = ", ".join(cosmos_missing(settings)) or "COSMOS_*"
         return f"{UNKNOWN} Cosmos is not configured ({missing} not set)."

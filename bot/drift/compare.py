@@ -58,8 +58,11 @@ class CosmosControl:
                     raise ValueError("more than one 'global' document")
                 glob = CosmosGlobal(_flag(item, "halted", "disabled"), _reason(item), _revision(item))
             elif isinstance(doc_id, str) and doc_id.startswith("scope:") and len(doc_id) > len("scope:"):
-                scopes.append(CosmosScope(doc_id[len("scope:"):], _flag(item, "disabled", "halted"),
-                                          _reason(item), _revision(item)))
+                scopes.append(
+                    CosmosScope(
+                        doc_id[len("scope:") :], _flag(item, "disabled", "halted"), _reason(item), _revision(item)
+                    )
+                )
         return cls(glob, tuple(sorted(scopes, key=lambda s: s.scope)))
 
 
@@ -116,8 +119,9 @@ def _scope_drifts(backend: TradingControl, cosmos: CosmosControl) -> list[Drift]
     drifts = []
     for scope in sorted(ours.keys() | theirs.keys()):
         if ours.get(scope, False) != theirs.get(scope, False):
-            drifts.append(Drift(scope, _scope_words(ours.get(scope), "entry"),
-                                _scope_words(theirs.get(scope), "document")))
+            drifts.append(
+                Drift(scope, _scope_words(ours.get(scope), "entry"), _scope_words(theirs.get(scope), "document"))
+            )
     return drifts
 
 
@@ -136,8 +140,10 @@ def drift_text(drifts: Sequence[Drift]) -> str:
     real = [d for d in drifts if not d.informational]
     info = [d for d in drifts if d.informational]
     if real:
-        lines = [f":warning: *{TITLE[0].upper()}{TITLE[1:]}* ({len(real)} "
-                 f"{'difference' if len(real) == 1 else 'differences'})"]
+        lines = [
+            f":warning: *{TITLE[0].upper()}{TITLE[1:]}* ({len(real)} "
+            f"{'difference' if len(real) == 1 else 'differences'})"
+        ]
         lines += _lines(real)
         lines.append("The bot never writes control state; repair it explicitly after review (runbook).")
     else:
@@ -149,8 +155,10 @@ def drift_text(drifts: Sequence[Drift]) -> str:
 
 
 def _lines(drifts: Sequence[Drift]) -> list[str]:
-    shown = [f"• {safe(d.subject, 120)}: backend {safe(d.backend, 60)}, Cosmos {safe(d.cosmos, 60)}"
-             for d in drifts[:MAX_LINES]]
+    shown = [
+        f"• {safe(d.subject, 120)}: backend {safe(d.backend, 60)}, Cosmos {safe(d.cosmos, 60)}"
+        for d in drifts[:MAX_LINES]
+    ]
     if len(drifts) > MAX_LINES:
         shown.append(f"• …and {len(drifts) - MAX_LINES} more")
     return shown

@@ -14,8 +14,9 @@ from bot.audit.log import AuditLog
 from bot.storage.models import Approval, AuditEvent
 
 # Statuses an approval only reaches after its action ran.
-EXECUTED = frozenset({Status.EXECUTED, Status.AWAITING_CONFIRMATION, Status.CONFIRMED, Status.DISPUTED,
-                      Status.ESCALATED})
+EXECUTED = frozenset(
+    {Status.EXECUTED, Status.AWAITING_CONFIRMATION, Status.CONFIRMED, Status.DISPUTED, Status.ESCALATED}
+)
 STEPS = ("requested", "approved", "executed")
 BREAK_GLASS_STEPS = ("break_glass", "executed")
 
@@ -59,7 +60,8 @@ def _executed_with_steps(engine: Engine) -> tuple[list[Approval], dict[str, set[
         ids = [a.id for a in approvals]
         for start in range(0, len(ids), 500):  # bounded IN lists
             query = select(AuditEvent.approval_id, AuditEvent.action).where(
-                col(AuditEvent.approval_id).in_(ids[start:start + 500]))
+                col(AuditEvent.approval_id).in_(ids[start : start + 500])
+            )
             for approval_id, action in session.exec(query):
                 steps[approval_id].add(action)
     return approvals, steps

@@ -112,12 +112,12 @@ class GateContext:
         version, problem = self.version()
         latest = self.store.latest_for_version(version) if version else None
         attestations = self.attestations(version) if version else {}
-        return Evidence(version, latest, attestations, self.now,
-                        timedelta(seconds=self.settings.gate_max_age_seconds), problem)
+        return Evidence(
+            version, latest, attestations, self.now, timedelta(seconds=self.settings.gate_max_age_seconds), problem
+        )
 
 
 def plain(message: str) -> str:
     """An operator message without its leading emoji code."""
     head, _, rest = message.partition(" ")
     return rest if head.startswith(":") and head.endswith(":") and rest else message
-

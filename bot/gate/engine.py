@@ -57,8 +57,14 @@ class ItemOutcome:
         return self.probe_result or self.result
 
     def to_json(self) -> dict[str, Any]:
-        doc = {"item": self.item_id, "section": self.section, "text": self.text, "probe": self.probe,
-               "params": dict(self.params), **_result_json(self.result)}
+        doc = {
+            "item": self.item_id,
+            "section": self.section,
+            "text": self.text,
+            "probe": self.probe,
+            "params": dict(self.params),
+            **_result_json(self.result),
+        }
         if self.probe_result is not None:
             doc["probe_result"] = _result_json(self.probe_result)
         return doc
@@ -66,18 +72,33 @@ class ItemOutcome:
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> ItemOutcome:
         part = doc.get("probe_result")
-        return cls(str(doc["item"]), str(doc["section"]), str(doc.get("text", "")), doc.get("probe"),
-                   dict(doc.get("params") or {}), _result_of(doc), _result_of(part) if part else None)
+        return cls(
+            str(doc["item"]),
+            str(doc["section"]),
+            str(doc.get("text", "")),
+            doc.get("probe"),
+            dict(doc.get("params") or {}),
+            _result_of(doc),
+            _result_of(part) if part else None,
+        )
 
 
 def _result_json(r: ProbeResult) -> dict[str, Any]:
-    return {"verdict": r.verdict.value, "reason": r.reason, "evidence": r.evidence,
-            "elapsed_ms": round(r.elapsed_ms, 1)}
+    return {
+        "verdict": r.verdict.value,
+        "reason": r.reason,
+        "evidence": r.evidence,
+        "elapsed_ms": round(r.elapsed_ms, 1),
+    }
 
 
 def _result_of(doc: Mapping[str, Any]) -> ProbeResult:
-    return ProbeResult(Verdict(doc["verdict"]), str(doc.get("reason", "")), str(doc.get("evidence", "")),
-                       float(doc.get("elapsed_ms", 0.0)))
+    return ProbeResult(
+        Verdict(doc["verdict"]),
+        str(doc.get("reason", "")),
+        str(doc.get("evidence", "")),
+        float(doc.get("elapsed_ms", 0.0)),
+    )
 
 
 def gate_items(runbook: Runbook) -> list[tuple[str, CheckItem]]:
@@ -143,8 +164,9 @@ def item_outcome(section: str, item: CheckItem, results: Mapping[str, ProbeResul
     person = results.get(attestation_key(item.id))
     if person is None:
         return None
-    return ItemOutcome(item.id, section, item.text, item.probe, dict(item.params),
-                       with_attestation(item, result, person), result)
+    return ItemOutcome(
+        item.id, section, item.text, item.probe, dict(item.params), with_attestation(item, result, person), result
+    )
 
 
 def counts(outcomes: Sequence[ItemOutcome]) -> dict[str, int]:

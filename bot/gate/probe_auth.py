@@ -29,8 +29,9 @@ from bot.settings import Settings
 logger = logging.getLogger("opsbot.probes.auth")
 
 NOT_CONFIGURED = "platform auth not configured: set PLATFORM_JWT_JWKS_URL or PLATFORM_JWT_PUBLIC_KEY"
-NO_BEARER_SOURCE = ("no token source: set PLATFORM_SERVICE_TOKEN, or PLATFORM_TOKEN_URL with "
-                   "OPSBOT_CLIENT_ID and OPSBOT_CLIENT_SECRET")
+NO_BEARER_SOURCE = (
+    "no token source: set PLATFORM_SERVICE_TOKEN, or PLATFORM_TOKEN_URL with OPSBOT_CLIENT_ID and OPSBOT_CLIENT_SECRET"
+)
 RSA_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 EC_ALGS = ("ES256", "ES384", "ES512")
 # Only asymmetric algorithms: accepting HS* with a public key would let anyone who has it forge tokens.
@@ -76,7 +77,11 @@ def jwks_client(url: str, *, timeout_s: float) -> jwt.PyJWKClient:
 
 
 def platform_auth_reachable(
-    *, settings: Settings, tokens: TokenSource | None, http: httpx.Client, timeout_s: float,
+    *,
+    settings: Settings,
+    tokens: TokenSource | None,
+    http: httpx.Client,
+    timeout_s: float,
     jwks: jwt.PyJWKClient | None = None,
 ) -> ProbeResult:
     """Go condition 4: a token from `tokens` verifies (signature, `iss`, `exp`) against the platform key.
@@ -112,8 +117,10 @@ def _check_platform_auth(
         key = _pem_key(pem or "")
     claims = _verify(token, key, settings.platform_jwt_issuer, kind)
     expires_in = int(float(claims["exp"]) - time.time())
-    return passed(f"token from {kind} verified against {key.source}",
-                  f"{key.evidence}; iss {_short(claims['iss'])}; expires in {expires_in} s")
+    return passed(
+        f"token from {kind} verified against {key.source}",
+        f"{key.evidence}; iss {_short(claims['iss'])}; expires in {expires_in} s",
+    )
 
 
 def _new_jwks_client(url: str, timeout_s: float) -> jwt.PyJWKClient:
@@ -190,18 +197,27 @@ def _verify(token: str, key: _Key, issuer: str, kind: str) -> dict[str, Any]:
     seen = _unverified_claims(token)
     try:
         # The audience is the backend's business; this probe checks signature, issuer and expiry.
-        return jwt.decode(token, key.key, algorithms=list(key.algorithms), issuer=issuer,
-                          options={"require": ["exp", "iss"], "verify_aud": False})
+        return jwt.decode(
+            token,
+            key.key,
+            algorithms=list(key.algorithms),
+            issuer=issuer,
+            options={"require": ["exp", "iss"], "verify_aud": False},
+        )
     except jwt.InvalidAlgorithmError as exc:
         alg = _short(jwt.get_unverified_header(token).get("alg"))
-        raise _Stop(failed(f"token from {kind} is signed with {alg}, which {key.source} cannot verify",
-                           key.evidence)) from exc
+        raise _Stop(
+            failed(f"token from {kind} is signed with {alg}, which {key.source} cannot verify", key.evidence)
+        ) from exc
     except jwt.InvalidSignatureError as exc:
-        raise _Stop(failed(f"token from {kind} has a bad signature: not signed by {key.source}",
-                           key.evidence)) from exc
+        raise _Stop(failed(f"token from {kind} has a bad signature: not signed by {key.source}", key.evidence)) from exc
     except jwt.InvalidIssuerError as exc:
-        raise _Stop(failed(f"token from {kind} has issuer {_short(seen.get('iss'))!r}, expected {issuer!r} "
-                           "(PLATFORM_JWT_ISSUER)", key.evidence)) from exc
+        raise _Stop(
+            failed(
+                f"token from {kind} has issuer {_short(seen.get('iss'))!r}, expected {issuer!r} (PLATFORM_JWT_ISSUER)",
+                key.evidence,
+            )
+        ) from exc
     except jwt.ExpiredSignatureError as exc:
         raise _Stop(failed(f"token from {kind} expired at {_iso(seen.get('exp'))}", key.evidence)) from exc
     except jwt.MissingRequiredClaimError as exc:
@@ -260,16 +276,18 @@ def _forged_cases(issuer: str) -> list[tuple[str, str, str | None]]:
     stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     hs256 = jwt.encode(claims, secrets.token_urlsafe(32), algorithm="HS256")
     rs256 = jwt.encode(claims, stranger, algorithm="RS256", headers={"kid": "opsbot-gate-probe-forged"})
-    return [("no token", "noauth", None),
-            ("HS256 token signed with a random secret (bad signature)", "hs256", f"Bearer {hs256}"),
-            ("RS256 token signed by an unknown key (bad signature)", "rs256", f"Bearer {rs256}")]
+    return [
+        ("no token", "noauth", None),
+        ("HS256 token signed with a random secret (bad signature)", "hs256", f"Bearer {hs256}"),
+        ("RS256 token signed by an unknown key (bad signature)", "rs256", f"Bearer {rs256}"),
+    ]
 
 
-def _status(http: httpx.Client, url: str, request_id: str, authorization: str | None,
-            timeout_s: float) -> int | str:
+def _status(http: httpx.Client, url: str, request_id: str, authorization: str | None, timeout_s: float) -> int | str:
     """The status answered, or a short reason the backend did not answer."""
-    request = http.build_request("GET", url, timeout=timeout_s,
-                                 headers={"x-request-id": request_id, "accept": "application/json"})
+    request = http.build_request(
+        "GET", url, timeout=timeout_s, headers={"x-request-id": request_id, "accept": "application/json"}
+    )
     request.headers.pop("authorization", None)  # the client may carry a default token; this case must not
     if authorization is not None:
         request.headers["authorization"] = authorization
@@ -282,23 +300,38 @@ def _status(http: httpx.Client, url: str, request_id: str, authorization: str | 
 
 
 def backend_rejects_unauthorized(
-    *, base_url: str | None, http: httpx.Client, request_id: str, timeout_s: float,
+    *,
+    base_url: str | None,
+    http: httpx.Client,
+    request_id: str,
+    timeout_s: float,
     issuer: str = "platform-service",
 ) -> ProbeResult:
     """`GET /api/trading-control` with no token, a random-secret HS256 token and an unknown-key RS256
     token: each must get 401. `issuer` should be PLATFORM_JWT_ISSUER so only the signature is wrong."""
     started = time.monotonic()
     if not base_url:
-        return _timed(started, unknown("TRADING_API_URL is not set: cannot check that bad tokens get 401"),
-                      "backend-rejects-unauthorized")
+        return _timed(
+            started,
+            unknown("TRADING_API_URL is not set: cannot check that bad tokens get 401"),
+            "backend-rejects-unauthorized",
+        )
     url = base_url.rstrip("/") + "/api/trading-control"
-    outcomes = [(what, f"{request_id}-{suffix}", _status(http, url, f"{request_id}-{suffix}", auth, timeout_s))
-                for what, suffix, auth in _forged_cases(issuer)]
+    outcomes = [
+        (what, f"{request_id}-{suffix}", _status(http, url, f"{request_id}-{suffix}", auth, timeout_s))
+        for what, suffix, auth in _forged_cases(issuer)
+    ]
     evidence = "x-request-id " + ", ".join(f"{rid}: {status}" for _, rid, status in outcomes)
-    wrong = [f"{what} was accepted (HTTP {s})" if 200 <= s < 300 else f"{what} got HTTP {s}, not 401"
-             for what, _, s in outcomes if isinstance(s, int) and s != 401 and s not in GATEWAY_STATUSES]
-    silent = [f"{what}: {s if isinstance(s, str) else f'HTTP {s}'}"
-              for what, _, s in outcomes if not isinstance(s, int) or s in GATEWAY_STATUSES]
+    wrong = [
+        f"{what} was accepted (HTTP {s})" if 200 <= s < 300 else f"{what} got HTTP {s}, not 401"
+        for what, _, s in outcomes
+        if isinstance(s, int) and s != 401 and s not in GATEWAY_STATUSES
+    ]
+    silent = [
+        f"{what}: {s if isinstance(s, str) else f'HTTP {s}'}"
+        for what, _, s in outcomes
+        if not isinstance(s, int) or s in GATEWAY_STATUSES
+    ]
     if wrong:
         result = failed("backend does not reject unauthorized requests: " + "; ".join(wrong), evidence)
     elif silent:

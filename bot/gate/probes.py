@@ -59,8 +59,9 @@ def _github_reason(exc: GitHubError, version: str) -> str:
 
 
 def platform_auth(params: Mapping[str, Any], ctx: GateContext) -> ProbeResult:
-    return platform_auth_reachable(settings=ctx.settings, tokens=ctx.tokens, http=ctx.http,
-                                   timeout_s=ctx.remaining(5.0))
+    return platform_auth_reachable(
+        settings=ctx.settings, tokens=ctx.tokens, http=ctx.http, timeout_s=ctx.remaining(5.0)
+    )
 
 
 def _cosmos_probe(containers: tuple[str, ...], what: str) -> Probe:
@@ -76,8 +77,10 @@ def _cosmos_probe(containers: tuple[str, ...], what: str) -> Probe:
             except cosmos.CosmosError as exc:  # missing container, forbidden, bad answer
                 return failed(f"{what}: {exc.detail}", "; ".join(done))
             done.append(f"{result.container} {result.total_ms:.0f} ms")
-        return passed(f"{what}: read, wrote, read back and deleted a probe document in "
-                      f"{', '.join(containers)}", f"{ctx.cosmos.database}: " + "; ".join(done))
+        return passed(
+            f"{what}: read, wrote, read back and deleted a probe document in {', '.join(containers)}",
+            f"{ctx.cosmos.database}: " + "; ".join(done),
+        )
 
     return probe
 
@@ -99,14 +102,16 @@ def control_contract(params: Mapping[str, Any], ctx: GateContext) -> ProbeResult
     c = control.data
     if c.missing:
         return failed(f"trading-control lacks the contract's {', '.join(c.missing[:5])}", evidence)
-    return passed(f"trading-control (revision {c.revision}, global {'HALTED' if c.global_.halted else 'trading'}, "
-                  f"maintenance {'on' if c.maintenance_enabled else 'off'}) and {len(flags.data['flags'])} "
-                  "feature flags match the contract", evidence)
+    return passed(
+        f"trading-control (revision {c.revision}, global {'HALTED' if c.global_.halted else 'trading'}, "
+        f"maintenance {'on' if c.maintenance_enabled else 'off'}) and {len(flags.data['flags'])} "
+        "feature flags match the contract",
+        evidence,
+    )
 
 
 def _flag_ok(flag: Any) -> bool:
-    return isinstance(flag, dict) and isinstance(flag.get("enabled"), bool) and isinstance(flag.get("description"),
-                                                                                           str)
+    return isinstance(flag, dict) and isinstance(flag.get("enabled"), bool) and isinstance(flag.get("description"), str)
 
 
 def _backend_result(exc: BackendError) -> ProbeResult:
@@ -119,9 +124,13 @@ def _backend_result(exc: BackendError) -> ProbeResult:
 
 
 def rejects_unauthorized(params: Mapping[str, Any], ctx: GateContext) -> ProbeResult:
-    return backend_rejects_unauthorized(base_url=ctx.settings.trading_api_url, http=ctx.http,
-                                        request_id=ctx.request_id, timeout_s=ctx.remaining(5.0),
-                                        issuer=ctx.settings.platform_jwt_issuer)
+    return backend_rejects_unauthorized(
+        base_url=ctx.settings.trading_api_url,
+        http=ctx.http,
+        request_id=ctx.request_id,
+        timeout_s=ctx.remaining(5.0),
+        issuer=ctx.settings.platform_jwt_issuer,
+    )
 
 
 def auth_ambiguous(params: Mapping[str, Any], ctx: GateContext) -> ProbeResult:
@@ -138,8 +147,10 @@ def audit_complete(params: Mapping[str, Any], ctx: GateContext) -> ProbeResult:
     if finding.gaps:
         shown = "; ".join(f"{g.approval_id} ({g.action}) has no {', '.join(g.missing)} row" for g in finding.gaps[:3])
         return failed(f"{len(finding.gaps)} executed approvals are not fully audited: {shown}")
-    return passed(f"audit chain intact ({finding.rows} rows); all {finding.executed} executed approvals have "
-                  "their requested, approved and executed rows")
+    return passed(
+        f"audit chain intact ({finding.rows} rows); all {finding.executed} executed approvals have "
+        "their requested, approved and executed rows"
+    )
 
 
 def rollback_clarity(params: Mapping[str, Any], ctx: GateContext) -> ProbeResult:

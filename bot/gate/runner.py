@@ -44,7 +44,11 @@ def _report(progress: Progress | None, results: dict[str, ProbeResult]) -> None:
 
 
 def run_all(
-    tasks: Mapping[str, Task], *, deadline_s: float, progress: Progress | None = None, every_s: float = 0.5,
+    tasks: Mapping[str, Task],
+    *,
+    deadline_s: float,
+    progress: Progress | None = None,
+    every_s: float = 0.5,
     started: float | None = None,
 ) -> dict[str, ProbeResult]:
     """Every task's result, keyed like `tasks`; `started` (monotonic) lets the caller's clock start earlier."""
@@ -65,8 +69,9 @@ def run_all(
                 dirty, reported = False, time.monotonic()
         for future in pending:
             log.warning("probe %s missed the %.3g s deadline", futures[future], deadline_s)
-            results[futures[future]] = unknown(f"timed out after {deadline_s:g} s (the gate's deadline)",
-                                               elapsed_ms=deadline_s * 1000)
+            results[futures[future]] = unknown(
+                f"timed out after {deadline_s:g} s (the gate's deadline)", elapsed_ms=deadline_s * 1000
+            )
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     return {key: results[key] for key in tasks}

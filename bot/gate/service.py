@@ -60,8 +60,21 @@ class GateService:
 
     def context(self, request_id: str, *, started: float) -> GateContext:
         d = self.deps
-        return GateContext(d.settings, d.runbook, d.backend, d.github, d.http, self.tokens, d.cosmos_probe, d.audit,
-                           d.engine, self.store, request_id, d.now(), started + self.deadline_s)
+        return GateContext(
+            d.settings,
+            d.runbook,
+            d.backend,
+            d.github,
+            d.http,
+            self.tokens,
+            d.cosmos_probe,
+            d.audit,
+            d.engine,
+            self.store,
+            request_id,
+            d.now(),
+            started + self.deadline_s,
+        )
 
     def tasks(self, ctx: GateContext) -> dict[str, Task]:
         tasks: dict[str, Task] = {}
@@ -84,31 +97,51 @@ class GateService:
         started, started_at = time.monotonic(), self.deps.now()
         ctx = self.context(request_id, started=started)
         warnings = start(self.deps, started_at)
-        report = (lambda partial_: progress(self.outcomes(partial_), ctx.version_if_known()[0])) \
-            if progress else None
+        report = (lambda partial_: progress(self.outcomes(partial_), ctx.version_if_known()[0])) if progress else None
         results = run_all(self.tasks(ctx), deadline_s=self.deadline_s, progress=report, started=started)
         version, problem = ctx.version_if_known()
         outcomes = self.outcomes(results)
         verdict = decide(self.deps.runbook, {o.item_id: o.result for o in outcomes})
         noted = collect(warnings, ctx.deadline_at)
-        evaluation = Evaluation(new_evaluation_id(), started_at, version, problem, verdict, outcomes, request_id,
-                                time.monotonic() - started, noted)
+        evaluation = Evaluation(
+            new_evaluation_id(),
+            started_at,
+            version,
+            problem,
+            verdict,
+            outcomes,
+            request_id,
+            time.monotonic() - started,
+            noted,
+        )
         log.info("gate %s: %s for %s in %.2f s", evaluation.id, evaluation.verdict, version, evaluation.wall_s)
         return evaluation
 
     def record(self, evaluation: Evaluation, *, actor: Actor, channel: str, message_ts: str | None) -> None:
         """Store the evaluation and its audit row in one transaction; note the version seen."""
         row = GateEvaluation(
-            id=evaluation.id, started_at=evaluation.started_at,
-            finished_at=evaluation.started_at + timedelta(seconds=evaluation.wall_s), version=evaluation.version,
-            verdict=evaluation.verdict.value, requested_by=actor.user_id, channel=channel,
-            request_id=evaluation.request_id, message_ts=message_ts, deadline_s=self.deadline_s,
-            results=json.dumps([o.to_json() for o in evaluation.outcomes]))
-        params = {"evaluation_id": evaluation.id, "version": evaluation.version, "verdict": evaluation.verdict.value,
-                  "results": {o.item_id: o.verdict.value for o in evaluation.outcomes},
-                  "warnings": list(evaluation.warnings)}
-        self.store.save_evaluation(row, Entry(actor, "gate.evaluated", evaluation.verdict.value, params,
-                                              evaluation.request_id, "", channel))
+            id=evaluation.id,
+            started_at=evaluation.started_at,
+            finished_at=evaluation.started_at + timedelta(seconds=evaluation.wall_s),
+            version=evaluation.version,
+            verdict=evaluation.verdict.value,
+            requested_by=actor.user_id,
+            channel=channel,
+            request_id=evaluation.request_id,
+            message_ts=message_ts,
+            deadline_s=self.deadline_s,
+            results=json.dumps([o.to_json() for o in evaluation.outcomes]),
+        )
+        params = {
+            "evaluation_id": evaluation.id,
+            "version": evaluation.version,
+            "verdict": evaluation.verdict.value,
+            "results": {o.item_id: o.verdict.value for o in evaluation.outcomes},
+            "warnings": list(evaluation.warnings),
+        }
+        self.store.save_evaluation(
+            row, Entry(actor, "gate.evaluated", evaluation.verdict.value, params, evaluation.request_id, "", channel)
+        )
         if evaluation.version:
             self.store.observe(evaluation.version, at=evaluation.started_at, source="gate")
 
@@ -127,9 +160,15 @@ class GateService:
     def evidence(self, version: str | None, problem: str = "") -> Evidence:
         latest = self.store.latest_for_version(version) if version else None
         attestations = self.store.attestations(version) if version else {}
-        return Evidence(version, latest, attestations, self.deps.now(),
-                        timedelta(seconds=self.deps.settings.gate_max_age_seconds), problem,
-                        alerts=open_breaches(self.deps.engine, self.deps.audit, self.deps.runbook))
+        return Evidence(
+            version,
+            latest,
+            attestations,
+            self.deps.now(),
+            timedelta(seconds=self.deps.settings.gate_max_age_seconds),
+            problem,
+            alerts=open_breaches(self.deps.engine, self.deps.audit, self.deps.runbook),
+        )
 
 
 def _attested(item: CheckItem, ctx: GateContext) -> ProbeResult:

@@ -26,8 +26,15 @@ def new_evaluation_id() -> str:
 
 def evaluation_view(row: GateEvaluation) -> EvaluationView:
     outcomes = tuple(ItemOutcome.from_json(doc) for doc in json.loads(row.results))
-    return EvaluationView(row.id, as_utc(row.started_at), row.version, GateVerdict(row.verdict), row.requested_by,
-                          row.request_id, outcomes)
+    return EvaluationView(
+        row.id,
+        as_utc(row.started_at),
+        row.version,
+        GateVerdict(row.verdict),
+        row.requested_by,
+        row.request_id,
+        outcomes,
+    )
 
 
 def attestation_view(row: Attestation) -> AttestationView:
@@ -88,21 +95,30 @@ class GateStore:
         with transaction(self._engine) as session:
             if is_postgres(self._engine):
                 session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_VERSION_LOCK})
-            last = session.exec(select(BackendVersionObservation)
-                                .order_by(col(BackendVersionObservation.id).desc()).limit(1)).first()
+            last = session.exec(
+                select(BackendVersionObservation).order_by(col(BackendVersionObservation.id).desc()).limit(1)
+            ).first()
             if last is not None and last.version == version:
                 return None
             previous = last.version if last else None
-            session.add(BackendVersionObservation(version=version, previous_version=previous, observed_at=at,
-                                                  source=source[:32]))
+            session.add(
+                BackendVersionObservation(
+                    version=version, previous_version=previous, observed_at=at, source=source[:32]
+                )
+            )
         return VersionChange(version, previous, at) if previous is not None else None
 
     def changes_since(self, at: datetime) -> list[VersionChange]:
         """Version changes (not the first observation ever) seen after `at`, oldest first."""
         with Session(self._engine, expire_on_commit=False) as session:
-            query = select(BackendVersionObservation).where(
-                col(BackendVersionObservation.observed_at) > as_utc(at),
-                col(BackendVersionObservation.previous_version).is_not(None),
-            ).order_by(col(BackendVersionObservation.id))
-            return [VersionChange(r.version, r.previous_version or "", as_utc(r.observed_at))
-                    for r in session.exec(query)]
+            query = (
+                select(BackendVersionObservation)
+                .where(
+                    col(BackendVersionObservation.observed_at) > as_utc(at),
+                    col(BackendVersionObservation.previous_version).is_not(None),
+                )
+                .order_by(col(BackendVersionObservation.id))
+            )
+            return [
+                VersionChange(r.version, r.previous_version or "", as_utc(r.observed_at)) for r in session.exec(query)
+            ]

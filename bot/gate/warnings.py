@@ -64,8 +64,10 @@ def _misfire_line(signal: Signal, measurer: Measurer, now: datetime) -> str:
         return ""
     figure = against(signal, reading.value)
     count = f"{reading.value:g} kill-switch misfire{'' if reading.value == 1 else 's'}"
-    return (f":rotating_light: {count} in the last {window}: a `/halt` or "
-            f"`/halt resume` read-back showed the change NOT applied ({signal.name}: {figure}).")
+    return (
+        f":rotating_light: {count} in the last {window}: a `/halt` or "
+        f"`/halt resume` read-back showed the change NOT applied ({signal.name}: {figure})."
+    )
 
 
 def start(deps: Deps, now: datetime) -> Future[tuple[str, ...]]:

@@ -14,8 +14,9 @@ from bot.errors import BackendError, backend_audit_detail, may_have_applied, ope
 from bot.text import safe
 from commands.views.blocks import when
 
-TRIGGER_3 = ("hard rollback trigger 3 of the runbook: *global trade halt or scoped disable controls do not "
-             "apply correctly*")
+TRIGGER_3 = (
+    "hard rollback trigger 3 of the runbook: *global trade halt or scoped disable controls do not apply correctly*"
+)
 
 
 def describe_scope(scope: str) -> str:
@@ -65,28 +66,46 @@ class ControlSpec:
         actor = f"slack:{ctx.requester} approval:{ctx.approval_id}"
         write = self.backend.halt if self.halting else self.backend.resume
         try:
-            wrote = write(scope=scope, reason=reason, actor=actor, request_id=ctx.request_id,
-                          idempotency_key=f"{ctx.approval_id}:{self.name}")
+            wrote = write(
+                scope=scope,
+                reason=reason,
+                actor=actor,
+                request_id=ctx.request_id,
+                idempotency_key=f"{ctx.approval_id}:{self.name}",
+            )
         except BackendError as exc:
             return self._write_failed(exc)
         try:
             readback = self.backend.trading_control(request_id=ctx.request_id)
         except BackendError as exc:
-            return Outcome(False, f"*{self.name.capitalize()} sent, but the read-back failed*, so it is NOT "
-                           f"confirmed. {operator_message(exc)}\n{echo_text(wrote, 'Write')}", "unconfirmed",
-                           retryable=exc.retryable, uncertain=True,
-                           detail=f"{echo_detail(wrote, 'write')}; read-back failed: {backend_audit_detail(exc)}")
+            return Outcome(
+                False,
+                f"*{self.name.capitalize()} sent, but the read-back failed*, so it is NOT "
+                f"confirmed. {operator_message(exc)}\n{echo_text(wrote, 'Write')}",
+                "unconfirmed",
+                retryable=exc.retryable,
+                uncertain=True,
+                detail=f"{echo_detail(wrote, 'write')}; read-back failed: {backend_audit_detail(exc)}",
+            )
         return self._judge(scope, wrote, readback)
 
     def _write_failed(self, exc: BackendError) -> Outcome:
         # Only say "NOT applied" when it surely was not: a timeout or 5xx may follow a committed change.
         if may_have_applied(exc):
-            head = (f":warning: *{self.name.capitalize()} NOT confirmed:* the backend may have applied it; "
-                    f"`/halt status` shows the current state.")
+            head = (
+                f":warning: *{self.name.capitalize()} NOT confirmed:* the backend may have applied it; "
+                f"`/halt status` shows the current state."
+            )
         else:
             head = f"*{self.name.capitalize()} NOT applied.*"
-        return Outcome(False, f"{head} {operator_message(exc)}", "failed", retryable=exc.retryable,
-                       detail="write failed: " + backend_audit_detail(exc), uncertain=may_have_applied(exc))
+        return Outcome(
+            False,
+            f"{head} {operator_message(exc)}",
+            "failed",
+            retryable=exc.retryable,
+            detail="write failed: " + backend_audit_detail(exc),
+            uncertain=may_have_applied(exc),
+        )
 
     def _judge(self, scope: str, wrote: Reply[TradingControl], readback: Reply[TradingControl]) -> Outcome:
         applied = readback.data.is_halted(scope) == self.halting
@@ -97,8 +116,7 @@ class ControlSpec:
         if applied:
             state = "halted" if self.halting else "trading again"
             icon = ":octagonal_sign:" if self.halting else ":large_green_circle:"
-            return Outcome(True, f"{icon} *Applied:* {where} is {state} ({rev}).\n{trace}", "applied",
-                           detail=detail)
+            return Outcome(True, f"{icon} *Applied:* {where} is {state} ({rev}).\n{trace}", "applied", detail=detail)
         state = "still trading" if self.halting else "still halted"
         return Outcome(
             False,
@@ -135,15 +153,20 @@ def status_text(reply: Reply[TradingControl], origins: Mapping[str, str] | None 
     g = control.global_
     if g.halted:
         by = people.get("global") or _by(g.updated_by)
-        lines = [f":octagonal_sign: *Global: HALTED* — {safe(g.reason or 'no reason given', 300)} "
-                 f"({by} at {_at(g.updated_at)})"]
+        lines = [
+            f":octagonal_sign: *Global: HALTED* — {safe(g.reason or 'no reason given', 300)} "
+            f"({by} at {_at(g.updated_at)})"
+        ]
     else:
         lines = [":large_green_circle: *Global: trading*"]
     disabled = [s for s in control.scopes if s.disabled]
     if disabled:
         lines.append(f"*Scoped disables ({len(disabled)}):*")
-        lines += [f"• `{safe(s.scope, 80)}` — {safe(s.reason or 'no reason', 200)} (since {_at(s.updated_at)}"
-                  f"{'; ' + people[s.scope] if s.scope in people else ''})" for s in disabled[:30]]
+        lines += [
+            f"• `{safe(s.scope, 80)}` — {safe(s.reason or 'no reason', 200)} (since {_at(s.updated_at)}"
+            f"{'; ' + people[s.scope] if s.scope in people else ''})"
+            for s in disabled[:30]
+        ]
         if len(disabled) > 30:
             lines.append(f"…and {len(disabled) - 30} more")
     else:

@@ -57,8 +57,9 @@ def halt_now(deps: Deps, req: BreakGlass, *, tell: Callable[[str], None]) -> Out
     try:
         row = deps.store_calls.submit(_claim, deps, req, approval_id).result(timeout=STORE_WAIT_S)
     except FutureTimeout:
-        return halt_from_journal(deps, req, approval_id, why=f"the store did not answer within {STORE_WAIT_S} s",
-                                 tell=tell)
+        return halt_from_journal(
+            deps, req, approval_id, why=f"the store did not answer within {STORE_WAIT_S} s", tell=tell
+        )
     except StoreUnavailable as exc:
         return halt_from_journal(deps, req, approval_id, why=f"the store is unavailable ({exc})", tell=tell)
     if row is None:
@@ -71,34 +72,70 @@ def _claim(deps: Deps, req: BreakGlass, approval_id: str) -> Approval | None:
     """The approval row, its card and the request's replay row in one transaction: one store round trip."""
     try:
         return flow.open_request(
-            deps, spec=deps.actions["halt"], params=req.params, actor=req.actor, channel=req.channel,
-            request_id=req.request_id, approve_role=Role.HALT_AUTHORITY, break_glass=True,
-            answer_to=req.answer_to, approval_id=approval_id, seen_key=req.replay_key)
+            deps,
+            spec=deps.actions["halt"],
+            params=req.params,
+            actor=req.actor,
+            channel=req.channel,
+            request_id=req.request_id,
+            approve_role=Role.HALT_AUTHORITY,
+            break_glass=True,
+            answer_to=req.answer_to,
+            approval_id=approval_id,
+            seen_key=req.replay_key,
+        )
     except IntegrityError:  # the replay row was there: this request was already taken
         if req.replay_key is None:
             raise
     what = f"/halt {req.scope} --now"
-    deps.replays.note_replay(req.replay_key, replay_entry(req.replay_key, actor=req.actor, what=what,
-                                                          channel=req.channel))
+    deps.replays.note_replay(
+        req.replay_key, replay_entry(req.replay_key, actor=req.actor, what=what, channel=req.channel)
+    )
     deps.metrics.denied.labels("replay").inc()
     return None
 
 
-def halt_from_journal(deps: Deps, req: BreakGlass, approval_id: str, *, why: str,
-                      tell: Callable[[str], None]) -> Outcome:
+def halt_from_journal(
+    deps: Deps, req: BreakGlass, approval_id: str, *, why: str, tell: Callable[[str], None]
+) -> Outcome:
     """Claim in the journal, call the backend, record in the journal; then tell the channel."""
     log.warning("break-glass %s halts without the store: %s", approval_id, why)
-    created = {"create": True, "action": "halt", "approve_role": Role.HALT_AUTHORITY.value,
-               "ttl_seconds": deps.settings.approval_ttl_seconds}
-    deps.journal.append(Entry(req.actor, "halt.break_glass", "accepted", req.params, req.request_id, approval_id,
-                              req.channel, f"store unavailable: {why}"), approval=created)
+    created = {
+        "create": True,
+        "action": "halt",
+        "approve_role": Role.HALT_AUTHORITY.value,
+        "ttl_seconds": deps.settings.approval_ttl_seconds,
+    }
+    deps.journal.append(
+        Entry(
+            req.actor,
+            "halt.break_glass",
+            "accepted",
+            req.params,
+            req.request_id,
+            approval_id,
+            req.channel,
+            f"store unavailable: {why}",
+        ),
+        approval=created,
+    )
     ctx = ExecutionContext(approval_id, req.params, req.actor.user_id, req.actor.user_id, req.request_id)
     outcome = deps.actions["halt"].execute(ctx)
     target = after_execution(break_glass=True, succeeded=outcome.applied, retryable=outcome.retryable, ttl_left=True)
     step = "executed" if outcome.audit_outcome == "applied" else "failed"
-    deps.journal.append(Entry(req.actor, f"halt.{step}", outcome.audit_outcome, req.params, req.request_id,
-                              approval_id, req.channel, outcome.detail),
-                        approval={"status": target.value, "outcome": outcome.summary})
+    deps.journal.append(
+        Entry(
+            req.actor,
+            f"halt.{step}",
+            outcome.audit_outcome,
+            req.params,
+            req.request_id,
+            approval_id,
+            req.channel,
+            outcome.detail,
+        ),
+        approval={"status": target.value, "outcome": outcome.summary},
+    )
     deps.metrics.approvals.labels("halt", "break_glass_journaled").inc()
     text = pending_text(req, approval_id, outcome)
     post(deps, req.channel, text)
@@ -108,11 +145,13 @@ def halt_from_journal(deps: Deps, req: BreakGlass, approval_id: str, *, why: str
 
 def pending_text(req: BreakGlass, approval_id: str, outcome: Outcome) -> str:
     scope = "all trading (global)" if req.scope == "global" else f"`{safe(req.scope, 80)}`"
-    return (f":rotating_light: *BREAK-GLASS* halt of {scope} by <@{req.actor.user_id}>: "
-            f"{safe(req.reason, 300)}\n{outcome.summary}\n:hourglass: *Audit pending:* the bot's store was "
-            f"unavailable, so this halt's audit rows are in the bot's local journal; they are merged into the "
-            f"audit log when the store is back, and this channel is told then. A second halt authority can "
-            f"confirm once the store is back (approval `{approval_id}`).")
+    return (
+        f":rotating_light: *BREAK-GLASS* halt of {scope} by <@{req.actor.user_id}>: "
+        f"{safe(req.reason, 300)}\n{outcome.summary}\n:hourglass: *Audit pending:* the bot's store was "
+        f"unavailable, so this halt's audit rows are in the bot's local journal; they are merged into the "
+        f"audit log when the store is back, and this channel is told then. A second halt authority can "
+        f"confirm once the store is back (approval `{approval_id}`)."
+    )
 
 
 def post(deps: Deps, channel: str, text: str) -> None:
@@ -134,7 +173,11 @@ def merge_journal(deps: Deps) -> int:
             deps.approvals.outbox.enqueue([card_note(deps, row, status=status, kind=kind)])
     if merged.rows:
         for channel in merged.channels:
-            post(deps, channel, f":white_check_mark: *Audit merged:* {merged.rows} audit row(s) journaled while "
-                                f"the bot's store was unavailable are now in the audit log (seq "
-                                f"{merged.first_seq} to {merged.last_seq}).")
+            post(
+                deps,
+                channel,
+                f":white_check_mark: *Audit merged:* {merged.rows} audit row(s) journaled while "
+                f"the bot's store was unavailable are now in the audit log (seq "
+                f"{merged.first_seq} to {merged.last_seq}).",
+            )
     return merged.rows

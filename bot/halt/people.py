@@ -10,8 +10,7 @@ from bot.approvals.store import params_of
 from bot.storage.models import Approval
 
 # Statuses of a halt approval whose halt was applied (break-glass ones run before their confirmation).
-RAN = frozenset({Status.EXECUTED, Status.AWAITING_CONFIRMATION, Status.CONFIRMED, Status.DISPUTED,
-                 Status.ESCALATED})
+RAN = frozenset({Status.EXECUTED, Status.AWAITING_CONFIRMATION, Status.CONFIRMED, Status.DISPUTED, Status.ESCALATED})
 LOOKED_AT = 200  # the newest halt approvals searched; older halts say "not found in the bot's records"
 
 

@@ -55,10 +55,20 @@ class HomeSource:
         now = self.deps.now()
         version, problem = self.cutover.gate.deployed_version("app-home", source="app home")
         stage, checklist = self._stage(version, problem)
-        return HomeFacts(now=now, stage=stage, checklist=checklist, gate=self._gate(now, version),
-                         halt=self._halt(), rollback=self._rollback(now), monitoring=self._window(),
-                         approvals=self._approvals(now), alerts=self._alerts(), audit=self._audit(),
-                         decisions=self._decisions(now), slack=self._slack())
+        return HomeFacts(
+            now=now,
+            stage=stage,
+            checklist=checklist,
+            gate=self._gate(now, version),
+            halt=self._halt(),
+            rollback=self._rollback(now),
+            monitoring=self._window(),
+            approvals=self._approvals(now),
+            alerts=self._alerts(),
+            audit=self._audit(),
+            decisions=self._decisions(now),
+            slack=self._slack(),
+        )
 
     def _slack(self) -> str | None:
         """Channel messages Slack is behind on (waiting over SLACK_BEHIND), and those given up on in the last day."""
@@ -68,8 +78,14 @@ class HomeSource:
         lost = outbox.given_up(since=since - timedelta(days=1))
         if not waiting and not lost:
             return None
-        lines = [f"*Slack:* {waiting} channel message{'s' if waiting != 1 else ''} waiting for Slack for over "
-                 f"{SLACK_BEHIND.seconds} s."] if waiting else []
+        lines = (
+            [
+                f"*Slack:* {waiting} channel message{'s' if waiting != 1 else ''} waiting for Slack for over "
+                f"{SLACK_BEHIND.seconds} s."
+            ]
+            if waiting
+            else []
+        )
         if lost:
             lines.append(f":warning: {len(lost)} never delivered (the audit log has each; the store is the truth):")
             lines += [_undelivered_line(r) for r in lost]
@@ -83,8 +99,7 @@ class HomeSource:
             stage += f" (since {when(position.entry.entered_at)})"
         if (rolled := self.cutover.rollback_warning(position, version)) is not None:
             stage += f"\n{rolled}"
-        statuses = stage_statuses(self.deps.runbook, position.stage,
-                                  self.cutover.gate.evidence(version, problem))
+        statuses = stage_statuses(self.deps.runbook, position.stage, self.cutover.gate.evidence(version, problem))
         done = [s for s in statuses if s.state in (CheckState.PASSED, CheckState.ATTESTED)]
         open_ = [f"`{s.item.id}` ({s.state.value})" for s in statuses if s not in done]
         checklist = f"{len(done)} of {len(statuses)} done"
@@ -102,8 +117,11 @@ class HomeSource:
         except BackendError as exc:
             return f"*Halt state:* unknown: {operator_message(exc)}"  # already escaped mrkdwn
         g = control.global_
-        head = (f":octagonal_sign: *Global: HALTED* ({safe(g.reason or 'no reason given', 200)})" if g.halted
-                else ":large_green_circle: *Global: trading*")
+        head = (
+            f":octagonal_sign: *Global: HALTED* ({safe(g.reason or 'no reason given', 200)})"
+            if g.halted
+            else ":large_green_circle: *Global: trading*"
+        )
         disabled = [s.scope for s in control.scopes if s.disabled]
         if not disabled:
             return f"{head} · scoped disables: none"
@@ -132,33 +150,57 @@ class HomeSource:
             stage = self.deps.runbook.stage(window.stage_id).name
         except KeyError:
             stage = window.stage_id
-        return (f"watching since the move to *{safe(stage, 100)}*: immediate signals until "
-                f"{when(as_utc(window.immediate_until))}, first-24-hours signals until {when(as_utc(window.ends_at))}.")
+        return (
+            f"watching since the move to *{safe(stage, 100)}*: immediate signals until "
+            f"{when(as_utc(window.immediate_until))}, first-24-hours signals until {when(as_utc(window.ends_at))}."
+        )
 
     def _approvals(self, now: datetime) -> list[PendingApproval]:
         with Session(self.deps.engine, expire_on_commit=False) as session:
-            query = select(Approval).where(col(Approval.status).in_([s.value for s in OPEN]),
-                                           col(Approval.expires_at) > now)
+            query = select(Approval).where(
+                col(Approval.status).in_([s.value for s in OPEN]), col(Approval.expires_at) > now
+            )
             rows = list(session.exec(query.order_by(col(Approval.created_at).desc()).limit(MAX_PENDING)))
         out = []
         for row in rows:
             role = Role(row.approve_role)
-            out.append(PendingApproval(row.id, self._title(row), row.requester, role.value, ROLE_NAMES[role],
-                                       as_utc(row.expires_at), row.channel,
-                                       confirming=row.status == Status.AWAITING_CONFIRMATION.value,
-                                       reason=str(params_of(row).get("reason") or ""), request_id=row.request_id))
+            out.append(
+                PendingApproval(
+                    row.id,
+                    self._title(row),
+                    row.requester,
+                    role.value,
+                    ROLE_NAMES[role],
+                    as_utc(row.expires_at),
+                    row.channel,
+                    confirming=row.status == Status.AWAITING_CONFIRMATION.value,
+                    reason=str(params_of(row).get("reason") or ""),
+                    request_id=row.request_id,
+                )
+            )
         return out
 
     def _decisions(self, now: datetime) -> list[Decision]:
         """Approvals decided in the last DECISIONS_FOR, newest first: each decider sees theirs on top."""
         with Session(self.deps.engine, expire_on_commit=False) as session:
             # Not a break-glass halt's own requester (recorded as its decider): theirs is not a decision on a request.
-            query = select(Approval).where(col(Approval.decided_by).is_not(None),
-                                           col(Approval.decided_by) != col(Approval.requester),
-                                           col(Approval.decided_at) >= now - DECISIONS_FOR)
+            query = select(Approval).where(
+                col(Approval.decided_by).is_not(None),
+                col(Approval.decided_by) != col(Approval.requester),
+                col(Approval.decided_at) >= now - DECISIONS_FOR,
+            )
             rows = list(session.exec(query.order_by(col(Approval.decided_at).desc()).limit(MAX_DECISIONS)))
-        return [Decision(row.id, self._title(row), str(row.decided_by), as_utc(row.decided_at or now), row.status,
-                         row.outcome if row.status == Status.FAILED.value else "") for row in rows]
+        return [
+            Decision(
+                row.id,
+                self._title(row),
+                str(row.decided_by),
+                as_utc(row.decided_at or now),
+                row.status,
+                row.outcome if row.status == Status.FAILED.value else "",
+            )
+            for row in rows
+        ]
 
     def _title(self, row: Approval) -> str:
         spec = self.deps.actions.get(row.action)
@@ -194,8 +236,11 @@ class HomeSource:
 
 
 def _undelivered_line(row: OutboxRow) -> str:
-    about = f" for approval `{safe(row.stream.removeprefix('approval:'), 64)}`" if row.stream.startswith(
-        "approval:") else ""
+    about = (
+        f" for approval `{safe(row.stream.removeprefix('approval:'), 64)}`"
+        if row.stream.startswith("approval:")
+        else ""
+    )
     return f"• `{METHOD[row.kind]}` in <#{safe(row.channel, 32)}>{about}: {safe(row.error, 120)}"
 
 
@@ -208,5 +253,7 @@ def last_rollback_line(row: Rollback, ended: datetime) -> str:
         outcome = f":x: *failed* at step `{safe(row.failed_step or '?', 40)}` at {when(ended)}"
         if row.closed_by:
             outcome += f" (closed by `{safe(row.closed_by, 32)}`)"
-    return (f"Last rollback `{safe(row.id, 32)}` ({move}) {outcome} (requested by <@{safe(row.requester, 32)}>, "
-            f"approved by <@{safe(row.approver, 32)}>).")
+    return (
+        f"Last rollback `{safe(row.id, 32)}` ({move}) {outcome} (requested by <@{safe(row.requester, 32)}>, "
+        f"approved by <@{safe(row.approver, 32)}>)."
+    )

@@ -33,16 +33,19 @@ def mentions(people: Iterable[str]) -> str:
     return " ".join(f"<@{safe(i, 32)}>" for i in ids) or "nobody configured"
 
 
-def not_fixed_text(signal: Signal, alert: MonitoringAlert, rollback: Rollback, *, owners: Iterable[str],
-                   authorities: Iterable[str]) -> str:
+def not_fixed_text(
+    signal: Signal, alert: MonitoringAlert, rollback: Rollback, *, owners: Iterable[str], authorities: Iterable[str]
+) -> str:
     closed = as_utc(rollback.closed_at or rollback.updated_at)
-    return (f":rotating_light: *Not fixed by rollback `{safe(rollback.id, 32)}`:* {safe(signal.name, 120)} is "
-            f"{against(signal, alert.value)} (peak {figure(alert.peak, signal.unit)}), a full "
-            f"{_window(signal)} after production went back to `{safe(rollback.target[:7], 12)}` "
-            f"({when(closed)}). The release running now breaches too.\n"
-            f"Rollback owners {mentions(owners)}, halt authorities {mentions(authorities)}: decide on a halt "
-            f"(`/halt <scope> <reason>`) or a further rollback (`/rollback <reason> --to <sha>`). Alert "
-            f"`{safe(alert.id, 32)}`.")
+    return (
+        f":rotating_light: *Not fixed by rollback `{safe(rollback.id, 32)}`:* {safe(signal.name, 120)} is "
+        f"{against(signal, alert.value)} (peak {figure(alert.peak, signal.unit)}), a full "
+        f"{_window(signal)} after production went back to `{safe(rollback.target[:7], 12)}` "
+        f"({when(closed)}). The release running now breaches too.\n"
+        f"Rollback owners {mentions(owners)}, halt authorities {mentions(authorities)}: decide on a halt "
+        f"(`/halt <scope> <reason>`) or a further rollback (`/rollback <reason> --to <sha>`). Alert "
+        f"`{safe(alert.id, 32)}`."
+    )
 
 
 def _window(signal: Signal) -> str:

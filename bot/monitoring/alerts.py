@@ -38,8 +38,13 @@ MIN_CHART_SPAN_S = 60.0
 class ChannelPacer:
     """At most one post per `interval` seconds in each channel, across the threads of one process."""
 
-    def __init__(self, interval: float = 1.0 / SLACK_POSTS_PER_SECOND, *,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        interval: float = 1.0 / SLACK_POSTS_PER_SECOND,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._interval, self._clock, self._sleep = interval, clock, sleep
         self._next: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -64,12 +69,24 @@ class Poster:
         self.slack = slack
         self.pacer = pacer or SHARED_PACER
 
-    def post(self, channel: str, text: str, *, blocks: list[dict[str, object]] | None = None,
-             thread_ts: str | None = None, broadcast: bool = False) -> str | None:
+    def post(
+        self,
+        channel: str,
+        text: str,
+        *,
+        blocks: list[dict[str, object]] | None = None,
+        thread_ts: str | None = None,
+        broadcast: bool = False,
+    ) -> str | None:
         self.pacer.wait(channel)
         try:
-            answer = self.slack.chat_postMessage(channel=channel, text=text, blocks=blocks, thread_ts=thread_ts,
-                                                 reply_broadcast=broadcast if thread_ts else None)
+            answer = self.slack.chat_postMessage(
+                channel=channel,
+                text=text,
+                blocks=blocks,
+                thread_ts=thread_ts,
+                reply_broadcast=broadcast if thread_ts else None,
+            )
         except SlackApiError as exc:
             log.error("monitoring post in %s refused: %s", channel, exc.response.get("error"))
             return None
@@ -81,8 +98,9 @@ class Poster:
         except SlackApiError as exc:
             log.warning("monitoring message %s not updated: %s", ts, exc.response.get("error"))
 
-    def upload_png(self, channel: str, thread_ts: str | None, png: bytes, *, filename: str,
-                   title: str) -> str | SlackRefusal:
+    def upload_png(
+        self, channel: str, thread_ts: str | None, png: bytes, *, filename: str, title: str
+    ) -> str | SlackRefusal:
         """The shared file's id, or Slack's refusal. A file share needs membership (chat:write.public
         covers posts only), so on `not_in_channel` the bot joins the public channel and shares again."""
         self.pacer.wait(channel)
@@ -98,11 +116,13 @@ class Poster:
         log.info("joined %s to share charts there", channel)
         return self._upload(channel, thread_ts, png, filename=filename, title=title)
 
-    def _upload(self, channel: str, thread_ts: str | None, png: bytes, *, filename: str,
-                title: str) -> str | SlackRefusal:
+    def _upload(
+        self, channel: str, thread_ts: str | None, png: bytes, *, filename: str, title: str
+    ) -> str | SlackRefusal:
         try:
-            answer = self.slack.files_upload_v2(channel=channel, thread_ts=thread_ts, content=png, filename=filename,
-                                                title=title, alt_txt=title)
+            answer = self.slack.files_upload_v2(
+                channel=channel, thread_ts=thread_ts, content=png, filename=filename, title=title, alt_txt=title
+            )
         except (SlackApiError, SlackRequestError, OSError) as exc:
             refusal = refusal_of(exc, channel=channel)
             log.error("chart upload to %s failed: %s", channel, refusal.error)
@@ -118,29 +138,56 @@ class Alerts:
     poster: Poster
     measurer: Measurer
 
-    def raise_breach(self, window: MonitoringWindow, signal: Signal, reading: Reading, *, channel: str,
-                     stage_name: str) -> MonitoringAlert | None:
+    def raise_breach(
+        self, window: MonitoringWindow, signal: Signal, reading: Reading, *, channel: str, stage_name: str
+    ) -> MonitoringAlert | None:
         """Claim the alert for this breach (once, whoever races) and post it with its chart."""
         assert reading.value is not None
         now = reading.at
         start = as_utc(window.opened_at)
         series = self.measurer.series(signal, start, now)
         row = MonitoringAlert(
-            id=new_alert_id(), window_id=window.id, kind=BREACH, signal_id=signal.id, status=OPEN,
-            trigger=signal.trigger or "", threshold=signal.threshold, comparison=signal.comparison,
-            value=reading.value, peak=worst(signal, [reading.value, *(v for _, v in series)]),
-            since=breach_since(signal, series, now), raised_at=now, last_seen_at=now, channel=channel,
-            detail=reading.detail)
-        params = {"alert_id": row.id, "signal": signal.id, "value": reading.value, "threshold": signal.threshold,
-                  "comparison": signal.comparison, "trigger": row.trigger, "window_id": window.id}
-        if not self.store.claim_alert(row, system_entry("monitoring.alert_raised", "accepted", params,
-                                                        channel=channel)):
+            id=new_alert_id(),
+            window_id=window.id,
+            kind=BREACH,
+            signal_id=signal.id,
+            status=OPEN,
+            trigger=signal.trigger or "",
+            threshold=signal.threshold,
+            comparison=signal.comparison,
+            value=reading.value,
+            peak=worst(signal, [reading.value, *(v for _, v in series)]),
+            since=breach_since(signal, series, now),
+            raised_at=now,
+            last_seen_at=now,
+            channel=channel,
+            detail=reading.detail,
+        )
+        params = {
+            "alert_id": row.id,
+            "signal": signal.id,
+            "value": reading.value,
+            "threshold": signal.threshold,
+            "comparison": signal.comparison,
+            "trigger": row.trigger,
+            "window_id": window.id,
+        }
+        if not self.store.claim_alert(
+            row, system_entry("monitoring.alert_raised", "accepted", params, channel=channel)
+        ):
             return None
         self.post_breach(row, signal, stage_name=stage_name, series=series, start=start)
         return row
 
-    def post_breach(self, row: MonitoringAlert, signal: Signal, *, stage_name: str,
-                    series: list[tuple[float, float]] | None = None, start: datetime | None = None) -> None:
+    def post_breach(
+        self,
+        row: MonitoringAlert,
+        signal: Signal,
+        *,
+        stage_name: str,
+        series: list[tuple[float, float]] | None = None,
+        start: datetime | None = None,
+    ) -> None:
         """Post a claimed alert (again, if an earlier post was refused) and its chart in the thread."""
         blocks = as_dicts(render.alert_blocks(self.runbook, signal, row, stage_name=stage_name))
         ts = self.poster.post(row.channel, render.alert_fallback(signal, row), blocks=blocks)
@@ -165,14 +212,22 @@ class Alerts:
 
     def _chart_missing(self, row: MonitoringAlert, signal: Signal, refusal: SlackRefusal, ts: str) -> None:
         """Say in the alert's thread why its chart is not there and how to fix it, and record it."""
-        self.store.note(system_entry("monitoring.chart_refused", "failed",
-                                     {"alert_id": row.id, "signal": signal.id, "error": refusal.error},
-                                     channel=row.channel, detail=refusal.text))
-        self.poster.post(row.channel, f":warning: The chart of this alert could not be shown: {refusal.text}",
-                         thread_ts=ts)
+        self.store.note(
+            system_entry(
+                "monitoring.chart_refused",
+                "failed",
+                {"alert_id": row.id, "signal": signal.id, "error": refusal.error},
+                channel=row.channel,
+                detail=refusal.text,
+            )
+        )
+        self.poster.post(
+            row.channel, f":warning: The chart of this alert could not be shown: {refusal.text}", thread_ts=ts
+        )
 
-    def refresh(self, row: MonitoringAlert, signal: Signal, *, stage_name: str, at: datetime,
-                status: str | None = None) -> None:
+    def refresh(
+        self, row: MonitoringAlert, signal: Signal, *, stage_name: str, at: datetime, status: str | None = None
+    ) -> None:
         """Bring an open alert's card up to date (latest value, peak); the caller paces it."""
         if not row.message_ts:
             return
@@ -181,12 +236,16 @@ class Alerts:
         blocks = as_dicts(render.alert_blocks(self.runbook, signal, row, stage_name=stage_name, status=status))
         self.poster.update(row.channel, row.message_ts, render.alert_fallback(signal, row), blocks)
 
-    def clear_breach(self, row: MonitoringAlert, signal: Signal, *, at: datetime, stage_name: str,
-                     status: str = CLEARED) -> None:
+    def clear_breach(
+        self, row: MonitoringAlert, signal: Signal, *, at: datetime, stage_name: str, status: str = CLEARED
+    ) -> None:
         params = {"alert_id": row.id, "signal": signal.id, "value": row.value, "status": status}
-        if not self.store.finish_alert(row.id, status=status, at=at,
-                                       entry=system_entry(f"monitoring.alert_{status}", "accepted", params,
-                                                          channel=row.channel)):
+        if not self.store.finish_alert(
+            row.id,
+            status=status,
+            at=at,
+            entry=system_entry(f"monitoring.alert_{status}", "accepted", params, channel=row.channel),
+        ):
             return
         row.status, row.cleared_at = status, at
         if status == CLEARED:

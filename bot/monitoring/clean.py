@@ -20,6 +20,8 @@ def open_breaches(engine: Engine, audit: AuditLog, runbook: Runbook) -> tuple[st
         signal = signals.get(alert.signal_id)
         if signal is None or not alert.trigger:
             continue
-        lines.append(f"{signal.name}: {against(signal, alert.value)} since {when(as_utc(alert.since))} "
-                     f"(trigger {alert.trigger}, alert {alert.id})")
+        lines.append(
+            f"{signal.name}: {against(signal, alert.value)} since {when(as_utc(alert.since))} "
+            f"(trigger {alert.trigger}, alert {alert.id})"
+        )
     return tuple(lines)

@@ -30,12 +30,18 @@ log = logging.getLogger("opsbot.leader")
 # Any constant works (the audit chain uses 7_314_159_265); it names the watchers' leadership.
 LEADER_LOCK = 7_314_159_266
 KEEPALIVE = "keepalives=1 keepalives_idle=5 keepalives_interval=2 keepalives_count=3"
-SESSION = ("SET tcp_keepalives_idle = 5", "SET tcp_keepalives_interval = 2", "SET tcp_keepalives_count = 3",
-           "SET statement_timeout = '5s'")
-_BUMP = ("INSERT INTO monitoring_leader (id, term, replica, acquired_at, heartbeat_at) "
-         "VALUES (1, 1, %(replica)s, now(), now()) ON CONFLICT (id) DO UPDATE SET "
-         "term = monitoring_leader.term + 1, replica = EXCLUDED.replica, acquired_at = now(), heartbeat_at = now() "
-         "RETURNING term")
+SESSION = (
+    "SET tcp_keepalives_idle = 5",
+    "SET tcp_keepalives_interval = 2",
+    "SET tcp_keepalives_count = 3",
+    "SET statement_timeout = '5s'",
+)
+_BUMP = (
+    "INSERT INTO monitoring_leader (id, term, replica, acquired_at, heartbeat_at) "
+    "VALUES (1, 1, %(replica)s, now(), now()) ON CONFLICT (id) DO UPDATE SET "
+    "term = monitoring_leader.term + 1, replica = EXCLUDED.replica, acquired_at = now(), heartbeat_at = now() "
+    "RETURNING term"
+)
 _BEAT = "UPDATE monitoring_leader SET heartbeat_at = now() WHERE id = 1 AND term = %(term)s"
 
 
@@ -63,8 +69,15 @@ def conninfo(database_url: str) -> str:
 
 
 class PgElector:
-    def __init__(self, database_url: str, *, replica: str, audit: AuditLog | None = None,
-                 key: int = LEADER_LOCK, connect_timeout: int = 5) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        replica: str,
+        audit: AuditLog | None = None,
+        key: int = LEADER_LOCK,
+        connect_timeout: int = 5,
+    ) -> None:
         self._conninfo = conninfo(database_url)
         self.replica = replica
         self._audit = audit
@@ -105,8 +118,9 @@ class PgElector:
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
             self.term = None  # a new session holds no lock
-            info = psycopg.conninfo.make_conninfo(self._conninfo, connect_timeout=self._timeout,
-                                                  application_name=f"opsbot-leader {self.replica}"[:63])
+            info = psycopg.conninfo.make_conninfo(
+                self._conninfo, connect_timeout=self._timeout, application_name=f"opsbot-leader {self.replica}"[:63]
+            )
             self._conn = psycopg.connect(f"{info} {KEEPALIVE}", autocommit=True)
             for statement in SESSION:
                 self._conn.execute(statement)

@@ -46,8 +46,9 @@ def build_prom(deps: Deps) -> PromClient | None:
     if not settings.prometheus_url:
         return None
     token = settings.prometheus_token.get_secret_value() if settings.prometheus_token else None
-    return PromClient(settings.prometheus_url, http=deps.http, timeout_s=settings.prometheus_timeout_seconds,
-                      token=token)
+    return PromClient(
+        settings.prometheus_url, http=deps.http, timeout_s=settings.prometheus_timeout_seconds, token=token
+    )
 
 
 class Measurer:
@@ -57,7 +58,8 @@ class Measurer:
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="opsbot-measure")
         self._samples: dict[str, deque[tuple[float, float]]] = {}
         self._bot: dict[str, Callable[[Signal, datetime], tuple[float, str]]] = {
-            "control-drift": self._drift, "kill-switch-misfires": self._misfires,
+            "control-drift": self._drift,
+            "kill-switch-misfires": self._misfires,
             "operator-intervention-failures": self._failures,
         }
 
@@ -127,18 +129,26 @@ class Measurer:
             raise _NoData(f"Cosmos: {exc.detail}") from None
         # Informational differences (the revision, a never-written global) are not drift to act on.
         drifts = [drift for drift in compare(control, documents) if not drift.informational]
-        shown = "; ".join(f"{safe(d.subject, 80)}: backend {safe(d.backend, 40)}, Cosmos {safe(d.cosmos, 40)}"
-                          for d in drifts[:DETAIL_ROWS])
+        shown = "; ".join(
+            f"{safe(d.subject, 80)}: backend {safe(d.backend, 40)}, Cosmos {safe(d.cosmos, 40)}"
+            for d in drifts[:DETAIL_ROWS]
+        )
         return float(len(drifts)), shown
 
     def _misfires(self, signal: Signal, now: datetime) -> tuple[float, str]:
         # A read-back showing the halt or resume not applied (a failed read-back is "unconfirmed": it proves nothing).
-        return self._count(now - signal.window, col(AuditEvent.action).in_(["halt.failed", "resume.failed"]),
-                           col(AuditEvent.outcome) == "not_applied")
+        return self._count(
+            now - signal.window,
+            col(AuditEvent.action).in_(["halt.failed", "resume.failed"]),
+            col(AuditEvent.outcome) == "not_applied",
+        )
 
     def _failures(self, signal: Signal, now: datetime) -> tuple[float, str]:
-        return self._count(now - signal.window, col(AuditEvent.outcome) == "failed",
-                           or_(col(AuditEvent.action).endswith(".failed"), col(AuditEvent.action).endswith(".error")))
+        return self._count(
+            now - signal.window,
+            col(AuditEvent.outcome) == "failed",
+            or_(col(AuditEvent.action).endswith(".failed"), col(AuditEvent.action).endswith(".error")),
+        )
 
     def _count(self, since: datetime, *where: object) -> tuple[float, str]:
         """How many audit rows match, and the newest few named (approval, time, why) for the alert."""
@@ -153,8 +163,10 @@ class Measurer:
 
 def _named(row: AuditEvent) -> str:
     subject = f"approval `{safe(row.approval_id, 40)}`" if row.approval_id else f"request `{safe(row.request_id, 40)}`"
-    return (f"• `{safe(row.action, 60)}` {subject} at {when(as_utc(row.at))} by <@{safe(row.user_id, 20)}>: "
-            f"{safe(row.detail or row.outcome, 200)}")
+    return (
+        f"• `{safe(row.action, 60)}` {subject} at {when(as_utc(row.at))} by <@{safe(row.user_id, 20)}>: "
+        f"{safe(row.detail or row.outcome, 200)}"
+    )
 
 
 class _NoData(Exception):

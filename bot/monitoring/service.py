@@ -38,8 +38,15 @@ def build_elector(deps: Deps) -> Elector:
 
 
 class Monitor:
-    def __init__(self, deps: Deps, *, watcher: Watcher | None = None, elector: Elector | None = None,
-                 jobs: Sequence[Job] = (), clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        deps: Deps,
+        *,
+        watcher: Watcher | None = None,
+        elector: Elector | None = None,
+        jobs: Sequence[Job] = (),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.deps = deps
         self.watcher = watcher or build_watcher(deps)
         self.elector = elector or build_elector(deps)

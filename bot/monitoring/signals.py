@@ -20,7 +20,10 @@ from bot.clients.prometheus import duration
 from bot.runbook.model import Signal
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
-    ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
 }
 BREACH_RAISE_AFTER, BREACH_CLEAR_AFTER = 1, 2
 DEGRADED_RAISE_AFTER, DEGRADED_CLEAR_AFTER = 2, 2
@@ -104,7 +107,7 @@ def number(value: float, digits: int = 3) -> str:
         return str(value)
     if abs(value - round(value)) < 1e-9:
         return f"{round(value):,}"
-    if abs(value) >= 10 ** digits:
+    if abs(value) >= 10**digits:
         return f"{value:,.0f}"
     return f"{value:.{digits}g}"
 
@@ -125,8 +128,12 @@ def unit_for(value: float, unit: str) -> str:
 def shown(signal: Signal, value: float | None) -> str:
     """The value in the signal's unit, with the digits that tell it from the threshold ("10.04", not "10")."""
     digits = 3
-    while (value is not None and value != signal.threshold and digits < 8
-           and number(value, digits) == number(signal.threshold, digits)):
+    while (
+        value is not None
+        and value != signal.threshold
+        and digits < 8
+        and number(value, digits) == number(signal.threshold, digits)
+    ):
         digits += 1
     return figure(value, signal.unit, digits)
 

@@ -29,7 +29,7 @@ def load(window: MonitoringWindow) -> dict[str, SignalStats]:
     except ValueError:
         raw = {}
     out: dict[str, SignalStats] = {}
-    for key, value in (raw.items() if isinstance(raw, dict) else []):
+    for key, value in raw.items() if isinstance(raw, dict) else []:
         if isinstance(value, dict):
             out[str(key)] = SignalStats(**{k: v for k, v in value.items() if k in SignalStats.__annotations__})
     return out

@@ -41,8 +41,9 @@ class MonitoringStore:
 
     # -- windows ------------------------------------------------------------------------------
 
-    def open_window(self, row: MonitoringWindow, entry: Entry) -> tuple[MonitoringWindow | None,
-                                                                         list[MonitoringWindow]]:
+    def open_window(
+        self, row: MonitoringWindow, entry: Entry
+    ) -> tuple[MonitoringWindow | None, list[MonitoringWindow]]:
         """Insert `row` and supersede the windows still open; (None, []) if this transition has one."""
         try:
             with transaction(self._engine) as session:
@@ -70,9 +71,11 @@ class MonitoringStore:
 
     def claim_not_fixed(self, alert_id: str, rollback_id: str, entry: Entry) -> bool:
         """Mark an open alert as outliving `rollback_id`, once: False if it was marked already."""
-        stmt = update(MonitoringAlert).where(col(MonitoringAlert.id) == alert_id,
-                                             col(MonitoringAlert.not_fixed_by).is_(None)).values(
-            not_fixed_by=rollback_id)
+        stmt = (
+            update(MonitoringAlert)
+            .where(col(MonitoringAlert.id) == alert_id, col(MonitoringAlert.not_fixed_by).is_(None))
+            .values(not_fixed_by=rollback_id)
+        )
         return self._changed(stmt, entry)
 
     def latest_window(self) -> MonitoringWindow | None:
@@ -80,13 +83,15 @@ class MonitoringStore:
             return session.exec(select(MonitoringWindow).order_by(col(MonitoringWindow.id).desc()).limit(1)).first()
 
     def claim_immediate_summary(self, window_id: int, at: datetime) -> bool:
-        stmt = update(MonitoringWindow).where(col(MonitoringWindow.id) == window_id,
-                                              col(MonitoringWindow.immediate_summary_at).is_(None))
+        stmt = update(MonitoringWindow).where(
+            col(MonitoringWindow.id) == window_id, col(MonitoringWindow.immediate_summary_at).is_(None)
+        )
         return self._changed(stmt.values(immediate_summary_at=at))
 
     def close_window(self, window_id: int, at: datetime, entry: Entry) -> bool:
-        stmt = update(MonitoringWindow).where(col(MonitoringWindow.id) == window_id,
-                                              col(MonitoringWindow.status) == OPEN)
+        stmt = update(MonitoringWindow).where(
+            col(MonitoringWindow.id) == window_id, col(MonitoringWindow.status) == OPEN
+        )
         return self._changed(stmt.values(status=CLOSED, closed_at=at), entry)
 
     def save_stats(self, window_id: int, stats: str) -> None:
@@ -110,8 +115,7 @@ class MonitoringStore:
         self._changed(update(MonitoringAlert).where(col(MonitoringAlert.id) == alert_id).values(**values))
 
     def finish_alert(self, alert_id: str, *, status: str, at: datetime, entry: Entry) -> bool:
-        stmt = update(MonitoringAlert).where(col(MonitoringAlert.id) == alert_id,
-                                             col(MonitoringAlert.status) == OPEN)
+        stmt = update(MonitoringAlert).where(col(MonitoringAlert.id) == alert_id, col(MonitoringAlert.status) == OPEN)
         return self._changed(stmt.values(status=status, cleared_at=at, active=None), entry)
 
     def get_alert(self, alert_id: str) -> MonitoringAlert | None:
@@ -189,8 +193,7 @@ class MonitoringStore:
             return won
 
 
-def system_entry(action: str, outcome: str, params: dict[str, Any], *, channel: str = "",
-                 detail: str = "") -> Entry:
+def system_entry(action: str, outcome: str, params: dict[str, Any], *, channel: str = "", detail: str = "") -> Entry:
     return Entry(SYSTEM, action, outcome, params, "", "", channel, detail)
 
 

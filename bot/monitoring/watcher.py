@@ -90,17 +90,24 @@ class Watcher:
         signals += [s for s in self.deps.runbook.signals() if s.id in open_ and s.id not in ids]
         return signals
 
-    def _breaches(self, window: MonitoringWindow, signals: Sequence[Signal], readings: Sequence[Reading],
-                  open_: dict[str, MonitoringAlert]) -> int:
+    def _breaches(
+        self,
+        window: MonitoringWindow,
+        signals: Sequence[Signal],
+        readings: Sequence[Reading],
+        open_: dict[str, MonitoringAlert],
+    ) -> int:
         raised = 0
         for signal, reading in zip(signals, readings, strict=True):
             alert = open_.get(signal.id)
             track = Track(alert is not None, alert.ok_count if alert else 0)
-            new, step = advance(track, verdict(signal, reading), raise_after=BREACH_RAISE_AFTER,
-                                clear_after=BREACH_CLEAR_AFTER)
+            new, step = advance(
+                track, verdict(signal, reading), raise_after=BREACH_RAISE_AFTER, clear_after=BREACH_CLEAR_AFTER
+            )
             if step is Step.RAISE:
-                row = self.alerts.raise_breach(window, signal, reading, channel=self.channel(window),
-                                               stage_name=self.stage_name(window))
+                row = self.alerts.raise_breach(
+                    window, signal, reading, channel=self.channel(window), stage_name=self.stage_name(window)
+                )
                 if row is not None:
                     raised += 1
                     self._shown[row.id] = (row.value, row.peak)
@@ -111,8 +118,9 @@ class Watcher:
                 self.alerts.clear_breach(alert, signal, at=reading.at, stage_name=self.alert_stage(alert, window))
         return raised
 
-    def _hold(self, window: MonitoringWindow, signal: Signal, alert: MonitoringAlert, reading: Reading,
-              streak: int) -> None:
+    def _hold(
+        self, window: MonitoringWindow, signal: Signal, alert: MonitoringAlert, reading: Reading, streak: int
+    ) -> None:
         value = reading.value if reading.value is not None else alert.value
         peak = stats.worse(signal, alert.peak, value) if value is not None else alert.peak
         self.store.update_alert(alert.id, value=value, peak=peak, last_seen_at=reading.at, ok_count=streak)
@@ -136,21 +144,31 @@ class Watcher:
     def _not_fixed(self, signal: Signal, alert: MonitoringAlert, stage: str) -> None:
         rollback = self._rollback
         assert rollback is not None
-        entry = system_entry("monitoring.not_fixed_by_rollback", "accepted",
-                             {"alert_id": alert.id, "rollback_id": rollback.id, "value": alert.value},
-                             channel=alert.channel)
+        entry = system_entry(
+            "monitoring.not_fixed_by_rollback",
+            "accepted",
+            {"alert_id": alert.id, "rollback_id": rollback.id, "value": alert.value},
+            channel=alert.channel,
+        )
         if not self.store.claim_not_fixed(alert.id, rollback.id, entry):
             return
         alert.not_fixed_by = rollback.id
         settings = self.deps.settings
-        text = not_fixed_text(signal, alert, rollback, owners=settings.rollback_owners,
-                              authorities=settings.halt_authorities)
-        self.alerts.poster.post(alert.channel, text.split("\n", 1)[0], blocks=as_dicts(notice_blocks(text)),
-                                thread_ts=alert.message_ts, broadcast=True)
+        text = not_fixed_text(
+            signal, alert, rollback, owners=settings.rollback_owners, authorities=settings.halt_authorities
+        )
+        self.alerts.poster.post(
+            alert.channel,
+            text.split("\n", 1)[0],
+            blocks=as_dicts(notice_blocks(text)),
+            thread_ts=alert.message_ts,
+            broadcast=True,
+        )
         self.alerts.refresh(alert, signal, stage_name=stage, at=alert.last_seen_at)
 
-    def _degraded(self, window: MonitoringWindow, signals: Sequence[Signal], readings: Sequence[Reading],
-                  now: datetime) -> None:
+    def _degraded(
+        self, window: MonitoringWindow, signals: Sequence[Signal], readings: Sequence[Reading], now: datetime
+    ) -> None:
         problems = {r.signal_id: r.problem or "no data" for r in readings if r.value is None and not r.unconfigured}
         notices = self.store.open_alerts(DEGRADED)
         notice = notices[0] if notices else None
@@ -166,26 +184,39 @@ class Watcher:
         elif step is Step.CLEAR and notice is not None:
             self.close_degraded(notice, now)
 
-    def _raise_degraded(self, window: MonitoringWindow, problems: dict[str, str], watched: int, channel: str,
-                        now: datetime) -> None:
-        row = MonitoringAlert(id=new_alert_id(), window_id=window.id, kind=DEGRADED, signal_id="", status=OPEN,
-                              detail=json.dumps(problems, sort_keys=True), since=now, raised_at=now,
-                              last_seen_at=now, channel=channel)
-        entry = system_entry("monitoring.degraded", "accepted", {"alert_id": row.id, "problems": problems},
-                             channel=channel)
+    def _raise_degraded(
+        self, window: MonitoringWindow, problems: dict[str, str], watched: int, channel: str, now: datetime
+    ) -> None:
+        row = MonitoringAlert(
+            id=new_alert_id(),
+            window_id=window.id,
+            kind=DEGRADED,
+            signal_id="",
+            status=OPEN,
+            detail=json.dumps(problems, sort_keys=True),
+            since=now,
+            raised_at=now,
+            last_seen_at=now,
+            channel=channel,
+        )
+        entry = system_entry(
+            "monitoring.degraded", "accepted", {"alert_id": row.id, "problems": problems}, channel=channel
+        )
         if self.store.claim_alert(row, entry):
             ts = self.alerts.notice(channel, render.degraded_text(problems, watched))
             self.store.update_alert(row.id, message_ts=ts)
 
-    def _hold_degraded(self, notice: MonitoringAlert, problems: dict[str, str], watched: int, streak: int,
-                       now: datetime) -> None:
+    def _hold_degraded(
+        self, notice: MonitoringAlert, problems: dict[str, str], watched: int, streak: int, now: datetime
+    ) -> None:
         detail = json.dumps(problems, sort_keys=True)
         changed = bool(problems) and detail != notice.detail
         self.store.update_alert(notice.id, ok_count=streak, last_seen_at=now, **({"detail": detail} if changed else {}))
         if changed and notice.message_ts:  # the same notice, brought up to date: no new post
             text = render.degraded_text(problems, watched)
-            self.alerts.poster.update(notice.channel, notice.message_ts, text.split("\n", 1)[0],
-                                      as_dicts(notice_blocks(text)))
+            self.alerts.poster.update(
+                notice.channel, notice.message_ts, text.split("\n", 1)[0], as_dicts(notice_blocks(text))
+            )
 
     def close_degraded(self, notice: MonitoringAlert, now: datetime) -> None:
         entry = system_entry("monitoring.restored", "accepted", {"alert_id": notice.id}, channel=notice.channel)
@@ -195,8 +226,11 @@ class Watcher:
     def _phase_ends(self, window: MonitoringWindow, now: datetime) -> bool:
         """Post the summaries that are due; True when the window closed in this pass."""
         runbook, wid = self.deps.runbook, window.id or 0
-        if window.immediate_summary_at is None and now >= as_utc(window.immediate_until) \
-                and self.store.claim_immediate_summary(wid, now):
+        if (
+            window.immediate_summary_at is None
+            and now >= as_utc(window.immediate_until)
+            and self.store.claim_immediate_summary(wid, now)
+        ):
             self._summary(window, list(runbook.monitoring.immediate), "Immediate post-cutover monitoring ended")
         if now < as_utc(window.ends_at):
             return False
@@ -204,8 +238,9 @@ class Watcher:
             if alert.kind == BREACH:
                 signal = next((s for s in runbook.signals() if s.id == alert.signal_id), None)
                 if signal is not None:
-                    self.alerts.clear_breach(alert, signal, at=now, stage_name=self.alert_stage(alert, window),
-                                             status=CLOSED)
+                    self.alerts.clear_breach(
+                        alert, signal, at=now, stage_name=self.alert_stage(alert, window), status=CLOSED
+                    )
             else:
                 self.close_degraded(alert, now)
         entry = system_entry("monitoring.window_closed", "accepted", {"window_id": wid}, channel=window.channel)
@@ -214,7 +249,13 @@ class Watcher:
         return True
 
     def _summary(self, window: MonitoringWindow, signals: list[Signal], heading: str) -> None:
-        text = render.summary(self.deps.runbook, window, signals, stats.load(window),
-                              self.store.window_alerts(window.id or 0), heading=heading,
-                              stage_name=self.stage_name(window))
+        text = render.summary(
+            self.deps.runbook,
+            window,
+            signals,
+            stats.load(window),
+            self.store.window_alerts(window.id or 0),
+            heading=heading,
+            stage_name=self.stage_name(window),
+        )
         self.alerts.notice(window.channel, text)

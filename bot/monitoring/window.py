@@ -27,9 +27,12 @@ log = logging.getLogger("opsbot.monitoring")
 def source_line(deps: Deps) -> str:
     url = deps.settings.prometheus_url
     every = f"every {deps.settings.monitor_interval_seconds:g} s"
-    line = (f"Signals are read from Prometheus at `{safe(without_credentials(url), 200)}` {every}." if url else
-            f":warning: *OPSBOT_PROMETHEUS_URL is not set:* only the bot's own measures are watched ({every}); "
-            "the Prometheus signals are not.")
+    line = (
+        f"Signals are read from Prometheus at `{safe(without_credentials(url), 200)}` {every}."
+        if url
+        else f":warning: *OPSBOT_PROMETHEUS_URL is not set:* only the bot's own measures are watched ({every}); "
+        "the Prometheus signals are not."
+    )
     if deps.cosmos is None:
         line += " :warning: Runtime control drift is not watched: Cosmos is not configured."
     return line
@@ -51,13 +54,23 @@ class WindowOpener:
         opened = transition.entered_at
         channel = settings.announce_channel or settings.incident_channel or transition.channel
         row = MonitoringWindow(
-            cutover_seq=transition.seq, from_stage=transition.from_stage, stage_id=transition.to_stage,
-            channel=channel, request_id=transition.request_id, opened_at=opened,
-            immediate_until=opened + timedelta(seconds=min(settings.monitor_immediate_seconds,
-                                                           settings.monitor_window_seconds)),
-            ends_at=opened + timedelta(seconds=settings.monitor_window_seconds), status=OPEN)
-        params = {"cutover_seq": transition.seq, "stage": transition.to_stage,
-                  "immediate_until": row.immediate_until.isoformat(), "ends_at": row.ends_at.isoformat()}
+            cutover_seq=transition.seq,
+            from_stage=transition.from_stage,
+            stage_id=transition.to_stage,
+            channel=channel,
+            request_id=transition.request_id,
+            opened_at=opened,
+            immediate_until=opened
+            + timedelta(seconds=min(settings.monitor_immediate_seconds, settings.monitor_window_seconds)),
+            ends_at=opened + timedelta(seconds=settings.monitor_window_seconds),
+            status=OPEN,
+        )
+        params = {
+            "cutover_seq": transition.seq,
+            "stage": transition.to_stage,
+            "immediate_until": row.immediate_until.isoformat(),
+            "ends_at": row.ends_at.isoformat(),
+        }
         entry = system_entry("monitoring.window_opened", "accepted", params, channel=channel)
         window, superseded = self.store.open_window(row, entry)
         if window is None:
@@ -71,8 +84,9 @@ class WindowOpener:
         deps = self.deps
         stage = deps.runbook.stage(window.stage_id).name
         alert_channel = deps.settings.incident_channel or window.channel
-        text = render.announcement(deps.runbook, window, stage_name=stage, source=source_line(deps),
-                                   alert_channel=alert_channel)
+        text = render.announcement(
+            deps.runbook, window, stage_name=stage, source=source_line(deps), alert_channel=alert_channel
+        )
         self.poster.post(window.channel, text.split("\n", 1)[0], blocks=as_dicts(notice_blocks(text)))
 
     def _superseded(self, old: MonitoringWindow, transition: CutoverTransition) -> None:
@@ -81,8 +95,14 @@ class WindowOpener:
             stage = runbook.stage(old.stage_id).name
         except KeyError:
             stage = old.stage_id
-        text = render.summary(runbook, old, list(runbook.signals()), stats.load(old),
-                              self.store.window_alerts(old.id or 0), stage_name=stage,
-                              heading="Monitoring window superseded by the next cutover transition")
+        text = render.summary(
+            runbook,
+            old,
+            list(runbook.signals()),
+            stats.load(old),
+            self.store.window_alerts(old.id or 0),
+            stage_name=stage,
+            heading="Monitoring window superseded by the next cutover transition",
+        )
         self.poster.post(old.channel, text.split("\n", 1)[0], blocks=as_dicts(notice_blocks(text)))
         log.info("monitoring window %s superseded by transition %s", old.id, transition.seq)

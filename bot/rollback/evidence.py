@@ -48,15 +48,33 @@ class Bundle:
     copy_problem: str = ""  # why the optional copy was not written (the stored bundle is the evidence)
 
 
-def records(row: Rollback, *, audit: AuditLog, engine: Engine, cosmos: CosmosReader | None, since: datetime,
-            generated_at: datetime) -> Iterator[dict[str, Any]]:
+def records(
+    row: Rollback,
+    *,
+    audit: AuditLog,
+    engine: Engine,
+    cosmos: CosmosReader | None,
+    since: datetime,
+    generated_at: datetime,
+) -> Iterator[dict[str, Any]]:
     """Every line of the bundle, in order."""
     yield {
-        "kind": "rollback", "rollback_id": row.id, "approval_id": row.approval_id, "trigger": row.trigger,
-        "reason": row.reason, "requester": row.requester, "approver": row.approver, "deployed": row.deployed,
-        "target": row.target, "release_started_at": _iso(row.release_started_at), "since": _iso(since),
-        "run_id": row.run_id, "run_url": row.run_url, "request_ids": request_ids(row, audit),
-        "generated_at": _iso(generated_at), "data_rule": DATA_RULE,
+        "kind": "rollback",
+        "rollback_id": row.id,
+        "approval_id": row.approval_id,
+        "trigger": row.trigger,
+        "reason": row.reason,
+        "requester": row.requester,
+        "approver": row.approver,
+        "deployed": row.deployed,
+        "target": row.target,
+        "release_started_at": _iso(row.release_started_at),
+        "since": _iso(since),
+        "run_id": row.run_id,
+        "run_url": row.run_url,
+        "request_ids": request_ids(row, audit),
+        "generated_at": _iso(generated_at),
+        "data_rule": DATA_RULE,
     }
     for event in audit.rows(since=since):
         yield {"kind": "audit", **export_dict(event)}
@@ -115,15 +133,30 @@ def write(directory: Path, name: str, lines: Iterable[dict[str, Any]]) -> tuple[
     return final, hashlib.sha256(data).hexdigest(), data.count(b"\n"), len(data)
 
 
-def build(row: Rollback, *, directory: Path | None, audit: AuditLog, engine: Engine, cosmos: CosmosReader | None,
-          since: datetime, generated_at: datetime) -> Bundle:
+def build(
+    row: Rollback,
+    *,
+    directory: Path | None,
+    audit: AuditLog,
+    engine: Engine,
+    cosmos: CosmosReader | None,
+    since: datetime,
+    generated_at: datetime,
+) -> Bundle:
     """Collect the bundle, store it in the bot's database (raises the store's error), then copy it."""
     lines = list(records(row, audit=audit, engine=engine, cosmos=cosmos, since=since, generated_at=generated_at))
     data = b"".join(dumps_line(line) for line in lines)
     digest = hashlib.sha256(data).hexdigest()
     with transaction(engine) as session:
-        session.merge(IncidentBundle(rollback_id=row.id, created_at=generated_at, sha256=digest, lines=len(lines),
-                                     content=data.decode("utf-8")))
+        session.merge(
+            IncidentBundle(
+                rollback_id=row.id,
+                created_at=generated_at,
+                sha256=digest,
+                lines=len(lines),
+                content=data.decode("utf-8"),
+            )
+        )
     path, problem = None, ""
     if directory is not None:
         try:

@@ -46,9 +46,11 @@ def redeploy_refusal(params: Mapping[str, Any], prior: RolledBackFrom | None) ->
     if prior is None or params.get("target_source") == SOURCE_EXPLICIT:
         return None
     target = safe(short(str(params["target"])), 12)
-    return (f"`{target}` is {rolled_back_phrase(prior.as_params())}, and re-deploying it was not asked for by "
-            f"name; to re-deploy it on purpose request `/rollback <reason> --to {target}`, otherwise name another "
-            "target with `--to <sha>`")
+    return (
+        f"`{target}` is {rolled_back_phrase(prior.as_params())}, and re-deploying it was not asked for by "
+        f"name; to re-deploy it on purpose request `/rollback <reason> --to {target}`, otherwise name another "
+        "target with `--to <sha>`"
+    )
 
 
 def stale_alert(since: datetime, alert_status: str, last: Rollback | None) -> str | None:
@@ -58,13 +60,19 @@ def stale_alert(since: datetime, alert_status: str, last: Rollback | None) -> st
         return None
     when_closed = as_utc(last.closed_at).strftime("%Y-%m-%d %H:%M:%S UTC")
     began = as_utc(since).strftime("%Y-%m-%d %H:%M:%S UTC")
-    head = (f":information_source: *No rollback request opened:* rollback `{safe(last.id, 32)}` already completed "
-            f"(`{safe(short(last.deployed), 12)}` → `{safe(short(last.target), 12)}`, closed {when_closed}) since this "
-            f"alert's breach began ({began}).")
+    head = (
+        f":information_source: *No rollback request opened:* rollback `{safe(last.id, 32)}` already completed "
+        f"(`{safe(short(last.deployed), 12)}` → `{safe(short(last.target), 12)}`, closed {when_closed}) since this "
+        f"alert's breach began ({began})."
+    )
     if alert_status == "open":
-        return (f"{head} The breach is still open, so that rollback has not fixed it: the release running now "
-                f"(`{safe(short(last.target), 12)}`) may breach too. To roll it back as well, type "
-                "`/rollback <reason> --to <sha>` naming the release to go back to; to stop trading, `/halt`.")
-    return (f"{head} It cleared after the rollback: the alert was about the release that was rolled back "
-            f"(`{safe(short(last.deployed), 12)}`). A new breach after the rollback raises a new alert, whose button "
-            "proposes a rollback.")
+        return (
+            f"{head} The breach is still open, so that rollback has not fixed it: the release running now "
+            f"(`{safe(short(last.target), 12)}`) may breach too. To roll it back as well, type "
+            "`/rollback <reason> --to <sha>` naming the release to go back to; to stop trading, `/halt`."
+        )
+    return (
+        f"{head} It cleared after the rollback: the alert was about the release that was rolled back "
+        f"(`{safe(short(last.deployed), 12)}`). A new breach after the rollback raises a new alert, whose button "
+        "proposes a rollback."
+    )

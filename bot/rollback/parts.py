@@ -38,9 +38,14 @@ class RunnerConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunnerConfig:
-        return cls(settings.rollback_workflow, settings.rollback_run_timeout_seconds,
-                   settings.rollback_version_timeout_seconds, settings.rollback_poll_seconds,
-                   Path(settings.incident_dir) if settings.incident_dir else None, settings.announce_channel)
+        return cls(
+            settings.rollback_workflow,
+            settings.rollback_run_timeout_seconds,
+            settings.rollback_version_timeout_seconds,
+            settings.rollback_poll_seconds,
+            Path(settings.incident_dir) if settings.incident_dir else None,
+            settings.announce_channel,
+        )
 
     @property
     def budget(self) -> timedelta:

@@ -72,20 +72,32 @@ class Observation:
     target: Target | None = None
 
 
-def plan_params(*, reason: str, trigger: str | None, to: str | None, seen: Observation,
-                workflow: str | None, rolled_back: RolledBackFrom | None = None) -> dict[str, Any]:
+def plan_params(
+    *,
+    reason: str,
+    trigger: str | None,
+    to: str | None,
+    seen: Observation,
+    workflow: str | None,
+    rolled_back: RolledBackFrom | None = None,
+) -> dict[str, Any]:
     """The approval's params (hash-bound); RollbackRefused when no rollback can be planned."""
     if not workflow:
-        raise RollbackRefused(":gear: OPSBOT_ROLLBACK_WORKFLOW is not set: the bot has no workflow to revert the "
-                              "deployment with. Configure it (e.g. `rollback.yml`) and request again.")
+        raise RollbackRefused(
+            ":gear: OPSBOT_ROLLBACK_WORKFLOW is not set: the bot has no workflow to revert the "
+            "deployment with. Configure it (e.g. `rollback.yml`) and request again."
+        )
     target = seen.target
     if target is None:
         raise RollbackRefused(
             f":mag: GitHub lists no successful production deployment with a sha other than the deployed "
-            f"`{safe(seen.deployed, 40)}`. Name the commit to roll back to with `--to <sha>`.")
+            f"`{safe(seen.deployed, 40)}`. Name the commit to roll back to with `--to <sha>`."
+        )
     if same_sha(target.sha, seen.deployed):
-        raise RollbackRefused(f":information_source: `{safe(target.sha, 40)}` is the deployed version already; "
-                              "there is nothing to roll back to. Name another commit with `--to <sha>`.")
+        raise RollbackRefused(
+            f":information_source: `{safe(target.sha, 40)}` is the deployed version already; "
+            "there is nothing to roll back to. Name another commit with `--to <sha>`."
+        )
     return {
         "reason": reason,
         "trigger": trigger or "",
@@ -106,8 +118,9 @@ def revalidate(params: Mapping[str, Any], seen: Observation) -> str | None:
     """Why an approved plan must not run now (mrkdwn, safe), or None when the world still matches it."""
     deployed, target = str(params["deployed"]), str(params["target"])
     if not same_sha(seen.deployed, deployed):
-        return (f"the deployed version changed from `{safe(deployed, 40)}` to `{safe(seen.deployed, 40)}` since "
-                "the request")
+        return (
+            f"the deployed version changed from `{safe(deployed, 40)}` to `{safe(seen.deployed, 40)}` since the request"
+        )
     now_target = seen.target.sha if seen.target else None
     if now_target is None or not same_sha(now_target, target):
         shown = f"`{safe(now_target, 40)}`" if now_target else "nothing"
@@ -122,8 +135,11 @@ def restore_problem(version: str, surfaces: Mapping[str, str], target: str) -> s
     cannot be compared and are only shown."""
     if not same_sha(version, target):
         return f"the backend reports `{safe(version, 40)}`, not the target `{safe(short(target), 40)}`"
-    behind = [f"{safe(k, 20)} `{safe(v, 40)}`" for k, v in sorted(surfaces.items())
-              if _SHA_LIKE.fullmatch(v) and not same_sha(v, target)]
+    behind = [
+        f"{safe(k, 20)} `{safe(v, 40)}`"
+        for k, v in sorted(surfaces.items())
+        if _SHA_LIKE.fullmatch(v) and not same_sha(v, target)
+    ]
     if behind:
         return "surfaces still on another version: " + ", ".join(behind)
     return None
@@ -140,32 +156,40 @@ def redeploy_warning(params: Mapping[str, Any]) -> str | None:
     if not isinstance(prior, Mapping):
         return None
     target = f"`{safe(short(str(params['target'])), 12)}`"
-    lines = [f":warning: *{target} is {rolled_back_phrase(prior)}; this would re-deploy it.* "
-             "Use `--to <sha>` to choose another target."]
+    lines = [
+        f":warning: *{target} is {rolled_back_phrase(prior)}; this would re-deploy it.* "
+        "Use `--to <sha>` to choose another target."
+    ]
     if params.get("target_source") == SOURCE_EXPLICIT:
         lines.append(f":information_source: {target} was named with `--to`, so approving re-deploys it on purpose.")
     else:
-        lines.append(f":no_entry: *Approving this is refused:* a rolled-back release is re-deployed only when it is "
-                     f"named with `--to {safe(short(str(params['target'])), 12)}`. Reject this request (its requester "
-                     "can withdraw it) and request again with `--to`.")
+        lines.append(
+            f":no_entry: *Approving this is refused:* a rolled-back release is re-deployed only when it is "
+            f"named with `--to {safe(short(str(params['target'])), 12)}`. Reject this request (its requester "
+            "can withdraw it) and request again with `--to`."
+        )
     return "\n".join(lines)
 
 
 def rolled_back_phrase(prior: Mapping[str, Any]) -> str:
-    """"the release that rollback `rb-…` took production off at <time>" (mrkdwn, safe)."""
+    """ "the release that rollback `rb-…` took production off at <time>" (mrkdwn, safe)."""
     rid, at = safe(str(prior.get("rollback_id") or "?"), 32), str(prior.get("at") or "")[:19].replace("T", " ")
     if prior.get("status") == "running":
         return f"the release that rollback `{rid}` is taking production off right now (started {at} UTC)"
     if prior.get("status") == "failed":
-        return (f"the release that rollback `{rid}` took production off (its revert ran; the rollback then failed "
-                f"at {at} UTC)")
+        return (
+            f"the release that rollback `{rid}` took production off (its revert ran; the rollback then failed "
+            f"at {at} UTC)"
+        )
     return f"the release that rollback `{rid}` took production off at {at} UTC"
 
 
 def trigger_line(runbook: Runbook, trigger_id: str) -> str:
     if not trigger_id:
-        return ("*Trigger:* none named (`--trigger` was not given); the approver judges the reason against the "
-                "runbook's hard rollback triggers")
+        return (
+            "*Trigger:* none named (`--trigger` was not given); the approver judges the reason against the "
+            "runbook's hard rollback triggers"
+        )
     trigger = runbook.trigger(trigger_id)
     number = TRIGGER_IDS.index(trigger_id) + 1 if trigger_id in TRIGGER_IDS else "?"
     return f"*Trigger {number} of {len(TRIGGER_IDS)}:* {trigger.name}: _{trigger.text}_"
@@ -174,8 +198,10 @@ def trigger_line(runbook: Runbook, trigger_id: str) -> str:
 def effect(runbook: Runbook, params: Mapping[str, Any]) -> str:
     """The plan as the approval card shows it (mrkdwn, safe)."""
     workflow = safe(str(params.get("workflow") or "?"), 80)
-    actions = [f"{i}. {a.text}: {HOW.get(a.id, 'as the runbook says').format(workflow=workflow)}"
-               for i, a in enumerate(runbook.rollback.actions, start=1)]
+    actions = [
+        f"{i}. {a.text}: {HOW.get(a.id, 'as the runbook says').format(workflow=workflow)}"
+        for i, a in enumerate(runbook.rollback.actions, start=1)
+    ]
     warning = redeploy_warning(params)
     lines = [
         "the deployment is rolled back, step by step, with progress in this channel.",

@@ -20,8 +20,9 @@ _DEFUSE = (("${{", "$ {{"), ("$(", "$ ("), ("`", "'"))
 def workflow_reason(reason: str, limit: int = MAX_REASON_CHARS) -> str:
     text = unicodedata.normalize("NFC", reason)
     # Cc: control characters; Cf: format characters, among them every bidi control and zero-width mark.
-    text = "".join(" " if ch.isspace() else ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf")
-                   or ch.isspace())
+    text = "".join(
+        " " if ch.isspace() else ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf") or ch.isspace()
+    )
     text = _SPACES.sub(" ", text).strip()
     for sequence, harmless in _DEFUSE:
         text = text.replace(sequence, harmless)

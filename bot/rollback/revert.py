@@ -51,16 +51,16 @@ class Revert:
             run = self._find(request_id, started, deadline, unsure)
         return self._follow(run, deadline)
 
-    def _dispatch(self, target: str, reason: str,
-                  request_id: str) -> tuple[GitHubError | None, DispatchedRun | None]:
+    def _dispatch(self, target: str, reason: str, request_id: str) -> tuple[GitHubError | None, DispatchedRun | None]:
         inputs = {"target_sha": target, "reason": workflow_reason(reason), "request_id": request_id}
         try:
             return None, self.github.dispatch_workflow(self.workflow, ref=self.ref, inputs=inputs)
         except GitHubError as exc:
             if not exc.retryable:
-                raise StepFailed(f"GitHub refused the revert dispatch. {github_message(exc)}",
-                                 "Nothing was reverted. Fix what GitHub named, then request `/rollback` again.") \
-                    from exc
+                raise StepFailed(
+                    f"GitHub refused the revert dispatch. {github_message(exc)}",
+                    "Nothing was reverted. Fix what GitHub named, then request `/rollback` again.",
+                ) from exc
             log.warning("rollback dispatch unconfirmed (%s); looking for its run", exc.detail)
             return exc, None  # it may have been accepted: only a run appearing tells
 
@@ -72,10 +72,12 @@ class Revert:
             except GitHubError as exc:
                 self._unless_transient(exc, None)
                 if self._out_of_time(deadline):
-                    raise StepFailed(f"GitHub did not show the dispatched run <{safe(dispatched.html_url, 300)}|"
-                                     f"#{dispatched.id}> within {self.timeout_s:g} s ({github_message(exc)})",
-                                     f"Watch <{safe(dispatched.html_url, 300)}|the run> in GitHub Actions and check "
-                                     "`GET /api/health` before requesting `/rollback` again.") from exc
+                    raise StepFailed(
+                        f"GitHub did not show the dispatched run <{safe(dispatched.html_url, 300)}|"
+                        f"#{dispatched.id}> within {self.timeout_s:g} s ({github_message(exc)})",
+                        f"Watch <{safe(dispatched.html_url, 300)}|the run> in GitHub Actions and check "
+                        "`GET /api/health` before requesting `/rollback` again.",
+                    ) from exc
                 continue
             self.progress(self._describe(run), run)
             return run
@@ -95,15 +97,23 @@ class Revert:
             if self._out_of_time(deadline):
                 break
         if unsure is not None:
-            failure = (f"the dispatch was not confirmed ({github_message(unsure)}) and no run with request id "
-                       f"`{request_id}` appeared within {self.timeout_s:g} s{problem}")
-            next_action = (f"Look in GitHub Actions for a `{safe(self.workflow, 80)}` run titled with `{request_id}` "
-                           "before requesting `/rollback` again, so the revert cannot run twice.")
+            failure = (
+                f"the dispatch was not confirmed ({github_message(unsure)}) and no run with request id "
+                f"`{request_id}` appeared within {self.timeout_s:g} s{problem}"
+            )
+            next_action = (
+                f"Look in GitHub Actions for a `{safe(self.workflow, 80)}` run titled with `{request_id}` "
+                "before requesting `/rollback` again, so the revert cannot run twice."
+            )
         else:
-            failure = (f"no `{safe(self.workflow, 80)}` run carrying request id `{request_id}` appeared within "
-                       f"{self.timeout_s:g} s of the dispatch{problem}")
-            next_action = ("Check GitHub Actions: the workflow must put `inputs.request_id` in its `run-name`. "
-                           "Then request `/rollback` again.")
+            failure = (
+                f"no `{safe(self.workflow, 80)}` run carrying request id `{request_id}` appeared within "
+                f"{self.timeout_s:g} s of the dispatch{problem}"
+            )
+            next_action = (
+                "Check GitHub Actions: the workflow must put `inputs.request_id` in its `run-name`. "
+                "Then request `/rollback` again."
+            )
         raise StepFailed(failure, next_action)
 
     def _follow(self, run: WorkflowRun, deadline: float) -> WorkflowRun:
@@ -114,7 +124,8 @@ class Revert:
                     f"the revert run did not finish within {self.timeout_s:g} s "
                     f"(last status `{safe(last.status, 20)}`): {_link(last)}",
                     f"The run may still be going: watch {_link(last)}, let it finish or cancel it, and check "
-                    "`GET /api/health` before requesting `/rollback` again. Nothing is retried automatically.")
+                    "`GET /api/health` before requesting `/rollback` again. Nothing is retried automatically.",
+                )
             try:
                 seen = self.github.workflow_run(last.id)
             except GitHubError as exc:
@@ -127,7 +138,8 @@ class Revert:
             raise StepFailed(
                 f"the revert run concluded `{safe(last.conclusion or 'unknown', 20)}`: {_link(last)}",
                 f"Read the run's log at {_link(last)} and fix the cause; the deployment may be partly reverted, so "
-                "check `GET /api/health` (or `/gate`) before requesting `/rollback` again.")
+                "check `GET /api/health` (or `/gate`) before requesting `/rollback` again.",
+            )
         return last
 
     def _unless_transient(self, exc: GitHubError, run: WorkflowRun | None) -> None:
@@ -136,18 +148,21 @@ class Revert:
             log.warning("rollback: GitHub unavailable while following the run (%s)", exc.detail)
             return
         where = f" The revert may still be running: {_link(run)}." if run else ""
-        raise StepFailed(f"GitHub refused while the bot followed the revert. {github_message(exc)}{where}",
-                         "Fix what GitHub named, check the run in GitHub Actions, then decide whether to request "
-                         "`/rollback` again.") from exc
+        raise StepFailed(
+            f"GitHub refused while the bot followed the revert. {github_message(exc)}{where}",
+            "Fix what GitHub named, check the run in GitHub Actions, then decide whether to request `/rollback` again.",
+        ) from exc
 
     def _out_of_time(self, deadline: float) -> bool:
         left = deadline - time.monotonic()
         if left <= 0:
             return True
         if self.wait(min(self.poll_s, left)):
-            raise StepFailed("the bot was stopped while it followed the revert run",
-                             "Check the run in GitHub Actions and `GET /api/health`, then request `/rollback` again "
-                             "if the deployment is not reverted.")
+            raise StepFailed(
+                "the bot was stopped while it followed the revert run",
+                "Check the run in GitHub Actions and `GET /api/health`, then request `/rollback` again "
+                "if the deployment is not reverted.",
+            )
         return False
 
     @staticmethod

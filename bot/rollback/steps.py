@@ -18,7 +18,12 @@ from bot.rollback.plan import DATA_RULE, short
 from bot.text import clip, safe
 
 STOP, REVERT, RESTORE, HALT, EVIDENCE = (
-    "stop-rollout", "revert-deployment", "restore-previous-release", "keep-halt-authority", "preserve-audit")
+    "stop-rollout",
+    "revert-deployment",
+    "restore-previous-release",
+    "keep-halt-authority",
+    "preserve-audit",
+)
 DETAIL_MAX = 600
 
 
@@ -41,8 +46,7 @@ ICONS = {
 
 def initial_steps(actions: Iterable[tuple[str, str]]) -> str:
     """The JSON of a new rollback's steps: every runbook action pending."""
-    return dumps([{"id": a, "text": t, "state": StepState.PENDING.value, "detail": "", "at": None}
-                  for a, t in actions])
+    return dumps([{"id": a, "text": t, "state": StepState.PENDING.value, "detail": "", "at": None} for a, t in actions])
 
 
 def loads(steps: str) -> list[dict[str, Any]]:
@@ -121,8 +125,10 @@ def progress_text(row: Rollback, trigger_name: str) -> str:
         lines.append(f"Workflow run: <{safe(row.run_url, 300)}|{row.run_id or 'run'}>")
     if row.bundle_sha256:
         copy = f"; copy `{safe(row.bundle_path, 300)}`" if row.bundle_path else ""
-        lines.append(f"Incident bundle: stored in the bot's database, `opsbot incident export {row.id}` "
-                     f"(SHA-256 `{row.bundle_sha256[:12]}…`{copy})")
+        lines.append(
+            f"Incident bundle: stored in the bot's database, `opsbot incident export {row.id}` "
+            f"(SHA-256 `{row.bundle_sha256[:12]}…`{copy})"
+        )
     if row.status == RollbackStatus.FAILED.value:
         lines.append(f":rotating_light: *Stopped:* {row.failure}")
         lines.append(f":point_right: *Next:* {row.next_action}")

@@ -38,8 +38,16 @@ class RollbackStore:
             with transaction(self._engine) as session:
                 session.add(row)
                 session.flush()
-                self._audit.append(session, self._entry(row, actor, "rollback.started", "accepted", {
-                    "trigger": row.trigger, "deployed": row.deployed, "target": row.target}))
+                self._audit.append(
+                    session,
+                    self._entry(
+                        row,
+                        actor,
+                        "rollback.started",
+                        "accepted",
+                        {"trigger": row.trigger, "deployed": row.deployed, "target": row.target},
+                    ),
+                )
         except IntegrityError:
             return False
         return True
@@ -70,15 +78,17 @@ class RollbackStore:
     def open_failed(self) -> list[Rollback]:
         """Failed rollbacks not yet closed: their freezes are still held."""
         with Session(self._engine, expire_on_commit=False) as session:
-            query = select(Rollback).where(Rollback.status == RollbackStatus.FAILED.value,
-                                           col(Rollback.closed_at).is_(None))
+            query = select(Rollback).where(
+                Rollback.status == RollbackStatus.FAILED.value, col(Rollback.closed_at).is_(None)
+            )
             return list(session.exec(query.order_by(col(Rollback.created_at))))
 
     def save(self, rollback_id: str, *, now: datetime, **values: Any) -> bool:
         """Update a running rollback's fields (steps, run, progress message); False if it is no longer running."""
         with transaction(self._engine) as session:
-            stmt = update(Rollback).where(col(Rollback.id) == rollback_id,
-                                          col(Rollback.status) == RollbackStatus.RUNNING.value)
+            stmt = update(Rollback).where(
+                col(Rollback.id) == rollback_id, col(Rollback.status) == RollbackStatus.RUNNING.value
+            )
             result = session.execute(stmt.values(updated_at=now, **values))
             return int(getattr(result, "rowcount", 0)) == 1
 
@@ -90,47 +100,71 @@ class RollbackStore:
     def record(self, row: Rollback, action: str, outcome: str, params: dict[str, Any], detail: str = "") -> None:
         self._audit.record(self._entry(row, SYSTEM, action, outcome, params, detail))
 
-    def fail(self, row: Rollback, *, step: str, failure: str, next_action: str, steps: str, now: datetime,
-             detail: str = "") -> bool:
+    def fail(
+        self, row: Rollback, *, step: str, failure: str, next_action: str, steps: str, now: datetime, detail: str = ""
+    ) -> bool:
         """Stop a running rollback at `step`; it stays open (its freeze is kept)."""
-        values = {"status": RollbackStatus.FAILED.value, "active": None, "failed_step": step, "failure": failure,
-                  "next_action": next_action, "steps": steps, "finished_at": now, "updated_at": now}
+        values = {
+            "status": RollbackStatus.FAILED.value,
+            "active": None,
+            "failed_step": step,
+            "failure": failure,
+            "next_action": next_action,
+            "steps": steps,
+            "finished_at": now,
+            "updated_at": now,
+        }
         return self._finish(row, values, "rollback.failed", "failed", {"step": step}, detail or failure)
 
     def complete(self, row: Rollback, *, steps: str, now: datetime) -> list[str]:
         """Close a finished rollback and every earlier failed one; returns the ids it closed (empty: lost)."""
-        values = {"status": RollbackStatus.COMPLETED.value, "active": None, "steps": steps, "finished_at": now,
-                  "updated_at": now, "closed_at": now, "closed_by": row.id}
+        values = {
+            "status": RollbackStatus.COMPLETED.value,
+            "active": None,
+            "steps": steps,
+            "finished_at": now,
+            "updated_at": now,
+            "closed_at": now,
+            "closed_by": row.id,
+        }
         superseded = [r.id for r in self.open_failed()]
         with transaction(self._engine) as session:
             if not self._conditional(session, row.id, values):
                 return []
             if superseded:
-                session.execute(update(Rollback).where(col(Rollback.id).in_(superseded),
-                                                       col(Rollback.closed_at).is_(None))
-                                .values(closed_at=now, closed_by=row.id))
-            self._audit.append(session, self._entry(row, SYSTEM, "rollback.closed", "applied",
-                                                    {"superseded": superseded}))
+                session.execute(
+                    update(Rollback)
+                    .where(col(Rollback.id).in_(superseded), col(Rollback.closed_at).is_(None))
+                    .values(closed_at=now, closed_by=row.id)
+                )
+            self._audit.append(
+                session, self._entry(row, SYSTEM, "rollback.closed", "applied", {"superseded": superseded})
+            )
         return [row.id, *superseded]
 
     def reap(self, *, now: datetime, older_than: timedelta) -> list[Rollback]:
         """Running rollbacks that outlived every bound (the process running them stopped): mark them failed."""
         with Session(self._engine, expire_on_commit=False) as session:
-            query = select(Rollback).where(col(Rollback.active).is_not(None),
-                                           col(Rollback.created_at) < now - older_than)
+            query = select(Rollback).where(
+                col(Rollback.active).is_not(None), col(Rollback.created_at) < now - older_than
+            )
             stale = list(session.exec(query))
         reaped = []
         for row in stale:
             why = "interrupted: the bot stopped while this rollback ran, so its last step never finished"
-            nxt = ("check the workflow run in GitHub Actions and `GET /api/health` by hand; then request "
-                   "`/rollback` again if the deployment is not reverted")
-            if self.fail(row, step=current_step(row.steps), failure=why, next_action=nxt,
-                         steps=not_run(row.steps, now), now=now):
+            nxt = (
+                "check the workflow run in GitHub Actions and `GET /api/health` by hand; then request "
+                "`/rollback` again if the deployment is not reverted"
+            )
+            if self.fail(
+                row, step=current_step(row.steps), failure=why, next_action=nxt, steps=not_run(row.steps, now), now=now
+            ):
                 reaped.append(row)
         return reaped
 
-    def _finish(self, row: Rollback, values: dict[str, Any], action: str, outcome: str, params: dict[str, Any],
-                detail: str) -> bool:
+    def _finish(
+        self, row: Rollback, values: dict[str, Any], action: str, outcome: str, params: dict[str, Any], detail: str
+    ) -> bool:
         with transaction(self._engine) as session:
             won = self._conditional(session, row.id, values)
             if won:
@@ -139,12 +173,22 @@ class RollbackStore:
 
     @staticmethod
     def _conditional(session: Session, rollback_id: str, values: dict[str, Any]) -> bool:
-        stmt = update(Rollback).where(col(Rollback.id) == rollback_id,
-                                      col(Rollback.status) == RollbackStatus.RUNNING.value)
+        stmt = update(Rollback).where(
+            col(Rollback.id) == rollback_id, col(Rollback.status) == RollbackStatus.RUNNING.value
+        )
         return int(getattr(session.execute(stmt.values(**values)), "rowcount", 0)) == 1
 
     @staticmethod
-    def _entry(row: Rollback, actor: Actor, action: str, outcome: str, params: dict[str, Any],
-               detail: str = "") -> Entry:
-        return Entry(actor, action, outcome, {"rollback_id": row.id, **params}, row.run_request_id,
-                     row.approval_id, row.channel, detail)
+    def _entry(
+        row: Rollback, actor: Actor, action: str, outcome: str, params: dict[str, Any], detail: str = ""
+    ) -> Entry:
+        return Entry(
+            actor,
+            action,
+            outcome,
+            {"rollback_id": row.id, **params},
+            row.run_request_id,
+            row.approval_id,
+            row.channel,
+            detail,
+        )

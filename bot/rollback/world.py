@@ -43,6 +43,10 @@ def _explicit(github: GitHub, deployments: list[Deployment], to: str) -> Target:
     """`--to <sha>`: the operator's choice stands; the plan says whether it ever deployed successfully."""
     for deployment in [d for d in deployments if same_sha(d.sha, to)][:MAX_LOOKUPS]:
         if any(s.state == "success" for s in github.deployment_statuses(deployment.id)):
-            return Target(deployment.sha if len(deployment.sha) > len(to) else to, SOURCE_EXPLICIT,
-                          deployment.id, deployment.created_at)
+            return Target(
+                deployment.sha if len(deployment.sha) > len(to) else to,
+                SOURCE_EXPLICIT,
+                deployment.id,
+                deployment.created_at,
+            )
     return Target(to, SOURCE_EXPLICIT)

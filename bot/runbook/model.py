@@ -21,8 +21,16 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 # (go/no-go, smoke, monitoring) rather than a system.
 COMPOSITE_PROBES = frozenset({"go-gate", "smoke-checklist", "monitoring-clean"})
 KNOWN_PROBES = COMPOSITE_PROBES | {
-    "github-check", "platform-auth", "cosmos-control-plane", "cosmos-execution-data", "backend-rejects-unauthorized",
-    "control-contract", "auth-source-ambiguous", "audit-complete", "rollback-clarity"}
+    "github-check",
+    "platform-auth",
+    "cosmos-control-plane",
+    "cosmos-execution-data",
+    "backend-rejects-unauthorized",
+    "control-contract",
+    "auth-source-ambiguous",
+    "audit-complete",
+    "rollback-clarity",
+}
 # Probes that cannot run without a parameter, and which one.
 REQUIRED_PARAMS = {"github-check": "check"}
 # What the bot measures itself (source: bot): drift between backend and Cosmos, halt/resume read-backs
@@ -256,8 +264,11 @@ def _item_problems(section: str, item: CheckItem) -> list[str]:
     if item.kind == "attested":
         if item.attestation is not None:
             return [f"{where}: attested items are attested as a whole; `attestation` is for automatic items"]
-        return [f"{where}: attested items take no probe or params (found probe {item.probe!r})"] \
-            if item.probe is not None or item.params else []
+        return (
+            [f"{where}: attested items take no probe or params (found probe {item.probe!r})"]
+            if item.probe is not None or item.params
+            else []
+        )
     if item.attestation is not None and item.probe in COMPOSITE_PROBES:
         return [f"{where}: composite probe '{item.probe}' takes no attestation (it judges other items)"]
     if item.probe is None:
@@ -293,12 +304,16 @@ def _reference_problems(runbook: Runbook) -> list[str]:
     for index, stage in enumerate(runbook.stages):
         since = stage.entry.backend_deploy_since
         if since is not None and since not in order[:index]:
-            problems.append(f"stage '{stage.id}': entry.backend_deploy_since names '{since}', "
-                            f"which is not an earlier stage (earlier: {', '.join(order[:index]) or 'none'})")
+            problems.append(
+                f"stage '{stage.id}': entry.backend_deploy_since names '{since}', "
+                f"which is not an earlier stage (earlier: {', '.join(order[:index]) or 'none'})"
+            )
     triggers = [t.id for t in runbook.rollback.triggers]
     if sorted(triggers) != sorted(TRIGGER_IDS):
-        problems.append(f"rollback.triggers: ids must be exactly {', '.join(TRIGGER_IDS)} "
-                        f"(the /rollback --trigger values), found {', '.join(triggers)}")
+        problems.append(
+            f"rollback.triggers: ids must be exactly {', '.join(TRIGGER_IDS)} "
+            f"(the /rollback --trigger values), found {', '.join(triggers)}"
+        )
     for signal in runbook.signals():
         if signal.trigger is not None and signal.trigger not in triggers:
             problems.append(f"monitoring signal '{signal.id}': unknown trigger '{signal.trigger}'")
@@ -318,6 +333,7 @@ def _signal_problems(signal: Signal) -> list[str]:
     if signal.query is not None:
         return [f"{where}: source bot takes a measure, not a query"]
     if signal.measure not in BOT_MEASURES:
-        return [f"{where}: source bot needs a measure, one of {', '.join(sorted(BOT_MEASURES))} "
-                f"(found {signal.measure!r})"]
+        return [
+            f"{where}: source bot needs a measure, one of {', '.join(sorted(BOT_MEASURES))} (found {signal.measure!r})"
+        ]
     return []

@@ -49,7 +49,11 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
     engine = create_engine(
-        url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=POOL_WAIT_S,
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        pool_timeout=POOL_WAIT_S,
         connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S, "options": _PG_OPTIONS},
     )
     if url.startswith("postgresql+psycopg"):

@@ -79,8 +79,9 @@ class ReplayStore:
             result = session.execute(mine.values(replays=col(SeenRequest.replays) + 1))
             first = int(getattr(result, "rowcount", 0)) == 1
             if not first:
-                session.execute(update(SeenRequest).where(col(SeenRequest.key) == key)
-                                .values(replays=col(SeenRequest.replays) + 1))
+                session.execute(
+                    update(SeenRequest).where(col(SeenRequest.key) == key).values(replays=col(SeenRequest.replays) + 1)
+                )
             else:
                 self._audit.append(session, entry)
         return first
@@ -93,6 +94,13 @@ class ReplayStore:
 
 
 def replay_entry(key: str, *, actor: Actor, what: str, channel: str = "") -> Entry:
-    return Entry(actor, "request.replayed", "ignored", {"key": key[:16], "request": what[:80]}, "", "", channel,
-                 "a signed request already taken was sent again; acknowledged and ignored")
-
+    return Entry(
+        actor,
+        "request.replayed",
+        "ignored",
+        {"key": key[:16], "request": what[:80]},
+        "",
+        "",
+        channel,
+        "a signed request already taken was sent again; acknowledged and ignored",
+    )

@@ -15,9 +15,11 @@ from bot.storage.migrate import upgrade
 
 AUDIT_TABLES = ("audit_event", "audit_checkpoint")
 
-FIX_GRANTS = ("run `opsbot db upgrade` with OPSBOT_MIGRATION_DATABASE_URL set to the owner role and "
-              "OPSBOT_DATABASE_URL to a separate login role, which it grants INSERT and SELECT only on the "
-              "audit tables")
+FIX_GRANTS = (
+    "run `opsbot db upgrade` with OPSBOT_MIGRATION_DATABASE_URL set to the owner role and "
+    "OPSBOT_DATABASE_URL to a separate login role, which it grants INSERT and SELECT only on the "
+    "audit tables"
+)
 
 
 def role_of(url: str) -> str | None:
@@ -43,8 +45,11 @@ def grant_runtime(conn: Connection, role: str) -> None:
 def upgrade_command(settings: Settings) -> int:
     """`opsbot db upgrade` (the Procfile's release phase): migrate as the owner, then grant the runtime role."""
     if settings.is_production and not settings.is_sqlite and settings.migration_database_url is None:
-        print("opsbot db upgrade: production migrates as the owner role: set OPSBOT_MIGRATION_DATABASE_URL "
-              "(OPSBOT_DATABASE_URL is the bot's runtime role, which must not own the tables)", file=sys.stderr)
+        print(
+            "opsbot db upgrade: production migrates as the owner role: set OPSBOT_MIGRATION_DATABASE_URL "
+            "(OPSBOT_DATABASE_URL is the bot's runtime role, which must not own the tables)",
+            file=sys.stderr,
+        )
         return 2
     engine = make_engine(settings.migration_database_url or settings.database_url)
     upgrade(engine)
@@ -77,9 +82,13 @@ def runtime_role_problem(engine: Engine) -> str | None:
     owner, current, acts_as_owner, may_rewrite = row
     if acts_as_owner:
         how = "owns" if owner == current else f"can act as {owner}, the owner of"
-        return f"opsbot: refusing to serve: the database role {current} {how} audit_event, so it could rewrite " \
-               f"the audit log; " + FIX_GRANTS
+        return (
+            f"opsbot: refusing to serve: the database role {current} {how} audit_event, so it could rewrite "
+            f"the audit log; " + FIX_GRANTS
+        )
     if may_rewrite:
-        return f"opsbot: refusing to serve: the database role {current} may UPDATE, DELETE or TRUNCATE " \
-               f"audit_event; " + FIX_GRANTS
+        return (
+            f"opsbot: refusing to serve: the database role {current} may UPDATE, DELETE or TRUNCATE "
+            f"audit_event; " + FIX_GRANTS
+        )
     return None

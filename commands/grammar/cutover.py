@@ -41,8 +41,7 @@ def parse(text: str) -> CutoverCommand:
         if not reason:
             raise UsageError("A reason is required: `/cutover advance <reason…>`.", USAGE)
         if len(reason) > REASON_MAX:
-            raise UsageError(f"The reason is {len(reason)} characters long; at most {REASON_MAX} are allowed.",
-                             USAGE)
+            raise UsageError(f"The reason is {len(reason)} characters long; at most {REASON_MAX} are allowed.", USAGE)
         return Advance(reason)
     hint = did_you_mean(head, ("status", "advance", "help"))
     raise UsageError(f"`{safe(words[0], 40)}` is not a `/cutover` subcommand.{hint}", USAGE)

@@ -61,8 +61,7 @@ def parse(text: str, runbook: Runbook) -> GateCommand:
         return History()
     if head == "attest":
         return _attest(words[1:], runbook)
-    raise UsageError(f"`{safe(words[0], 40)}` is not a `/gate` subcommand.{did_you_mean(head, SUBCOMMANDS)}",
-                     USAGE)
+    raise UsageError(f"`{safe(words[0], 40)}` is not a `/gate` subcommand.{did_you_mean(head, SUBCOMMANDS)}", USAGE)
 
 
 def _attest(words: list[str], runbook: Runbook) -> Attest:
@@ -73,15 +72,14 @@ def _attest(words: list[str], runbook: Runbook) -> Attest:
     check_id = words[0]
     item = runbook.find_item(check_id)
     if item is None:
-        raise UsageError(f"`{safe(check_id, 64)}` is not a check of the runbook.{did_you_mean(check_id, ids)}",
-                         listing)
+        raise UsageError(f"`{safe(check_id, 64)}` is not a check of the runbook.{did_you_mean(check_id, ids)}", listing)
     if not takes_attestation(item):
-        raise UsageError(f"`{check_id}` is checked automatically by `/gate`; only manual checks are attested.",
-                         listing)
+        raise UsageError(f"`{check_id}` is checked automatically by `/gate`; only manual checks are attested.", listing)
     evidence = " ".join(words[1:]).strip()
     if not evidence:
         raise UsageError(f"Evidence is required: `/gate attest {check_id} <what you checked, or a link>`.", listing)
     if len(evidence) > EVIDENCE_MAX:
-        raise UsageError(f"The evidence is {len(evidence)} characters long; at most {EVIDENCE_MAX} are allowed.",
-                         listing)
+        raise UsageError(
+            f"The evidence is {len(evidence)} characters long; at most {EVIDENCE_MAX} are allowed.", listing
+        )
     return Attest(check_id, evidence)

@@ -84,15 +84,15 @@ def parse(text: str) -> HaltCommand:
     if flags:
         raise UsageError(f"Unknown option `{safe(flags[0], 20)}`.", USAGE)
     if break_glass and action == "resume":
-        raise UsageError("`--now` is not available for resume: a resume always needs a second halt authority.",
-                         USAGE)
+        raise UsageError("`--now` is not available for resume: a resume always needs a second halt authority.", USAGE)
     if not words:
         raise UsageError("A scope is required.", USAGE)
     scope = parse_scope(words[0], words[1] if len(words) > 1 else None)
     reason = " ".join(words[1:]).strip()
     if not reason:
-        raise UsageError(f"A reason is required: `/halt {'resume ' if action == 'resume' else ''}{scope} <reason…>`.",
-                         USAGE)
+        raise UsageError(
+            f"A reason is required: `/halt {'resume ' if action == 'resume' else ''}{scope} <reason…>`.", USAGE
+        )
     if len(reason) > REASON_MAX:
         raise UsageError(f"The reason is {len(reason)} characters long; at most {REASON_MAX} are allowed.", USAGE)
     return ControlRequest(action=action, scope=scope, reason=reason, break_glass=break_glass)

@@ -48,8 +48,9 @@ def parse(text: str) -> RollbackCommand:
         raise UsageError("Here is how `/rollback` works.", USAGE)
     if words[0].lower() == "status":
         if len(words) > 1:
-            raise UsageError("`/rollback status` takes nothing after it (a reason cannot begin with the word "
-                             "`status`).", USAGE)
+            raise UsageError(
+                "`/rollback status` takes nothing after it (a reason cannot begin with the word `status`).", USAGE
+            )
         return StatusRequest()
     options, rest = _options(words)
     trigger = _trigger(options.get("--trigger"))
@@ -93,8 +94,11 @@ def _trigger(value: str | None) -> str | None:
         return None
     trigger = value.lower()
     if trigger not in TRIGGER_IDS:
-        raise UsageError(f"`{safe(value, 20)}` is not a rollback trigger.{did_you_mean(trigger, TRIGGER_IDS)} Use "
-                         f"one of {', '.join(f'`{t}`' for t in TRIGGER_IDS)}.", USAGE)
+        raise UsageError(
+            f"`{safe(value, 20)}` is not a rollback trigger.{did_you_mean(trigger, TRIGGER_IDS)} Use "
+            f"one of {', '.join(f'`{t}`' for t in TRIGGER_IDS)}.",
+            USAGE,
+        )
     return trigger
 
 

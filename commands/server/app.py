@@ -41,15 +41,15 @@ from commands.server.deps import Deps, slack_client
 
 log = logging.getLogger("opsbot.app")
 
-def build_deps(
-    settings: Settings, *, slack: WebClient | None = None, backend: TradingBackend | None = None
-) -> Deps:
+
+def build_deps(settings: Settings, *, slack: WebClient | None = None, backend: TradingBackend | None = None) -> Deps:
     engine = make_engine(settings.database_url)
     replica = settings.replica_id or default_replica()
     audit = AuditLog(engine, replica=replica)
     outbox = Outbox(engine)
-    approvals = ApprovalStore(engine, audit, outbox, replica=replica,
-                              lease=timedelta(seconds=settings.execution_lease_seconds))
+    approvals = ApprovalStore(
+        engine, audit, outbox, replica=replica, lease=timedelta(seconds=settings.execution_lease_seconds)
+    )
     # An approval card's ts, once the notifier posted it, is what later clicks and threads point at.
     outbox.on_posted.append(lambda stream, ts: _attach_card(approvals, stream, ts))
     http = deadline_client()
@@ -96,8 +96,14 @@ def _attach_card(approvals: ApprovalStore, stream: str, ts: str) -> None:
 
 def start_notifier(deps: Deps, config: NotifierConfig | None = None) -> Notifier:
     """Deliver the outbox to Slack from this process (every replica runs one; rows are claimed)."""
-    notifier = Notifier(outbox=deps.approvals.outbox, settings=deps.settings, audit=deps.audit, http=deps.http,
-                        replica=deps.replica, config=config)
+    notifier = Notifier(
+        outbox=deps.approvals.outbox,
+        settings=deps.settings,
+        audit=deps.audit,
+        http=deps.http,
+        replica=deps.replica,
+        config=config,
+    )
     deps.approvals.outbox.on_given_up.append(lambda row, error: flow.card_refused(deps, row, error))
     return notifier.start()
 
@@ -143,8 +149,12 @@ def build_app(deps: Deps) -> App:
 
 def identity(deps: Deps, team_id: str | None, enterprise_id: str | None) -> AuthorizeResult:
     """The installation, from settings: one workspace, one bot token (no auth.test on the request path)."""
-    return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=deps.slack.token or "",
-                           bot_user_id=deps.settings.slack_bot_user_id or None)
+    return AuthorizeResult(
+        enterprise_id=enterprise_id,
+        team_id=team_id,
+        bot_token=deps.slack.token or "",
+        bot_user_id=deps.settings.slack_bot_user_id or None,
+    )
 
 
 def _on_error(error: Exception) -> BoltResponse:

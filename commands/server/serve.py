@@ -52,8 +52,15 @@ def serve(settings: Settings, *, host: str, port: int, threads: int = 16, socket
         settle_heap()
         log.info("serving %s on http://%s:%d (replica %s)", EVENTS_PATH, host, port, deps.replica)
         print(f"opsbot listening on http://{host}:{port}{EVENTS_PATH}", flush=True)
-        waitress_serve(Router(app, deps), host=host, port=port, threads=threads, ident="opsbot",
-                       max_request_body_size=MAX_BODY_BYTES, **SERVER_OPTIONS)
+        waitress_serve(
+            Router(app, deps),
+            host=host,
+            port=port,
+            threads=threads,
+            ident="opsbot",
+            max_request_body_size=MAX_BODY_BYTES,
+            **SERVER_OPTIONS,
+        )
         return 0
     finally:
         monitor.stop()
@@ -64,17 +71,21 @@ def serve(settings: Settings, *, host: str, port: int, threads: int = 16, socket
 
 def socket_mode_refused(error: str) -> str:
     """The one line an operator sees when Slack will not open a socket; names the variable, never its value."""
-    return (f"opsbot: Socket Mode could not connect: Slack refused SLACK_APP_TOKEN ({error}); set it to an "
-            "app-level token (xapp-…) with the connections:write scope, or unset it to serve HTTP")
+    return (
+        f"opsbot: Socket Mode could not connect: Slack refused SLACK_APP_TOKEN ({error}); set it to an "
+        "app-level token (xapp-…) with the connections:write scope, or unset it to serve HTTP"
+    )
 
 
 # What an operator is told when Slack sends `disconnect`; the SDK reconnects on each of these by itself.
 _DISCONNECT_NOTICES = {
     "warning": "Slack will close this Socket Mode connection in a few seconds; reconnecting",
     "refresh_requested": "Slack asked for a fresh Socket Mode connection; reconnecting",
-    "link_disabled": ("opsbot: Slack turned Socket Mode off for this app (link_disabled): no commands arrive "
-                      "until it is on again (socket_mode_enabled: true in manifest.yaml, or the app's Socket Mode "
-                      "page), or unset SLACK_APP_TOKEN to serve HTTP"),
+    "link_disabled": (
+        "opsbot: Slack turned Socket Mode off for this app (link_disabled): no commands arrive "
+        "until it is on again (socket_mode_enabled: true in manifest.yaml, or the app's Socket Mode "
+        "page), or unset SLACK_APP_TOKEN to serve HTTP"
+    ),
 }
 
 
@@ -120,8 +131,11 @@ def _socket_mode(settings: Settings, app: object) -> int:
         print(socket_mode_refused(str(exc.response.get("error") or exc.response.status_code)), file=sys.stderr)
         return 2
     except OSError as exc:  # URLError and friends, after the client's own retry
-        print(f"opsbot: Socket Mode could not reach Slack at SLACK_API_URL ({settings.slack_api_url}): "
-              f"{type(exc).__name__}", file=sys.stderr)
+        print(
+            f"opsbot: Socket Mode could not reach Slack at SLACK_API_URL ({settings.slack_api_url}): "
+            f"{type(exc).__name__}",
+            file=sys.stderr,
+        )
         return 2
     try:
         handler.connect()  # type: ignore[no-untyped-call]

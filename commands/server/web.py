@@ -36,8 +36,12 @@ MAX_BODY_BYTES = 1024 * 1024
 # cost no worker thread; what they exhaust is the connection limit (100 by default, after which it stops
 # accepting). Measured on loopback: 250 idle half-open connections plus signed requests, answered at once
 # with these limits (tests/e2e/test_http_capacity.py). channel_timeout drops connections idle that long.
-SERVER_OPTIONS: dict[str, Any] = {"connection_limit": 4000, "channel_timeout": 30, "cleanup_interval": 5,
-                                  "backlog": 2048}
+SERVER_OPTIONS: dict[str, Any] = {
+    "connection_limit": 4000,
+    "channel_timeout": 30,
+    "cleanup_interval": 5,
+    "backlog": 2048,
+}
 
 Wsgi = Callable[["WSGIEnvironment", "StartResponse"], Iterable[bytes]]
 

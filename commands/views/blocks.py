@@ -92,8 +92,9 @@ def _buttons(card: Card) -> ActionsBlock:
         block_id="approval",
         elements=[
             # The value is the opaque approval id and nothing else: the store holds the rest.
-            ButtonElement(text=card.approve_label, action_id="approve", value=card.approval_id, style="primary",
-                          confirm=confirm),
+            ButtonElement(
+                text=card.approve_label, action_id="approve", value=card.approval_id, style="primary", confirm=confirm
+            ),
             ButtonElement(text=card.reject_label, action_id="reject", value=card.approval_id, style="danger"),
         ],
     )

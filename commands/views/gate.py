@@ -27,8 +27,12 @@ from bot.text import clip, safe
 from commands.views.blocks import HEADER_MAX, SECTION_MAX
 
 ICONS = {Verdict.PASS: ":white_check_mark:", Verdict.FAIL: ":x:", Verdict.UNKNOWN: ":grey_question:"}
-STATE_ICONS = {CheckState.PASSED: ":white_check_mark:", CheckState.ATTESTED: ":memo:",
-               CheckState.PENDING: ":hourglass:", CheckState.FAILED: ":x:"}
+STATE_ICONS = {
+    CheckState.PASSED: ":white_check_mark:",
+    CheckState.ATTESTED: ":memo:",
+    CheckState.PENDING: ":hourglass:",
+    CheckState.FAILED: ":x:",
+}
 RUNNING = ":hourglass_flowing_sand:"
 _MENTION = re.compile(r"&lt;@([UW][A-Z0-9]{2,20})&gt;")
 
@@ -70,14 +74,17 @@ def gate_blocks(card: GateCard) -> list[Block]:
         title = f"Release go/no-go: backend {card.version}"
     else:
         title = "Release go/no-go: evaluating…" if card.verdict is None else "Release go/no-go: backend version unknown"
-    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=clip(title, HEADER_MAX))),
-                           SectionBlock(text=MarkdownTextObject(text=clip(_headline(card, done), SECTION_MAX)))]
+    blocks: list[Block] = [
+        HeaderBlock(text=PlainTextObject(text=clip(title, HEADER_MAX))),
+        SectionBlock(text=MarkdownTextObject(text=clip(_headline(card, done), SECTION_MAX))),
+    ]
     for section, heading in (("go", "*Go only if all are true*"), ("no_go", "*No-go if any is true*")):
         blocks += [DividerBlock(), SectionBlock(text=MarkdownTextObject(text=heading))]
         numbered = [item for s, item in card.items if s == section]
-        blocks += [SectionBlock(text=MarkdownTextObject(text=_item_line(n, item, section, done.get(item.id),
-                                                                        card.people)))
-                   for n, item in enumerate(numbered, start=1)]
+        blocks += [
+            SectionBlock(text=MarkdownTextObject(text=_item_line(n, item, section, done.get(item.id), card.people)))
+            for n, item in enumerate(numbered, start=1)
+        ]
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=clip(_footer(card), SECTION_MAX))]))
     return blocks
 
@@ -89,15 +96,18 @@ def _headline(card: GateCard, done: dict[str, ItemOutcome]) -> str:
 
 def _verdict_line(card: GateCard, done: dict[str, ItemOutcome]) -> str:
     if card.verdict is None:
-        return (f"{RUNNING} Evaluating: {len(done)} of {len(card.items)} checks answered "
-                f"(deadline {card.deadline_s:g} s).")
+        return (
+            f"{RUNNING} Evaluating: {len(done)} of {len(card.items)} checks answered (deadline {card.deadline_s:g} s)."
+        )
     if card.verdict is GateVerdict.GO:
         return ":large_green_circle: *GO*: every go condition passes and no no-go condition holds."
     open_ = blocking(card.outcomes)
     failed = [o.item_id for o in open_ if o.verdict is Verdict.FAIL]
     unknown = [o.item_id for o in open_ if o.verdict is Verdict.UNKNOWN]
-    parts = [f"{len(failed)} failed ({', '.join(failed)})" if failed else "",
-             f"{len(unknown)} unknown ({', '.join(unknown)})" if unknown else ""]
+    parts = [
+        f"{len(failed)} failed ({', '.join(failed)})" if failed else "",
+        f"{len(unknown)} unknown ({', '.join(unknown)})" if unknown else "",
+    ]
     note = f"\n{safe(card.note, 300)}" if card.note else ""  # no italics: outside text can break them
     return f":red_circle: *NO-GO*: {'; '.join(p for p in parts if p)}. Unknown is never GO.{note}"
 
@@ -136,9 +146,11 @@ def history_text(rows: Sequence[GateEvaluation], now: datetime) -> str:
     lines = ["*Recent gate evaluations* (newest first):"]
     for row in rows:
         verdict = ":large_green_circle: GO" if row.verdict == GateVerdict.GO.value else ":red_circle: NO-GO"
-        lines.append(f"• `{row.id}` {when(row.started_at)}: *{verdict}* for backend "
-                     f"`{safe(row.version or 'unknown', 64)}` by <@{row.requested_by}> "
-                     f"(request id `{row.request_id}`)")
+        lines.append(
+            f"• `{row.id}` {when(row.started_at)}: *{verdict}* for backend "
+            f"`{safe(row.version or 'unknown', 64)}` by <@{row.requested_by}> "
+            f"(request id `{row.request_id}`)"
+        )
     return "\n".join(lines)
 
 
@@ -146,10 +158,13 @@ def status_line(status: CheckStatus, people: Collection[str] = ()) -> str:
     return check_line(status.state, status.item.id, status.item.text, status.detail, status.evidence, people)
 
 
-def check_line(state: CheckState, item_id: str, text: str, detail: str, evidence: str = "",
-               people: Collection[str] = ()) -> str:
-    line = (f"{STATE_ICONS[state]} *{state.value}* `{safe(item_id, 64)}` {safe(text, 200)}"
-            f"\n      {reason_text(detail, 400, people)}")
+def check_line(
+    state: CheckState, item_id: str, text: str, detail: str, evidence: str = "", people: Collection[str] = ()
+) -> str:
+    line = (
+        f"{STATE_ICONS[state]} *{state.value}* `{safe(item_id, 64)}` {safe(text, 200)}"
+        f"\n      {reason_text(detail, 400, people)}"
+    )
     if evidence:
         line += f"\n      {evidence_text(evidence, 300)}"
     return line
@@ -163,12 +178,15 @@ def gate_summary(gate: EvaluationView | None, now: datetime, deployed: str | Non
         return "*Last gate:* none yet (run `/gate`)."
     verdict = "GO" if gate.verdict is GateVerdict.GO else "NO-GO"
     minutes = (now - gate.started_at).total_seconds() / 60
-    line = (f"*Last gate:* *{verdict}* (`{gate.id}`, {minutes:.0f} min ago, for backend "
-            f"`{safe(gate.version or 'unknown', 64)}`")
+    line = (
+        f"*Last gate:* *{verdict}* (`{gate.id}`, {minutes:.0f} min ago, for backend "
+        f"`{safe(gate.version or 'unknown', 64)}`"
+    )
     if deployed:
         ran, runs = (gate.version or "").strip().lower(), deployed.strip().lower()
-        if not ran or (ran != runs and not (min(len(ran), len(runs)) >= 7 and
-                                            (ran.startswith(runs) or runs.startswith(ran)))):
+        if not ran or (
+            ran != runs and not (min(len(ran), len(runs)) >= 7 and (ran.startswith(runs) or runs.startswith(ran)))
+        ):
             line += f", *NOT the deployed* `{safe(deployed, 64)}`: run `/gate`"
     return f"{line}, by <@{gate.requested_by}>)"
 
@@ -182,11 +200,17 @@ def abbrev(version: str | None) -> str:
 def rollback_warning(rolled: RolledBack, entry: StageEntry, stage_number: int) -> str:
     """The current stage was entered on a release that a later rollback took production off."""
     if same_version(rolled.from_version, entry.version):
-        what = (f"took production off {abbrev(rolled.from_version)} (on which this stage was entered) "
-                f"at {when(rolled.closed_at)}")
+        what = (
+            f"took production off {abbrev(rolled.from_version)} (on which this stage was entered) "
+            f"at {when(rolled.closed_at)}"
+        )
     else:
-        what = (f"({abbrev(rolled.from_version)} → {abbrev(rolled.to_version)}) closed at {when(rolled.closed_at)}, "
-                f"after this stage was entered on {abbrev(entry.version)}")
-    return (f":warning: Rollback `{safe(rolled.id, 32)}` {what}; the cutover stays at stage {stage_number}, but "
-            "the checks that brought it here were passed on a release that is gone: run `/gate` and re-check "
-            "before advancing.")
+        what = (
+            f"({abbrev(rolled.from_version)} → {abbrev(rolled.to_version)}) closed at {when(rolled.closed_at)}, "
+            f"after this stage was entered on {abbrev(entry.version)}"
+        )
+    return (
+        f":warning: Rollback `{safe(rolled.id, 32)}` {what}; the cutover stays at stage {stage_number}, but "
+        "the checks that brought it here were passed on a release that is gone: run `/gate` and re-check "
+        "before advancing."
+    )

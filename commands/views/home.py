@@ -111,8 +111,15 @@ def actionable(facts: HomeFacts, viewer: str, roles: frozenset[str]) -> list[Pen
     return [a for a in facts.approvals if a.requester != viewer and a.approve_role in roles]
 
 
-def home_view(facts: HomeFacts, *, viewer: str, roles: frozenset[str], notice: str | None = None,
-              approvals: int = SHOWN_APPROVALS, alerts: int = SHOWN_ALERTS) -> dict[str, object]:
+def home_view(
+    facts: HomeFacts,
+    *,
+    viewer: str,
+    roles: frozenset[str],
+    notice: str | None = None,
+    approvals: int = SHOWN_APPROVALS,
+    alerts: int = SHOWN_ALERTS,
+) -> dict[str, object]:
     """The view for `viewer` (who holds `roles`); cut further until it fits Slack's limits."""
     while True:
         blocks = _blocks(facts, viewer, roles, notice, approvals, alerts)
@@ -127,8 +134,9 @@ def home_view(facts: HomeFacts, *, viewer: str, roles: frozenset[str], notice: s
         approvals, alerts = max(0, approvals // 2), max(0, alerts // 2)
 
 
-def _blocks(facts: HomeFacts, viewer: str, roles: frozenset[str], notice: str | None, approvals: int,
-            alerts: int) -> list[Block]:
+def _blocks(
+    facts: HomeFacts, viewer: str, roles: frozenset[str], notice: str | None, approvals: int, alerts: int
+) -> list[Block]:
     blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text="Trading ops: release and incident runbook"))]
     if notice:
         blocks.append(_section(notice))
@@ -150,16 +158,24 @@ def _blocks(facts: HomeFacts, viewer: str, roles: frozenset[str], notice: str | 
     blocks += [DividerBlock(), _section(facts.rollback or "*Rollback:* none active.")]
     blocks += _alerts(facts.alerts, alerts)
     blocks += [DividerBlock(), _audit(facts.audit)]
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"Updated {when(facts.now)}; refreshed after "
-                                                                 "every action.")]))
+    blocks.append(
+        ContextBlock(elements=[MarkdownTextObject(text=f"Updated {when(facts.now)}; refreshed after every action.")])
+    )
     return blocks
 
 
 def decision_line(decision: Decision) -> str:
-    icon = {"executed": ":white_check_mark:", "confirmed": ":white_check_mark:", "failed": ":x:",
-            "rejected": ":no_entry_sign:", "disputed": ":rotating_light:"}.get(decision.status, ":gear:")
-    line = (f"{icon} *Your decision* ({when(decision.decided_at)}) on *{safe(decision.title, 200)}* "
-            f"(`{safe(decision.approval_id, 64)}`): it is now *{safe(decision.status, 40)}*.")
+    icon = {
+        "executed": ":white_check_mark:",
+        "confirmed": ":white_check_mark:",
+        "failed": ":x:",
+        "rejected": ":no_entry_sign:",
+        "disputed": ":rotating_light:",
+    }.get(decision.status, ":gear:")
+    line = (
+        f"{icon} *Your decision* ({when(decision.decided_at)}) on *{safe(decision.title, 200)}* "
+        f"(`{safe(decision.approval_id, 64)}`): it is now *{safe(decision.status, 40)}*."
+    )
     if decision.status == "failed" and decision.outcome:
         line += f"\n{clip(decision.outcome, 300)}"  # the stored outcome is the bot's own, already escaped
     return line
@@ -178,13 +194,24 @@ def _approvals(pending: list[PendingApproval], limit: int) -> list[Block]:
         reason = " ".join(approval.reason.split())  # one line, whatever was typed
         reason = safe(reason, SHOWN_REASON) if reason else "_none given_"
         request = f" · request `{safe(approval.request_id, 64)}`" if approval.request_id else ""
-        blocks.append(_section(f"*{safe(approval.title, 200)}*\nRequested by <@{approval.requester}> in "
-                               f"<#{approval.channel}> · {what} · expires {when(approval.expires_at)}\n"
-                               f"*Reason:* {reason}\nApproval `{safe(approval.id, 64)}`{request}"))
+        blocks.append(
+            _section(
+                f"*{safe(approval.title, 200)}*\nRequested by <@{approval.requester}> in "
+                f"<#{approval.channel}> · {what} · expires {when(approval.expires_at)}\n"
+                f"*Reason:* {reason}\nApproval `{safe(approval.id, 64)}`{request}"
+            )
+        )
         blocks.append(_buttons(approval))
     if len(pending) > limit:
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(
-            text=f"…and {len(pending) - limit} more; their requests are in the channels named above.")]))
+        blocks.append(
+            ContextBlock(
+                elements=[
+                    MarkdownTextObject(
+                        text=f"…and {len(pending) - limit} more; their requests are in the channels named above."
+                    )
+                ]
+            )
+        )
     return blocks
 
 
@@ -192,18 +219,27 @@ def _buttons(approval: PendingApproval) -> ActionsBlock:
     # The labels of the request message: a break-glass halt is confirmed or disputed.
     yes, no = ("Confirm halt", "Dispute") if approval.confirming else ("Approve", "Reject")
     if approval.confirming:
-        title, said = "Confirm the break-glass halt?", (f"{approval.title}: already halted. Confirming records that "
-                                                       "you agree; nothing is sent to the backend.")
+        title, said = (
+            "Confirm the break-glass halt?",
+            (f"{approval.title}: already halted. Confirming records that you agree; nothing is sent to the backend."),
+        )
     else:
         title, said = f"Approve: {approval.title}", f"Approving runs this at once: {approval.title}."
-    confirm = ConfirmObject(title=PlainTextObject(text=clip(title, 100)),
-                            text=MarkdownTextObject(text=safe(f"{said} Recorded in the audit log.", 300)),
-                            confirm=PlainTextObject(text=yes), deny=PlainTextObject(text="Cancel"), style="danger")
-    return ActionsBlock(block_id=f"home_{approval.id}"[:255], elements=[
-        # As on the request message: the value is the opaque approval id and nothing else.
-        ButtonElement(text=yes, action_id=HOME_APPROVE, value=approval.id, style="primary", confirm=confirm),
-        ButtonElement(text=no, action_id=HOME_REJECT, value=approval.id, style="danger"),
-    ])
+    confirm = ConfirmObject(
+        title=PlainTextObject(text=clip(title, 100)),
+        text=MarkdownTextObject(text=safe(f"{said} Recorded in the audit log.", 300)),
+        confirm=PlainTextObject(text=yes),
+        deny=PlainTextObject(text="Cancel"),
+        style="danger",
+    )
+    return ActionsBlock(
+        block_id=f"home_{approval.id}"[:255],
+        elements=[
+            # As on the request message: the value is the opaque approval id and nothing else.
+            ButtonElement(text=yes, action_id=HOME_APPROVE, value=approval.id, style="primary", confirm=confirm),
+            ButtonElement(text=no, action_id=HOME_REJECT, value=approval.id, style="danger"),
+        ],
+    )
 
 
 def _alerts(alerts: Sequence[AlertLine], limit: int) -> list[Block]:

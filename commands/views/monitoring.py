@@ -43,12 +43,15 @@ def threshold_text(signal: Signal) -> str:
 def signal_line(signal: Signal) -> str:
     trigger = f" → trigger `{signal.trigger}`" if signal.trigger else " (not a hard trigger)"
     source = "" if signal.source == "prometheus" else " (measured by the bot)"
-    return (f"• {safe(signal.name, 120)}: breach when {threshold_text(signal)} over "
-            f"{minutes(signal.window.total_seconds())}{source}{trigger}")
+    return (
+        f"• {safe(signal.name, 120)}: breach when {threshold_text(signal)} over "
+        f"{minutes(signal.window.total_seconds())}{source}{trigger}"
+    )
 
 
-def announcement(runbook: Runbook, window: MonitoringWindow, *, stage_name: str, source: str,
-                 alert_channel: str) -> str:
+def announcement(
+    runbook: Runbook, window: MonitoringWindow, *, stage_name: str, source: str, alert_channel: str
+) -> str:
     immediate = len(runbook.monitoring.immediate)
     later = len(runbook.monitoring.first_24h)
     lines = [
@@ -57,24 +60,35 @@ def announcement(runbook: Runbook, window: MonitoringWindow, *, stage_name: str,
         f"first-24-hours signals ({later}) until {when(as_utc(window.ends_at))}. A breach is posted once in "
         f"<#{alert_channel}> with a chart and a *Propose rollback* button; a summary follows each phase.",
         source,
-        "*Immediately after rollout:*", *[signal_line(s) for s in runbook.monitoring.immediate],
-        "*First 24 hours:*", *[signal_line(s) for s in runbook.monitoring.first_24h],
+        "*Immediately after rollout:*",
+        *[signal_line(s) for s in runbook.monitoring.immediate],
+        "*First 24 hours:*",
+        *[signal_line(s) for s in runbook.monitoring.first_24h],
     ]
     return "\n".join(lines)
 
 
-def summary(runbook: Runbook, window: MonitoringWindow, signals: Sequence[Signal], stats: Mapping[str, SignalStats],
-            alerts: Sequence[MonitoringAlert], *, heading: str, stage_name: str) -> str:
+def summary(
+    runbook: Runbook,
+    window: MonitoringWindow,
+    signals: Sequence[Signal],
+    stats: Mapping[str, SignalStats],
+    alerts: Sequence[MonitoringAlert],
+    *,
+    heading: str,
+    stage_name: str,
+) -> str:
     """One phase's outcome: what breached (and whether it cleared), each signal's peak, data gaps."""
     mine = [a for a in alerts if a.kind == "breach" and a.signal_id in {s.id for s in signals}]
     degraded = [a for a in alerts if a.kind == "degraded"]
-    lines = [f":clipboard: *{heading}* (after the move to *{safe(stage_name, 100)}*, opened "
-             f"{when(as_utc(window.opened_at))}): {plural(len(signals), 'signal')}, {plural(len(mine), 'alert')}."]
+    lines = [
+        f":clipboard: *{heading}* (after the move to *{safe(stage_name, 100)}*, opened "
+        f"{when(as_utc(window.opened_at))}): {plural(len(signals), 'signal')}, {plural(len(mine), 'alert')}."
+    ]
     for signal in signals:
         lines.append(_summary_line(signal, stats.get(signal.id), [a for a in mine if a.signal_id == signal.id]))
     if degraded:
-        total = sum(((as_utc(a.cleared_at or a.last_seen_at) - as_utc(a.since)).total_seconds() for a in degraded),
-                    0.0)
+        total = sum(((as_utc(a.cleared_at or a.last_seen_at) - as_utc(a.since)).total_seconds() for a in degraded), 0.0)
         times = plural(len(degraded), "time")
         lines.append(f":warning: Monitoring was degraded {times}, about {minutes(total)} in all.")
     return "\n".join(lines)
@@ -97,15 +111,18 @@ def _summary_line(signal: Signal, stats: SignalStats | None, alerts: Sequence[Mo
 
 def trigger_text(runbook: Runbook, trigger_id: str) -> str:
     if not trigger_id:
-        return ("*Not one of the runbook's hard rollback triggers*: judge it against them; `/rollback <reason>` "
-                "if it warrants one.")
+        return (
+            "*Not one of the runbook's hard rollback triggers*: judge it against them; `/rollback <reason>` "
+            "if it warrants one."
+        )
     trigger = runbook.trigger(trigger_id)
     number = TRIGGER_IDS.index(trigger_id) + 1
     return f"*Hard rollback trigger {number} of {len(TRIGGER_IDS)}:* {trigger.name}: _{safe(trigger.text, 300)}_"
 
 
-def alert_blocks(runbook: Runbook, signal: Signal, alert: MonitoringAlert, *, stage_name: str,
-                 status: str | None = None) -> list[Block]:
+def alert_blocks(
+    runbook: Runbook, signal: Signal, alert: MonitoringAlert, *, stage_name: str, status: str | None = None
+) -> list[Block]:
     """An alert's card: open, the latest value and the peak; cleared or closed, when, the peak, no button.
     `stage_name` is the stage the breach happened in."""
     is_open = alert.status == "open"
@@ -115,8 +132,7 @@ def alert_blocks(runbook: Runbook, signal: Signal, alert: MonitoringAlert, *, st
         SectionBlock(text=MarkdownTextObject(text=trigger_text(runbook, alert.trigger))),
     ]
     if signal.query:
-        blocks.append(SectionBlock(text=MarkdownTextObject(
-            text=f"*Query:* `{safe(promql(signal), 600)}`")))
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=f"*Query:* `{safe(promql(signal), 600)}`")))
     if alert.detail:  # a bot-measured value names what it counted (already escaped mrkdwn)
         blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(f"*Counted:*\n{alert.detail}", 3000))))
     if status is None and is_open and alert.not_fixed_by:
@@ -124,20 +140,28 @@ def alert_blocks(runbook: Runbook, signal: Signal, alert: MonitoringAlert, *, st
     if status:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(status, 3000))))
     if alert.trigger and is_open:
-        blocks.append(ActionsBlock(block_id="monitoring_alert", elements=[
-            # The value is the opaque alert id only; the store holds the signal, value and trigger.
-            ButtonElement(text="Propose rollback", action_id=PROPOSE_ROLLBACK, value=alert.id, style="danger"),
-        ]))
+        blocks.append(
+            ActionsBlock(
+                block_id="monitoring_alert",
+                elements=[
+                    # The value is the opaque alert id only; the store holds the signal, value and trigger.
+                    ButtonElement(text="Propose rollback", action_id=PROPOSE_ROLLBACK, value=alert.id, style="danger"),
+                ],
+            )
+        )
     live = f"updated {when(as_utc(alert.last_seen_at))} (at most once a minute)" if is_open else "no longer watched"
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(
-        text=f"Alert `{alert.id}` · {live} · chart in the thread")]))
+    blocks.append(
+        ContextBlock(elements=[MarkdownTextObject(text=f"Alert `{alert.id}` · {live} · chart in the thread")])
+    )
     return blocks
 
 
 def card_note(rollback_id: str) -> str:
     """The line an open alert's card keeps once it outlived a rollback (bot.monitoring.after_rollback)."""
-    return (f":rotating_light: *Not fixed by rollback `{safe(rollback_id, 32)}`*: still breaching on the release "
-            "running now.")
+    return (
+        f":rotating_light: *Not fixed by rollback `{safe(rollback_id, 32)}`*: still breaching on the release "
+        "running now."
+    )
 
 
 def _alert_head(alert: MonitoringAlert) -> str:
@@ -164,9 +188,11 @@ def alert_fallback(signal: Signal, alert: MonitoringAlert) -> str:
 
 def cleared_text(signal: Signal, alert: MonitoringAlert, at: datetime) -> str:
     lasted = minutes((at - as_utc(alert.since)).total_seconds())
-    return (f":white_check_mark: *Cleared:* {safe(signal.name, 120)} is back to {figure(alert.value, signal.unit)} "
-            f"({threshold_text(signal)} no longer holds) after {lasted}; "
-            f"peak {figure(alert.peak, signal.unit)}. Alert `{alert.id}`.")
+    return (
+        f":white_check_mark: *Cleared:* {safe(signal.name, 120)} is back to {figure(alert.value, signal.unit)} "
+        f"({threshold_text(signal)} no longer holds) after {lasted}; "
+        f"peak {figure(alert.peak, signal.unit)}. Alert `{alert.id}`."
+    )
 
 
 def degraded_text(problems: Mapping[str, str], watched: int) -> str:
@@ -174,8 +200,10 @@ def degraded_text(problems: Mapping[str, str], watched: int) -> str:
     by_cause: dict[str, list[str]] = {}
     for signal_id, problem in sorted(problems.items()):
         by_cause.setdefault(problem, []).append(signal_id)
-    lines = [f":warning: *Monitoring degraded:* {len(problems)} of {watched} watched signals cannot be evaluated, "
-             "so a breach of these could go unseen. Missing data never raises or clears an alert."]
+    lines = [
+        f":warning: *Monitoring degraded:* {len(problems)} of {watched} watched signals cannot be evaluated, "
+        "so a breach of these could go unseen. Missing data never raises or clears an alert."
+    ]
     for cause, ids in list(by_cause.items())[:MAX_PROBLEM_LINES]:
         lines.append(f"• {safe(cause, 300)}: {', '.join(f'`{i}`' for i in ids)}")
     if len(by_cause) > MAX_PROBLEM_LINES:
@@ -184,5 +212,7 @@ def degraded_text(problems: Mapping[str, str], watched: int) -> str:
 
 
 def restored_text(since: datetime, at: datetime) -> str:
-    return (f":white_check_mark: *Monitoring restored:* every watched signal is evaluated again "
-            f"(degraded for {minutes((at - since).total_seconds())}).")
+    return (
+        f":white_check_mark: *Monitoring restored:* every watched signal is evaluated again "
+        f"(degraded for {minutes((at - since).total_seconds())})."
+    )

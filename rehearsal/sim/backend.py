@@ -39,9 +39,14 @@ _FLAGS: dict[str, dict[str, Any]] = {
     "web.websocket_auth_gating": {"enabled": True, "description": "Websocket needs a platform token"},
     "mobile.session_bootstrap_v2": {"enabled": False, "description": "New mobile session bootstrap"},
 }
-_CONFIG: dict[str, Any] = {"revision": 42, "values": {
-    "risk.max_order_notional_usd": 250000, "execution.persistence": "cosmos", "marketdata.stale_after_ms": 1500,
-}}
+_CONFIG: dict[str, Any] = {
+    "revision": 42,
+    "values": {
+        "risk.max_order_notional_usd": 250000,
+        "execution.persistence": "cosmos",
+        "marketdata.stale_after_ms": 1500,
+    },
+}
 
 
 @dataclass
@@ -138,8 +143,9 @@ class _Handler(LoopbackHandler["SimBackend"]):
     def _metrics(self, sim: SimBackend) -> None:
         sim.traffic.advance(sim.faults)
         payload = sim.metrics.text()
-        self.send_payload(200, {"content-type": "text/plain; version=0.0.4",
-                                "content-length": str(len(payload))}, payload)
+        self.send_payload(
+            200, {"content-type": "text/plain; version=0.0.4", "content-length": str(len(payload))}, payload
+        )
 
 
 class SimBackend(LoopbackServer):
@@ -234,8 +240,9 @@ class SimBackend(LoopbackServer):
         errors: list[str] = []
         for key, algorithm in self._keys:
             try:
-                jwt.decode(token.strip(), key, algorithms=[algorithm], issuer=self.issuer,
-                           options={"require": ["exp", "iss"]})
+                jwt.decode(
+                    token.strip(), key, algorithms=[algorithm], issuer=self.issuer, options={"require": ["exp", "iss"]}
+                )
                 return None
             except jwt.PyJWTError as exc:
                 errors.append(str(exc))
@@ -288,7 +295,7 @@ class SimBackend(LoopbackServer):
             entry = {"scope": scope, "disabled": halt, **change}
             scopes = self._control["scopes"]
             at = next((i for i, s in enumerate(scopes) if s["scope"] == scope), len(scopes))
-            scopes[at:at + 1] = [entry]  # update in place, or append a new scope
+            scopes[at : at + 1] = [entry]  # update in place, or append a new scope
         self._control["revision"] += 1
 
 
@@ -296,16 +303,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rehearsal.sim.backend", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081)
-    parser.add_argument("--jwt-secret", default=os.environ.get("JWT_SECRET"),
-                        help="HS256 secret (default: $JWT_SECRET); prefer the variable over argv")
+    parser.add_argument(
+        "--jwt-secret",
+        default=os.environ.get("JWT_SECRET"),
+        help="HS256 secret (default: $JWT_SECRET); prefer the variable over argv",
+    )
     parser.add_argument("--jwt-public-key-file", help="PEM file with the RS256 public key")
     parser.add_argument("--issuer", default=os.environ.get("PLATFORM_JWT_ISSUER", "platform-service"))
     parser.add_argument("--version", default="abc1234", help="git sha the health endpoint reports")
     args = parser.parse_args(argv)
     key_file = args.jwt_public_key_file
     public_key = Path(key_file).read_text(encoding="utf-8") if key_file else None
-    with SimBackend(jwt_secret=args.jwt_secret, jwt_public_key=public_key, issuer=args.issuer,
-                    version=args.version, host=args.host, port=args.port) as sim:
+    with SimBackend(
+        jwt_secret=args.jwt_secret,
+        jwt_public_key=public_key,
+        issuer=args.issuer,
+        version=args.version,
+        host=args.host,
+        port=args.port,
+    ) as sim:
         auth = "JWT verified" if args.jwt_secret or public_key else "any bearer token accepted"
         print(f"simulated trading backend on {sim.url} ({auth}); Ctrl-C to stop", flush=True)
         wait_for_interrupt()

@@ -121,8 +121,8 @@ class ClientTraffic:
         if not failing:
             self._metrics.bump("trading_http_responses_total", REQUESTS_PER_S * seconds, status="200")
         elif not faults.drop_connection:  # a dropped connection has no status to count
-            self._metrics.bump("trading_http_responses_total", REQUESTS_PER_S * seconds,
-                               status=str(faults.fail_status))
-        self._metrics.bump("trading_websocket_connections_total", WEBSOCKETS_PER_S * seconds,
-                           outcome="failed" if failing else "ok")
+            self._metrics.bump("trading_http_responses_total", REQUESTS_PER_S * seconds, status=str(faults.fail_status))
+        self._metrics.bump(
+            "trading_websocket_connections_total", WEBSOCKETS_PER_S * seconds, outcome="failed" if failing else "ok"
+        )
         return seconds

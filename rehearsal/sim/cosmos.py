@@ -65,9 +65,14 @@ class CosmosServer:
             raise RuntimeError(f"cosmosdb-server is not installed (need node and {CLI}; run `npm ci`)")
         self._proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
             [node, str(CLI), "--host", self.host, "-p", "0", "--no-ssl"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
-        self._drainer = threading.Thread(target=self._drain, args=(self._proc.stdout,), daemon=True,
-                                         name="cosmosdb-server-output")
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        self._drainer = threading.Thread(
+            target=self._drain, args=(self._proc.stdout,), daemon=True, name="cosmosdb-server-output"
+        )
         self._drainer.start()
         try:
             deadline = time.monotonic() + self._startup_timeout_s
@@ -94,19 +99,25 @@ class CosmosServer:
     def __enter__(self) -> CosmosServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def client(self) -> CosmosClient:
         """An administrative client (tests seed and inspect with it; the bot never uses one like it)."""
         if self._admin is None:
-            self._admin = CosmosClient(self.endpoint, self.key, enable_endpoint_discovery=False,
-                                       connection_timeout=2, timeout=10)
+            self._admin = CosmosClient(
+                self.endpoint, self.key, enable_endpoint_discovery=False, connection_timeout=2, timeout=10
+            )
         return self._admin
 
-    def seed(self, database: str, containers: Mapping[str, str],
-             docs: Mapping[str, Iterable[Mapping[str, Any]]] | None = None) -> None:
+    def seed(
+        self,
+        database: str,
+        containers: Mapping[str, str],
+        docs: Mapping[str, Iterable[Mapping[str, Any]]] | None = None,
+    ) -> None:
         """Create `database`, each container with its partition key path, and insert `docs[container]`."""
         db = self.client().create_database_if_not_exists(database)
         for name, pk_path in containers.items():

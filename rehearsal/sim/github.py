@@ -31,8 +31,10 @@ from rehearsal.sim.loopback import LoopbackHandler, LoopbackServer, wait_for_int
 logger = logging.getLogger("opsbot.sim.github")
 
 Answer = tuple[int, Any, dict[str, str]]  # status, JSON body (None: empty 204), extra headers
-SECONDARY_MESSAGE = ("You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
-                     "If you reach out to GitHub Support for help, please include the request ID 0000:0000:000000.")
+SECONDARY_MESSAGE = (
+    "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
+    "If you reach out to GitHub Support for help, please include the request ID 0000:0000:000000."
+)
 # The workflows a fresh simulator has: the revert workflow, with the inputs the bot sends.
 DEFAULT_WORKFLOWS: dict[str, dict[str, bool]] = {
     "rollback.yml": {"target_sha": True, "reason": True, "request_id": True},
@@ -94,14 +96,24 @@ class _Handler(LoopbackHandler["SimGitHub"]):
         headers = {k.lower(): v for k, v in self.headers.items()}
         status, doc, extra = self.owner._handle(method, parts.path, dict(parse_qsl(parts.query)), headers, raw)
         payload = b"" if doc is None else json.dumps(doc).encode()
-        self.send_or_drop(status, {"content-type": "application/json; charset=utf-8", **extra,
-                                   "content-length": str(len(payload))}, payload)
+        self.send_or_drop(
+            status,
+            {"content-type": "application/json; charset=utf-8", **extra, "content-length": str(len(payload))},
+            payload,
+        )
 
 
 class SimGitHub(LoopbackServer):
     def __init__(
-        self, *, token: str | None = None, repository: str = "acme/trading", run_steps: int | None = 3,
-        run_seconds: float | None = None, max_per_page: int = 100, host: str = "127.0.0.1", port: int = 0,
+        self,
+        *,
+        token: str | None = None,
+        repository: str = "acme/trading",
+        run_steps: int | None = 3,
+        run_seconds: float | None = None,
+        max_per_page: int = 100,
+        host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
         super().__init__(_Handler, host=host, port=port, thread_name="sim-github")
         self.faults = Faults()
@@ -129,8 +141,9 @@ class SimGitHub(LoopbackServer):
         with self._lock:
             runs = self._checks.setdefault(sha, {})
             run_id = runs[name]["id"] if name in runs else next(self._ids)
-            runs[name] = docs.check_run(self.url, self.repository, run_id, sha, name, conclusion, _iso(),
-                                        _iso() if done else None)
+            runs[name] = docs.check_run(
+                self.url, self.repository, run_id, sha, name, conclusion, _iso(), _iso() if done else None
+            )
 
     def add_workflow(self, file: str, inputs: dict[str, bool]) -> None:
         """A workflow file with `workflow_dispatch` inputs (name -> required); replaces one of that name."""
@@ -146,16 +159,25 @@ class SimGitHub(LoopbackServer):
         with self._lock:
             self._refs.add(ref)
 
-    def add_deployment(self, sha: str, environment: str = "production", state: str = "success",
-                       ref: str = "main", created_at: datetime | None = None) -> int:
+    def add_deployment(
+        self,
+        sha: str,
+        environment: str = "production",
+        state: str = "success",
+        ref: str = "main",
+        created_at: datetime | None = None,
+    ) -> int:
         """Like GitHub, a new success marks earlier successful deployments of the environment inactive,
         except in a production environment, where GitHub leaves their statuses as they were.
         `created_at` (default now) is when GitHub says the deployment was created."""
         created = _iso(None if created_at is None else created_at.timestamp())
         with self._lock:
             deployment_id = next(self._ids)
-            self._deployments.append(docs.deployment(self.url, self.repository, deployment_id, sha=sha, ref=ref,
-                                                     environment=environment, created=created))
+            self._deployments.append(
+                docs.deployment(
+                    self.url, self.repository, deployment_id, sha=sha, ref=ref, environment=environment, created=created
+                )
+            )
             self._statuses[deployment_id] = []
             if state == "success" and environment != "production":
                 for older in self._deployments[:-1]:
@@ -185,8 +207,11 @@ class SimGitHub(LoopbackServer):
     def secondary_rate_limit(self, times: int = 1, *, status: int = 403, retry_after_s: int | None = None) -> None:
         """The next `times` requests hit GitHub's secondary limit: a message saying so, requests left,
         and `retry-after` only when given (GitHub often sends none)."""
-        headers = {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "4990",
-                   "x-ratelimit-reset": str(int(time.time()) + 3600)}
+        headers = {
+            "x-ratelimit-limit": "5000",
+            "x-ratelimit-remaining": "4990",
+            "x-ratelimit-reset": str(int(time.time()) + 3600),
+        }
         if retry_after_s is not None:
             headers["retry-after"] = str(retry_after_s)
         with self._lock:
@@ -202,8 +227,7 @@ class SimGitHub(LoopbackServer):
 
     # Serving.
 
-    def _handle(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
-                raw: bytes) -> Answer:
+    def _handle(self, method: str, path: str, query: dict[str, str], headers: dict[str, str], raw: bytes) -> Answer:
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
@@ -220,11 +244,14 @@ class SimGitHub(LoopbackServer):
         self._pause(self.faults.latency_s)
         injected = self._take_injected(path)
         if injected is not None:
-            message = injected.message or ("API rate limit exceeded for installation ID 1." if injected.headers
-                                           else None)
+            message = injected.message or (
+                "API rate limit exceeded for installation ID 1." if injected.headers else None
+            )
             return injected.status, _error(injected.status, message)[1], injected.headers
         if self._token is not None and headers.get("authorization") not in (
-                f"Bearer {self._token}", f"token {self._token}"):
+            f"Bearer {self._token}",
+            f"token {self._token}",
+        ):
             return _error(401)
         completed: list[dict[str, str]] = []
         status, doc, extra = self._route(method, path, query, body, completed)
@@ -232,8 +259,11 @@ class SimGitHub(LoopbackServer):
             if self.on_run_completed is not None:
                 self.on_run_completed(inputs)
         reset = str(int(time.time()) + 3600)
-        return status, doc, {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "4999",
-                             "x-ratelimit-reset": reset, **extra}
+        return (
+            status,
+            doc,
+            {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "4999", "x-ratelimit-reset": reset, **extra},
+        )
 
     def _take_injected(self, path: str) -> _Injected | None:
         with self._lock:
@@ -243,8 +273,9 @@ class SimGitHub(LoopbackServer):
                     return injected
             return None
 
-    def _route(self, method: str, path: str, query: dict[str, str], body: Any,
-               completed: list[dict[str, str]]) -> Answer:
+    def _route(
+        self, method: str, path: str, query: dict[str, str], body: Any, completed: list[dict[str, str]]
+    ) -> Answer:
         match = re.fullmatch(r"/repos/([^/]+/[^/]+)(/.*)", path)
         if match is None or match.group(1) != self.repository:
             return _error(404)
@@ -275,17 +306,28 @@ class SimGitHub(LoopbackServer):
         per_page = max(1, min(int(query.get("per_page") or 30), self.max_per_page))
         page = max(1, int(query.get("page") or 1))
         last = max(1, -(-len(items) // per_page))
-        chunk = items[(page - 1) * per_page: page * per_page]
-        links = [f'<{self.url}{path}?{urlencode({**query, "per_page": per_page, "page": n})}>; rel="{rel}"'
-                 for rel, n in (("next", page + 1), ("last", last)) if page < last]
+        chunk = items[(page - 1) * per_page : page * per_page]
+        links = [
+            f'<{self.url}{path}?{urlencode({**query, "per_page": per_page, "page": n})}>; rel="{rel}"'
+            for rel, n in (("next", page + 1), ("last", last))
+            if page < last
+        ]
         doc = chunk if key is None else {"total_count": len(items), key: chunk}
         return 200, doc, {"link": ", ".join(links)} if links else {}
 
     def _add_status(self, deployment_id: int, state: str) -> None:
         environment = next(d["environment"] for d in self._deployments if d["id"] == deployment_id)
-        self._statuses[deployment_id].append(docs.deployment_status(
-            self.url, self.repository, deployment_id, next(self._ids), state=state, environment=environment,
-            at=_iso()))
+        self._statuses[deployment_id].append(
+            docs.deployment_status(
+                self.url,
+                self.repository,
+                deployment_id,
+                next(self._ids),
+                state=state,
+                environment=environment,
+                at=_iso(),
+            )
+        )
 
     def _dispatch(self, workflow: str, body: Any) -> Answer:
         refused = refuse_dispatch(self._workflows.get(workflow), self._refs, body)
@@ -295,8 +337,16 @@ class SimGitHub(LoopbackServer):
         run_id, now = next(self._ids), time.time()
         marker = "" if self.faults.untitled_runs else inputs.get("request_id", "")
         title = f"{workflow.rsplit('.', 1)[0]} {marker}".strip()
-        doc = docs.workflow_run(self.url, self.repository, run_id, workflow=workflow, title=title, ref=body["ref"],
-                                number=len(self._runs) + 1, at=_iso(now))
+        doc = docs.workflow_run(
+            self.url,
+            self.repository,
+            run_id,
+            workflow=workflow,
+            title=title,
+            ref=body["ref"],
+            number=len(self._runs) + 1,
+            at=_iso(now),
+        )
         self._runs.append(_Run(doc, inputs, now, self.faults.fail_next_run))
         self.faults.fail_next_run = False
         if body.get("return_run_details") is True and not self.faults.withhold_run_details:
@@ -306,8 +356,13 @@ class SimGitHub(LoopbackServer):
     def _list_runs(self, workflow: str, query: dict[str, str], completed: list[dict[str, str]]) -> list[Any]:
         since = query.get("created", "").removeprefix(">=")
         event = query.get("event")
-        chosen = [r for r in reversed(self._runs) if r.doc["path"].endswith(f"/{workflow}")
-                  and (event is None or r.doc["event"] == event) and r.doc["created_at"] >= since]
+        chosen = [
+            r
+            for r in reversed(self._runs)
+            if r.doc["path"].endswith(f"/{workflow}")
+            and (event is None or r.doc["event"] == event)
+            and r.doc["created_at"] >= since
+        ]
         return [self._observe(run, completed) for run in chosen]
 
     def _observe(self, run: _Run, completed: list[dict[str, str]]) -> dict[str, Any]:
@@ -332,12 +387,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8082)
     parser.add_argument("--repository", default=os.environ.get("GITHUB_REPOSITORY") or "acme/trading")
     parser.add_argument("--run-seconds", type=float, default=5.0, help="a dispatched run completes after this")
-    parser.add_argument("--deployed-sha", default="abc1234" + "0" * 33,
-                        help="sha of the current production deployment (its checks are green)")
+    parser.add_argument(
+        "--deployed-sha",
+        default="abc1234" + "0" * 33,
+        help="sha of the current production deployment (its checks are green)",
+    )
     args = parser.parse_args(argv)
     token = os.environ.get("GITHUB_TOKEN")  # from the environment only: argv is visible in `ps`
-    with SimGitHub(token=token, repository=args.repository, run_steps=None, run_seconds=args.run_seconds,
-                   host=args.host, port=args.port) as sim:
+    with SimGitHub(
+        token=token,
+        repository=args.repository,
+        run_steps=None,
+        run_seconds=args.run_seconds,
+        host=args.host,
+        port=args.port,
+    ) as sim:
         sim.add_deployment("9f8e7d6" + "0" * 33)  # the previous stable release: the rollback target
         sim.add_deployment(args.deployed_sha)
         for check in ("pnpm verify", "pnpm lint", "pnpm smoke:release"):

@@ -25,23 +25,26 @@ def _error(status: int, message: str | None = None) -> Answer:
 
 
 def refuse_dispatch(declared: dict[str, bool] | None, refs: set[str], body: Any) -> Answer | None:
-        """GitHub's refusals of a dispatch, in its order: the workflow, the body, the ref, the inputs."""
-        if declared is None:
-            return _error(404)
-        if not isinstance(body, dict) or not isinstance(body.get("ref"), str):
-            return _error(422, "Invalid request.\n\n\"ref\" wasn't supplied.")
-        inputs = body.get("inputs") or {}
-        if not isinstance(inputs, dict) or not all(isinstance(v, str) for v in inputs.values()):
-            return _error(422, "Invalid request.\n\nFor 'properties/inputs', values must be strings.")
-        if len(inputs) > MAX_DISPATCH_INPUTS:
-            return _error(422, f"Invalid request.\n\nFor 'properties/inputs', {len(inputs)} is greater than "
-                               f"the maximum of {MAX_DISPATCH_INPUTS} properties.")
-        if body["ref"] not in refs:
-            return _error(422, f"No ref found for: {body['ref']}")
-        unexpected = sorted(set(inputs) - set(declared))
-        if unexpected:
-            return _error(422, "Unexpected inputs provided: " + json.dumps(unexpected))
-        missing = [name for name, required in declared.items() if required and not inputs.get(name)]
-        if missing:
-            return _error(422, f"Required input '{missing[0]}' not provided")
-        return None
+    """GitHub's refusals of a dispatch, in its order: the workflow, the body, the ref, the inputs."""
+    if declared is None:
+        return _error(404)
+    if not isinstance(body, dict) or not isinstance(body.get("ref"), str):
+        return _error(422, 'Invalid request.\n\n"ref" wasn\'t supplied.')
+    inputs = body.get("inputs") or {}
+    if not isinstance(inputs, dict) or not all(isinstance(v, str) for v in inputs.values()):
+        return _error(422, "Invalid request.\n\nFor 'properties/inputs', values must be strings.")
+    if len(inputs) > MAX_DISPATCH_INPUTS:
+        return _error(
+            422,
+            f"Invalid request.\n\nFor 'properties/inputs', {len(inputs)} is greater than "
+            f"the maximum of {MAX_DISPATCH_INPUTS} properties.",
+        )
+    if body["ref"] not in refs:
+        return _error(422, f"No ref found for: {body['ref']}")
+    unexpected = sorted(set(inputs) - set(declared))
+    if unexpected:
+        return _error(422, "Unexpected inputs provided: " + json.dumps(unexpected))
+    missing = [name for name, required in declared.items() if required and not inputs.get(name)]
+    if missing:
+        return _error(422, f"Required input '{missing[0]}' not provided")
+    return None

@@ -54,8 +54,11 @@ class _Handler(LoopbackHandler["SimPlatformAuth"]):
         path, authorization = self.path.split("?", 1)[0], self.headers.get("authorization", "")
         status, doc = self.owner._handle(method, path, authorization, raw)
         payload = json.dumps(doc).encode()
-        self.send_or_drop(status, {"content-type": "application/json", "content-length": str(len(payload)),
-                                   "cache-control": "no-store"}, payload)
+        self.send_or_drop(
+            status,
+            {"content-type": "application/json", "content-length": str(len(payload)), "cache-control": "no-store"},
+            payload,
+        )
 
 
 def _new_key() -> rsa.RSAPrivateKey:
@@ -120,8 +123,13 @@ class SimPlatformAuth(LoopbackServer):
         """An RS256 token signed with the current key, or with the key `kid` (published or not)."""
         kid = kid or self.current_kid
         now = int(time.time())
-        claims = {"iss": issuer if issuer is not None else self.issuer, "sub": sub, "iat": now,
-                  "exp": now + expires_in, "jti": uuid.uuid4().hex}
+        claims = {
+            "iss": issuer if issuer is not None else self.issuer,
+            "sub": sub,
+            "iat": now,
+            "exp": now + expires_in,
+            "jti": uuid.uuid4().hex,
+        }
         return jwt.encode(claims, self._keys[kid], algorithm="RS256", headers={"kid": kid})
 
     def public_pem(self, kid: str | None = None) -> str:
@@ -184,20 +192,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client-id", default=os.environ.get("OPSBOT_CLIENT_ID", "trading-opsbot"))
     parser.add_argument("--issuer", default=os.environ.get("PLATFORM_JWT_ISSUER", "platform-service"))
     parser.add_argument("--drop-old-keys", action="store_true", help="rotation removes the old key from the JWKS")
-    parser.add_argument("--write-public-key", metavar="FILE",
-                        help="write the current public key (PEM) here, e.g. for "
-                        "rehearsal.sim.backend --jwt-public-key-file")
+    parser.add_argument(
+        "--write-public-key",
+        metavar="FILE",
+        help="write the current public key (PEM) here, e.g. for rehearsal.sim.backend --jwt-public-key-file",
+    )
     args = parser.parse_args(argv)
     # The secret comes from the environment only: argv is visible to every user of the machine.
     secret = os.environ.get("OPSBOT_CLIENT_SECRET", "")
     if not secret.strip():
         parser.error("set OPSBOT_CLIENT_SECRET to the client secret the token endpoint should accept")
-    with SimPlatformAuth(client_id=args.client_id, client_secret=secret, issuer=args.issuer,
-                         keep_old_keys=not args.drop_old_keys, host=args.host, port=args.port) as sim:
+    with SimPlatformAuth(
+        client_id=args.client_id,
+        client_secret=secret,
+        issuer=args.issuer,
+        keep_old_keys=not args.drop_old_keys,
+        host=args.host,
+        port=args.port,
+    ) as sim:
         if args.write_public_key:
             Path(args.write_public_key).write_text(sim.public_pem(), encoding="utf-8")
-        print(f"simulated platform auth on {sim.url}: JWKS {sim.jwks_url}, token {sim.token_url}, "
-              f"issuer {sim.issuer!r}; Ctrl-C to stop", flush=True)
+        print(
+            f"simulated platform auth on {sim.url}: JWKS {sim.jwks_url}, token {sim.token_url}, "
+            f"issuer {sim.issuer!r}; Ctrl-C to stop",
+            flush=True,
+        )
         wait_for_interrupt()
     return 0
 

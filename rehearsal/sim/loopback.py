@@ -80,9 +80,7 @@ class LoopbackServer:
     first sets `_stopping` so requests waiting on it (simulated latency) wake up.
     """
 
-    def __init__(
-        self, handler: type[LoopbackHandler[Any]], *, host: str, port: int, thread_name: str
-    ) -> None:
+    def __init__(self, handler: type[LoopbackHandler[Any]], *, host: str, port: int, thread_name: str) -> None:
         self.url = ""
         self._address = (host, port)
         self._handler_class = handler
@@ -99,8 +97,7 @@ class LoopbackServer:
         host, port = server.server_address[:2]
         self.url = f"http://{host!s}:{port}"
         # A short poll interval keeps stop() fast; tests start and stop many servers.
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,),
-                                        name=self._thread_name, daemon=True)
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name=self._thread_name, daemon=True)
         self._thread.start()
         return self
 

@@ -27,7 +27,6 @@ class SlackError(Exception):
         self.extra = extra or {}  # fields Slack adds to some refusals (needed/provided, response_metadata)
 
 
-
 @dataclass(frozen=True)
 class ApiCall:
     method: str

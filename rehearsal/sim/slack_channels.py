@@ -26,13 +26,29 @@ class Channels:
         self._lock = threading.RLock()
         self._channels: dict[str, Json] = {}
 
-    def add(self, channel_id: str, *, name: str | None = None, is_private: bool = False, is_member: bool = True,
-            is_archived: bool = False) -> Json:
+    def add(
+        self,
+        channel_id: str,
+        *,
+        name: str | None = None,
+        is_private: bool = False,
+        is_member: bool = True,
+        is_archived: bool = False,
+    ) -> Json:
         name = name or channel_id.lower()
         channel = {
-            "id": channel_id, "name": name, "is_channel": not is_private, "is_group": is_private,
-            "is_im": False, "is_private": is_private, "is_archived": is_archived, "is_member": is_member,
-            "created": int(self._clock()), "creator": "U0ADMIN", "is_general": False, "name_normalized": name,
+            "id": channel_id,
+            "name": name,
+            "is_channel": not is_private,
+            "is_group": is_private,
+            "is_im": False,
+            "is_private": is_private,
+            "is_archived": is_archived,
+            "is_member": is_member,
+            "created": int(self._clock()),
+            "creator": "U0ADMIN",
+            "is_general": False,
+            "name_normalized": name,
         }
         with self._lock:
             self._channels[channel_id] = channel
@@ -73,8 +89,7 @@ class Channels:
             channel["is_member"] = True
             answer: Json = {"channel": copy.deepcopy(channel)}
             if already:
-                answer.update(warning="already_in_channel",
-                              response_metadata={"warnings": ["already_in_channel"]})
+                answer.update(warning="already_in_channel", response_metadata={"warnings": ["already_in_channel"]})
             return answer
 
     def _known(self, channel_id: str) -> Json:

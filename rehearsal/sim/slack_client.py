@@ -115,8 +115,7 @@ class SlackSender:
             "user": {"id": user, "username": name, "name": name, "team_id": self.team_id},
             "api_app_id": self.api_app_id,
             "token": VERIFICATION_TOKEN,
-            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel,
-                          "is_ephemeral": False},
+            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": False},
             "trigger_id": self._trigger_id(),
             "team": {"id": self.team_id, "domain": self.team_domain},
             "enterprise": None,
@@ -125,41 +124,70 @@ class SlackSender:
             "message": message,
             "state": {"values": {}},
             "response_url": response_url or self._response_url("actions", channel, user, message_ts),
-            "actions": [{
-                "action_id": action_id, "block_id": block_id, "text": _button_text(message, action_id),
-                "value": value, "type": "button", "action_ts": f"{self._clock():.6f}",
-            }],
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": block_id,
+                    "text": _button_text(message, action_id),
+                    "value": value,
+                    "type": "button",
+                    "action_ts": f"{self._clock():.6f}",
+                }
+            ],
         }
         return self.post_raw(urlencode({"payload": json.dumps(payload)}))
 
-    def event(self, event: dict[str, Any], *, event_id: str | None = None, retry_num: int | None = None,
-              retry_reason: str = "http_timeout") -> httpx.Response:
+    def event(
+        self,
+        event: dict[str, Any],
+        *,
+        event_id: str | None = None,
+        retry_num: int | None = None,
+        retry_reason: str = "http_timeout",
+    ) -> httpx.Response:
         """An Events API delivery, e.g. `{"type": "app_home_opened", "user": "U…", "tab": "home"}`.
 
         With `retry_num`, it is Slack's retry of an earlier delivery (same `event_id`): Slack retries up
         to 3 times when the app did not answer 2xx within 3 s, marking each with these headers."""
         body = {
-            "token": VERIFICATION_TOKEN, "team_id": self.team_id, "api_app_id": self.api_app_id,
-            "event": {"event_ts": f"{self._clock():.6f}", **event}, "type": "event_callback",
-            "event_id": event_id or f"Ev{secrets.token_hex(6).upper()}", "event_time": int(self._clock()),
+            "token": VERIFICATION_TOKEN,
+            "team_id": self.team_id,
+            "api_app_id": self.api_app_id,
+            "event": {"event_ts": f"{self._clock():.6f}", **event},
+            "type": "event_callback",
+            "event_id": event_id or f"Ev{secrets.token_hex(6).upper()}",
+            "event_time": int(self._clock()),
             "authorizations": [{"team_id": self.team_id, "user_id": "UBOT", "is_bot": True}],
         }
         retry = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": retry_reason} if retry_num else None
         return self.post_raw(json.dumps(body), content_type="application/json", extra_headers=retry)
 
-    def view_click(self, *, user: str, action_id: str, value: str, block_id: str = "",
-                   view: dict[str, Any] | None = None) -> httpx.Response:
+    def view_click(
+        self, *, user: str, action_id: str, value: str, block_id: str = "", view: dict[str, Any] | None = None
+    ) -> httpx.Response:
         """A button in a view (the App Home): a `view` container and, as in Slack, no response_url."""
         name = self._user_name(user)
         payload: dict[str, Any] = {
             "type": "block_actions",
             "user": {"id": user, "username": name, "name": name, "team_id": self.team_id},
-            "api_app_id": self.api_app_id, "token": VERIFICATION_TOKEN,
+            "api_app_id": self.api_app_id,
+            "token": VERIFICATION_TOKEN,
             "container": {"type": "view", "view_id": (view or {}).get("id", "V0LOCAL")},
-            "trigger_id": self._trigger_id(), "team": {"id": self.team_id, "domain": self.team_domain},
-            "enterprise": None, "is_enterprise_install": False, "view": view or {"type": "home"},
-            "actions": [{"action_id": action_id, "block_id": block_id, "value": value, "type": "button",
-                         "text": {"type": "plain_text", "text": action_id}, "action_ts": f"{self._clock():.6f}"}],
+            "trigger_id": self._trigger_id(),
+            "team": {"id": self.team_id, "domain": self.team_domain},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "view": view or {"type": "home"},
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": block_id,
+                    "value": value,
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": action_id},
+                    "action_ts": f"{self._clock():.6f}",
+                }
+            ],
         }
         return self.post_raw(urlencode({"payload": json.dumps(payload)}))
 

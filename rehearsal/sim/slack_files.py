@@ -93,8 +93,12 @@ class FileStore:
                     stored.thread_ts = str(thread_ts) if thread_ts else None
                 done.append(_public(stored))
         if channel:
-            self._workspace.share_files(str(channel), done, text=str(args.get("initial_comment") or ""),
-                                        thread_ts=str(thread_ts) if thread_ts else None)
+            self._workspace.share_files(
+                str(channel),
+                done,
+                text=str(args.get("initial_comment") or ""),
+                thread_ts=str(thread_ts) if thread_ts else None,
+            )
         return {"files": done}
 
 
@@ -111,6 +115,13 @@ def _files_arg(value: object) -> list[Json]:
 
 def _public(stored: StoredFile) -> Json:
     mimetype = "image/png" if stored.filename.lower().endswith(".png") else "application/octet-stream"
-    return {"id": stored.id, "name": stored.filename, "title": stored.title, "mimetype": mimetype,
-            "size": stored.length, "alt_txt": stored.alt_txt, "channels": list(stored.channels),
-            "permalink": f"https://local.slack.com/files/{stored.id}/{stored.filename}"}
+    return {
+        "id": stored.id,
+        "name": stored.filename,
+        "title": stored.title,
+        "mimetype": mimetype,
+        "size": stored.length,
+        "alt_txt": stored.alt_txt,
+        "channels": list(stored.channels),
+        "permalink": f"https://local.slack.com/files/{stored.id}/{stored.filename}",
+    }

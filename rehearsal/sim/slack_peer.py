@@ -42,8 +42,11 @@ _METHODS: dict[str, Callable[[Workspace, Json], Json]] = {
 }
 # The rehearsal workspace's channels: (id, name, private, bot is a member). The announce channel is
 # public and the bot not in it: it posts there with chat:write.public, and joins to share files.
-DEFAULT_CHANNELS = (("C0INCIDENT", "incident", False, True), ("C0ANNOUNCE", "announce", False, False),
-                    ("C0RANDOM", "random", False, False))
+DEFAULT_CHANNELS = (
+    ("C0INCIDENT", "incident", False, True),
+    ("C0ANNOUNCE", "announce", False, False),
+    ("C0RANDOM", "random", False, False),
+)
 # The files API (slack_sdk's files_upload_v2), answered by the peer's FileStore.
 _FILE_METHODS: dict[str, Callable[[FileStore, Json], Json]] = {
     "files.getUploadURLExternal": FileStore.get_upload_url,
@@ -83,8 +86,9 @@ class SlackPeer(LoopbackServer):
         for channel_id, name, private, member in channels:
             self.workspace.add_channel(channel_id, name=name, is_private=private, is_member=member)
         self.files = FileStore(self.workspace, lambda: self.base_url)
-        self.socket = SocketModeServer(app_id=self.workspace.app_id, app_token=app_token,
-                                       on_ack=lambda ack: show_ack_payload(self.workspace, ack))
+        self.socket = SocketModeServer(
+            app_id=self.workspace.app_id, app_token=app_token, on_ack=lambda ack: show_ack_payload(self.workspace, ack)
+        )
         self._log = CallLog()
         # Outage rehearsal: every Web API call waits `latency_s` first; while `down`, the peer hangs
         # up on every Web API call without answering (as an unreachable Slack looks to a client).
@@ -157,16 +161,34 @@ class SlackPeer(LoopbackServer):
 
     # -- Socket Mode: Slack's side of the app's WebSocket (rehearsal.sim.slack_socket) ---------------
 
-    def socket_command(self, *, user: str, command: str, text: str, channel: str = "C0INCIDENT",
-                       timeout: float = 3.0) -> SocketAck:
+    def socket_command(
+        self, *, user: str, command: str, text: str, channel: str = "C0INCIDENT", timeout: float = 3.0
+    ) -> SocketAck:
         """Deliver a slash command over the socket; the app's ack, or AssertionError after `timeout` s."""
         return deliver_command(self, user=user, command=command, text=text, channel=channel, timeout=timeout)
 
-    def socket_click(self, *, user: str, action_id: str, value: str, channel: str, message_ts: str,
-                     block_id: str = "approval", timeout: float = 3.0) -> SocketAck:
+    def socket_click(
+        self,
+        *,
+        user: str,
+        action_id: str,
+        value: str,
+        channel: str,
+        message_ts: str,
+        block_id: str = "approval",
+        timeout: float = 3.0,
+    ) -> SocketAck:
         """A button click (block_actions) over the socket, carrying the message the peer holds."""
-        return deliver_click(self, user=user, action_id=action_id, value=value, channel=channel,
-                             message_ts=message_ts, block_id=block_id, timeout=timeout)
+        return deliver_click(
+            self,
+            user=user,
+            action_id=action_id,
+            value=value,
+            channel=channel,
+            message_ts=message_ts,
+            block_id=block_id,
+            timeout=timeout,
+        )
 
     # -- fault injection ----------------------------------------------------------------------
 
@@ -228,8 +250,9 @@ class SlackPeer(LoopbackServer):
 
     def _upload(self, file_id: str, data: bytes) -> None:
         status, body = self.files.receive(file_id, data)
-        self._log.record(ApiCall("upload", {"file_id": file_id, "bytes": len(data), "status": status}, None,
-                                 time.time()))
+        self._log.record(
+            ApiCall("upload", {"file_id": file_id, "bytes": len(data), "status": status}, None, time.time())
+        )
         if status != 200:
             raise SlackError(body, status)
 
@@ -261,8 +284,9 @@ class _Handler(LoopbackHandler[SlackPeer]):
         try:
             args = self._read_args(url.query)
         except ValueError:
-            self._send(_Answer(400 if url.path.startswith("/response/") else 200,
-                               {"ok": False, "error": "invalid_json"}, {}))
+            self._send(
+                _Answer(400 if url.path.startswith("/response/") else 200, {"ok": False, "error": "invalid_json"}, {})
+            )
             return
         if url.path.startswith("/api/"):
             token = self._bearer() or args.pop("token", None)
@@ -284,8 +308,9 @@ class _Handler(LoopbackHandler[SlackPeer]):
         except SlackError as e:
             status, body = e.status, e.error
         payload = body.encode("utf-8")
-        self.send_payload(status, {"Content-Type": "text/plain; charset=utf-8",
-                                   "Content-Length": str(len(payload))}, payload)
+        self.send_payload(
+            status, {"Content-Type": "text/plain; charset=utf-8", "Content-Length": str(len(payload))}, payload
+        )
 
     def _read_args(self, query: str) -> Json:
         args: Json = dict(parse_qsl(query, keep_blank_values=True))
@@ -307,8 +332,11 @@ class _Handler(LoopbackHandler[SlackPeer]):
 
     def _send(self, answer: _Answer) -> None:
         payload = json.dumps(answer.body).encode("utf-8")
-        self.send_payload(answer.status, {"Content-Type": "application/json; charset=utf-8",
-                                          "Content-Length": str(len(payload)), **answer.headers}, payload)
+        self.send_payload(
+            answer.status,
+            {"Content-Type": "application/json; charset=utf-8", "Content-Length": str(len(payload)), **answer.headers},
+            payload,
+        )
 
 
 def _check_content(method: str, args: Json) -> None:
@@ -339,11 +367,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bot-user-id", default="UBOT")
     opts = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    peer = SlackPeer(bot_token=opts.bot_token, app_token=opts.app_token, team_id=opts.team_id,
-                     bot_user_id=opts.bot_user_id, host=opts.host, port=opts.port)
+    peer = SlackPeer(
+        bot_token=opts.bot_token,
+        app_token=opts.app_token,
+        team_id=opts.team_id,
+        bot_user_id=opts.bot_user_id,
+        host=opts.host,
+        port=opts.port,
+    )
     with peer:
-        print(f"Slack peer serving; set SLACK_API_URL={peer.api_url} (Socket Mode: SLACK_APP_TOKEN="
-              f"{opts.app_token})", flush=True)
+        print(
+            f"Slack peer serving; set SLACK_API_URL={peer.api_url} (Socket Mode: SLACK_APP_TOKEN={opts.app_token})",
+            flush=True,
+        )
         wait_for_interrupt()
 
 

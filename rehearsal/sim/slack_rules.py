@@ -21,16 +21,23 @@ MAX_VIEW_BLOCKS = 100
 MAX_SECTION_TEXT = 3000
 MAX_HEADER_TEXT = 150
 MAX_TEXT = 40_000
-BLOCK_TYPES = frozenset({"actions", "context", "divider", "file", "header", "image", "input", "markdown",
-                         "rich_text", "section", "video"})
+BLOCK_TYPES = frozenset(
+    {"actions", "context", "divider", "file", "header", "image", "input", "markdown", "rich_text", "section", "video"}
+)
 
 # The scopes a bot token needs for each method the peer answers; any one of a tuple's scopes will do.
 METHOD_SCOPES: dict[str, tuple[str, ...]] = {
-    "auth.test": (), "chat.getPermalink": (), "views.publish": (),
-    "chat.postMessage": ("chat:write",), "chat.update": ("chat:write",), "chat.postEphemeral": ("chat:write",),
-    "users.info": ("users:read",), "conversations.info": ("channels:read", "groups:read"),
+    "auth.test": (),
+    "chat.getPermalink": (),
+    "views.publish": (),
+    "chat.postMessage": ("chat:write",),
+    "chat.update": ("chat:write",),
+    "chat.postEphemeral": ("chat:write",),
+    "users.info": ("users:read",),
+    "conversations.info": ("channels:read", "groups:read"),
     "conversations.join": ("channels:join",),
-    "files.getUploadURLExternal": ("files:write",), "files.completeUploadExternal": ("files:write",),
+    "files.getUploadURLExternal": ("files:write",),
+    "files.completeUploadExternal": ("files:write",),
 }
 
 
@@ -75,8 +82,10 @@ def check_blocks(blocks: list[Any], limit: int, pointer: str, error: str) -> Non
 
 def _block_problems(block: Any, pointer: str) -> list[str]:
     if not isinstance(block, dict) or block.get("type") not in BLOCK_TYPES:
-        return [f"unsupported type: {block.get('type') if isinstance(block, dict) else block!r} "
-                f"[json-pointer:{pointer}/type]"]
+        return [
+            f"unsupported type: {block.get('type') if isinstance(block, dict) else block!r} "
+            f"[json-pointer:{pointer}/type]"
+        ]
     limit = {"section": MAX_SECTION_TEXT, "header": MAX_HEADER_TEXT}.get(block["type"])
     text = block.get("text")
     if limit is not None and isinstance(text, dict) and len(str(text.get("text") or "")) > limit:

@@ -87,8 +87,7 @@ class SocketModeServer:
 
     def start(self, host: str = "127.0.0.1") -> None:
         # compression=None: slack_sdk's built-in client never negotiates permessage-deflate anyway.
-        server = serve(self._session, host, 0, process_request=self._check_ticket, compression=None,
-                       logger=_logger)
+        server = serve(self._session, host, 0, process_request=self._check_ticket, compression=None, logger=_logger)
         self._server = server
         self._base = f"ws://{host}:{server.socket.getsockname()[1]}"
         self._thread = threading.Thread(target=server.serve_forever, name="slack-socket", daemon=True)
@@ -140,11 +139,20 @@ class SocketModeServer:
             count = len(self._open)
             self._changed.notify_all()
         try:
-            connection.send(json.dumps({
-                "type": "hello", "num_connections": count,
-                "debug_info": {"host": "applink-local", "build_number": 1, "approximate_connection_time": 18060},
-                "connection_info": {"app_id": self.app_id},
-            }))
+            connection.send(
+                json.dumps(
+                    {
+                        "type": "hello",
+                        "num_connections": count,
+                        "debug_info": {
+                            "host": "applink-local",
+                            "build_number": 1,
+                            "approximate_connection_time": 18060,
+                        },
+                        "connection_info": {"app_id": self.app_id},
+                    }
+                )
+            )
             for message in connection:
                 self._receive(message if isinstance(message, str) else message.decode("utf-8", "replace"))
         except ConnectionClosed:
@@ -166,8 +174,9 @@ class SocketModeServer:
                 self._unmatched.append(raw)
                 return
             payload = message.get("payload")
-            ack = SocketAck(envelope.envelope_id, payload if isinstance(payload, dict) else None,
-                            time.monotonic(), envelope)
+            ack = SocketAck(
+                envelope.envelope_id, payload if isinstance(payload, dict) else None, time.monotonic(), envelope
+            )
             self._acks.append(ack)
             self._changed.notify_all()
         if self._on_ack is not None:
@@ -196,8 +205,9 @@ class SocketModeServer:
             if not self._changed.wait_for(lambda: bool(self._open), timeout):
                 raise AssertionError(f"no Socket Mode connection within {timeout}s")
 
-    def deliver(self, type_: str, payload: Json, *, accepts_response_payload: bool = False,
-                retry_of: Envelope | None = None) -> Envelope:
+    def deliver(
+        self, type_: str, payload: Json, *, accepts_response_payload: bool = False, retry_of: Envelope | None = None
+    ) -> Envelope:
         """Push one envelope to the newest open connection, as Slack does with a fresh payload."""
         if type_ not in ENVELOPE_TYPES:
             raise ValueError(f"unknown envelope type {type_!r}")
@@ -207,11 +217,22 @@ class SocketModeServer:
                 raise AssertionError("no Socket Mode connection to deliver to")
             connection = self._open[-1]
             attempt = retry_of.retry_attempt + 1 if retry_of else 0
-            envelope = Envelope(envelope_id, type_, payload, accepts_response_payload, time.monotonic(), attempt,
-                                retry_of.envelope_id if retry_of else None)
+            envelope = Envelope(
+                envelope_id,
+                type_,
+                payload,
+                accepts_response_payload,
+                time.monotonic(),
+                attempt,
+                retry_of.envelope_id if retry_of else None,
+            )
             self._envelopes[envelope_id] = envelope
-        body: Json = {"envelope_id": envelope_id, "type": type_, "payload": payload,
-                      "accepts_response_payload": accepts_response_payload}
+        body: Json = {
+            "envelope_id": envelope_id,
+            "type": type_,
+            "payload": payload,
+            "accepts_response_payload": accepts_response_payload,
+        }
         if type_ == "events_api":
             body.update(retry_attempt=envelope.retry_attempt, retry_reason="timeout" if retry_of else "")
         connection.send(json.dumps(body))
@@ -219,13 +240,15 @@ class SocketModeServer:
 
     def wait_ack(self, envelope: Envelope, timeout: float = 3.0) -> SocketAck:
         """The app's ack of `envelope`; AssertionError after `timeout` s (Slack gives an app 3 s)."""
+
         def found() -> SocketAck | None:
             return next((a for a in self._acks if a.envelope_id == envelope.envelope_id), None)
 
         with self._changed:
             if not self._changed.wait_for(lambda: found() is not None, timeout):
-                raise AssertionError(f"no ack of {envelope.type} envelope within {timeout}s; "
-                                     f"unmatched messages: {self._unmatched[-5:]}")
+                raise AssertionError(
+                    f"no ack of {envelope.type} envelope within {timeout}s; unmatched messages: {self._unmatched[-5:]}"
+                )
             ack = found()
         assert ack is not None
         return ack
@@ -244,8 +267,9 @@ class SocketModeServer:
             targets = list(self._open)
         for connection in targets:
             with contextlib.suppress(ConnectionClosed):
-                connection.send(json.dumps({"type": "disconnect", "reason": reason,
-                                            "debug_info": {"host": "applink-local"}}))
+                connection.send(
+                    json.dumps({"type": "disconnect", "reason": reason, "debug_info": {"host": "applink-local"}})
+                )
                 if close:
                     connection.close(1001, reason)
 
@@ -278,8 +302,12 @@ class _Captured(SlackSender):
 
 
 def _capture(peer: SlackPeer, send: Callable[[_Captured], object]) -> dict[str, str]:
-    sender = _Captured(bot_url="http://socket-mode.invalid", signing_secret="unused",  # noqa: S106
-                       peer=peer, team_id=peer.team_id)
+    sender = _Captured(
+        bot_url="http://socket-mode.invalid",
+        signing_secret="unused",  # noqa: S106
+        peer=peer,
+        team_id=peer.team_id,
+    )
     try:
         send(sender)
     finally:
@@ -294,8 +322,12 @@ def slash_command_payload(peer: SlackPeer, *, user: str, command: str, text: str
 def block_actions_payload(
     peer: SlackPeer, *, user: str, action_id: str, value: str, channel: str, message_ts: str, block_id: str
 ) -> Json:
-    fields = _capture(peer, lambda s: s.click(user=user, action_id=action_id, value=value, channel=channel,
-                                              message_ts=message_ts, block_id=block_id))
+    fields = _capture(
+        peer,
+        lambda s: s.click(
+            user=user, action_id=action_id, value=value, channel=channel, message_ts=message_ts, block_id=block_id
+        ),
+    )
     payload = json.loads(fields["payload"])
     assert isinstance(payload, dict)
     return payload
@@ -307,12 +339,20 @@ def deliver_command(peer: SlackPeer, *, user: str, command: str, text: str, chan
 
 
 def deliver_click(
-    peer: SlackPeer, *, user: str, action_id: str, value: str, channel: str, message_ts: str, block_id: str,
+    peer: SlackPeer,
+    *,
+    user: str,
+    action_id: str,
+    value: str,
+    channel: str,
+    message_ts: str,
+    block_id: str,
     timeout: float,
 ) -> SocketAck:
     # Slack takes no response payload in the ack of a block_actions click.
-    payload = block_actions_payload(peer, user=user, action_id=action_id, value=value, channel=channel,
-                                    message_ts=message_ts, block_id=block_id)
+    payload = block_actions_payload(
+        peer, user=user, action_id=action_id, value=value, channel=channel, message_ts=message_ts, block_id=block_id
+    )
     return peer.socket.wait_ack(peer.socket.deliver("interactive", payload), timeout)
 
 

@@ -89,18 +89,32 @@ class Workspace:
     def add_user(self, user_id: str, *, name: str | None = None, is_bot: bool = False) -> Json:
         name = name or user_id.lower()
         user = {
-            "id": user_id, "team_id": self.team_id, "name": name, "real_name": name, "deleted": False,
-            "is_bot": is_bot, "is_admin": False, "tz": "Etc/UTC",
+            "id": user_id,
+            "team_id": self.team_id,
+            "name": name,
+            "real_name": name,
+            "deleted": False,
+            "is_bot": is_bot,
+            "is_admin": False,
+            "tz": "Etc/UTC",
             "profile": {"display_name": name, "real_name": name, "team": self.team_id},
         }
         with self._lock:
             self._users[user_id] = user
         return copy.deepcopy(user)
 
-    def add_channel(self, channel_id: str, *, name: str | None = None, is_private: bool = False,
-                    is_member: bool = True, is_archived: bool = False) -> Json:
-        return self.channels.add(channel_id, name=name, is_private=is_private, is_member=is_member,
-                                 is_archived=is_archived)
+    def add_channel(
+        self,
+        channel_id: str,
+        *,
+        name: str | None = None,
+        is_private: bool = False,
+        is_member: bool = True,
+        is_archived: bool = False,
+    ) -> Json:
+        return self.channels.add(
+            channel_id, name=name, is_private=is_private, is_member=is_member, is_archived=is_archived
+        )
 
     def user(self, user_id: str) -> Json:
         """users.info's `user`; any well-formed ID is a member, generated on first sight."""
@@ -140,8 +154,11 @@ class Workspace:
     def snapshot(self) -> Json:
         """Channel messages and ephemerals as JSON, so a rehearsal can restart where it stopped."""
         with self._lock:
-            return {"messages": copy.deepcopy(self._messages), "ephemerals": copy.deepcopy(self._ephemerals),
-                    "last_us": self._last_us}
+            return {
+                "messages": copy.deepcopy(self._messages),
+                "ephemerals": copy.deepcopy(self._ephemerals),
+                "last_us": self._last_us,
+            }
 
     def restore(self, snapshot: Json) -> None:
         """Put back what `snapshot()` returned; the ts keep their values, so approvals still find them."""
@@ -160,8 +177,12 @@ class Workspace:
 
     def auth_test(self, args: Json) -> Json:
         return {
-            "url": f"https://{self.team_domain}.slack.com/", "team": "Local Workspace", "user": "opsbot",
-            "team_id": self.team_id, "user_id": self.bot_user_id, "bot_id": self.bot_id,
+            "url": f"https://{self.team_domain}.slack.com/",
+            "team": "Local Workspace",
+            "user": "opsbot",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": self.bot_id,
             "is_enterprise_install": False,
         }
 
@@ -219,8 +240,12 @@ class Workspace:
             if args.get("hash") and (current is None or args["hash"] != current["hash"]):
                 raise SlackError("hash_conflict")
         published = {
-            **view, "id": "V" + secrets.token_hex(5).upper(), "team_id": self.team_id,
-            "app_id": self.app_id, "bot_id": self.bot_id, "hash": secrets.token_hex(8),
+            **view,
+            "id": "V" + secrets.token_hex(5).upper(),
+            "team_id": self.team_id,
+            "app_id": self.app_id,
+            "bot_id": self.bot_id,
+            "hash": secrets.token_hex(8),
         }
         with self._lock:
             self._home_views[user] = published
@@ -289,8 +314,13 @@ class Workspace:
 
     def _bot_message(self, channel: str, args: Json) -> Json:
         message: Json = {
-            "type": "message", "ts": self._next_ts(), "channel": channel, "user": self.bot_user_id,
-            "bot_id": self.bot_id, "app_id": self.app_id, "team": self.team_id,
+            "type": "message",
+            "ts": self._next_ts(),
+            "channel": channel,
+            "user": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "app_id": self.app_id,
+            "team": self.team_id,
             "text": args.get("text") or "",
         }
         for key in ("blocks", "attachments", "thread_ts", "metadata"):

@@ -66,7 +66,12 @@ class HttpServer:
 
 
 def local_settings(
-    *, database_url: str, backend_url: str, slack_api_url: str, auth: SimPlatformAuth, github_url: str,
+    *,
+    database_url: str,
+    backend_url: str,
+    slack_api_url: str,
+    auth: SimPlatformAuth,
+    github_url: str,
     **overrides: Any,
 ) -> Settings:
     """Settings pointing every client at the local stand-ins, with real RS256 client-credentials tokens."""
@@ -98,8 +103,11 @@ class Stack:
     overrides: dict[str, Any] = field(default_factory=dict)
     backend_latency_s: float = 0.0
     # Quick polls and retries, so a test of Slack faults takes seconds (the outbox clock can be faked too).
-    notifier_config: NotifierConfig = field(default_factory=lambda: NotifierConfig(
-        idle_poll_s=0.05, first_retry=timedelta(seconds=0.1), max_retry=timedelta(seconds=1)))
+    notifier_config: NotifierConfig = field(
+        default_factory=lambda: NotifierConfig(
+            idle_poll_s=0.05, first_retry=timedelta(seconds=0.1), max_retry=timedelta(seconds=1)
+        )
+    )
     peer: SlackPeer = field(init=False)
     auth: SimPlatformAuth = field(init=False)
     github: SimGitHub = field(init=False)
@@ -115,16 +123,22 @@ class Stack:
         self.github = SimGitHub(token=GITHUB_TOKEN, repository=REPOSITORY).start()
         self.backend = SimBackend(jwt_public_key=self.auth.public_pem(), issuer=ISSUER).start()
         self.backend.faults.latency_s = self.backend_latency_s
-        settings = local_settings(database_url=self.database_url, backend_url=self.backend.url,
-                                  slack_api_url=self.peer.api_url, auth=self.auth, github_url=self.github.url,
-                                  **self.overrides)
+        settings = local_settings(
+            database_url=self.database_url,
+            backend_url=self.backend.url,
+            slack_api_url=self.peer.api_url,
+            auth=self.auth,
+            github_url=self.github.url,
+            **self.overrides,
+        )
         self.deps = build_deps(settings)
         upgrade(self.deps.engine)
         app = build_app(self.deps)
         self.notifier = start_notifier(self.deps, self.notifier_config)
         self.server = HttpServer(Router(app, self.deps)).start()
-        self.sender = SlackSender(bot_url=self.server.url + "/slack/events", signing_secret=SIGNING_SECRET,
-                                  peer=self.peer)
+        self.sender = SlackSender(
+            bot_url=self.server.url + "/slack/events", signing_secret=SIGNING_SECRET, peer=self.peer
+        )
         return self
 
     def stop(self) -> None:

@@ -25,8 +25,21 @@ from rehearsal.workspace.world import LocalWorld
 
 KINDS = ("truncate", "rehash")
 _GUARDED = ("audit_event", "audit_checkpoint")
-_HASHED = ("seq", "team_id", "user_id", "action", "params", "params_hash", "outcome", "detail", "request_id",
-           "approval_id", "channel", "replica", "prev_hash")
+_HASHED = (
+    "seq",
+    "team_id",
+    "user_id",
+    "action",
+    "params",
+    "params_hash",
+    "outcome",
+    "detail",
+    "request_id",
+    "approval_id",
+    "channel",
+    "replica",
+    "prev_hash",
+)
 
 
 class AuditTamper:
@@ -58,8 +71,9 @@ class AuditTamper:
                 raise ValueError("the audit log is empty: run a command first")
             anchor = newest.seq if newest is not None else head
             self._cut = max(1, anchor - 1) if kind == "truncate" else anchor
-            self._saved = [dict(r) for r in conn.execute("SELECT * FROM audit_event WHERE seq >= ? ORDER BY seq",
-                                                         (self._cut,))]
+            self._saved = [
+                dict(r) for r in conn.execute("SELECT * FROM audit_event WHERE seq >= ? ORDER BY seq", (self._cut,))
+            ]
             if kind == "truncate":  # the newest events, the last action's among them, are gone
                 conn.execute("DELETE FROM audit_event WHERE seq >= ?", (self._cut,))
             else:
@@ -71,8 +85,10 @@ class AuditTamper:
             conn.execute("DELETE FROM audit_event WHERE seq >= ?", (self._cut,))
             for row in self._saved:
                 names = ", ".join(row)
-                conn.execute(f"INSERT INTO audit_event ({names}) VALUES ({', '.join('?' for _ in row)})",  # noqa: S608
-                             tuple(row.values()))
+                conn.execute(
+                    f"INSERT INTO audit_event ({names}) VALUES ({', '.join('?' for _ in row)})",  # noqa: S608
+                    tuple(row.values()),
+                )
         self._saved = None
 
 
@@ -86,8 +102,10 @@ def _edit_and_rehash(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> No
         fields = {k: row[k] for k in _HASHED}
         fields["at"] = iso_at(row["at"])
         prev = sha256(canonical(fields))
-        conn.execute("UPDATE audit_event SET outcome = ?, detail = ?, prev_hash = ?, hash = ? WHERE seq = ?",
-                     (row["outcome"], row["detail"], row["prev_hash"], prev, row["seq"]))
+        conn.execute(
+            "UPDATE audit_event SET outcome = ?, detail = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+            (row["outcome"], row["detail"], row["prev_hash"], prev, row["seq"]),
+        )
 
 
 @contextmanager

@@ -21,14 +21,22 @@ from rehearsal.workspace import people
 
 # Each command's usage hint, as manifest.yaml gives it to Slack (a test keeps the two equal).
 COMMANDS: dict[str, tuple[str, str]] = {
-    "/halt": ("status | <global|tenant:ID|strategy:ID|symbol:SYM> <reason> [--now] | resume <scope> <reason>",
-              "Halt or resume trading for a scope (needs a second halt authority)"),
-    "/rollback": ("<reason> [--trigger auth|tenant|controls|config|recovery] [--to <sha>] | status",
-                  "Roll back the latest monorepo deployment (needs a rollback owner's approval)"),
-    "/gate": ("[attest <check-id> <evidence> | history]",
-              "Evaluate the release go/no-go gate, attest a manual check, or show history"),
-    "/cutover": ("status | advance <reason>",
-                 "Show the staged cutover or advance it to the next stage (needs an admin's approval)"),
+    "/halt": (
+        "status | <global|tenant:ID|strategy:ID|symbol:SYM> <reason> [--now] | resume <scope> <reason>",
+        "Halt or resume trading for a scope (needs a second halt authority)",
+    ),
+    "/rollback": (
+        "<reason> [--trigger auth|tenant|controls|config|recovery] [--to <sha>] | status",
+        "Roll back the latest monorepo deployment (needs a rollback owner's approval)",
+    ),
+    "/gate": (
+        "[attest <check-id> <evidence> | history]",
+        "Evaluate the release go/no-go gate, attest a manual check, or show history",
+    ),
+    "/cutover": (
+        "status | advance <reason>",
+        "Show the staged cutover or advance it to the next stage (needs an admin's approval)",
+    ),
 }
 MAX_TEXT = 4000
 SHOWN = 300  # the newest messages the page gets; older ones stay in the peer
@@ -65,8 +73,9 @@ class Channel:
         if len(text) > MAX_TEXT:
             raise Refused(f"a command is at most {MAX_TEXT} characters")
         sent = f"{time.time():.6f}"
-        answer_ts = self._answered(user, lambda: self._stack.sender.command(
-            user=user, command=name, text=rest.strip(), channel=self.channel))
+        answer_ts = self._answered(
+            user, lambda: self._stack.sender.command(user=user, command=name, text=rest.strip(), channel=self.channel)
+        )
         with self._lock:
             self._echoes.append(Echo(sent, user, text, answer_ts))
 
@@ -76,9 +85,17 @@ class Channel:
         block_id = _button_block(message, action_id, value) if message else None
         if block_id is None:
             raise Refused("no such button on that message")
-        self._answered(user, lambda: self._stack.sender.click(
-            user=user, action_id=action_id, value=value, channel=self.channel, message_ts=message_ts,
-            block_id=block_id))
+        self._answered(
+            user,
+            lambda: self._stack.sender.click(
+                user=user,
+                action_id=action_id,
+                value=value,
+                channel=self.channel,
+                message_ts=message_ts,
+                block_id=block_id,
+            ),
+        )
 
     def _answered(self, user: str, send: Any) -> str | None:
         """Send, then show the HTTP answer's message (if any) the way Slack's client does; its ts."""
@@ -96,8 +113,12 @@ class Channel:
         return self._ephemeral(user, body)
 
     def _ephemeral(self, user: str, body: dict[str, Any]) -> str:
-        args = {"text": body.get("text") or "", "blocks": body.get("blocks") or [], "channel": self.channel,
-                "user": user}
+        args = {
+            "text": body.get("text") or "",
+            "blocks": body.get("blocks") or [],
+            "channel": self.channel,
+            "user": user,
+        }
         return str(self._stack.peer.workspace.post_ephemeral(args)["message_ts"])
 
     # -- what the page shows ----------------------------------------------------------------------
@@ -107,8 +128,11 @@ class Channel:
         workspace = self._stack.peer.workspace
         shown = [_shown(m, ephemeral=False) for m in workspace.channel_messages(self.channel)]
         # An ephemeral's `user` is its recipient; what the page shows as its author is the bot.
-        shown += [{**_shown(m, ephemeral=True), "user": workspace.bot_user_id}
-                  for m in workspace.ephemerals(user) if m.get("channel") == self.channel]
+        shown += [
+            {**_shown(m, ephemeral=True), "user": workspace.bot_user_id}
+            for m in workspace.ephemerals(user)
+            if m.get("channel") == self.channel
+        ]
         with self._lock:
             mine = [e for e in self._echoes if e.user == user]
         shown += [{"ts": e.ts, "user": e.user, "text": e.text, "kind": "command", "ephemeral": True} for e in mine]
@@ -123,9 +147,11 @@ class Channel:
 
     def restore_echoes(self, saved: list[dict[str, Any]]) -> None:
         with self._lock:
-            self._echoes = [Echo(str(e["ts"]), str(e["user"]), str(e["text"]),
-                                 str(e["answer_ts"]) if e.get("answer_ts") else None)
-                            for e in saved if isinstance(e, dict) and {"ts", "user", "text"} <= e.keys()]
+            self._echoes = [
+                Echo(str(e["ts"]), str(e["user"]), str(e["text"]), str(e["answer_ts"]) if e.get("answer_ts") else None)
+                for e in saved
+                if isinstance(e, dict) and {"ts", "user", "text"} <= e.keys()
+            ]
 
 
 def _person(user: str) -> people.Person:
@@ -156,10 +182,26 @@ def _ack_body(text: str) -> dict[str, Any] | None:
 
 def _shown(message: dict[str, Any], *, ephemeral: bool) -> dict[str, Any]:
     """What the page needs of a message; a file's bytes are fetched separately (GET /api/file?id=)."""
-    files = [{"id": str(f.get("id") or ""), "name": str(f.get("name") or f.get("title") or "file"),
-              "title": str(f.get("title") or ""), "alt": str(f.get("alt_txt") or ""),
-              "image": str(f.get("mimetype") or "").startswith("image/"), "size": f.get("size")}
-             for f in message.get("files") or [] if isinstance(f, dict)]
-    return {"ts": message["ts"], "user": message.get("user"), "text": message.get("text") or "",
-            "blocks": message.get("blocks") or [], "edited": "edited" in message, "ephemeral": ephemeral,
-            "files": files, "thread_ts": message.get("thread_ts"), "kind": "bot"}
+    files = [
+        {
+            "id": str(f.get("id") or ""),
+            "name": str(f.get("name") or f.get("title") or "file"),
+            "title": str(f.get("title") or ""),
+            "alt": str(f.get("alt_txt") or ""),
+            "image": str(f.get("mimetype") or "").startswith("image/"),
+            "size": f.get("size"),
+        }
+        for f in message.get("files") or []
+        if isinstance(f, dict)
+    ]
+    return {
+        "ts": message["ts"],
+        "user": message.get("user"),
+        "text": message.get("text") or "",
+        "blocks": message.get("blocks") or [],
+        "edited": "edited" in message,
+        "ephemeral": ephemeral,
+        "files": files,
+        "thread_ts": message.get("thread_ts"),
+        "kind": "bot",
+    }

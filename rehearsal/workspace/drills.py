@@ -34,29 +34,54 @@ class Drill:
 DRILLS: tuple[Drill, ...] = (
     Drill("backend-slow", "Backend slow", f"every trading-backend request takes {BACKEND_SLOW_S:g} s"),
     Drill("backend-failing", "Backend failing", "the trading backend answers HTTP 503 to every request"),
-    Drill("halt-not-applied", "Halt not applied",
-          "the backend acknowledges halts and resumes but does not apply them, counting each as a "
-          "trading-control update failure (hard rollback trigger 3)"),
-    Drill("auth-failing", "Platform auth failing",
-          "platform-service's JWKS answers HTTP 503, so sign-in tokens cannot be verified and the backend "
-          "counts its users' sign-in and token refresh failures (hard rollback trigger 1); the bot's own "
-          "service token still works"),
-    Drill("ci-check-failing", "CI check failing",
-          f"`{FAILING_CHECK}` concluded failure on the deployed commit (go/no-go 3)"),
-    Drill("rollback-workflow-failing", "Rollback workflow fails",
-          "the next revert workflow run concludes failure (turns itself off once a run used it)"),
-    Drill("cosmos-unreachable", "Cosmos unreachable",
-          "connections to Cosmos are cut (go/no-go 5 and 6)", needs_cosmos=True),
-    Drill("control-drift", "Control drift",
-          "Cosmos holds a different global halt state than the backend, and backend writes stop reaching "
-          "Cosmos", needs_cosmos=True),
+    Drill(
+        "halt-not-applied",
+        "Halt not applied",
+        "the backend acknowledges halts and resumes but does not apply them, counting each as a "
+        "trading-control update failure (hard rollback trigger 3)",
+    ),
+    Drill(
+        "auth-failing",
+        "Platform auth failing",
+        "platform-service's JWKS answers HTTP 503, so sign-in tokens cannot be verified and the backend "
+        "counts its users' sign-in and token refresh failures (hard rollback trigger 1); the bot's own "
+        "service token still works",
+    ),
+    Drill(
+        "ci-check-failing",
+        "CI check failing",
+        f"`{FAILING_CHECK}` concluded failure on the deployed commit (go/no-go 3)",
+    ),
+    Drill(
+        "rollback-workflow-failing",
+        "Rollback workflow fails",
+        "the next revert workflow run concludes failure (turns itself off once a run used it)",
+    ),
+    Drill(
+        "cosmos-unreachable",
+        "Cosmos unreachable",
+        "connections to Cosmos are cut (go/no-go 5 and 6)",
+        needs_cosmos=True,
+    ),
+    Drill(
+        "control-drift",
+        "Control drift",
+        "Cosmos holds a different global halt state than the backend, and backend writes stop reaching Cosmos",
+        needs_cosmos=True,
+    ),
     *(Drill(name, label, about) for name, label, about in KILL_SWITCH_DRILLS),
-    Drill("audit-truncate", "Tamper with the audit: truncate",
-          "deletes the newest audit events, the last signed action's among them, from the database file, as "
-          "someone with access to it could; `opsbot audit verify` (below) names the checkpoint they broke"),
-    Drill("audit-rehash", "Tamper with the audit: edit and re-hash",
-          "rewrites the last signed event's outcome to `not_applied` and recomputes every hash after it, so "
-          "the chain is consistent again; `opsbot audit verify` (below) names the checkpoint it contradicts"),
+    Drill(
+        "audit-truncate",
+        "Tamper with the audit: truncate",
+        "deletes the newest audit events, the last signed action's among them, from the database file, as "
+        "someone with access to it could; `opsbot audit verify` (below) names the checkpoint they broke",
+    ),
+    Drill(
+        "audit-rehash",
+        "Tamper with the audit: edit and re-hash",
+        "rewrites the last signed event's outcome to `not_applied` and recomputes every hash after it, so "
+        "the chain is consistent again; `opsbot audit verify` (below) names the checkpoint it contradicts",
+    ),
 )
 AUDIT_DRILLS = {"audit-truncate": "truncate", "audit-rehash": "rehash"}
 NAMES = frozenset(d.name for d in DRILLS)
@@ -67,6 +92,7 @@ class UnknownDrill(ValueError):
 
 
 # -- the drills that live in the stand-ins alone (no Cosmos, nothing to remember) ---------------------
+
 
 def _backend_slow(stack: Stack, on: bool) -> None:
     stack.backend.faults.latency_s = BACKEND_SLOW_S if on else 0.0
@@ -88,8 +114,10 @@ def _auth_failing(stack: Stack, on: bool) -> None:
 
 
 STACK_DRILLS: dict[str, Callable[[Stack, bool], None]] = {
-    "backend-slow": _backend_slow, "backend-failing": _backend_failing,
-    "halt-not-applied": _halt_not_applied, "auth-failing": _auth_failing,
+    "backend-slow": _backend_slow,
+    "backend-failing": _backend_failing,
+    "halt-not-applied": _halt_not_applied,
+    "auth-failing": _auth_failing,
 }
 
 
@@ -111,8 +139,10 @@ class Drills:
         self._failed_sha: str | None = None
         self._switch: dict[str, Callable[[bool], None]] = {
             **{name: self._stand_in(name) for name in STACK_DRILLS},
-            "ci-check-failing": self._ci_check, "rollback-workflow-failing": self._workflow,
-            "cosmos-unreachable": self._cosmos_unreachable, "control-drift": self._drift,
+            "ci-check-failing": self._ci_check,
+            "rollback-workflow-failing": self._workflow,
+            "cosmos-unreachable": self._cosmos_unreachable,
+            "control-drift": self._drift,
             **{name: self._kill_switch(name) for name, _, _ in KILL_SWITCH_DRILLS},
             **{name: self._audit(kind) for name, kind in AUDIT_DRILLS.items()},
         }
@@ -159,8 +189,16 @@ class Drills:
             self.set(name, False)
 
     def as_json(self) -> list[dict[str, object]]:
-        return [{"name": d.name, "label": d.label, "about": d.about, "on": self.is_on(d.name),
-                 "unavailable": self.unavailable(d)} for d in DRILLS]
+        return [
+            {
+                "name": d.name,
+                "label": d.label,
+                "about": d.about,
+                "on": self.is_on(d.name),
+                "unavailable": self.unavailable(d),
+            }
+            for d in DRILLS
+        ]
 
     # -- the switches (called with the lock held) ------------------------------------------------
 
@@ -190,6 +228,7 @@ class Drills:
                 self.audit.set(kind, on)
             except ValueError as exc:
                 raise UnknownDrill(str(exc)) from None
+
         return switch
 
     def _workflow(self, on: bool) -> None:

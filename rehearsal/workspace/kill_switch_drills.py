@@ -24,16 +24,28 @@ RETRY_AFTER_S = 30
 
 KILL_SWITCH_DRILLS: tuple[tuple[str, str, str], ...] = (
     ("slack-slow", "Slack slow", f"every Slack Web API call and response_url answers after {SLACK_SLOW_S:g} s"),
-    ("slack-rate-limiting", "Slack rate-limiting",
-     f"every Slack Web API call answers 429 ratelimited with Retry-After: {RETRY_AFTER_S}"),
-    ("slack-down", "Slack down", "Slack hangs up on every Web API call without answering, as an unreachable "
-     "Slack looks to the bot"),
-    ("store-down", "Store down",
-     "every statement on the bot's store fails as a refused connection: break-glass halts go to the local "
-     "journal, everything else is refused; switched off, the journal is merged"),
-    ("bot-crash", "Bot crash",
-     "the bot's server stops answering (in-process here: its app and server are dropped, not a process "
-     "killed); switched off, a new app and server start over the same store"),
+    (
+        "slack-rate-limiting",
+        "Slack rate-limiting",
+        f"every Slack Web API call answers 429 ratelimited with Retry-After: {RETRY_AFTER_S}",
+    ),
+    (
+        "slack-down",
+        "Slack down",
+        "Slack hangs up on every Web API call without answering, as an unreachable Slack looks to the bot",
+    ),
+    (
+        "store-down",
+        "Store down",
+        "every statement on the bot's store fails as a refused connection: break-glass halts go to the local "
+        "journal, everything else is refused; switched off, the journal is merged",
+    ),
+    (
+        "bot-crash",
+        "Bot crash",
+        "the bot's server stops answering (in-process here: its app and server are dropped, not a process "
+        "killed); switched off, a new app and server start over the same store",
+    ),
 )
 
 

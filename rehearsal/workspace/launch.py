@@ -26,12 +26,15 @@ if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
 
 DEFAULT_PORT = 3000
-CREDENTIALS_HINT = ("To serve the real Slack workspace instead, set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET "
-                    "(and SLACK_APP_TOKEN for Socket Mode).")
+CREDENTIALS_HINT = (
+    "To serve the real Slack workspace instead, set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET "
+    "(and SLACK_APP_TOKEN for Socket Mode)."
+)
 
 
-def run_workspace(database_url: str, *, port: int = DEFAULT_PORT, wipe: bool = False,
-                  open_browser: bool | None = None) -> int:
+def run_workspace(
+    database_url: str, *, port: int = DEFAULT_PORT, wipe: bool = False, open_browser: bool | None = None
+) -> int:
     paths = paths_for(database_url)
     if wipe:
         try:
@@ -45,8 +48,11 @@ def run_workspace(database_url: str, *, port: int = DEFAULT_PORT, wipe: bool = F
         app = _Late()
         server = HttpServer(app, host="127.0.0.1", port=port)  # bind before starting anything: fail fast
     except OSError as exc:
-        print(f"opsbot workspace: cannot listen on 127.0.0.1:{port} ({exc.strerror}); choose another with "
-              "--port N (0 picks a free one)", file=sys.stderr)
+        print(
+            f"opsbot workspace: cannot listen on 127.0.0.1:{port} ({exc.strerror}); choose another with "
+            "--port N (0 picks a free one)",
+            file=sys.stderr,
+        )
         return 2
     server.start()  # answers 503 "starting" until the session is up
     try:
@@ -82,14 +88,22 @@ class _Late:
 
 def _announce(url: str, session: Session) -> None:
     who = ", ".join(f"{p.name} ({'/'.join(r.value.replace('_', ' ') for r in p.roles)})" for p in people.PEOPLE)
-    cosmos = ("Cosmos: local Cosmos-protocol server" if session.world.cosmos is not None
-              else f"Cosmos: not running ({session.world.cosmos_problem}); the Cosmos checks will say so")
-    prometheus = ("Prometheus: local, scraping the simulated backend's /metrics every second"
-                  if session.world.prometheus is not None
-                  else f"Prometheus: not running ({session.world.prometheus_problem})")
-    print(f"Local workspace (rehearsal against local stand-ins; nothing reaches Slack or production): {url}\n"
-          f"  people: {who}\n  {cosmos}\n  {prometheus}\n  {session.paths.describe()}\n  {CREDENTIALS_HINT}\n"
-          "  Ctrl-C to stop.", flush=True)
+    cosmos = (
+        "Cosmos: local Cosmos-protocol server"
+        if session.world.cosmos is not None
+        else f"Cosmos: not running ({session.world.cosmos_problem}); the Cosmos checks will say so"
+    )
+    prometheus = (
+        "Prometheus: local, scraping the simulated backend's /metrics every second"
+        if session.world.prometheus is not None
+        else f"Prometheus: not running ({session.world.prometheus_problem})"
+    )
+    print(
+        f"Local workspace (rehearsal against local stand-ins; nothing reaches Slack or production): {url}\n"
+        f"  people: {who}\n  {cosmos}\n  {prometheus}\n  {session.paths.describe()}\n  {CREDENTIALS_HINT}\n"
+        "  Ctrl-C to stop.",
+        flush=True,
+    )
 
 
 def _can_open_browser() -> bool:

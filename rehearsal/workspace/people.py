@@ -51,5 +51,4 @@ def role_settings() -> dict[str, str]:
 
 
 def as_json() -> list[dict[str, object]]:
-    return [{"id": p.user_id, "name": p.name, "title": p.title, "roles": [r.value for r in p.roles]}
-            for p in PEOPLE]
+    return [{"id": p.user_id, "name": p.name, "title": p.title, "roles": [r.value for r in p.roles]} for p in PEOPLE]

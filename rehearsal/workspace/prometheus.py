@@ -56,8 +56,10 @@ def binary() -> str | None:
 
 
 def missing_reason() -> str:
-    return ("Prometheus is not installed (apt-get install prometheus), so the monitoring's Prometheus "
-            "signals are not watched here")
+    return (
+        "Prometheus is not installed (apt-get install prometheus), so the monitoring's Prometheus "
+        "signals are not watched here"
+    )
 
 
 class LocalPrometheus:
@@ -83,10 +85,18 @@ class LocalPrometheus:
         self.port = _free_port()
         with (self.folder / "prometheus.log").open("wb") as log:
             self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-                [self.executable, f"--config.file={config}", f"--storage.tsdb.path={self.folder / 'data'}",
-                 "--storage.tsdb.retention.time=1d", f"--web.listen-address=127.0.0.1:{self.port}",
-                 "--log.level=warn"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                [
+                    self.executable,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={self.folder / 'data'}",
+                    "--storage.tsdb.retention.time=1d",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--log.level=warn",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
         try:
             self._wait_ready()
         except PrometheusFailed:

@@ -130,10 +130,18 @@ class ScenarioRunner:
         self._drills.all_off()
         self._world.stack.backend.set_health_status("ok")
         with self._lock:
-            self._status = {"id": scenario.id, "name": scenario.name, "step": 0, "steps": len(scenario.steps),
-                            "note": "", "done": False, "error": None}
-        self._thread = threading.Thread(target=self._run, args=(scenario, self._cancel), daemon=True,
-                                        name=f"scenario-{scenario.id}")
+            self._status = {
+                "id": scenario.id,
+                "name": scenario.name,
+                "step": 0,
+                "steps": len(scenario.steps),
+                "note": "",
+                "done": False,
+                "error": None,
+            }
+        self._thread = threading.Thread(
+            target=self._run, args=(scenario, self._cancel), daemon=True, name=f"scenario-{scenario.id}"
+        )
         self._thread.start()
 
     def stop(self) -> None:

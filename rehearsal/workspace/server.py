@@ -36,11 +36,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("opsbot.workspace.server")
 
 STATIC = Path(__file__).with_name("static")
-_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-          ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
-_SECURITY = [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"),
-             ("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")]
+_SECURITY = [
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"),
+]
 MAX_BODY = 64 * 1024
 
 Answer = tuple[str, Any]
@@ -50,9 +57,13 @@ class WorkspaceApp:
     def __init__(self, session: Session) -> None:
         self._session = session
         self._posts: dict[str, Callable[[dict[str, Any]], Answer]] = {
-            "/api/command": self._command, "/api/click": self._click,
-            "/api/drill": self._drill, "/api/scenario": self._scenario, "/api/deploy": self._deploy,
-            "/api/home": self._home, "/api/home-click": self._home_click,
+            "/api/command": self._command,
+            "/api/click": self._click,
+            "/api/drill": self._drill,
+            "/api/scenario": self._scenario,
+            "/api/deploy": self._deploy,
+            "/api/home": self._home,
+            "/api/home-click": self._home_click,
         }
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -85,25 +96,36 @@ class WorkspaceApp:
         if "/" in name or not file.is_file() or file.suffix not in _TYPES:
             return _json(start_response, "404 Not Found", {"error": f"no {path}"})
         body = file.read_bytes()
-        start_response("200 OK", [("Content-Type", _TYPES[file.suffix]), ("Content-Length", str(len(body))),
-                                  ("Cache-Control", "no-cache"), *_SECURITY])
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", _TYPES[file.suffix]),
+                ("Content-Length", str(len(body))),
+                ("Cache-Control", "no-cache"),
+                *_SECURITY,
+            ],
+        )
         return [body]
 
     def _file(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         file_id = (parse_qs(environ.get("QUERY_STRING", "")).get("id") or [""])[0]
         found = self._session.file(file_id) if file_id else None
         if found is None:
-            return _json(start_response, "404 Not Found", {"error": "no such file in this channel (files are not "
-                                                                    "kept across restarts)"})
+            return _json(
+                start_response,
+                "404 Not Found",
+                {"error": "no such file in this channel (files are not kept across restarts)"},
+            )
         name, data = found
         if name.lower().endswith(".png") and data.startswith(b"\x89PNG\r\n\x1a\n"):
             kind = [("Content-Type", "image/png")]
         else:  # never rendered by the browser: downloaded under a safe name
             safe_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:100] or "file"
-            kind = [("Content-Type", "application/octet-stream"),
-                    ("Content-Disposition", f'attachment; filename="{safe_name}"')]
-        start_response("200 OK", [*kind, ("Content-Length", str(len(data))), ("Cache-Control", "no-cache"),
-                                  *_SECURITY])
+            kind = [
+                ("Content-Type", "application/octet-stream"),
+                ("Content-Disposition", f'attachment; filename="{safe_name}"'),
+            ]
+        start_response("200 OK", [*kind, ("Content-Length", str(len(data))), ("Cache-Control", "no-cache"), *_SECURITY])
         return [data]
 
     def _command(self, doc: dict[str, Any]) -> Answer:
@@ -111,8 +133,12 @@ class WorkspaceApp:
         return "200 OK", {"ok": True}
 
     def _click(self, doc: dict[str, Any]) -> Answer:
-        self._session.channel.click(_text(doc, "user"), action_id=_text(doc, "action_id"),
-                                    value=_text(doc, "value"), message_ts=_text(doc, "message_ts"))
+        self._session.channel.click(
+            _text(doc, "user"),
+            action_id=_text(doc, "action_id"),
+            value=_text(doc, "value"),
+            message_ts=_text(doc, "message_ts"),
+        )
         return "200 OK", {"ok": True}
 
     def _drill(self, doc: dict[str, Any]) -> Answer:
@@ -125,7 +151,6 @@ class WorkspaceApp:
     def _scenario(self, doc: dict[str, Any]) -> Answer:
         self._session.scenarios.start(_text(doc, "name"))
         return "200 OK", {"ok": True}
-
 
     def _deploy(self, doc: dict[str, Any]) -> Answer:
         return "200 OK", {"ok": True, "version": self._session.world.deploy_new_version()}
@@ -175,6 +200,13 @@ def _text(doc: dict[str, Any], key: str) -> str:
 
 def _json(start_response: StartResponse, status: str, doc: Any) -> list[bytes]:
     body = json.dumps(doc).encode("utf-8")
-    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-                            ("Cache-Control", "no-store"), *_SECURITY])
+    start_response(
+        status,
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+            *_SECURITY,
+        ],
+    )
     return [body]

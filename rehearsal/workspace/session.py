@@ -27,11 +27,16 @@ FORMAT = 1
 
 
 class Session:
-    def __init__(self, paths: StatePaths, *, use_cosmos: bool = True, use_prometheus: bool = True,
-                 soak_seconds: float = REHEARSAL_SOAK_SECONDS) -> None:
+    def __init__(
+        self,
+        paths: StatePaths,
+        *,
+        use_cosmos: bool = True,
+        use_prometheus: bool = True,
+        soak_seconds: float = REHEARSAL_SOAK_SECONDS,
+    ) -> None:
         self.paths = paths
-        self.world = LocalWorld(paths, use_cosmos=use_cosmos, use_prometheus=use_prometheus,
-                                soak_seconds=soak_seconds)
+        self.world = LocalWorld(paths, use_cosmos=use_cosmos, use_prometheus=use_prometheus, soak_seconds=soak_seconds)
         self.drills: Drills
         self.scenarios: ScenarioRunner
         self.channel: Channel
@@ -75,15 +80,20 @@ class Session:
             "messages": messages,
             "commands": [{"command": c, "hint": hint, "description": about} for c, (hint, about) in COMMANDS.items()],
             "drills": self.drills.as_json(),
-            "scenarios": [{"id": s.id, "name": s.name, "description": s.description, "try": list(s.try_)}
-                          for s in scenarios.values()],
+            "scenarios": [
+                {"id": s.id, "name": s.name, "description": s.description, "try": list(s.try_)}
+                for s in scenarios.values()
+            ],
             "scenario": self.scenarios.status(),
             "home": self.world.stack.peer.workspace.home_view(user),  # the App Home as published for `user`
             "world": {
-                "backend": {"version": backend.version[:12], "health": backend.health_status,
-                            "global_halted": bool(control["global"]["halted"]),
-                            "disabled_scopes": [s["scope"] for s in control["scopes"] if s.get("disabled")],
-                            "revision": control["revision"]},
+                "backend": {
+                    "version": backend.version[:12],
+                    "health": backend.health_status,
+                    "global_halted": bool(control["global"]["halted"]),
+                    "disabled_scopes": [s["scope"] for s in control["scopes"] if s.get("disabled")],
+                    "revision": control["revision"],
+                },
                 "cosmos": {"running": self.world.cosmos is not None, "why": self.world.cosmos_problem},
                 "prometheus": {"running": self.world.prometheus is not None, "why": self.world.prometheus_problem},
                 "state": self.paths.describe(),
@@ -97,8 +107,9 @@ class Session:
     def open_home(self, user: str) -> None:
         """The person opened the bot's App Home: Slack sends app_home_opened; the bot publishes it."""
         _known(user)
-        self.world.stack.sender.event({"type": "app_home_opened", "user": user, "tab": "home",
-                                       "channel": "D" + user[1:]})
+        self.world.stack.sender.event(
+            {"type": "app_home_opened", "user": user, "tab": "home", "channel": "D" + user[1:]}
+        )
 
     def file(self, file_id: str) -> tuple[str, bytes] | None:
         """A file shared in the workspace's channel (e.g. an alert's chart): (name, bytes); None when
@@ -112,9 +123,15 @@ class Session:
         """A button on the published home: sent as Slack sends a click in a view (no response_url)."""
         _known(user)
         view = self.world.stack.peer.workspace.home_view(user) or {}
-        block_id = next((str(b.get("block_id") or "") for b in view.get("blocks") or []
-                         for e in b.get("elements") or []
-                         if isinstance(e, dict) and e.get("action_id") == action_id and e.get("value") == value), None)
+        block_id = next(
+            (
+                str(b.get("block_id") or "")
+                for b in view.get("blocks") or []
+                for e in b.get("elements") or []
+                if isinstance(e, dict) and e.get("action_id") == action_id and e.get("value") == value
+            ),
+            None,
+        )
         if block_id is None:
             raise Refused("no such button on your App Home")
         self.world.stack.sender.view_click(user=user, action_id=action_id, value=value, block_id=block_id, view=view)

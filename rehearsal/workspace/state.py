@@ -71,8 +71,10 @@ def _hide_password(url: str) -> str:
 def reset(paths: StatePaths) -> list[Path]:
     """Delete the SQLite file (with its WAL files) and the folder; what was removed. Refuses other databases."""
     if paths.db_file is None:
-        raise ValueError("--reset only deletes a SQLite file; this OPSBOT_DATABASE_URL is another database, "
-                         "reset it with that database's own tools")
+        raise ValueError(
+            "--reset only deletes a SQLite file; this OPSBOT_DATABASE_URL is another database, "
+            "reset it with that database's own tools"
+        )
     removed: list[Path] = []
     for suffix in ("", "-wal", "-shm", "-journal"):
         candidate = Path(str(paths.db_file) + suffix)

@@ -34,8 +34,13 @@ DEPLOYED = "abc1234e5f6a7b8c9d0e1f2a3b4c5d6e7f8091a2"  # what the backend report
 CHECKS = ("pnpm verify", "pnpm lint", "pnpm smoke:release")
 COSMOS_DATABASE = "trading"
 # The runbook's containers with the partition keys the monorepo uses.
-CONTAINERS = {"dynamic_config": "/id", "trading-control": "/id", "order": "/tenantId",
-              "trade-history": "/accountId", "manual-entry": "/tenantId"}
+CONTAINERS = {
+    "dynamic_config": "/id",
+    "trading-control": "/id",
+    "order": "/tenantId",
+    "trade-history": "/accountId",
+    "manual-entry": "/tenantId",
+}
 
 
 # Stages still ask for time in a rehearsal, a minute instead of the runbook's hours.
@@ -72,8 +77,14 @@ def bot_overrides(paths: StatePaths, soak_seconds: float = REHEARSAL_SOAK_SECOND
 
 
 class LocalWorld:
-    def __init__(self, paths: StatePaths, *, use_cosmos: bool = True, use_prometheus: bool = True,
-                 soak_seconds: float = REHEARSAL_SOAK_SECONDS) -> None:
+    def __init__(
+        self,
+        paths: StatePaths,
+        *,
+        use_cosmos: bool = True,
+        use_prometheus: bool = True,
+        soak_seconds: float = REHEARSAL_SOAK_SECONDS,
+    ) -> None:
         self.paths = paths
         self.soak_seconds = soak_seconds
         self.use_cosmos = use_cosmos
@@ -155,8 +166,10 @@ class LocalWorld:
             self.cosmos_problem = "switched off for this workspace"
             return {}
         if not sim_cosmos.available():
-            self.cosmos_problem = (f"the Cosmos-protocol server needs Node and `npm ci` ({sim_cosmos.CLI} is "
-                                   "missing or node is not on PATH)")
+            self.cosmos_problem = (
+                f"the Cosmos-protocol server needs Node and `npm ci` ({sim_cosmos.CLI} is "
+                "missing or node is not on PATH)"
+            )
             return {}
         try:
             server = sim_cosmos.CosmosServer().start()
@@ -179,12 +192,20 @@ class LocalWorld:
         halted = bool(glob.get("halted")) != flip_global
         reason = "drill: written by another writer (control drift)" if flip_global else glob.get("reason")
         docs = [{"id": "global", "halted": halted, "reason": reason, "revision": control.get("revision")}]
-        docs += [{"id": f"scope:{s['scope']}", "disabled": bool(s.get("disabled")), "reason": s.get("reason"),
-                  "revision": control.get("revision")} for s in control.get("scopes") or []]
+        docs += [
+            {
+                "id": f"scope:{s['scope']}",
+                "disabled": bool(s.get("disabled")),
+                "reason": s.get("reason"),
+                "revision": control.get("revision"),
+            }
+            for s in control.get("scopes") or []
+        ]
         try:
             with self._cosmos_lock:
-                container = self.cosmos.client().get_database_client(COSMOS_DATABASE).get_container_client(
-                    "trading-control")
+                container = (
+                    self.cosmos.client().get_database_client(COSMOS_DATABASE).get_container_client("trading-control")
+                )
                 for doc in docs:
                     container.upsert_item(doc)
         except Exception:  # never fail the backend's answer over the mirror

@@ -132,8 +132,12 @@ def test_unrecordable_outcome_is_told_honestly_then_resumed_with_the_same_key(st
     assert flow.sweep(stack.deps) == 1
     wait_until(lambda: status_of(stack, approval_id) == "executed")
     assert halt_posts(stack) == 2 and one_halt_applied(stack)  # re-sent, replayed by the backend
-    assert steps(stack, approval_id) == ["halt.requested:accepted", "halt.approved:accepted", "halt.resumed:accepted",
-                                         "halt.executed:applied"]
+    assert steps(stack, approval_id) == [
+        "halt.requested:accepted",
+        "halt.approved:accepted",
+        "halt.resumed:accepted",
+        "halt.executed:applied",
+    ]
     stack.peer.wait_for(lambda _: bool(thread_replies(stack, "Resumed")) and bool(thread_replies(stack, "Applied")))
     wait_until(lambda: "Applied" in message_text(stack, ts) and "NOT recorded" not in message_text(stack, ts))
     assert not has_buttons(stack, ts)
@@ -153,8 +157,7 @@ def test_store_lock_that_clears_within_the_retries_records_the_outcome_once(
         wait_until(lambda: any("could not record the outcome" in r.getMessage() for r in caplog.records), 15)
     updates_saying(stack, "Applied", timeout=15)
     wait_until(lambda: status_of(stack, approval_id) == "executed")
-    assert steps(stack, approval_id) == ["halt.requested:accepted", "halt.approved:accepted",
-                                         "halt.executed:applied"]
+    assert steps(stack, approval_id) == ["halt.requested:accepted", "halt.approved:accepted", "halt.executed:applied"]
     assert not any("NOT recorded" in text_of(c.args) for c in stack.peer.calls_to("chat.update"))
 
 
@@ -164,8 +167,9 @@ def test_bot_that_died_after_its_claim_is_resumed_once_by_racing_replicas(stack:
     assert row is not None
     # What a bot that crashed right after winning the click leaves behind: a claim and nothing more.
     claim = Transition(Status.PENDING, Status.EXECUTING, "approved", executes=True)
-    assert stack.deps.approvals.apply(row=row, transition=claim, actor=Actor("T1", HALT_A), now=clock.now,
-                                      request_id="crashed")
+    assert stack.deps.approvals.apply(
+        row=row, transition=claim, actor=Actor("T1", HALT_A), now=clock.now, request_id="crashed"
+    )
     clock.advance(LEASE_S + 1)
     barrier = threading.Barrier(4)
     counts: list[int] = []
@@ -196,8 +200,9 @@ def test_execution_resumed_too_often_is_interrupted_saying_what_is_known(stack: 
     row = stack.deps.approvals.get(approval_id=approval_id)
     assert row is not None
     claim = Transition(Status.PENDING, Status.EXECUTING, "approved", executes=True)
-    assert stack.deps.approvals.apply(row=row, transition=claim, actor=Actor("T1", HALT_A), now=clock.now,
-                                      request_id="crashed")
+    assert stack.deps.approvals.apply(
+        row=row, transition=claim, actor=Actor("T1", HALT_A), now=clock.now, request_id="crashed"
+    )
     for _ in range(MAX_RESUMES):  # each resume's process died too
         clock.advance(LEASE_S + 1)
         lapsed = stack.deps.approvals.lapsed(now=clock.now)
@@ -231,16 +236,13 @@ def test_break_glass_whose_outcome_cannot_be_recorded_is_resumed_and_still_halts
     clock.advance(LEASE_S + 1)
     assert flow.sweep(stack.deps) == 1
     wait_until(lambda: status_of(stack, approval_id) == "awaiting_confirmation")
-    assert steps(stack, approval_id) == ["halt.break_glass:accepted", "halt.resumed:accepted",
-                                         "halt.executed:applied"]
+    assert steps(stack, approval_id) == ["halt.break_glass:accepted", "halt.resumed:accepted", "halt.executed:applied"]
     assert halt_posts(stack) == 2 and one_halt_applied(stack)
     stack.peer.wait_for(lambda _: bool(thread_replies(stack, "Resumed")) and bool(thread_replies(stack, "Applied")))
     updates_saying(stack, "must confirm")
 
 
 # -- 2. a request closed after an attempt whose result was unknown ---------------------------------
-
-
 
 
 def test_reject_after_a_timed_out_write_says_it_may_have_reached_the_backend(stack: Stack) -> None:
@@ -256,8 +258,7 @@ def test_reject_after_a_timed_out_write_says_it_may_have_reached_the_backend(sta
     text = text_of(updates_saying(stack, "Rejected by").args)
     assert "earlier attempt (1) may have reached the backend" in text and "`/halt status`" in text
     assert "Nothing was done" not in text
-    assert "may have reached the backend; check /halt status" in detail_of(stack, approval_id,
-                                                                            "halt.rejected:accepted")
+    assert "may have reached the backend; check /halt status" in detail_of(stack, approval_id, "halt.rejected:accepted")
 
 
 def test_expiry_after_a_failed_attempt_says_it_may_have_reached_the_backend(stack: Stack, clock: Clock) -> None:
@@ -295,12 +296,15 @@ def test_withdrawal_after_an_attempt_refused_at_connect_still_says_nothing_was_d
 # -- 3. break-glass against a backend that is down or failing --------------------------------------
 
 
-@pytest.mark.parametrize(("fault", "shown_as", "escalated"), [
-    ("down", ("Break-glass. *Halt NOT applied.*", "no answer"), False),  # refused at connect: surely not applied
-    # A 5xx may follow a commit: the halt may be in force with nobody confirming it, so the halt
-    # authorities are called in.
-    ("http_503", ("Break-glass.", "Halt NOT confirmed", "HTTP 503", "`/halt status`"), True),
-])
+@pytest.mark.parametrize(
+    ("fault", "shown_as", "escalated"),
+    [
+        ("down", ("Break-glass. *Halt NOT applied.*", "no answer"), False),  # refused at connect: surely not applied
+        # A 5xx may follow a commit: the halt may be in force with nobody confirming it, so the halt
+        # authorities are called in.
+        ("http_503", ("Break-glass.", "Halt NOT confirmed", "HTTP 503", "`/halt status`"), True),
+    ],
+)
 def test_break_glass_against_a_failing_backend_is_marked_failed_and_escalated_when_unsure(
     stack: Stack, fault: str, shown_as: tuple[str, ...], escalated: bool
 ) -> None:
@@ -325,8 +329,11 @@ def test_break_glass_against_a_failing_backend_is_marked_failed_and_escalated_wh
         assert "may have applied with nobody confirming it" in text_of(posted[-1].args)
         assert f"<@{HALT_B}>" in text_of(posted[-1].args)
         wait_until(lambda: steps(stack, approval_id)[-1] == "halt.escalation_posted:accepted")
-        assert steps(stack, approval_id) == ["halt.break_glass:accepted", "halt.failed:failed",
-                                             "halt.escalation_posted:accepted"]
+        assert steps(stack, approval_id) == [
+            "halt.break_glass:accepted",
+            "halt.failed:failed",
+            "halt.escalation_posted:accepted",
+        ]
     else:
         assert steps(stack, approval_id) == ["halt.break_glass:accepted", "halt.failed:failed"]
         assert not any("Escalation" in text_of(c.args) for c in stack.peer.calls_to("chat.postMessage"))
@@ -340,8 +347,16 @@ def test_racing_takeovers_of_one_lapsed_claim_have_one_winner(db_url: str) -> No
     upgrade(engine)
     audit = AuditLog(engine, replica="test")
     store, now = ApprovalStore(engine, audit, replica="a"), datetime.now(UTC)
-    row = store.create(action="halt", params={"scope": "global", "reason": "r"}, actor=Actor("T1", OPERATOR),
-                       approve_role="halt_authority", channel=CHANNEL, request_id="r", ttl_seconds=900, now=now)
+    row = store.create(
+        action="halt",
+        params={"scope": "global", "reason": "r"},
+        actor=Actor("T1", OPERATOR),
+        approve_role="halt_authority",
+        channel=CHANNEL,
+        request_id="r",
+        ttl_seconds=900,
+        now=now,
+    )
     claim = Transition(Status.PENDING, Status.EXECUTING, "approved", executes=True)
     assert store.apply(row=row, transition=claim, actor=Actor("T1", HALT_A), now=now, request_id="c")
     assert not store.take_over(row=row, actor=SYSTEM, now=now + EXECUTION_LEASE / 2)

@@ -49,14 +49,32 @@ def rehash_from(url: str, seq: int, **changes: str) -> None:
             row.update(changes if row["seq"] == seq else {})
             row["prev_hash"] = prev
             row["hash"] = recompute(row)
-            conn.execute("UPDATE audit_event SET outcome = ?, prev_hash = ?, hash = ? WHERE seq = ?",
-                         (row["outcome"], row["prev_hash"], row["hash"], row["seq"]))
+            conn.execute(
+                "UPDATE audit_event SET outcome = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                (row["outcome"], row["prev_hash"], row["hash"], row["seq"]),
+            )
             prev = row["hash"]
 
 
 def recompute(row: dict[str, object]) -> str:
-    fields = {k: row[k] for k in ("seq", "team_id", "user_id", "action", "params", "params_hash", "outcome",
-                                  "detail", "request_id", "approval_id", "channel", "replica", "prev_hash")}
+    fields = {
+        k: row[k]
+        for k in (
+            "seq",
+            "team_id",
+            "user_id",
+            "action",
+            "params",
+            "params_hash",
+            "outcome",
+            "detail",
+            "request_id",
+            "approval_id",
+            "channel",
+            "replica",
+            "prev_hash",
+        )
+    }
     fields["at"] = as_utc(datetime.fromisoformat(str(row["at"]))).isoformat(timespec="microseconds")
     return sha256(canonical(fields))
 
@@ -65,15 +83,20 @@ def test_sqlite_refuses_update_and_delete_of_audit_rows_and_checkpoints(signed_l
     log, signer = signed_log
     log.record(3)
     assert signer.sign_head() is not None
-    for statement in ("UPDATE audit_event SET outcome = 'x' WHERE seq = 2", "DELETE FROM audit_event WHERE seq = 3",
-                      "DELETE FROM audit_checkpoint", "UPDATE audit_checkpoint SET hash = 'x'"):
+    for statement in (
+        "UPDATE audit_event SET outcome = 'x' WHERE seq = 2",
+        "DELETE FROM audit_event WHERE seq = 3",
+        "DELETE FROM audit_checkpoint",
+        "UPDATE audit_checkpoint SET hash = 'x'",
+    ):
         with pytest.raises(DBAPIError, match="append-only"), log.engine.begin() as conn:
             conn.execute(text(statement))
     assert log.audit.verify().ok and log.audit.count() == 3
 
 
 def test_a_checkpoint_is_signed_once_per_head_logged_and_made_again_after_the_interval(
-        signed_log: tuple[Log, Checkpointer], caplog: pytest.LogCaptureFixture) -> None:
+    signed_log: tuple[Log, Checkpointer], caplog: pytest.LogCaptureFixture
+) -> None:
     log, signer = signed_log
     assert signer.sign_head() is None  # nothing to sign yet
     log.record(4)
@@ -85,8 +108,12 @@ def test_a_checkpoint_is_signed_once_per_head_logged_and_made_again_after_the_in
     assert json.loads(logged[0].removeprefix("audit checkpoint ")) == first.as_json()
     log.record(1)
     assert signer.tick() is None  # the last checkpoint is younger than the interval
-    later = Checkpointer(log.engine, audit_keys.load_or_create(audit_keys.key_path_for(log.url)),
-                         replica="test-replica", clock=lambda: first.at + timedelta(minutes=3))
+    later = Checkpointer(
+        log.engine,
+        audit_keys.load_or_create(audit_keys.key_path_for(log.url)),
+        replica="test-replica",
+        clock=lambda: first.at + timedelta(minutes=3),
+    )
     assert (tick := later.tick()) is not None and tick.seq == 5
     assert [c.seq for c in checkpointer.stored(log.engine)] == [4, 5]
     assert first.compact() == f"audit #4 · {first.hash[:16]}…, signed"
@@ -109,14 +136,19 @@ def test_verify_names_truncation_past_a_checkpoint(signed_log: tuple[Log, Checkp
 
 
 def test_an_emptied_table_and_its_checkpoints_are_caught_by_the_witness(
-        signed_log: tuple[Log, Checkpointer], tmp_path: Path) -> None:
+    signed_log: tuple[Log, Checkpointer], tmp_path: Path
+) -> None:
     log, signer = signed_log
     log.record(5)
     witness = tmp_path / "witness.jsonl"
     checkpoint = signer.sign_head()
     assert checkpoint is not None
-    witness.write_text(json.dumps({"at": "…", "level": "info", "msg": "audit checkpoint " + checkpoint.line()}) + "\n"
-                       + json.dumps({"msg": "something else"}) + "\n")
+    witness.write_text(
+        json.dumps({"at": "…", "level": "info", "msg": "audit checkpoint " + checkpoint.line()})
+        + "\n"
+        + json.dumps({"msg": "something else"})
+        + "\n"
+    )
     with unguarded(log.url) as conn:
         conn.execute("DELETE FROM audit_event")
         conn.execute("DELETE FROM audit_checkpoint")
@@ -129,7 +161,8 @@ def test_an_emptied_table_and_its_checkpoints_are_caught_by_the_witness(
 
 
 def test_edit_and_rehash_is_caught_by_the_channel_line_on_stdin(
-        signed_log: tuple[Log, Checkpointer], tmp_path: Path) -> None:
+    signed_log: tuple[Log, Checkpointer], tmp_path: Path
+) -> None:
     log, signer = signed_log
     log.record(6)
     checkpoint = signer.sign_head()
@@ -142,15 +175,24 @@ def test_edit_and_rehash_is_caught_by_the_channel_line_on_stdin(
     assert cli(log.url, "audit", "verify", cwd=tmp_path).returncode == 0  # nothing left to compare with
     channel_line = f"Approval `apr_x` {checkpoint.compact()}\n"
     env = {**os.environ, "OPSBOT_DATABASE_URL": log.url, "OPSBOT_ENV": "development"}
-    done = subprocess.run([sys.executable, "-m", "bot.cli", "audit", "verify", "--witness", "-"], input=channel_line,
-                          capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "audit", "verify", "--witness", "-"],
+        input=channel_line,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+        env=env,
+    )
     assert done.returncode == 1
     assert "REWRITTEN: at seq 6 the chain's hash is" in done.stderr
     assert f"checkpoint #6 · {checkpoint.hash[:16]}… (unsigned short form), stdin line 1" in done.stderr
 
 
 def test_a_checkpoint_signed_with_another_key_is_named_forged(
-        signed_log: tuple[Log, Checkpointer], tmp_path: Path) -> None:
+    signed_log: tuple[Log, Checkpointer], tmp_path: Path
+) -> None:
     log, _ = signed_log
     log.record(3)
     head = list(log.audit.rows())[-1]
@@ -163,7 +205,8 @@ def test_a_checkpoint_signed_with_another_key_is_named_forged(
 
 
 def test_export_verifies_offline_with_the_public_key_and_names_tampering(
-        signed_log: tuple[Log, Checkpointer], tmp_path: Path) -> None:
+    signed_log: tuple[Log, Checkpointer], tmp_path: Path
+) -> None:
     log, signer = signed_log
     log.record(8, scope="tenant:acme", note="ünïcode, 1.5")
     signer.sign_head()
@@ -178,8 +221,16 @@ def test_export_verifies_offline_with_the_public_key_and_names_tampering(
     public.write_text(shown.stdout)
     elsewhere = tmp_path / "auditor"
     elsewhere.mkdir()
-    ok = cli("sqlite:////nonexistent/none.db", "audit", "verify", "--export", str(export), "--public-key",
-             str(public), cwd=elsewhere)
+    ok = cli(
+        "sqlite:////nonexistent/none.db",
+        "audit",
+        "verify",
+        "--export",
+        str(export),
+        "--public-key",
+        str(public),
+        cwd=elsewhere,
+    )
     assert ok.returncode == 0, ok.stderr
     assert "8 events verified; 1 signed checkpoint(s) hold" in ok.stdout
 
@@ -195,7 +246,8 @@ def test_export_verifies_offline_with_the_public_key_and_names_tampering(
 
 
 def test_checkpoint_command_prints_the_latest_signed_checkpoint(
-        signed_log: tuple[Log, Checkpointer], tmp_path: Path) -> None:
+    signed_log: tuple[Log, Checkpointer], tmp_path: Path
+) -> None:
     log, _ = signed_log
     assert cli(log.url, "audit", "checkpoint", cwd=tmp_path).returncode == 1  # empty log: nothing to sign
     log.record(4)
@@ -226,8 +278,10 @@ def test_an_approval_rewritten_in_the_table_is_refused_escalated_and_audited(sta
     approval_id, posted = request_halt(stack, text="tenant:acme fat-finger storm")
     forged = canonical({"scope": "global", "reason": "fat-finger storm"})
     with stack.deps.engine.begin() as conn:  # someone with the database's credentials
-        conn.execute(text("UPDATE approval SET action = 'resume', params = :p, params_hash = :h WHERE id = :id"),
-                     {"p": forged, "h": sha256(forged), "id": approval_id})
+        conn.execute(
+            text("UPDATE approval SET action = 'resume', params = :p, params_hash = :h WHERE id = :id"),
+            {"p": forged, "h": sha256(forged), "id": approval_id},
+        )
     click(stack, user=HALT_A, approval_id=approval_id, posted=posted)
     update = stack.peer.wait_for_call("chat.update", where=lambda c: "Not run" in text_of(c.args))[-1]
     assert "no longer matches what was requested" in text_of(update.args)
@@ -236,6 +290,10 @@ def test_an_approval_rewritten_in_the_table_is_refused_escalated_and_audited(sta
     assert not stack.backend.calls("POST", "/api/trading-control/resume")
     assert not stack.backend.calls("POST", "/api/trading-control/halt")
     steps = [f"{r.action}:{r.outcome}" for r in stack.deps.audit.for_approval(approval_id)]
-    assert steps == ["halt.requested:accepted", "resume.approved:accepted", "resume.binding_refused:denied",
-                     "resume.failed:failed"]
+    assert steps == [
+        "halt.requested:accepted",
+        "resume.approved:accepted",
+        "resume.binding_refused:denied",
+        "resume.failed:failed",
+    ]
     assert stack.deps.audit.verify().ok

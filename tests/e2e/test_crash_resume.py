@@ -57,13 +57,26 @@ class World:
 
 @pytest.fixture
 def world(pg_url: str) -> Iterator[World]:
-    with SlackPeer(bot_token=BOT_TOKEN) as peer, SimGitHub(token=GITHUB_TOKEN, repository=REPOSITORY) as github, \
-            SimPlatformAuth(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, issuer=ISSUER) as auth:
+    with (
+        SlackPeer(bot_token=BOT_TOKEN) as peer,
+        SimGitHub(token=GITHUB_TOKEN, repository=REPOSITORY) as github,
+        SimPlatformAuth(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, issuer=ISSUER) as auth,
+    ):
         backend = SimBackend(jwt_public_key=auth.public_pem(), issuer=ISSUER).start()
-        settings = local_settings(database_url=pg_url, backend_url=backend.url, slack_api_url=peer.api_url,
-                                  auth=auth, github_url=github.url, **ROLES)
-        env = {**os.environ, "PYTHONPATH": str(ROOT), **_env_of(settings),
-               "OPSBOT_EXECUTION_LEASE_SECONDS": str(LEASE_S)}
+        settings = local_settings(
+            database_url=pg_url,
+            backend_url=backend.url,
+            slack_api_url=peer.api_url,
+            auth=auth,
+            github_url=github.url,
+            **ROLES,
+        )
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            **_env_of(settings),
+            "OPSBOT_EXECUTION_LEASE_SECONDS": str(LEASE_S),
+        }
         engine = make_engine(pg_url)
         upgrade(engine)
         try:
@@ -88,8 +101,13 @@ def _env_of(settings: Settings) -> dict[str, str]:
 
 
 def start_bot(world: World, replica: str, stop_at: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "tests.support.crash_proc", stop_at], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, env={**world.env, "OPSBOT_REPLICA_ID": replica})
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.support.crash_proc", stop_at],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        env={**world.env, "OPSBOT_REPLICA_ID": replica},
+    )
 
 
 def sender_for(world: World, process: subprocess.Popen[str]) -> SlackSender:
@@ -112,14 +130,20 @@ def test_kill_9_mid_halt_is_resumed_by_the_other_process_once(world: World, kill
     try:
         to_doomed, _ = sender_for(world, doomed), sender_for(world, survivor)
         to_doomed.command(user=OPERATOR, command="/halt", text="global fat-finger storm", channel=CHANNEL)
-        card = world.peer.wait_for_call("chat.postMessage", where=lambda c: "approve" in str(c.args.get("blocks")),
-                                        timeout=10)[-1]
+        card = world.peer.wait_for_call(
+            "chat.postMessage", where=lambda c: "approve" in str(c.args.get("blocks")), timeout=10
+        )[-1]
         approval_id = approval_id_of(card)
         wait_until(lambda: bool((deps.approvals.get(approval_id=approval_id) or card).message_ts), 10)
         if kill_at == "post":
             world.backend.faults.latency_s = 1.5  # the POST is in flight when the process dies
-        to_doomed.click(user=HALT_A, action_id="approve", value=approval_id, channel=CHANNEL,
-                        message_ts=str(card.args.get("ts") or "0"))
+        to_doomed.click(
+            user=HALT_A,
+            action_id="approve",
+            value=approval_id,
+            channel=CHANNEL,
+            message_ts=str(card.args.get("ts") or "0"),
+        )
         if kill_at == "claim":
             assert doomed.stdout is not None and doomed.stdout.readline().strip() == "claimed"
             assert world.backend.calls("POST", HALT_PATH) == []
@@ -131,8 +155,9 @@ def test_kill_9_mid_halt_is_resumed_by_the_other_process_once(world: World, kill
         doomed.send_signal(signal.SIGKILL)
         doomed.wait(timeout=10)
         killed = time.monotonic()
-        wait_until(lambda: (deps.approvals.get(approval_id=approval_id) or card).status == "executed",
-                   RESUMED_WITHIN_S + 5)
+        wait_until(
+            lambda: (deps.approvals.get(approval_id=approval_id) or card).status == "executed", RESUMED_WITHIN_S + 5
+        )
         assert time.monotonic() - killed < RESUMED_WITHIN_S
 
         posts = world.backend.calls("POST", HALT_PATH)
@@ -146,8 +171,7 @@ def test_kill_9_mid_halt_is_resumed_by_the_other_process_once(world: World, kill
         row = deps.approvals.get(approval_id=approval_id)
         assert row is not None and row.message_ts
         # The card too, though a send the killed process had claimed waits out its claim (5 s here) first.
-        wait_until(lambda: "Applied" in text_of(world.peer.workspace.find_message(CHANNEL, row.message_ts) or {}),
-                   15)
+        wait_until(lambda: "Applied" in text_of(world.peer.workspace.find_message(CHANNEL, row.message_ts) or {}), 15)
     finally:
         stop(doomed)
         stop(survivor)

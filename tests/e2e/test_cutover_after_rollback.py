@@ -48,8 +48,9 @@ def test_status_home_and_advance_warn_after_a_rollback_took_the_stages_release(s
     assert ":warning: Rollback" not in command(stack, "/cutover", "status")
     rollback_id = roll_back(stack)
 
-    warning = (f":warning: Rollback `{rollback_id}` took production off `{SHA[:12]}…` (on which this stage was "
-               "entered) at ")
+    warning = (
+        f":warning: Rollback `{rollback_id}` took production off `{SHA[:12]}…` (on which this stage was entered) at "
+    )
     status = command(stack, "/cutover", "status")
     assert "stage 2 of 5, Web internal adoption" in status and warning in status
     assert "the cutover stays at stage 2" in status and "run `/gate` and re-check before advancing" in status
@@ -95,8 +96,7 @@ def test_an_advance_approved_after_a_rollback_is_refused_naming_the_rollback(sta
     approval_id, posted = request_advance(stack)
     rollback_id = roll_back(stack)  # while the advance waits for its second admin
     click(stack, user=ADMIN2, approval_id=approval_id, posted=posted)
-    update = stack.peer.wait_for_call("chat.update", where=lambda c: "Not advanced" in text_of(c.args),
-                                      timeout=15)[-1]
+    update = stack.peer.wait_for_call("chat.update", where=lambda c: "Not advanced" in text_of(c.args), timeout=15)[-1]
     shown = text_of(update.args)
     assert f"rollback {rollback_id} took production off {SHA[:12]}" in shown
     assert "is deployed: run /gate" in shown and current_stage(stack) == "web-internal-adoption"

@@ -15,16 +15,29 @@ from tests.support.gate import GATE_ATTESTED, SHA2, StackFactory, attest, green,
 def open_alert(stack: Stack, clock: Clock, signal_id: str = "platform-auth-failures", value: float = 785) -> str:
     """An open breach as the watcher records it (the monitoring tests drive the watcher itself)."""
     now = clock()
-    alert = MonitoringAlert(id=new_alert_id(), kind=BREACH, signal_id=signal_id, status="open", trigger="auth",
-                            threshold=10, value=value, peak=value, since=now, raised_at=now, last_seen_at=now)
+    alert = MonitoringAlert(
+        id=new_alert_id(),
+        kind=BREACH,
+        signal_id=signal_id,
+        status="open",
+        trigger="auth",
+        threshold=10,
+        value=value,
+        peak=value,
+        since=now,
+        raised_at=now,
+        last_seen_at=now,
+    )
     assert MonitoringStore(stack.deps.engine, stack.deps.audit).claim_alert(
-        alert, system_entry("monitoring.alert_raised", "open", {"signal": signal_id}))
+        alert, system_entry("monitoring.alert_raised", "open", {"signal": signal_id})
+    )
     return alert.id
 
 
 def clear_alert(stack: Stack, alert_id: str, clock: Clock) -> None:
     MonitoringStore(stack.deps.engine, stack.deps.audit).finish_alert(
-        alert_id, status="cleared", at=clock(), entry=system_entry("monitoring.alert_cleared", "cleared", {}))
+        alert_id, status="cleared", at=clock(), entry=system_entry("monitoring.alert_cleared", "cleared", {})
+    )
 
 
 def test_open_hard_trigger_alerts_refuse_the_move_at_request_and_at_approval(make_stack: StackFactory) -> None:
@@ -46,7 +59,8 @@ def test_open_hard_trigger_alerts_refuse_the_move_at_request_and_at_approval(mak
     click(stack, user=ADMIN2, approval_id=approval_id, posted=posted)
     update = stack.peer.wait_for_call("chat.update", where=lambda c: "Not advanced" in text_of(c.args), timeout=15)
     assert "1 hard-trigger alert open" in text_of(update[-1].args) and "token refresh failures" in text_of(
-        update[-1].args)
+        update[-1].args
+    )
     assert current_stage(stack) == "backend-internal-validation" and not announcements(stack)
 
 

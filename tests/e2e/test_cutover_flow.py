@@ -79,8 +79,10 @@ def request_advance(stack: Stack, *, user: str = ADMIN, reason: str = "stage che
 def advance(stack: Stack) -> None:
     approval_id, posted = request_advance(stack)
     click(stack, user=ADMIN2, approval_id=approval_id, posted=posted)
-    wait_until(lambda: (row := stack.deps.approvals.get(approval_id=approval_id)) is not None
-               and row.status == "executed", timeout=15)
+    wait_until(
+        lambda: (row := stack.deps.approvals.get(approval_id=approval_id)) is not None and row.status == "executed",
+        timeout=15,
+    )
 
 
 def refused(stack: Stack, *, user: str = ADMIN) -> str:
@@ -89,16 +91,27 @@ def refused(stack: Stack, *, user: str = ADMIN) -> str:
 
 def announcements(stack: Stack) -> list[ApiCall]:
     """The announcement itself (the outcome in the card's thread mentions it too)."""
-    return [c for c in stack.peer.calls_to("chat.postMessage")
-            if str(c.args.get("text")).startswith(":mega: *Rollout announcement") and not c.args.get("thread_ts")]
+    return [
+        c
+        for c in stack.peer.calls_to("chat.postMessage")
+        if str(c.args.get("text")).startswith(":mega: *Rollout announcement") and not c.args.get("thread_ts")
+    ]
 
 
 def test_status_shows_five_stages_the_current_one_and_changes_nothing(stack: Stack) -> None:
     rows = stack.deps.audit.count()
     shown = command(stack, "/cutover", "status")
     assert "stage 1 of 5, Backend internal validation" in shown
-    for n, name in enumerate(("Backend internal validation", "Web internal adoption", "Mobile internal beta",
-                              "Controlled operator rollout", "Broader production cutover"), start=1):
+    for n, name in enumerate(
+        (
+            "Backend internal validation",
+            "Web internal adoption",
+            "Mobile internal beta",
+            "Controlled operator rollout",
+            "Broader production cutover",
+        ),
+        start=1,
+    ):
         assert f"*{n}. {name}*" in shown
     assert "*current*" in shown and "Last gate:* none yet" in shown
     assert "pending* `backend-tenant-scoped-reads`" in shown
@@ -162,8 +175,12 @@ def test_advance_with_a_second_admin_happens_exactly_once_and_is_announced(stack
     click(stack, user=ADMIN, approval_id=approval_id, posted=posted)  # the requester cannot approve
     assert "second person" in text_of(stack.peer.wait_for_call("response_url", count=before + 1)[-1].args)
     answered = len(stack.peer.calls_to("response_url"))
-    clicks = [threading.Thread(target=click, kwargs={"stack": stack, "user": ADMIN2, "approval_id": approval_id,
-                                                      "posted": posted}) for _ in range(5)]
+    clicks = [
+        threading.Thread(
+            target=click, kwargs={"stack": stack, "user": ADMIN2, "approval_id": approval_id, "posted": posted}
+        )
+        for _ in range(5)
+    ]
     for t in clicks:
         t.start()
     for t in clicks:
@@ -176,7 +193,8 @@ def test_advance_with_a_second_admin_happens_exactly_once_and_is_announced(stack
     assert [(r.from_stage, r.stage_id) for r in history] == [("backend-internal-validation", "web-internal-adoption")]
     assert history[0].requested_by == ADMIN and history[0].approved_by == ADMIN2 and history[0].version == SHA
     assert [(t.seq, t.from_stage, t.to_stage, t.approved_by) for t in seen] == [
-        (1, "backend-internal-validation", "web-internal-adoption", ADMIN2)]
+        (1, "backend-internal-validation", "web-internal-adoption", ADMIN2)
+    ]
     notice = announcements(stack)
     assert len(notice) == 1 and notice[0].args["channel"] == ANNOUNCE
     said = text_of(notice[0].args)

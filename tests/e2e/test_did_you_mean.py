@@ -17,17 +17,20 @@ def answer(stack: Stack, command: str, text: str, user: str = OPERATOR) -> str:
     return str(body["text"])
 
 
-@pytest.mark.parametrize(("command", "text", "hint"), [
-    ("/halt", "tenant acme fat-finger orders", "Did you mean `tenant:acme`?"),
-    ("/halt", "tennant:acme fat-finger orders", "Did you mean `tenant:acme`?"),
-    ("/halt", "globl runaway algo", "Did you mean `global`?"),
-    ("/halt", "stauts", "Did you mean `status`?"),
-    ("/gate", "attset go-no-legacy-data checked", "Did you mean `attest`?"),
-    ("/gate", "histroy", "Did you mean `history`?"),
-    ("/cutover", "advnce ready", "Did you mean `advance`?"),
-    ("/rollback", "logins fail --trigger auht", "Did you mean `auth`?"),
-    ("/rollback", "logins fail --trigge auth", "Did you mean `--trigger`?"),
-])
+@pytest.mark.parametrize(
+    ("command", "text", "hint"),
+    [
+        ("/halt", "tenant acme fat-finger orders", "Did you mean `tenant:acme`?"),
+        ("/halt", "tennant:acme fat-finger orders", "Did you mean `tenant:acme`?"),
+        ("/halt", "globl runaway algo", "Did you mean `global`?"),
+        ("/halt", "stauts", "Did you mean `status`?"),
+        ("/gate", "attset go-no-legacy-data checked", "Did you mean `attest`?"),
+        ("/gate", "histroy", "Did you mean `history`?"),
+        ("/cutover", "advnce ready", "Did you mean `advance`?"),
+        ("/rollback", "logins fail --trigger auht", "Did you mean `auth`?"),
+        ("/rollback", "logins fail --trigge auth", "Did you mean `--trigger`?"),
+    ],
+)
 def test_a_typo_gets_did_you_mean_and_nothing_runs(stack: Stack, command: str, text: str, hint: str) -> None:
     user = ADMIN if command == "/cutover" else OPERATOR
     said = answer(stack, command, text, user)

@@ -79,8 +79,9 @@ class SignedClick:
 def build_click(peer: SlackPeer, *, user: str, approval_id: str, message_ts: str) -> SignedClick:
     """A click exactly as Slack would send it, built (and signed) without sending it anywhere."""
     capture = httpx.Client(transport=httpx.MockTransport(lambda _request: httpx.Response(200)))
-    with SlackSender(bot_url="http://unused.invalid", signing_secret=stack_mod.SIGNING_SECRET, peer=peer,
-                     http=capture) as builder:
+    with SlackSender(
+        bot_url="http://unused.invalid", signing_secret=stack_mod.SIGNING_SECRET, peer=peer, http=capture
+    ) as builder:
         builder.click(user=user, action_id="approve", value=approval_id, channel=CHANNEL, message_ts=message_ts)
         body = builder.last_body
     capture.close()
@@ -97,8 +98,10 @@ def _response_url_in(body: str) -> str:
 def click_mix(peer: SlackPeer, approval_id: str, message_ts: str) -> list[SignedClick]:
     """REPLAYS copies of one signed click by HALT_A, then fresh clicks by the three halt authorities."""
     replayed = build_click(peer, user=HALT_A, approval_id=approval_id, message_ts=message_ts)
-    fresh = [build_click(peer, user=AUTHORITIES[i % len(AUTHORITIES)], approval_id=approval_id,
-                         message_ts=message_ts) for i in range(CLICKS - REPLAYS)]
+    fresh = [
+        build_click(peer, user=AUTHORITIES[i % len(AUTHORITIES)], approval_id=approval_id, message_ts=message_ts)
+        for i in range(CLICKS - REPLAYS)
+    ]
     # Interleave, so replays and fresh clicks reach every target at about the same moment.
     mixed: list[SignedClick] = []
     for i in range(CLICKS):
@@ -177,21 +180,24 @@ def _free_port() -> int:
 
 def _replica_env(pg_url: str, peer: SlackPeer, backend: SimBackend, replica: str) -> dict[str, str]:
     # Only what a deployment would set: nothing inherited that could configure the bot differently.
-    env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
-           if key in os.environ}
+    env = {
+        key: os.environ[key] for key in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT") if key in os.environ
+    }
     env.update(ROLES)
-    env.update({
-        "PYTHONPATH": str(REPO),
-        "PYTHONUNBUFFERED": "1",
-        "SLACK_BOT_TOKEN": stack_mod.BOT_TOKEN,
-        "SLACK_SIGNING_SECRET": stack_mod.SIGNING_SECRET,
-        "SLACK_API_URL": peer.api_url,
-        "TRADING_API_URL": backend.url,
-        "JWT_SECRET": stack_mod.JWT_SECRET,
-        "PLATFORM_JWT_ISSUER": stack_mod.ISSUER,
-        "OPSBOT_DATABASE_URL": pg_url,
-        "OPSBOT_REPLICA_ID": replica,
-    })
+    env.update(
+        {
+            "PYTHONPATH": str(REPO),
+            "PYTHONUNBUFFERED": "1",
+            "SLACK_BOT_TOKEN": stack_mod.BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": stack_mod.SIGNING_SECRET,
+            "SLACK_API_URL": peer.api_url,
+            "TRADING_API_URL": backend.url,
+            "JWT_SECRET": stack_mod.JWT_SECRET,
+            "PLATFORM_JWT_ISSUER": stack_mod.ISSUER,
+            "OPSBOT_DATABASE_URL": pg_url,
+            "OPSBOT_REPLICA_ID": replica,
+        }
+    )
     return env
 
 
@@ -221,8 +227,13 @@ def sims() -> Iterator[tuple[SlackPeer, SimBackend]]:
 def replicas(pg_url: str, sims: tuple[SlackPeer, SimBackend], tmp_path: Path) -> Iterator[list[Replica]]:
     peer, backend = sims
     # cwd=tmp_path: no .env of the developer's checkout is read.
-    upgrade = subprocess.run([sys.executable, "-m", "bot.cli", "db", "upgrade"], cwd=tmp_path,
-                             env=_replica_env(pg_url, peer, backend, "migrator"), capture_output=True, timeout=60)
+    upgrade = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "db", "upgrade"],
+        cwd=tmp_path,
+        env=_replica_env(pg_url, peer, backend, "migrator"),
+        capture_output=True,
+        timeout=60,
+    )
     assert upgrade.returncode == 0, upgrade.stderr.decode(errors="replace")
     started: list[Replica] = []
     try:
@@ -231,8 +242,10 @@ def replicas(pg_url: str, sims: tuple[SlackPeer, SimBackend], tmp_path: Path) ->
             with log.open("wb") as out:
                 process = subprocess.Popen(
                     [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                    cwd=tmp_path, env=_replica_env(pg_url, peer, backend, f"replica-{n}"),
-                    stdout=out, stderr=subprocess.STDOUT,
+                    cwd=tmp_path,
+                    env=_replica_env(pg_url, peer, backend, f"replica-{n}"),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
                 )
             started.append(Replica(f"replica-{n}", f"http://127.0.0.1:{port}", process, log))
         for replica in started:
@@ -274,7 +287,9 @@ def pg_audit(pg_url: str) -> Iterator[tuple[Engine, AuditLog]]:
 
 
 def test_fifty_clicks_across_four_replicas_on_postgres_halt_once(
-    replicas: list[Replica], sims: tuple[SlackPeer, SimBackend], pg_audit: tuple[Engine, AuditLog],
+    replicas: list[Replica],
+    sims: tuple[SlackPeer, SimBackend],
+    pg_audit: tuple[Engine, AuditLog],
 ) -> None:
     peer, backend = sims
     _, audit = pg_audit
@@ -304,15 +319,13 @@ def test_fifty_clicks_across_four_replicas_on_postgres_halt_once(
     assert all(a.args.get("response_type") == "ephemeral" for a in answers)
 
     approved = assert_exactly_once(backend, audit, approval_id)
-    assert steps(audit, approval_id) == ["halt.requested:accepted", "halt.approved:accepted",
-                                         "halt.executed:applied"]
+    assert steps(audit, approval_id) == ["halt.requested:accepted", "halt.approved:accepted", "halt.executed:applied"]
     executed = rows_named(audit, approval_id, "halt.executed")[0]
     assert approved.replica == executed.replica  # the replica that won the claim is the one that ran it
 
     # Which replicas handled clicks: the winner (from the audit) and every replica that answered a
     # fresh click (each fresh click has its own response_url, sent to one known replica).
-    by_url = {c.response_url_id: targets[i] for i, c in enumerate(clicks)
-              if sum(other is c for other in clicks) == 1}
+    by_url = {c.response_url_id: targets[i] for i, c in enumerate(clicks) if sum(other is c for other in clicks) == 1}
     answered_by = {by_url[a.args["_url_id"]] for a in answers if a.args["_url_id"] in by_url}
     handlers = {f"replica-{i + 1}" for i in answered_by} | {approved.replica}
     assert len(handlers) > 1, handlers
@@ -366,15 +379,12 @@ def wait_status(stack: Stack, approval_id: str, *statuses: str, timeout: float =
     return row.status
 
 
-
-
 def _down(stack: Stack) -> Callable[[], None]:
     port = int(stack.backend.url.rsplit(":", 1)[1])
     stack.backend.stop()
 
     def restore() -> None:  # the same address and keys, as a restarted backend would have
-        stack.backend = SimBackend(jwt_public_key=stack.auth.public_pem(), issuer=stack_mod.ISSUER,
-                                   port=port).start()
+        stack.backend = SimBackend(jwt_public_key=stack.auth.public_pem(), issuer=stack_mod.ISSUER, port=port).start()
 
     return restore
 
@@ -417,8 +427,7 @@ def test_backend_fault_keeps_the_request_pending_and_a_retry_applies_it_once(sta
     approve(stack, approval_id, ts)
     # Refused at connect, the halt surely did not apply; after a timeout, a drop or a 5xx it may have.
     said = "Halt NOT applied" if fault == "down" else "Halt NOT confirmed"
-    failed_update = stack.peer.wait_for_call(
-        "chat.update", where=lambda c: said in text_of(c.args), timeout=10)[-1]
+    failed_update = stack.peer.wait_for_call("chat.update", where=lambda c: said in text_of(c.args), timeout=10)[-1]
     wait_status(stack, approval_id, "pending")
     text = text_of(failed_update.args)
     assert said in text and shown in text
@@ -446,7 +455,10 @@ def test_backend_fault_keeps_the_request_pending_and_a_retry_applies_it_once(sta
     executed = rows_named(stack.deps.audit, approval_id, "halt.executed")
     assert len(executed) == 1 and executed[0].outcome == "applied"
     assert [s for s in steps(stack.deps.audit, approval_id) if s.startswith(("halt.approved", "halt.failed"))] == [
-        "halt.approved:accepted", "halt.failed:failed", "halt.approved:accepted"]
+        "halt.approved:accepted",
+        "halt.failed:failed",
+        "halt.approved:accepted",
+    ]
     assert "Applied" in message_text(stack, ts)
 
 

@@ -20,9 +20,21 @@ def open_breach(stack: Stack, signal_id: str, value: float) -> None:
     """An open monitoring alert, as the watcher records one for a breached signal."""
     signal = next(s for s in stack.deps.runbook.signals() if s.id == signal_id)
     now = stack.deps.now()
-    row = MonitoringAlert(id=new_alert_id(), kind=BREACH, signal_id=signal.id, status=OPEN,
-                          trigger=signal.trigger or "", threshold=signal.threshold, comparison=signal.comparison,
-                          value=value, peak=value, since=now, raised_at=now, last_seen_at=now, channel=CHANNEL)
+    row = MonitoringAlert(
+        id=new_alert_id(),
+        kind=BREACH,
+        signal_id=signal.id,
+        status=OPEN,
+        trigger=signal.trigger or "",
+        threshold=signal.threshold,
+        comparison=signal.comparison,
+        value=value,
+        peak=value,
+        since=now,
+        raised_at=now,
+        last_seen_at=now,
+        channel=CHANNEL,
+    )
     store = MonitoringStore(stack.deps.engine, stack.deps.audit)
     assert store.claim_alert(row, system_entry("monitoring.alert", "accepted", {"alert_id": row.id}))
 
@@ -32,8 +44,12 @@ def halt_not_applied(stack: Stack) -> None:
     stack.backend.faults.halt_not_applied = True
     approval_id, posted = request_halt(stack, user=HALT_A)
     click(stack, user=HALT_B, approval_id=approval_id, posted=posted)
-    wait_until(lambda: any(r.action == "halt.failed" and r.outcome == "not_applied"
-                           for r in stack.deps.audit.for_approval(approval_id)), timeout=10)
+    wait_until(
+        lambda: any(
+            r.action == "halt.failed" and r.outcome == "not_applied" for r in stack.deps.audit.for_approval(approval_id)
+        ),
+        timeout=10,
+    )
 
 
 def headline(call: ApiCall) -> str:
@@ -95,13 +111,13 @@ def test_a_quiet_gate_has_no_warning_lines(gate_stack: Stack) -> None:
 
 
 def test_stage_one_contract_check_does_not_wait_for_go_7s_attestation_and_evidence_renders_plainly(
-        gate_stack: Stack) -> None:
+    gate_stack: Stack,
+) -> None:
     run_gate(gate_stack)  # go 7 not attested: its item is UNKNOWN, but its probe passed
     status = command(gate_stack, "/cutover", "status")
     line = next(x for x in status.splitlines() if "`backend-runtime-control-api`" in x)
     assert line.strip().startswith(":white_check_mark: *passed*"), status
     # Cosmos evidence names `dynamic_config`: shown as a labelled plain line, never inside `_…_`.
-    evidence = next(x for x in status.split("`backend-control-containers`", 1)[1].splitlines()
-                    if "Evidence:" in x)
+    evidence = next(x for x in status.split("`backend-control-containers`", 1)[1].splitlines() if "Evidence:" in x)
     assert "dynamic_config" in evidence and " — _" not in status
     assert evidence.count("_") == evidence.split("Evidence: ", 1)[1].count("_")

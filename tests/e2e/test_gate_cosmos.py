@@ -18,8 +18,10 @@ from tests.support.probes import World
 
 def snapshot(server: CosmosServer, database: str) -> dict[str, list[dict[str, Any]]]:
     db = server.client().get_database_client(database)
-    return {c["id"]: sorted(db.get_container_client(c["id"]).read_all_items(), key=lambda d: d["id"])
-            for c in db.list_containers()}
+    return {
+        c["id"]: sorted(db.get_container_client(c["id"]).read_all_items(), key=lambda d: d["id"])
+        for c in db.list_containers()
+    }
 
 
 def closed_port() -> int:
@@ -50,8 +52,9 @@ def test_a_missing_container_fails_naming_it(world: World, cosmos_server: Cosmos
 
 
 def test_unreachable_cosmos_is_unknown_quickly(world: World, cosmos_server: CosmosServer) -> None:
-    ctx = world.context(COSMOS_ENDPOINT=f"http://127.0.0.1:{closed_port()}/", COSMOS_KEY=cosmos_server.key,
-                        COSMOS_DATABASE="db")
+    ctx = world.context(
+        COSMOS_ENDPOINT=f"http://127.0.0.1:{closed_port()}/", COSMOS_KEY=cosmos_server.key, COSMOS_DATABASE="db"
+    )
     started = time.monotonic()
     result = PROBES["cosmos-control-plane"]({}, ctx)
     assert time.monotonic() - started < 3
@@ -65,8 +68,10 @@ def test_unconfigured_cosmos_is_unknown(world: World) -> None:
 
 
 def test_halt_and_cutover_status_report_drift(make_stack: StackFactory, cosmos_server: CosmosServer) -> None:
-    halted_in_cosmos = [{"id": "global", "halted": True, "reason": "stale", "revision": 9},
-                        {"id": "scope:tenant:acme", "disabled": True, "reason": "leak", "revision": 8}]
+    halted_in_cosmos = [
+        {"id": "global", "halted": True, "reason": "stale", "revision": 9},
+        {"id": "scope:tenant:acme", "disabled": True, "reason": "leak", "revision": 8},
+    ]
     stack = make_stack(database=seed(cosmos_server, control=halted_in_cosmos))
     for name, text in (("/halt", "status"), ("/cutover", "status")):
         shown = command(stack, name, text)
@@ -75,8 +80,9 @@ def test_halt_and_cutover_status_report_drift(make_stack: StackFactory, cosmos_s
         assert "tenant:acme: backend enabled (no entry), Cosmos disabled" in shown
 
 
-def test_status_answers_with_drift_unknown_when_cosmos_is_unreachable(make_stack: StackFactory,
-                                                                       cosmos_server: CosmosServer) -> None:
+def test_status_answers_with_drift_unknown_when_cosmos_is_unreachable(
+    make_stack: StackFactory, cosmos_server: CosmosServer
+) -> None:
     stack: Stack = make_stack(COSMOS_ENDPOINT=f"http://127.0.0.1:{closed_port()}/")
     started = time.monotonic()
     shown = command(stack, "/halt", "status")

@@ -118,8 +118,11 @@ def test_attest_is_for_admins_and_manual_checks_only(gate_stack: Stack) -> None:
     assert "<!channel>" not in recorded and f"`{SHA}`" in recorded and "this backend version only" in recorded
     wait_until(lambda: len([r for r in gate_stack.deps.audit.rows() if r.action == "gate.refused"]) >= 5)
     time.sleep(0.3)  # a stray second answer would have landed by now
-    assert not [c for c in gate_stack.peer.calls_to("response_url") if "Not allowed" in text_of(c.args)
-                or "Usage" in text_of(c.args)]  # refusals are answered once, by the ack
+    assert not [
+        c
+        for c in gate_stack.peer.calls_to("response_url")
+        if "Not allowed" in text_of(c.args) or "Usage" in text_of(c.args)
+    ]  # refusals are answered once, by the ack
 
 
 def test_attest_refuses_when_the_deployed_version_is_unknown(gate_stack: Stack) -> None:
@@ -136,7 +139,8 @@ def hang() -> Iterator[threading.Event]:
 
 
 def test_one_hanging_probe_is_unknown_and_the_message_completes_by_the_deadline(
-        make_stack: StackFactory, hang: threading.Event, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_stack: StackFactory, hang: threading.Event, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def hanging(params: Mapping[str, Any], ctx: GateContext) -> ProbeResult:
         hang.wait(60)
         return passed("too late")
@@ -201,8 +205,9 @@ def test_a_backend_version_with_mrkdwn_in_it_is_shown_escaped(gate_stack: Stack)
     gate_stack.backend.set_version("<!channel> v2")
     final = run_gate(gate_stack)
     assert final.args["text"].endswith("for backend &lt;!channel&gt; v2")
-    mrkdwn = [node["text"] for block in final.args["blocks"] for node in _text_objects(block)
-              if node.get("type") == "mrkdwn"]
+    mrkdwn = [
+        node["text"] for block in final.args["blocks"] for node in _text_objects(block) if node.get("type") == "mrkdwn"
+    ]
     assert mrkdwn and not [text for text in mrkdwn if "<!channel>" in text]  # plain_text shows it literally
 
 

@@ -30,19 +30,48 @@ class Fault:
 
 
 FAULTS = {
-    "401": Fault(401, ("rejected the bot's own credentials", "HTTP 401", "`PLATFORM_SERVICE_TOKEN`",
-                       "`PLATFORM_TOKEN_URL`", "`OPSBOT_CLIENT_ID`/`OPSBOT_CLIENT_SECRET`", "`JWT_SECRET`"),
-                 "Halt NOT applied.", "failed", "HTTP 401 (not retryable, not applied)"),
-    "403": Fault(403, ("the bot's identity lacks permission for this call", "HTTP 403", "retrying will not help"),
-                 "Halt NOT applied.", "failed", "HTTP 403 (not retryable, not applied)"),
-    "409": Fault(409, ("idempotency key was already used with a different request body", "HTTP 409",
-                       "start a new request"), "Halt NOT applied.", "failed", "HTTP 409 (not retryable, not applied)"),
-    "500": Fault(500, ("The trading backend failed (HTTP 500: simulated failure (HTTP 500))",),
-                 "Halt NOT confirmed:* the backend may have applied it", "pending",
-                 "HTTP 500 (retryable, may have applied)"),
-    "timeout": Fault(None, ("gave no usable answer (no answer: timed out",),
-                     "Halt NOT confirmed:* the backend may have applied it", "pending",
-                     "no HTTP answer (retryable, may have applied): timed out"),
+    "401": Fault(
+        401,
+        (
+            "rejected the bot's own credentials",
+            "HTTP 401",
+            "`PLATFORM_SERVICE_TOKEN`",
+            "`PLATFORM_TOKEN_URL`",
+            "`OPSBOT_CLIENT_ID`/`OPSBOT_CLIENT_SECRET`",
+            "`JWT_SECRET`",
+        ),
+        "Halt NOT applied.",
+        "failed",
+        "HTTP 401 (not retryable, not applied)",
+    ),
+    "403": Fault(
+        403,
+        ("the bot's identity lacks permission for this call", "HTTP 403", "retrying will not help"),
+        "Halt NOT applied.",
+        "failed",
+        "HTTP 403 (not retryable, not applied)",
+    ),
+    "409": Fault(
+        409,
+        ("idempotency key was already used with a different request body", "HTTP 409", "start a new request"),
+        "Halt NOT applied.",
+        "failed",
+        "HTTP 409 (not retryable, not applied)",
+    ),
+    "500": Fault(
+        500,
+        ("The trading backend failed (HTTP 500: simulated failure (HTTP 500))",),
+        "Halt NOT confirmed:* the backend may have applied it",
+        "pending",
+        "HTTP 500 (retryable, may have applied)",
+    ),
+    "timeout": Fault(
+        None,
+        ("gave no usable answer (no answer: timed out",),
+        "Halt NOT confirmed:* the backend may have applied it",
+        "pending",
+        "no HTTP answer (retryable, may have applied): timed out",
+    ),
 }
 
 
@@ -52,8 +81,12 @@ def break_backend(stack: Stack, fault: Fault) -> None:
         return
     # A slow backend: the bot's client gets 0.3 s timeouts and the backend answers after 1 s.
     settings = stack.deps.settings
-    client = TradingBackend(base_url=settings.trading_api_url, read_timeout_s=0.3, write_timeout_s=0.3,
-                            tokens=build_token_source(settings, stack.deps.http))
+    client = TradingBackend(
+        base_url=settings.trading_api_url,
+        read_timeout_s=0.3,
+        write_timeout_s=0.3,
+        tokens=build_token_source(settings, stack.deps.http),
+    )
     stack.deps.backend.close()
     stack.deps.backend = client
     for name in ("halt", "resume"):
@@ -99,15 +132,16 @@ def test_backend_fault_is_explained_to_the_operator_and_audited(stack: Stack, na
     assert status_row.detail.startswith(fault.audited) and read_id in status_row.detail
 
     click(stack, user=HALT_A, approval_id=approval_id, posted=posted)
-    update = stack.peer.wait_for_call("chat.update", where=lambda c: fault.halt_head in text_of(c.args),
-                                      timeout=10)[-1]
+    update = stack.peer.wait_for_call("chat.update", where=lambda c: fault.halt_head in text_of(c.args), timeout=10)[-1]
     message = text_of(update.args)
     for words in fault.says:
         assert words in message, (words, message)
     assert_safe(message)
     assert ("Still pending" in message) == (fault.ends == "pending")
-    wait_until(lambda: (row := stack.deps.approvals.get(approval_id=approval_id)) is not None
-               and row.status == fault.ends, timeout=10)
+    wait_until(
+        lambda: (row := stack.deps.approvals.get(approval_id=approval_id)) is not None and row.status == fault.ends,
+        timeout=10,
+    )
     write_id = stack.backend.calls("POST", HALT_PATH)[-1].headers["x-request-id"]
     failed = [row for row in stack.deps.audit.for_approval(approval_id) if row.action == "halt.failed"]
     assert len(failed) == 1 and failed[0].outcome == "failed" and failed[0].user_id == HALT_A

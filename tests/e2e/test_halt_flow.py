@@ -53,10 +53,16 @@ def test_halt_request_approved_by_halt_authority_calls_backend_once(stack: Stack
     assert stack.backend.control()["global"]["halted"] is True
     post = stack.backend.calls("POST", "/api/trading-control/halt")[0]
     assert post.headers["idempotency-key"] == f"{approval_id}:halt"
-    assert post.body == {"scope": "global", "reason": "fat-finger storm",
-                         "actor": f"slack:{OPERATOR} approval:{approval_id}"}
-    assert actions_of(stack, approval_id) == ["halt.requested:accepted", "halt.approved:accepted",
-                                              "halt.executed:applied"]
+    assert post.body == {
+        "scope": "global",
+        "reason": "fat-finger storm",
+        "actor": f"slack:{OPERATOR} approval:{approval_id}",
+    }
+    assert actions_of(stack, approval_id) == [
+        "halt.requested:accepted",
+        "halt.approved:accepted",
+        "halt.executed:applied",
+    ]
     # /halt status names who asked and the approval to look up, in the bot's own time format.
     stack.sender.command(user=OPERATOR, command="/halt", text="status", channel=CHANNEL)
     status = text_of(stack.peer.wait_for_call("response_url", where=lambda c: "HALTED" in text_of(c.args))[-1].args)
@@ -110,6 +116,7 @@ def test_expired_request_is_marked_and_cannot_be_approved(stack: Stack, clock: C
 
 def test_sweeper_expires_requests_nobody_clicked(stack: Stack, clock: Clock) -> None:
     from bot.approvals import flow
+
     approval_id, _ = request_halt(stack)
     assert flow.sweep(stack.deps) == 0
     clock.advance(stack.deps.settings.approval_ttl_seconds + 1)

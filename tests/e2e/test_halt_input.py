@@ -62,8 +62,9 @@ def test_five_thousand_characters_are_refused_with_a_bounded_echo(stack: Stack) 
 
 
 def test_mentions_in_the_reason_are_escaped_not_broadcast(stack: Stack) -> None:
-    response = stack.sender.command(user=OPERATOR, command="/halt", text="global <!channel> <@U123> & co",
-                                    channel=CHANNEL)
+    response = stack.sender.command(
+        user=OPERATOR, command="/halt", text="global <!channel> <@U123> & co", channel=CHANNEL
+    )
     assert response.status_code == 200
     posted = stack.peer.wait_for_call("chat.postMessage")[-1]
     shown = text_of(posted.args)

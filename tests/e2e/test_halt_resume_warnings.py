@@ -75,6 +75,8 @@ def test_halt_status_names_who_requested_and_approved_each_halt(stack: Stack) ->
     assert f"requested by <@{OPERATOR}>, approved by <@{HALT_A}>, approval `{approval_id}`" in shown
     assert f"break-glass by <@{HALT_B}>, awaiting a second halt authority's confirmation" in shown
     click(stack, user=HALT_C, approval_id=scoped, posted=stack.peer.calls_to("chat.postMessage")[-1])
-    wait_until(lambda: (row := stack.deps.approvals.get(approval_id=scoped)) is not None
-               and row.status == "confirmed", timeout=10)
+    wait_until(
+        lambda: (row := stack.deps.approvals.get(approval_id=scoped)) is not None and row.status == "confirmed",
+        timeout=10,
+    )
     assert f"break-glass by <@{HALT_B}>, confirmed by <@{HALT_C}>, approval `{scoped}`" in halt_status(stack)

@@ -34,13 +34,30 @@ ROLES = frozenset({"operator", "halt_authority"})
 
 def facts(approvals: int = 0, alerts: int = 0, text: str = "x") -> HomeFacts:
     return HomeFacts(
-        now=NOW, stage="*2 of 5, Web internal adoption*", checklist="3 of 4 done", gate="*Last gate:* GO",
-        halt=":large_green_circle: *Global: trading*", rollback=None, monitoring="no window open",
-        approvals=[PendingApproval(f"apr-{i:04d}", f"Halt trading: tenant:t{i} {text}", f"UREQ{i}", "halt_authority",
-                                   "a halt authority", NOW + timedelta(minutes=15), CHANNEL) for i in range(approvals)],
-        alerts=[AlertLine(f"mon-{i}", f"*signal {i}* {text}: 14 failures > 10 failures", NOW, "auth")
-                for i in range(alerts)],
-        audit=[AuditLine(i, NOW, "UADMIN", "halt.requested", "accepted") for i in range(30, 0, -1)])
+        now=NOW,
+        stage="*2 of 5, Web internal adoption*",
+        checklist="3 of 4 done",
+        gate="*Last gate:* GO",
+        halt=":large_green_circle: *Global: trading*",
+        rollback=None,
+        monitoring="no window open",
+        approvals=[
+            PendingApproval(
+                f"apr-{i:04d}",
+                f"Halt trading: tenant:t{i} {text}",
+                f"UREQ{i}",
+                "halt_authority",
+                "a halt authority",
+                NOW + timedelta(minutes=15),
+                CHANNEL,
+            )
+            for i in range(approvals)
+        ],
+        alerts=[
+            AlertLine(f"mon-{i}", f"*signal {i}* {text}: 14 failures > 10 failures", NOW, "auth") for i in range(alerts)
+        ],
+        audit=[AuditLine(i, NOW, "UADMIN", "halt.requested", "accepted") for i in range(30, 0, -1)],
+    )
 
 
 def test_many_approvals_and_alerts_are_summarised_within_slacks_limits() -> None:
@@ -53,7 +70,8 @@ def test_many_approvals_and_alerts_are_summarised_within_slacks_limits() -> None
     assert shown.count("halt.requested") == 10  # the last 10 audit events only
     buttons = [e for b in view["blocks"] if b.get("type") == "actions" for e in b["elements"]]
     assert len(buttons) == 20 and {b["value"] for b in buttons if b["action_id"] == HOME_APPROVE} == {
-        f"apr-{i:04d}" for i in range(10)}
+        f"apr-{i:04d}" for i in range(10)
+    }
 
 
 def test_only_what_the_viewer_may_approve_gets_buttons() -> None:
@@ -65,8 +83,9 @@ def test_only_what_the_viewer_may_approve_gets_buttons() -> None:
 
 
 def home_of(stack: Stack, user: str, count: int = 1) -> dict[str, Any]:
-    calls = stack.peer.wait_for_call("views.publish", count=count, timeout=10,
-                                     where=lambda c: c.args.get("user_id") == user)
+    calls = stack.peer.wait_for_call(
+        "views.publish", count=count, timeout=10, where=lambda c: c.args.get("user_id") == user
+    )
     view = calls[-1].args["view"]
     assert isinstance(view, dict) and view["type"] == "home"
     return view
@@ -94,8 +113,9 @@ def test_the_last_gate_with_its_age_and_the_scoped_disables_show(stack: Stack) -
     assert final.args["text"].startswith("Release go/no-go: NO-GO ")
     approval_id, posted = request_halt(stack, user=HALT_A, text="tenant:acme cross-tenant reads suspected")
     click(stack, user=HALT_B, approval_id=approval_id, posted=posted)
-    wait_until(lambda: [s["scope"] for s in stack.backend.control()["scopes"] if s["disabled"]] == ["tenant:acme"],
-               timeout=10)
+    wait_until(
+        lambda: [s["scope"] for s in stack.backend.control()["scopes"] if s["disabled"]] == ["tenant:acme"], timeout=10
+    )
     shown = text_of({"blocks": open_home(stack, OPERATOR)["blocks"]})
     assert "*Last gate:* *NO-GO*" in shown and "0 min ago" in shown and f"by <@{OPERATOR}>" in shown
     assert "*Global: trading* · scoped disables (1): `tenant:acme`" in shown
@@ -108,8 +128,10 @@ def test_a_backend_that_fails_shows_the_halt_state_as_unknown_in_plain_words(sta
     stack.backend.faults.fail_status = 503
     stack.backend.faults.fail_error = "gateway <lb-2> & pool exhausted"
     shown = text_of({"blocks": open_home(stack, OPERATOR)["blocks"]})
-    assert ("*Halt state:* unknown: :rotating_light: The trading backend failed (HTTP 503: gateway &lt;lb-2&gt; "
-            "&amp; pool exhausted)") in shown  # escaped once: Slack shows the backend's words as they were
+    assert (
+        "*Halt state:* unknown: :rotating_light: The trading backend failed (HTTP 503: gateway &lt;lb-2&gt; "
+        "&amp; pool exhausted)"
+    ) in shown  # escaped once: Slack shows the backend's words as they were
     assert "*Cutover:*" in shown  # the rest of the home still shows
 
 
@@ -125,8 +147,9 @@ def test_approve_from_the_home_and_it_refreshes(stack: Stack) -> None:
     block = next(b for b in view["blocks"] if b.get("block_id") == f"home_{approval_id}")
     assert [e["value"] for e in block["elements"]] == [approval_id, approval_id]
     before = len(stack.peer.calls_to("views.publish"))
-    response = stack.sender.view_click(user=HALT_B, action_id=HOME_APPROVE, value=approval_id,
-                                       block_id=block["block_id"], view=view)
+    response = stack.sender.view_click(
+        user=HALT_B, action_id=HOME_APPROVE, value=approval_id, block_id=block["block_id"], view=view
+    )
     assert response.status_code == 200
     wait_until(lambda: len(stack.peer.calls_to("views.publish")) > before, timeout=10)
     after = text_of({"blocks": home_of(stack, HALT_B, 2)["blocks"]})
@@ -135,8 +158,9 @@ def test_approve_from_the_home_and_it_refreshes(stack: Stack) -> None:
     assert "HALTED" in after and stack.backend.control()["global"]["halted"] is True
     updated = [c for c in stack.peer.calls_to("chat.update") if "Applied" in text_of(c.args)]
     assert updated  # the request message in the channel shows the outcome too
-    again = stack.sender.view_click(user=HALT_B, action_id=HOME_APPROVE, value=approval_id,
-                                    block_id=block["block_id"], view=view)
+    again = stack.sender.view_click(
+        user=HALT_B, action_id=HOME_APPROVE, value=approval_id, block_id=block["block_id"], view=view
+    )
     assert again.status_code == 200
     wait_until(lambda: "already" in text_of({"blocks": home_of(stack, HALT_B, 3)["blocks"]}).lower(), timeout=10)
 
@@ -182,11 +206,30 @@ def test_the_active_rollback_and_its_step_show_on_the_home(stack: Stack) -> None
 
     now = stack.deps.now()
     steps = initial_steps((a.id, a.text) for a in stack.deps.runbook.rollback.actions)
-    steps = with_step(with_step(steps, "stop-rollout", StepState.DONE, "frozen", now),
-                      "revert-deployment", StepState.RUNNING, "following the run", now)
-    row = Rollback(id="rb-home", approval_id="apr-home", status="running", request_id="r", run_request_id="r2",
-                   requester=OPERATOR, approver="UOWNER", channel=CHANNEL, trigger="auth", reason="logins fail",
-                   deployed="abc1234", target="9f8e7d6", steps=steps, created_at=now, updated_at=now)
+    steps = with_step(
+        with_step(steps, "stop-rollout", StepState.DONE, "frozen", now),
+        "revert-deployment",
+        StepState.RUNNING,
+        "following the run",
+        now,
+    )
+    row = Rollback(
+        id="rb-home",
+        approval_id="apr-home",
+        status="running",
+        request_id="r",
+        run_request_id="r2",
+        requester=OPERATOR,
+        approver="UOWNER",
+        channel=CHANNEL,
+        trigger="auth",
+        reason="logins fail",
+        deployed="abc1234",
+        target="9f8e7d6",
+        steps=steps,
+        created_at=now,
+        updated_at=now,
+    )
     assert RollbackStore(stack.deps.engine, stack.deps.audit).start(row, Actor("", "UOWNER"))
     shown = text_of({"blocks": open_home(stack, OPERATOR)["blocks"]})
     assert "*Rollback `rb-home`*" in shown and "*running*" in shown and "*Step:* `revert-deployment`" in shown
@@ -194,6 +237,7 @@ def test_the_active_rollback_and_its_step_show_on_the_home(stack: Stack) -> None
 
 def test_a_failed_decision_shows_the_recorded_outcome_as_it_was_written() -> None:
     outcome = "Approved by <@U123>. :rotating_light: refused (HTTP 400: scope &lt;tenant:acme&gt; &amp; co unknown)"
-    line = decision_line(Decision("apr_1", "Halt trading: global", "U123", datetime(2026, 1, 1, tzinfo=UTC),
-                                  "failed", outcome))
+    line = decision_line(
+        Decision("apr_1", "Halt trading: global", "U123", datetime(2026, 1, 1, tzinfo=UTC), "failed", outcome)
+    )
     assert line.endswith("\n" + outcome)  # the bot's own mrkdwn, escaped once when it was written

@@ -38,8 +38,10 @@ def test_the_requester_sees_her_rollbacks_outcome_for_a_day(rb: Stack) -> None:
     row = roll_back(rb)
     shown = home(rb)
     assert row.deployed.startswith("abc1234") and row.target.startswith("9f8e7d6")
-    assert (f"*Rollback:* none active. Last rollback `{row.id}` ({abbrev(row.deployed)} → {abbrev(row.target)}) "
-            ":white_check_mark: *completed* at ") in shown
+    assert (
+        f"*Rollback:* none active. Last rollback `{row.id}` ({abbrev(row.deployed)} → {abbrev(row.target)}) "
+        ":white_check_mark: *completed* at "
+    ) in shown
     assert f"(requested by <@{OPERATOR}>, approved by <@{OWNER2}>)." in shown
     later(rb, 25 * 3600)
     aged = home(rb)
@@ -99,11 +101,27 @@ def test_a_breach_that_outlives_a_rollback_is_said_not_fixed_by_it(mon_rb: Stack
 
 def test_a_failed_rollback_shows_its_step_and_outcome_escaped() -> None:
     at = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-    row = Rollback(id="rb-x", approval_id="apr", status=RollbackStatus.FAILED.value, request_id="r",
-                   run_request_id="r2", requester="UREQ", approver="UOWN", channel="C1", reason="r",
-                   deployed="def5678<b>", target="abc1234", steps="[]", failed_step="revert-deployment",
-                   closed_by="rb-y", created_at=at, updated_at=at)
+    row = Rollback(
+        id="rb-x",
+        approval_id="apr",
+        status=RollbackStatus.FAILED.value,
+        request_id="r",
+        run_request_id="r2",
+        requester="UREQ",
+        approver="UOWN",
+        channel="C1",
+        reason="r",
+        deployed="def5678<b>",
+        target="abc1234",
+        steps="[]",
+        failed_step="revert-deployment",
+        closed_by="rb-y",
+        created_at=at,
+        updated_at=at,
+    )
     line = last_rollback_line(row, at)
-    assert line.startswith("Last rollback `rb-x` (`def5678&lt;b&gt;` → `abc1234`) :x: *failed* at step "
-                           "`revert-deployment` at 2025-03-01 12:00:00 UTC (closed by `rb-y`)")
+    assert line.startswith(
+        "Last rollback `rb-x` (`def5678&lt;b&gt;` → `abc1234`) :x: *failed* at step "
+        "`revert-deployment` at 2025-03-01 12:00:00 UTC (closed by `rb-y`)"
+    )
     assert line.endswith("(requested by <@UREQ>, approved by <@UOWN>).")

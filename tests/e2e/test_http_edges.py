@@ -15,8 +15,17 @@ from tests.support.common import CHANNEL, HALT_A, OPERATOR, click, request_halt,
 
 
 def halt_body(user: str = OPERATOR) -> str:
-    return urlencode({"command": "/halt", "text": "global x", "user_id": user, "team_id": "T0LOCAL00",
-                      "channel_id": CHANNEL, "trigger_id": "t1", "response_url": "http://127.0.0.1:9/r"})
+    return urlencode(
+        {
+            "command": "/halt",
+            "text": "global x",
+            "user_id": user,
+            "team_id": "T0LOCAL00",
+            "channel_id": CHANNEL,
+            "trigger_id": "t1",
+            "response_url": "http://127.0.0.1:9/r",
+        }
+    )
 
 
 def nothing_happened(stack: Stack) -> bool:
@@ -43,16 +52,23 @@ def test_stale_timestamp_is_refused_even_with_a_valid_signature(stack: Stack) ->
 
 
 def test_missing_signature_headers_are_refused(stack: Stack) -> None:
-    response = httpx.post(stack.server.url + "/slack/events", content=halt_body(),
-                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = httpx.post(
+        stack.server.url + "/slack/events",
+        content=halt_body(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert response.status_code == 401
     assert nothing_happened(stack)
 
 
 def test_an_oversized_body_is_refused_before_it_is_read(stack: Stack) -> None:
     body = b"text=" + b"x" * (MAX_BODY_BYTES + 1)
-    response = httpx.post(stack.server.url + EVENTS_PATH, content=body,
-                          headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=30)
+    response = httpx.post(
+        stack.server.url + EVENTS_PATH,
+        content=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=30,
+    )
     assert response.status_code == 413
     assert nothing_happened(stack)
     wait_until(lambda: any(r.action == "request.oversized_denied" for r in stack.deps.audit.rows()))
@@ -62,10 +78,15 @@ def test_an_oversized_body_is_refused_before_it_is_read(stack: Stack) -> None:
 
 
 def test_a_body_that_is_not_utf8_gets_a_plain_400_not_a_crash(stack: Stack) -> None:
-    response = httpx.post(stack.server.url + EVENTS_PATH, content=b"\xff\xfe\xfa",
-                          headers={"Content-Type": "application/x-www-form-urlencoded",
-                                   "X-Slack-Request-Timestamp": str(int(time.time())),
-                                   "X-Slack-Signature": "v0=" + "0" * 64})
+    response = httpx.post(
+        stack.server.url + EVENTS_PATH,
+        content=b"\xff\xfe\xfa",
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": str(int(time.time())),
+            "X-Slack-Signature": "v0=" + "0" * 64,
+        },
+    )
     assert response.status_code == 400 and response.text == "request body is not UTF-8\n"
     assert nothing_happened(stack)
     wait_until(lambda: [r.action for r in stack.deps.audit.rows()] == ["request.undecodable_denied"])
@@ -105,8 +126,9 @@ def test_slack_rate_limit_is_waited_out(stack: Stack) -> None:
     stack.peer.ratelimit("chat.postMessage", times=1, retry_after=0)
     approval_id, _ = request_halt(stack)
     assert len(stack.peer.calls_to("chat.postMessage")) == 2  # one 429, then the retry that landed
-    wait_until(lambda: (row := stack.deps.approvals.get(approval_id=approval_id)) is not None
-               and row.status == "pending")
+    wait_until(
+        lambda: (row := stack.deps.approvals.get(approval_id=approval_id)) is not None and row.status == "pending"
+    )
 
 
 def test_a_rate_limited_card_is_posted_once_slack_lets_it_through(stack: Stack) -> None:

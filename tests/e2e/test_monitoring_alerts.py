@@ -30,7 +30,8 @@ AUTH = "trading_auth_failures_total"
 
 
 def test_a_breach_posts_one_alert_with_value_since_trigger_chart_and_button(
-        mon_stack: Stack, fake_prom: FakePrometheus) -> None:
+    mon_stack: Stack, fake_prom: FakePrometheus
+) -> None:
     open_window(mon_stack)
     w = watcher(mon_stack)
     fake_prom.values = {AUTH: 14.0}
@@ -57,7 +58,8 @@ def test_a_breach_posts_one_alert_with_value_since_trigger_chart_and_button(
 
 
 def test_it_clears_after_two_good_readings_and_a_new_breach_is_a_new_alert(
-        mon_stack: Stack, fake_prom: FakePrometheus) -> None:
+    mon_stack: Stack, fake_prom: FakePrometheus
+) -> None:
     open_window(mon_stack)
     w = watcher(mon_stack)
     fake_prom.values = {AUTH: 30.0}
@@ -81,7 +83,8 @@ def test_it_clears_after_two_good_readings_and_a_new_breach_is_a_new_alert(
 
 
 def test_propose_rollback_starts_the_rollback_request_with_the_trigger(
-        mon_stack: Stack, fake_prom: FakePrometheus) -> None:
+    mon_stack: Stack, fake_prom: FakePrometheus
+) -> None:
     seed(mon_stack)
     open_window(mon_stack)
     fake_prom.values = {"trading_control_update_failures_total": 3.0}
@@ -90,8 +93,14 @@ def test_propose_rollback_starts_the_rollback_request_with_the_trigger(
     alert_id = button(sent, PROPOSE_ROLLBACK)["value"]
     ts = str(store(mon_stack).get_alert(alert_id).message_ts)  # type: ignore[union-attr]
     before = len(mon_stack.peer.calls_to("chat.postMessage"))
-    response = mon_stack.sender.click(user=OPERATOR, action_id=PROPOSE_ROLLBACK, value=alert_id, channel=CHANNEL,
-                                      message_ts=ts, block_id="monitoring_alert")
+    response = mon_stack.sender.click(
+        user=OPERATOR,
+        action_id=PROPOSE_ROLLBACK,
+        value=alert_id,
+        channel=CHANNEL,
+        message_ts=ts,
+        block_id="monitoring_alert",
+    )
     assert response.status_code == 200
     request = mon_stack.peer.wait_for_call("chat.postMessage", count=before + 1, timeout=10)[-1]
     shown = text_of(request.args)
@@ -100,17 +109,25 @@ def test_propose_rollback_starts_the_rollback_request_with_the_trigger(
     approval = mon_stack.deps.approvals.get(approval_id=approval_id_of(request))
     assert approval is not None and approval.action == "rollback" and approval.requester == OPERATOR
     # Someone who may not request a rollback is refused, like the typed command.
-    mon_stack.sender.click(user=STRANGER, action_id=PROPOSE_ROLLBACK, value=alert_id, channel=CHANNEL,
-                           message_ts=ts, block_id="monitoring_alert")
+    mon_stack.sender.click(
+        user=STRANGER,
+        action_id=PROPOSE_ROLLBACK,
+        value=alert_id,
+        channel=CHANNEL,
+        message_ts=ts,
+        block_id="monitoring_alert",
+    )
     wait_until(lambda: any("needs an operator" in text_of(c.args) for c in mon_stack.peer.calls_to("response_url")))
 
 
 def test_a_halt_whose_read_back_shows_it_not_applied_is_a_kill_switch_misfire(
-        mon_stack: Stack, fake_prom: FakePrometheus) -> None:
+    mon_stack: Stack, fake_prom: FakePrometheus
+) -> None:
     open_window(mon_stack)
 
     def fault() -> None:
         mon_stack.backend.faults.halt_not_applied = True
+
     approval_id = approve_halt(mon_stack, fault, until="failed")
     watcher(mon_stack).tick()
     (sent,) = alerts(mon_stack)
@@ -127,11 +144,13 @@ def test_a_halt_whose_read_back_failed_is_not_a_misfire(mon_stack: Stack, fake_p
 
     def read_back_fails(_doc: object) -> None:  # the write applied; every read after it gets a 503
         mon_stack.backend.faults.fail_status = 503
+
     mon_stack.backend.on_control_changed = read_back_fails
     approval_id, posted = request_halt(mon_stack, user=HALT_A)
     click(mon_stack, user=HALT_B, approval_id=approval_id, posted=posted)
-    wait_until(lambda: any(r.action == "halt.failed" for r in mon_stack.deps.audit.for_approval(approval_id)),
-               timeout=10)
+    wait_until(
+        lambda: any(r.action == "halt.failed" for r in mon_stack.deps.audit.for_approval(approval_id)), timeout=10
+    )
     failed = [r for r in mon_stack.deps.audit.for_approval(approval_id) if r.action == "halt.failed"]
     assert failed[-1].outcome == "unconfirmed" and "read-back failed" in failed[-1].detail
     mon_stack.backend.faults.fail_status = None
@@ -140,11 +159,13 @@ def test_a_halt_whose_read_back_failed_is_not_a_misfire(mon_stack: Stack, fake_p
 
 
 def test_an_approved_action_that_fails_is_an_operator_intervention_failure(
-        mon_stack: Stack, fake_prom: FakePrometheus) -> None:
+    mon_stack: Stack, fake_prom: FakePrometheus
+) -> None:
     open_window(mon_stack)
 
     def fault() -> None:
         mon_stack.backend.faults.fail_status = 503
+
     approval_id = approve_halt(mon_stack, fault, until="pending")  # retryable: back to pending, audited
     mon_stack.backend.faults.fail_status = None
     watcher(mon_stack).tick()
@@ -158,8 +179,7 @@ def approve_halt(stack: Stack, fault: Callable[[], None], *, until: str) -> str:
     approval_id, posted = request_halt(stack, user=HALT_A)
     fault()
     click(stack, user=HALT_B, approval_id=approval_id, posted=posted)
-    wait_until(lambda: any(r.action == "halt.failed" for r in stack.deps.audit.for_approval(approval_id)),
-               timeout=10)
+    wait_until(lambda: any(r.action == "halt.failed" for r in stack.deps.audit.for_approval(approval_id)), timeout=10)
     row = stack.deps.approvals.get(approval_id=approval_id)
     assert row is not None and row.status == until
     return approval_id
@@ -186,12 +206,18 @@ def test_alerts_in_one_channel_are_a_second_apart(sqlite_url: str, fake_prom: Fa
 
     with Stack(database_url=sqlite_url, overrides=monitoring_overrides(fake_prom.url)) as stack:
         open_window(stack)
-        fake_prom.values = {AUTH: 50.0, "trading_token_refresh_failures_total": 50.0,
-                            "trading_stale_sessions_total": 90.0}
+        fake_prom.values = {
+            AUTH: 50.0,
+            "trading_token_refresh_failures_total": 50.0,
+            "trading_stale_sessions_total": 90.0,
+        }
         build_watcher(stack.deps).tick()  # the real pacer: about one post a second in the channel
-        times = [c.at for c in stack.peer.calls
-                 if (c.method == "chat.postMessage" and c.args.get("channel") == CHANNEL)
-                 or c.method == "files.getUploadURLExternal"]
+        times = [
+            c.at
+            for c in stack.peer.calls
+            if (c.method == "chat.postMessage" and c.args.get("channel") == CHANNEL)
+            or c.method == "files.getUploadURLExternal"
+        ]
         assert len(alerts(stack)) == 3 and len(times) >= 6
         gaps = [b - a for a, b in itertools.pairwise(times)]
         assert min(gaps) >= 0.9, gaps
@@ -215,7 +241,8 @@ def test_an_open_breach_fails_the_monitoring_clean_check(mon_stack: Stack, fake_
 
 
 def test_a_ratelimited_alert_is_retried_after_retry_after_and_shown_once(
-        mon_stack: Stack, fake_prom: FakePrometheus) -> None:
+    mon_stack: Stack, fake_prom: FakePrometheus
+) -> None:
     open_window(mon_stack)
     mon_stack.peer.ratelimit("chat.postMessage", times=1, retry_after=1)  # Slack: HTTP 429, Retry-After: 1
     fake_prom.values = {AUTH: 30.0}
@@ -225,8 +252,11 @@ def test_a_ratelimited_alert_is_retried_after_retry_after_and_shown_once(
     assert accepted.at - refused.at >= 1.0  # it waited as long as Slack asked
     w.tick()  # the breach lasts: nothing more is sent
     assert len(alerts(mon_stack)) == 2
-    shown = [m for m in mon_stack.peer.channel_messages(CHANNEL)
-             if str(m.get("text") or "").startswith("Monitoring alert: platform auth failures")]
+    shown = [
+        m
+        for m in mon_stack.peer.channel_messages(CHANNEL)
+        if str(m.get("text") or "").startswith("Monitoring alert: platform auth failures")
+    ]
     assert len(shown) == 1  # what the channel shows: one alert
     (row,) = store(mon_stack).open_alerts("breach")
     assert row.message_ts == shown[0]["ts"] and row.chart_file_id

@@ -41,7 +41,7 @@ class Image:
         return self.pixels[y * self.width + x]
 
     def region(self, x0: int, y0: int, x1: int, y1: int) -> bytes:
-        return b"".join(self.pixels[y * self.width + x0:y * self.width + x1] for y in range(y0, y1))
+        return b"".join(self.pixels[y * self.width + x0 : y * self.width + x1] for y in range(y0, y1))
 
     def find(self, text: str, colour: int, box: tuple[int, int, int, int] | None = None) -> list[tuple[int, int]]:
         """Top-left corners where `text` is drawn in `colour`, exactly: no stray pixel of that colour in its box or
@@ -57,9 +57,9 @@ class Image:
         found = []
         for y in range(y0, min(y1, self.height) - GLYPH_HEIGHT + 1):
             for x in range(x0, min(x1, self.width) - width + 1):
-                if (all(self.at(x + dx, y + dy) == colour for dx, dy in on)
-                        and not any(self.at(x + dx, y + dy) == colour for dx, dy in off
-                                    if 0 <= x + dx < self.width)):
+                if all(self.at(x + dx, y + dy) == colour for dx, dy in on) and not any(
+                    self.at(x + dx, y + dy) == colour for dx, dy in off if 0 <= x + dx < self.width
+                ):
                     found.append((x, y))
         return found
 
@@ -70,9 +70,9 @@ def decode(png: bytes) -> Image:
     chunks: list[tuple[bytes, bytes]] = []
     at = 8
     while at < len(png):
-        (length,) = struct.unpack(">I", png[at:at + 4])
-        kind, data = png[at + 4:at + 8], png[at + 8:at + 8 + length]
-        (crc,) = struct.unpack(">I", png[at + 8 + length:at + 12 + length])
+        (length,) = struct.unpack(">I", png[at : at + 4])
+        kind, data = png[at + 4 : at + 8], png[at + 8 : at + 8 + length]
+        (crc,) = struct.unpack(">I", png[at + 8 + length : at + 12 + length])
         assert crc == zlib.crc32(kind + data) & 0xFFFFFFFF, kind
         chunks.append((kind, data))
         at += 12 + length
@@ -87,7 +87,7 @@ def decode(png: bytes) -> Image:
     pixels = bytearray()
     previous = bytearray(width)
     for y in range(height):
-        kind, line = raw[y * (width + 1)], bytearray(raw[y * (width + 1) + 1:(y + 1) * (width + 1)])
+        kind, line = raw[y * (width + 1)], bytearray(raw[y * (width + 1) + 1 : (y + 1) * (width + 1)])
         for x in range(width):
             a, b = (line[x - 1] if x else 0), previous[x]
             c = previous[x - 1] if x else 0
@@ -108,8 +108,10 @@ def _paeth(a: int, b: int, c: int) -> int:
 def rising(peak: float) -> list[tuple[float, float]]:
     """Quiet, then a climb to `peak` from 04:02, with a gap in the data."""
     step = (T1 - T0) / 200
-    return [(T0 + i * step, math.nan if 150 <= i < 155 else 0.0 if i < 72 else min(peak, (i - 72) * peak / 80))
-            for i in range(201)]
+    return [
+        (T0 + i * step, math.nan if 150 <= i < 155 else 0.0 if i < 72 else min(peak, (i - 72) * peak / 80))
+        for i in range(201)
+    ]
 
 
 def test_the_chart_is_a_valid_png_of_the_expected_size() -> None:
@@ -129,13 +131,13 @@ def test_the_scale_the_threshold_and_the_times_are_labelled_where_a_reader_looks
     ys = [t[0][1] for t in tops]
     assert ys == sorted(ys) and ys[0] < 12 and ys[-1] > HEIGHT - 50
     # The threshold's value in red at the right end of its dashed line, just above the 0 label.
-    (x, y), = image.find("10", THRESHOLD, (WIDTH - 40, 0, WIDTH, HEIGHT))
+    ((x, y),) = image.find("10", THRESHOLD, (WIDTH - 40, 0, WIDTH, HEIGHT))
     assert ys[-2] < y < ys[-1]
     assert any(image.at(px, y + GLYPH_HEIGHT // 2) == THRESHOLD for px in range(x - 20, x - 4))
     # x axis: the start and the end, in UTC, along the bottom.
     bottom = (0, HEIGHT - 20, WIDTH, HEIGHT)
-    (sx, _), = image.find("03:58", TEXT, bottom)
-    (ex, _), = image.find("04:09 UTC", TEXT, bottom)
+    ((sx, _),) = image.find("03:58", TEXT, bottom)
+    ((ex, _),) = image.find("04:09 UTC", TEXT, bottom)
     assert sx < 80 and ex + text_width("04:09 UTC") > WIDTH - 50
     assert image.find("04:05", TEXT, bottom)  # a round time between them
 
@@ -173,25 +175,39 @@ def test_it_is_deterministic_and_fast() -> None:
 
 
 def test_short_labels_use_only_the_fonts_characters() -> None:
-    cases = {0: "0", 0.25: "0.25", 7.5: "7.5", 284: "284", -100: "-100", 1500: "1.5k", 12_000: "12k",
-             2.5e6: "2.5M", 3e9: "3G", 0.0005: "0.0005", 0.1 + 0.2: "0.3"}
+    cases = {
+        0: "0",
+        0.25: "0.25",
+        7.5: "7.5",
+        284: "284",
+        -100: "-100",
+        1500: "1.5k",
+        12_000: "12k",
+        2.5e6: "2.5M",
+        3e9: "3G",
+        0.0005: "0.0005",
+        0.1 + 0.2: "0.3",
+    }
     assert {v: short(v) for v in cases} == cases
     for exponent in range(-6, 13):
         for mantissa in (1, 2, 2.5, 5, 7.5):
-            assert set(short(mantissa * 10.0 ** exponent) + "% UTC:") <= set(FONT)
+            assert set(short(mantissa * 10.0**exponent) + "% UTC:") <= set(FONT)
 
 
 def test_the_title_says_the_same_in_words() -> None:
     title = chart_title("platform auth failures", "failures", rising(284), threshold=10, start=T0, end=T1)
-    assert title == ("platform auth failures over the window 03:58\u201304:09 UTC: 0 to 284 failures; "
-                     "dashed line: threshold 10 failures")
+    assert title == (
+        "platform auth failures over the window 03:58\u201304:09 UTC: 0 to 284 failures; "
+        "dashed line: threshold 10 failures"
+    )
     flat = chart_title("kill-switch misfires", "", [(T0, 1.0)], threshold=0, start=T0, end=T1)
     assert flat == "kill-switch misfires over the window 03:58\u201304:09 UTC: 1 throughout; dashed line: threshold 0"
     assert chart_title("x", "%", [(T0, math.nan)], threshold=None, start=T0, end=T1).endswith("UTC: no data")
 
 
 def test_the_uploaded_charts_title_and_alt_text_carry_the_range_and_times(
-        mon_stack: Stack, fake_prom: FakePrometheus) -> None:
+    mon_stack: Stack, fake_prom: FakePrometheus
+) -> None:
     open_window(mon_stack)
     fake_prom.values = {"trading_auth_failures_total": 14.0}
     watcher(mon_stack).tick()
@@ -199,8 +215,11 @@ def test_the_uploaded_charts_title_and_alt_text_carry_the_range_and_times(
     uploaded = mon_stack.peer.files.get(str(row.chart_file_id))
     assert uploaded is not None and uploaded.data is not None
     title = uploaded.title
-    found = re.fullmatch(r"platform auth failures over the window (\d\d:\d\d:\d\d)\u2013(\d\d:\d\d:\d\d) UTC: "
-                         r"14 failures throughout; dashed line: threshold 10 failures", title)
+    found = re.fullmatch(
+        r"platform auth failures over the window (\d\d:\d\d:\d\d)\u2013(\d\d:\d\d:\d\d) UTC: "
+        r"14 failures throughout; dashed line: threshold 10 failures",
+        title,
+    )
     assert found and found[1] != found[2], title  # a window seconds old: its two times still differ
     assert uploaded.alt_txt in ("", title)  # the peer keeps alt_txt when the client sends it at the first step
     completed = mon_stack.peer.calls_to("files.completeUploadExternal")

@@ -23,7 +23,8 @@ def thread_notes(stack: Stack, ts: str) -> list[str]:
 
 
 def test_the_bot_joins_a_public_channel_it_is_not_in_and_the_chart_reaches_it(
-        mon_stack: Stack, fake_prom: FakePrometheus) -> None:
+    mon_stack: Stack, fake_prom: FakePrometheus
+) -> None:
     mon_stack.peer.workspace.channels.set_member(CHANNEL, False)  # posting still works: chat:write.public
     breach(mon_stack, fake_prom)
     (row,) = store(mon_stack).open_alerts("breach")
@@ -36,7 +37,8 @@ def test_the_bot_joins_a_public_channel_it_is_not_in_and_the_chart_reaches_it(
 
 
 def test_without_the_join_scope_the_alert_says_the_chart_is_missing_and_how_to_fix_it(
-        mon_stack: Stack, fake_prom: FakePrometheus) -> None:
+    mon_stack: Stack, fake_prom: FakePrometheus
+) -> None:
     mon_stack.peer.workspace.channels.set_member(CHANNEL, False)
     mon_stack.peer.workspace.scopes -= {"channels:join"}
     breach(mon_stack, fake_prom)

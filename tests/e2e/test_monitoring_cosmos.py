@@ -30,7 +30,8 @@ def closed_port() -> int:
 
 
 def test_a_halt_state_cosmos_does_not_share_is_one_drift_alert(
-        make_stack: StackFactory, cosmos_server: CosmosServer, fake_prom: FakePrometheus) -> None:
+    make_stack: StackFactory, cosmos_server: CosmosServer, fake_prom: FakePrometheus
+) -> None:
     halted_in_cosmos = [{"id": "global", "halted": True, "reason": "written by another writer", "revision": 1}]
     stack = drift_stack(make_stack, fake_prom, database=seed(cosmos_server, control=halted_in_cosmos))
     assert stack.backend.control()["global"]["halted"] is False
@@ -47,7 +48,8 @@ def test_a_halt_state_cosmos_does_not_share_is_one_drift_alert(
 
 
 def test_a_revision_that_differs_alone_is_not_drift(
-        make_stack: StackFactory, cosmos_server: CosmosServer, fake_prom: FakePrometheus) -> None:
+    make_stack: StackFactory, cosmos_server: CosmosServer, fake_prom: FakePrometheus
+) -> None:
     # Same halt state, another revision: what /halt status shows as a note, not drift to roll back for.
     same_state = [{"id": "global", "halted": False, "reason": None, "revision": 7}]
     stack = drift_stack(make_stack, fake_prom, database=seed(cosmos_server, control=same_state))
@@ -58,7 +60,8 @@ def test_a_revision_that_differs_alone_is_not_drift(
 
 
 def test_unreachable_cosmos_is_no_data_and_counts_toward_degraded(
-        make_stack: StackFactory, fake_prom: FakePrometheus) -> None:
+    make_stack: StackFactory, fake_prom: FakePrometheus
+) -> None:
     stack = drift_stack(make_stack, fake_prom, COSMOS_ENDPOINT=f"http://127.0.0.1:{closed_port()}/")
     w = watcher(stack)
     w.tick()

@@ -44,8 +44,9 @@ def scraped(client: PromClient, times: int) -> bool:
 
 
 def test_a_drill_is_detected_from_promql_and_posted_once(sqlite_url: str, prometheus: LocalPrometheus) -> None:
-    overrides = monitoring_overrides(prometheus.url, OPSBOT_MONITOR_INTERVAL_SECONDS=0.5,
-                                     OPSBOT_PROMETHEUS_TIMEOUT_SECONDS=3)
+    overrides = monitoring_overrides(
+        prometheus.url, OPSBOT_MONITOR_INTERVAL_SECONDS=0.5, OPSBOT_PROMETHEUS_TIMEOUT_SECONDS=3
+    )
     with Stack(database_url=sqlite_url, overrides=overrides) as stack:
         prometheus.scrape(stack.backend.url.removeprefix("http://"))
         wait_until(lambda: scraped(PromClient(prometheus.url), 3), timeout=30)

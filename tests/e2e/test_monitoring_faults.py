@@ -35,8 +35,7 @@ PROMETHEUS_SIGNALS = 10
 
 
 @pytest.mark.parametrize("mode", sorted(CAUSES))
-def test_a_fault_raises_nothing_but_one_degraded_notice(mon_stack: Stack, fake_prom: FakePrometheus,
-                                                        mode: str) -> None:
+def test_a_fault_raises_nothing_but_one_degraded_notice(mon_stack: Stack, fake_prom: FakePrometheus, mode: str) -> None:
     open_window(mon_stack)
     w = watcher(mon_stack)
     fake_prom.mode, fake_prom.delay = mode, 1.0
@@ -69,8 +68,9 @@ def test_prometheus_down(sqlite_url: str) -> None:
         assert "Prometheus is unreachable (ConnectError" in text_of(notice.args)
 
 
-def test_an_open_alert_is_neither_cleared_nor_repeated_across_an_outage(mon_stack: Stack,
-                                                                       fake_prom: FakePrometheus) -> None:
+def test_an_open_alert_is_neither_cleared_nor_repeated_across_an_outage(
+    mon_stack: Stack, fake_prom: FakePrometheus
+) -> None:
     open_window(mon_stack)
     w = watcher(mon_stack)
     fake_prom.values = {"trading_auth_failures_total": 25.0}
@@ -87,8 +87,7 @@ def test_an_open_alert_is_neither_cleared_nor_repeated_across_an_outage(mon_stac
     assert len(alerts(mon_stack)) == 1 and len(degraded(mon_stack)) == 1
 
 
-def test_the_notice_is_updated_not_reposted_when_the_cause_changes(mon_stack: Stack,
-                                                                   fake_prom: FakePrometheus) -> None:
+def test_the_notice_is_updated_not_reposted_when_the_cause_changes(mon_stack: Stack, fake_prom: FakePrometheus) -> None:
     open_window(mon_stack)
     w = watcher(mon_stack)
     fake_prom.mode = "error"

@@ -32,8 +32,9 @@ def has_button(call: ApiCall) -> bool:
     return any(e.get("action_id") == PROPOSE_ROLLBACK for b in blocks for e in b.get("elements") or [])
 
 
-def test_an_open_card_follows_the_value_and_peak_at_most_once_a_minute(mon_stack: Stack,
-                                                                       fake_prom: FakePrometheus) -> None:
+def test_an_open_card_follows_the_value_and_peak_at_most_once_a_minute(
+    mon_stack: Stack, fake_prom: FakePrometheus
+) -> None:
     open_window(mon_stack)
     fake_prom.values = {AUTH: 12.0}
     watcher(mon_stack).tick()
@@ -59,8 +60,9 @@ def test_an_open_card_follows_the_value_and_peak_at_most_once_a_minute(mon_stack
     assert has_button(edit)
 
 
-def test_a_cleared_card_says_when_keeps_its_stage_and_loses_its_button(mon_stack: Stack,
-                                                                       fake_prom: FakePrometheus) -> None:
+def test_a_cleared_card_says_when_keeps_its_stage_and_loses_its_button(
+    mon_stack: Stack, fake_prom: FakePrometheus
+) -> None:
     open_window(mon_stack)
     fake_prom.values = {AUTH: 300.0}
     watcher(mon_stack).tick()

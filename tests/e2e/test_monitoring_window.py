@@ -88,8 +88,11 @@ def test_a_real_cutover_advance_opens_the_window(make_stack: StackFactory, fake_
     click(stack, user=ADMIN2, approval_id=approval_id, posted=posted)
     wait_until(lambda: bool(posts(stack, ANNOUNCED)), timeout=15)
     window = store(stack).current_window()
-    assert window is not None and window.stage_id == "web-internal-adoption" and window.from_stage == \
-        "backend-internal-validation"
+    assert (
+        window is not None
+        and window.stage_id == "web-internal-adoption"
+        and window.from_stage == "backend-internal-validation"
+    )
     assert window.request_id and window.cutover_seq == 1
 
 

@@ -75,8 +75,13 @@ def test_replayed_clicks_run_nothing(stack: Stack) -> None:
     approval_id = approval_id_of(posted)
     wait_until(lambda: (row := stack.deps.approvals.get(approval_id=approval_id)) is not None and bool(row.message_ts))
     freeze_clock(stack)
-    stack.sender.click(user=HALT_B, action_id="approve", value=approval_id, channel=CHANNEL,
-                       message_ts=str(posted.args.get("ts") or "0"))
+    stack.sender.click(
+        user=HALT_B,
+        action_id="approve",
+        value=approval_id,
+        channel=CHANNEL,
+        message_ts=str(posted.args.get("ts") or "0"),
+    )
     stack.peer.wait_for_call("chat.update", where=lambda c: "Applied" in text_of(c.args))
     answers = len(stack.peer.calls_to("response_url"))
     for _ in range(3):

@@ -40,8 +40,9 @@ def test_exactly_one_dispatch_under_20_concurrent_approvals(tmp_path: Path, db_u
         approval_id, posted = request(stack)
         owners = [OWNER, OWNER2] * (CLICKS // 2)
         with ThreadPoolExecutor(max_workers=CLICKS) as pool:
-            responses = list(pool.map(lambda user: click(stack, user=user, approval_id=approval_id, posted=posted),
-                                      owners))
+            responses = list(
+                pool.map(lambda user: click(stack, user=user, approval_id=approval_id, posted=posted), owners)
+            )
         assert all(r.status_code == 200 for r in responses)
         row = finished(stack)
         assert row.status == RollbackStatus.COMPLETED.value
@@ -107,10 +108,22 @@ def test_the_cutover_is_frozen_while_a_rollback_is_open(rb: Stack) -> None:
 
 def test_a_rollback_left_running_by_a_stopped_bot_is_reaped(rb: Stack) -> None:
     old = rb.deps.now() - timedelta(hours=6)
-    ghost = Rollback(id="rb-ghost", approval_id="apr_ghost", status="running", request_id="ops-1",
-                     run_request_id="ops-2", requester=OPERATOR, approver=OWNER, channel=CHANNEL, reason="r",
-                     deployed="abc1234", target="9f8e7d6", created_at=old, updated_at=old,
-                     steps=initial_steps([("stop-rollout", "stop")]))
+    ghost = Rollback(
+        id="rb-ghost",
+        approval_id="apr_ghost",
+        status="running",
+        request_id="ops-1",
+        run_request_id="ops-2",
+        requester=OPERATOR,
+        approver=OWNER,
+        channel=CHANNEL,
+        reason="r",
+        deployed="abc1234",
+        target="9f8e7d6",
+        created_at=old,
+        updated_at=old,
+        steps=initial_steps([("stop-rollout", "stop")]),
+    )
     assert store(rb).start(ghost, Actor("", OWNER))
     status = command(rb, "status")
     assert "rb-ghost" in status and "interrupted" in status

@@ -27,11 +27,21 @@ from tests.support.rollback import bundle_lines, finished, request, running_stac
 pytest_plugins = ["tests.support.cosmos_fixture"]  # the session's `cosmos_server`
 
 REPO = Path(__file__).resolve().parents[2]
-ROLLBACK_SOURCES = [*sorted((REPO / "bot" / "rollback").glob("*.py")), *sorted((REPO / "commands").glob("rollback*.py"))]
-CONTAINERS = {"dynamic_config": "/id", "trading-control": "/id", "order": "/tenantId",
-              "trade-history": "/accountId", "manual-entry": "/tenantId"}
-CONTROL = [{"id": "global", "halted": False, "reason": None, "revision": 9},
-           {"id": "scope:tenant:acme", "disabled": True, "reason": "tenant leak", "revision": 8}]
+ROLLBACK_SOURCES = [
+    *sorted((REPO / "bot" / "rollback").glob("*.py")),
+    *sorted((REPO / "commands").glob("rollback*.py")),
+]
+CONTAINERS = {
+    "dynamic_config": "/id",
+    "trading-control": "/id",
+    "order": "/tenantId",
+    "trade-history": "/accountId",
+    "manual-entry": "/tenantId",
+}
+CONTROL = [
+    {"id": "global", "halted": False, "reason": None, "revision": 9},
+    {"id": "scope:tenant:acme", "disabled": True, "reason": "tenant leak", "revision": 8},
+]
 _HOP = {"host", "content-length", "transfer-encoding", "connection", "content-encoding", "keep-alive"}
 
 
@@ -57,8 +67,13 @@ def recording_proxy(upstream: str) -> Iterator[tuple[str, list[Seen]]]:
         def _forward(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length") or 0))
             headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
-            seen.append(Seen(self.command, self.path.split("?")[0],
-                             self.headers.get("x-ms-documentdb-isquery", "").lower() == "true"))
+            seen.append(
+                Seen(
+                    self.command,
+                    self.path.split("?")[0],
+                    self.headers.get("x-ms-documentdb-isquery", "").lower() == "true",
+                )
+            )
             answer = client.request(self.command, self.path, content=body, headers=headers)
             self.send_response(answer.status_code)
             for key, value in answer.headers.items():
@@ -87,18 +102,28 @@ def recording_proxy(upstream: str) -> Iterator[tuple[str, list[Seen]]]:
 
 def snapshot(server: CosmosServer, database: str) -> dict[str, list[dict[str, Any]]]:
     db = server.client().get_database_client(database)
-    return {c["id"]: sorted(db.get_container_client(c["id"]).read_all_items(), key=lambda d: d["id"])
-            for c in db.list_containers()}
+    return {
+        c["id"]: sorted(db.get_container_client(c["id"]).read_all_items(), key=lambda d: d["id"])
+        for c in db.list_containers()
+    }
 
 
-def test_a_whole_rollback_makes_no_write_call_to_cosmos(cosmos_server: CosmosServer, tmp_path: Path,
-                                                        sqlite_url: str) -> None:
+def test_a_whole_rollback_makes_no_write_call_to_cosmos(
+    cosmos_server: CosmosServer, tmp_path: Path, sqlite_url: str
+) -> None:
     database = f"opsbot-{uuid.uuid4().hex[:8]}"
     cosmos_server.seed(database, CONTAINERS, {"trading-control": CONTROL})
     before = snapshot(cosmos_server, database)
-    with recording_proxy(cosmos_server.endpoint) as (endpoint, seen), running_stack(
-            sqlite_url, tmp_path / "inc", COSMOS_ENDPOINT=endpoint, COSMOS_KEY=cosmos_server.key,
-            COSMOS_DATABASE=database) as stack:
+    with (
+        recording_proxy(cosmos_server.endpoint) as (endpoint, seen),
+        running_stack(
+            sqlite_url,
+            tmp_path / "inc",
+            COSMOS_ENDPOINT=endpoint,
+            COSMOS_KEY=cosmos_server.key,
+            COSMOS_DATABASE=database,
+        ) as stack,
+    ):
         assert type(stack.deps.cosmos) is CosmosReader and spec(stack).runner.parts.cosmos is stack.deps.cosmos
         approval_id, posted = request(stack, text="controls ignored --trigger controls")
         click(stack, user=OWNER, approval_id=approval_id, posted=posted)
@@ -138,9 +163,11 @@ def test_the_rollback_can_only_hold_a_cosmos_reader() -> None:
     for path in ROLLBACK_SOURCES:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         imported = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
-        imported += [f"{n.module}.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
-                     for a in n.names]
+        imported += [f"{n.module}.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names]
         assert not [name for name in imported if "azure" in name or "CosmosProber" in name], path
-        private = [n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr.startswith("_")
-                   and not n.attr.startswith("__")]
+        private = [
+            n.attr
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Attribute) and n.attr.startswith("_") and not n.attr.startswith("__")
+        ]
         assert not [attr for attr in private if attr in ("_container", "_connect", "_client", "_translate")], path

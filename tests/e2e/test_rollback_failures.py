@@ -48,8 +48,13 @@ def test_failed_run_stops_keeps_the_freeze_shows_the_link_and_is_not_retried(rb:
     row = finished(rb)
     assert row.status == RollbackStatus.FAILED.value and row.failed_step == "revert-deployment"
     # The evidence is preserved even so (the runbook's step 5), in the bot's store.
-    assert steps_of(row) == {"stop-rollout": "done", "revert-deployment": "failed", "restore-previous-release":
-                             "not_run", "keep-halt-authority": "not_run", "preserve-audit": "done"}
+    assert steps_of(row) == {
+        "stop-rollout": "done",
+        "revert-deployment": "failed",
+        "restore-previous-release": "not_run",
+        "keep-halt-authority": "not_run",
+        "preserve-audit": "done",
+    }
     assert "concluded `failure`" in row.failure and row.run_url and row.run_url in row.failure
     assert "Read the run's log" in row.next_action
     freeze = rb.deps.freeze.active()
@@ -98,8 +103,9 @@ def test_github_refusing_the_dispatch_fails_the_revert_step(rb: Stack, status: i
     assert rb.github.runs() == [] and rb.deps.freeze.active() is not None
 
 
-@pytest.mark.parametrize(("status", "said"), [(401, "GitHub refused the bot's token (HTTP 401"),
-                                             (404, "GitHub has no such resource")])
+@pytest.mark.parametrize(
+    ("status", "said"), [(401, "GitHub refused the bot's token (HTTP 401"), (404, "GitHub has no such resource")]
+)
 def test_github_refusing_deployments_at_request_time_posts_nothing(rb: Stack, status: int, said: str) -> None:
     rb.github.status_for("/repos/acme/trading/deployments", status)
     answer = command(rb, "logins fail --trigger auth")
@@ -152,7 +158,8 @@ def test_an_unwritable_incident_dir_only_loses_the_optional_copy(tmp_path: Path,
 
 
 def test_a_failed_rollback_stores_its_evidence_and_it_is_exported_by_id(
-        rb: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    rb: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     rb.github.faults.fail_next_run = True
     approve_and_finish(rb)
     row = finished(rb)
@@ -212,8 +219,12 @@ def test_a_second_request_while_one_waits_is_refused_with_a_pointer(rb: Stack) -
 
 
 def test_bad_input_is_answered_with_usage(rb: Stack) -> None:
-    for text, problem in [("", "Here is how"), ("--trigger nope reason", "not a rollback trigger"),
-                          ("reason --to xyz", "not a commit sha"), ("status now", "takes nothing after it")]:
+    for text, problem in [
+        ("", "Here is how"),
+        ("--trigger nope reason", "not a rollback trigger"),
+        ("reason --to xyz", "not a commit sha"),
+        ("status now", "takes nothing after it"),
+    ]:
         answer = command(rb, text)
         assert problem in answer and "/rollback status" in answer
     assert "Not allowed" in command(rb, "reason", user="USTRANGER")

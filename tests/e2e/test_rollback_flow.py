@@ -78,8 +78,11 @@ def test_request_refused_self_approval_owner_approval_each_step_closed(rb: Stack
 
     # Step 2: exactly one dispatch, with the target sha, reason and request id.
     (dispatch,) = dispatches(rb)
-    assert dispatch.body == {"ref": "main", "inputs": {"target_sha": TARGET, "reason": "tenant leak in orders",
-                                                       "request_id": row.run_request_id}, "return_run_details": True}
+    assert dispatch.body == {
+        "ref": "main",
+        "inputs": {"target_sha": TARGET, "reason": "tenant leak in orders", "request_id": row.run_request_id},
+        "return_run_details": True,
+    }
     assert row.run_url and row.run_id
     # Step 3: the backend reports the target now.
     assert rb.backend.calls("GET", "/api/health")[-1].headers["x-request-id"] == row.run_request_id
@@ -99,19 +102,30 @@ def test_request_refused_self_approval_owner_approval_each_step_closed(rb: Stack
     # The approval message says it started; the audit has every step.
     approval = rb.deps.approvals.get(approval_id=approval_id)
     assert approval is not None and approval.status == "executed"
-    rb.peer.wait_for_call("chat.update", where=lambda c: c.args.get("ts") == approval.message_ts
-                          and f"Rollback `{row.id}` started" in text_of(c.args))
+    rb.peer.wait_for_call(
+        "chat.update",
+        where=lambda c: c.args.get("ts") == approval.message_ts and f"Rollback `{row.id}` started" in text_of(c.args),
+    )
     assert_full_audit_trail(rb)
 
 
 def assert_full_audit_trail(rb: Stack) -> None:
     actions = audit_actions(rb)
-    for expected in ["rollback.requested:accepted", "rollback.approval_refused:denied", "rollback.approved:accepted",
-                     "rollback.started:accepted", "rollback.dispatch:accepted", "rollback.executed:applied",
-                     "rollback.step.stop-rollout:applied", "rollback.step.revert-deployment:applied",
-                     "rollback.step.restore-previous-release:applied", "rollback.step.keep-halt-authority:applied",
-                     "rollback.evidence_preserved:applied", "rollback.step.preserve-audit:applied",
-                     "rollback.closed:applied"]:
+    for expected in [
+        "rollback.requested:accepted",
+        "rollback.approval_refused:denied",
+        "rollback.approved:accepted",
+        "rollback.started:accepted",
+        "rollback.dispatch:accepted",
+        "rollback.executed:applied",
+        "rollback.step.stop-rollout:applied",
+        "rollback.step.revert-deployment:applied",
+        "rollback.step.restore-previous-release:applied",
+        "rollback.step.keep-halt-authority:applied",
+        "rollback.evidence_preserved:applied",
+        "rollback.step.preserve-audit:applied",
+        "rollback.closed:applied",
+    ]:
         assert expected in actions, expected
     assert rb.deps.audit.verify().ok
 
@@ -151,8 +165,7 @@ def test_incident_bundle_content_and_hash_match_the_audit(rb: Stack) -> None:
 
     # Every audit row since the release began, exactly as the audit log holds it, up to the bundle.
     bundled = [{k: v for k, v in line.items() if k != "kind"} for line in lines if line["kind"] == "audit"]
-    expected = [export_dict(e) for e in rb.deps.audit.rows(since=row.release_started_at)
-                if e.seq <= params["last_seq"]]
+    expected = [export_dict(e) for e in rb.deps.audit.rows(since=row.release_started_at) if e.seq <= params["last_seq"]]
     assert bundled == expected and len(bundled) == params["audit_rows"] > 0
     assert {"rollback.requested", "rollback.approved", "rollback.dispatch"} <= {b["action"] for b in bundled}
     assert lines[kinds.index("cosmos_control")] == {"kind": "cosmos_control", "configured": False}
@@ -182,9 +195,21 @@ def test_bundle_carries_the_gate_evaluations_since_the_release_began(rb: Stack) 
     now = rb.deps.now()
     with rb.deps.engine.begin() as conn:
         for gate_id, at in (("gate_before", now - timedelta(days=3)), ("gate_during", now)):
-            conn.execute(insert(table).values(
-                id=gate_id, started_at=at, finished_at=at, version="abc1234", verdict="go", requested_by=OPERATOR,
-                channel=CHANNEL, request_id=f"ops-{gate_id}", message_ts=None, deadline_s=20.0, results="[]"))
+            conn.execute(
+                insert(table).values(
+                    id=gate_id,
+                    started_at=at,
+                    finished_at=at,
+                    version="abc1234",
+                    verdict="go",
+                    requested_by=OPERATOR,
+                    channel=CHANNEL,
+                    request_id=f"ops-{gate_id}",
+                    message_ts=None,
+                    deadline_s=20.0,
+                    results="[]",
+                )
+            )
     approval_id, posted = request(rb)
     click(rb, user=OWNER, approval_id=approval_id, posted=posted)
     row = finished(rb)
@@ -227,6 +252,7 @@ def test_a_resumed_approval_whose_rollback_already_started_does_not_start_anothe
     again = rb.deps.actions["rollback"].execute(ctx)  # the same approval, executed a second time
     assert again.applied and f"Rollback `{first.id}` started" in again.summary and "completed" in again.summary
     assert len(dispatches(rb)) == 1 and len(store(rb).recent()) == 1
+
     # And the outcome of the first told the channel in the card's thread, naming who asked and approved.
     def told() -> bool:
         replies = [m for m in rb.peer.channel_messages(CHANNEL) if m.get("thread_ts") == approval.message_ts]

@@ -65,7 +65,8 @@ def running_with_run(stack: Stack) -> Rollback:
 
 
 def test_bundle_reaches_back_to_the_first_production_deployment_of_the_deployed_sha(
-        tmp_path: Path, sqlite_url: str) -> None:
+    tmp_path: Path, sqlite_url: str
+) -> None:
     with running_stack(sqlite_url, tmp_path / "inc", seed_deployed=False) as stack:
         earlier = mark(stack, "test.before_release")  # within 24 h, so only the release start excludes it
         released = next_second(earlier.at)
@@ -87,7 +88,8 @@ def test_bundle_reaches_back_to_the_first_production_deployment_of_the_deployed_
 
 
 def test_unconfirmed_dispatch_with_no_run_fails_once_and_points_at_github_actions(
-        tmp_path: Path, sqlite_url: str) -> None:
+    tmp_path: Path, sqlite_url: str
+) -> None:
     with running_stack(sqlite_url, tmp_path / "inc", OPSBOT_ROLLBACK_RUN_TIMEOUT_SECONDS="1") as stack:
         stack.github.status_for(WORKFLOW_PATH, 503)  # GitHub answers 503; the dispatch never lands
         approve(stack)
@@ -120,7 +122,8 @@ def test_run_without_the_request_id_in_its_title_is_not_taken_for_ours(tmp_path:
 
 
 def test_the_run_named_in_the_dispatch_answer_is_followed_even_without_a_titled_run(
-        tmp_path: Path, sqlite_url: str) -> None:
+    tmp_path: Path, sqlite_url: str
+) -> None:
     with running_stack(sqlite_url, tmp_path / "inc", OPSBOT_ROLLBACK_RUN_TIMEOUT_SECONDS="5") as stack:
         stack.github.faults.untitled_runs = True  # no request id in the title: only the run id finds it
         approve(stack)
@@ -152,8 +155,11 @@ def test_freeze_that_cannot_be_recorded_stops_before_anything_is_reverted(rb: St
     row = finished(rb)
     assert row.status == RollbackStatus.FAILED.value and row.failed_step == "stop-rollout"
     # Nothing reverted, but the evidence is preserved all the same (the runbook's step 5).
-    assert steps_of(row) == {"stop-rollout": "failed", **dict.fromkeys(AFTER_STOP[:-1], "not_run"),
-                             "preserve-audit": "done"}
+    assert steps_of(row) == {
+        "stop-rollout": "failed",
+        **dict.fromkeys(AFTER_STOP[:-1], "not_run"),
+        "preserve-audit": "done",
+    }
     assert row.failure.startswith("the cutover freeze could not be recorded.")
     assert "store is unavailable" in row.failure
     assert row.next_action.startswith("Nothing was reverted.")

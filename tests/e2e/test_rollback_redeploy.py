@@ -57,8 +57,10 @@ def test_a_request_that_would_re_deploy_a_rolled_back_release_is_refused_unless_
     first = roll_back(rbm)
     cards = len(rbm.deps.approvals.recent(action_prefix="rollback", limit=20))
     answer = command(rbm, "orders are slow")  # the contract's rule picks DEPLOYED again
-    assert answer.startswith(f":no_entry: Not requested: `{DEPLOYED[:12]}` is the release that rollback "
-                             f"`{first.id}` took production off at {first.closed_at:%Y-%m-%d %H:%M:%S} UTC")
+    assert answer.startswith(
+        f":no_entry: Not requested: `{DEPLOYED[:12]}` is the release that rollback "
+        f"`{first.id}` took production off at {first.closed_at:%Y-%m-%d %H:%M:%S} UTC"
+    )
     assert f"`/rollback <reason> --to {DEPLOYED[:12]}`" in answer
     # Nothing waits for an approval that would be refused, so the next request is not blocked.
     assert len(rbm.deps.approvals.recent(action_prefix="rollback", limit=20)) == cards
@@ -88,23 +90,30 @@ def raise_alert(stack: Stack, fake_prom: FakePrometheus) -> tuple[str, str]:
 
 
 def propose(stack: Stack, alert_id: str, ts: str) -> None:
-    response = stack.sender.click(user=OPERATOR, action_id=PROPOSE_ROLLBACK, value=alert_id, channel=CHANNEL,
-                                  message_ts=ts, block_id="monitoring_alert")
+    response = stack.sender.click(
+        user=OPERATOR,
+        action_id=PROPOSE_ROLLBACK,
+        value=alert_id,
+        channel=CHANNEL,
+        message_ts=ts,
+        block_id="monitoring_alert",
+    )
     assert response.status_code == 200
 
 
 def test_an_alert_older_than_the_last_rollback_proposes_nothing_and_a_fresh_one_proposes(
-        rbm: Stack, fake_prom: FakePrometheus) -> None:
+    rbm: Stack, fake_prom: FakePrometheus
+) -> None:
     open_window(rbm)
     old_id, old_ts = raise_alert(rbm, fake_prom)
     first = roll_back(rbm)
     cards = len(rbm.deps.approvals.recent(action_prefix="rollback", limit=20))
 
     propose(rbm, old_id, old_ts)
-    wait_until(lambda: any("No rollback request opened" in text_of(c.args)
-                           for c in rbm.peer.calls_to("response_url")))
-    answer = next(text_of(c.args) for c in rbm.peer.calls_to("response_url")
-                  if "No rollback request opened" in text_of(c.args))
+    wait_until(lambda: any("No rollback request opened" in text_of(c.args) for c in rbm.peer.calls_to("response_url")))
+    answer = next(
+        text_of(c.args) for c in rbm.peer.calls_to("response_url") if "No rollback request opened" in text_of(c.args)
+    )
     assert f"rollback `{first.id}` already completed (`abc1234` → `{TARGET[:12]}`" in answer
     assert "since this alert's breach began" in answer
     assert "The breach is still open, so that rollback has not fixed it" in answer  # the breach still lasts
@@ -131,17 +140,37 @@ def test_an_alert_older_than_the_last_rollback_proposes_nothing_and_a_fresh_one_
 
 # The rules, over rows of the `rollback` table.
 
-def row(rid: str, status: RollbackStatus, *, reverted: bool = False, deployed: str = "def5678a9b0c1d2e",
-        target: str = "abc1234e5f6a") -> Rollback:
+
+def row(
+    rid: str,
+    status: RollbackStatus,
+    *,
+    reverted: bool = False,
+    deployed: str = "def5678a9b0c1d2e",
+    target: str = "abc1234e5f6a",
+) -> Rollback:
     steps = initial_steps((a.id, a.text) for a in load_runbook().rollback.actions)
     if reverted:
         steps = with_step(steps, REVERT, StepState.DONE, "run done", AT)
     done = status is not RollbackStatus.RUNNING
-    return Rollback(id=rid, approval_id=rid, status=status.value, request_id="r", run_request_id="c",
-                    requester="U1", approver="U2", channel="C", reason="r", deployed=deployed,
-                    target=target, steps=steps, created_at=AT, updated_at=AT,
-                    finished_at=AT + timedelta(minutes=5) if done else None,
-                    closed_at=AT + timedelta(minutes=5) if status is RollbackStatus.COMPLETED else None)
+    return Rollback(
+        id=rid,
+        approval_id=rid,
+        status=status.value,
+        request_id="r",
+        run_request_id="c",
+        requester="U1",
+        approver="U2",
+        channel="C",
+        reason="r",
+        deployed=deployed,
+        target=target,
+        steps=steps,
+        created_at=AT,
+        updated_at=AT,
+        finished_at=AT + timedelta(minutes=5) if done else None,
+        closed_at=AT + timedelta(minutes=5) if status is RollbackStatus.COMPLETED else None,
+    )
 
 
 def test_which_rollbacks_count_as_having_rolled_back_from_a_sha() -> None:
@@ -154,7 +183,8 @@ def test_which_rollbacks_count_as_having_rolled_back_from_a_sha() -> None:
     assert rolled_back_from([row("rb-4", RollbackStatus.COMPLETED, deployed="1111111")], "def5678") is None
     params = {"target": "def5678a9b0c1d2e", "target_source": SOURCE_DEPLOYMENT}
     assert "took production off at 2025-03-01 12:05:00 UTC" in (
-        redeploy_refusal(params, rolled_back_from([row("rb-5", RollbackStatus.COMPLETED)], "def5678")) or "")
+        redeploy_refusal(params, rolled_back_from([row("rb-5", RollbackStatus.COMPLETED)], "def5678")) or ""
+    )
     assert redeploy_refusal({**params, "target_source": SOURCE_EXPLICIT}, found) is None
     # Rolled back from, then restored on purpose by a later rollback (`--to`): an ordinary release again.
     restored = row("rb-8", RollbackStatus.COMPLETED, deployed="abc1234e5f6a", target="def5678a9b0c1d2e")

@@ -46,8 +46,11 @@ def channel(stack: Stack) -> list[dict[str, Any]]:
 
 
 def cards(stack: Stack) -> list[dict[str, Any]]:
-    return [m for m in channel(stack) if not m.get("thread_ts") and any(
-        b.get("type") == "header" for b in m.get("blocks") or [])]
+    return [
+        m
+        for m in channel(stack)
+        if not m.get("thread_ts") and any(b.get("type") == "header" for b in m.get("blocks") or [])
+    ]
 
 
 def replies(stack: Stack) -> list[dict[str, Any]]:

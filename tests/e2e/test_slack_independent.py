@@ -15,8 +15,7 @@ def test_a_bot_started_while_auth_test_fails_still_halts(stack: Stack) -> None:
     restarted = HttpServer(Router(build_app(stack.deps), stack.deps)).start()
     try:
         stack.sender.events_url = restarted.url + "/slack/events"
-        response = stack.sender.command(user=HALT_A, command="/halt", text="global runaway algo --now",
-                                        channel=CHANNEL)
+        response = stack.sender.command(user=HALT_A, command="/halt", text="global runaway algo --now", channel=CHANNEL)
         assert response.status_code == 200 and "no longer available" not in response.text
         wait_until(lambda: len(stack.backend.calls("POST", "/api/trading-control/halt")) == 1)
     finally:

@@ -13,7 +13,7 @@ from tests.support.common import CHANNEL, OPERATOR, text_of, wait_until
 
 def test_a_card_slack_refuses_for_good_is_not_retried_and_the_requester_is_told_how_to_fix_it(stack: Stack) -> None:
     stack.peer.workspace.channels.set_member(CHANNEL, False)  # removed from the channel, and no
-    stack.peer.workspace.scopes -= {"chat:write.public"}     # chat:write.public to post there anyway
+    stack.peer.workspace.scopes -= {"chat:write.public"}  # chat:write.public to post there anyway
     response = stack.sender.command(user=OPERATOR, command="/halt", text="global fat-finger storm", channel=CHANNEL)
     assert response.status_code == 200
     wait_until(lambda: any("did not accept" in text_of(m) for m in stack.peer.ephemerals(OPERATOR)), timeout=10)
@@ -33,19 +33,22 @@ def test_a_card_slack_refuses_for_good_is_not_retried_and_the_requester_is_told_
     assert "not a member of" in told and "`/invite @opsbot`" in told and "nothing was done" in told
 
 
-@pytest.mark.parametrize(("error", "permanent", "said"), [
-    ("channel_not_found", True, "invite the bot"),
-    ("not_in_channel", True, "`/invite @opsbot`"),
-    ("method_not_supported_for_channel_type", True, "private"),
-    ("invalid_blocks", True, "layout"),
-    ("msg_too_long", True, "too long"),
-    ("is_archived", True, "archived"),
-    ("invalid_auth", True, "SLACK_BOT_TOKEN"),
-    ("ratelimited", False, "`ratelimited`"),
-    ("internal_error", False, "passing fault"),
-    ("hash_conflict", False, "App Home changed"),
-    ("some_new_error", True, "`some_new_error`"),
-])
+@pytest.mark.parametrize(
+    ("error", "permanent", "said"),
+    [
+        ("channel_not_found", True, "invite the bot"),
+        ("not_in_channel", True, "`/invite @opsbot`"),
+        ("method_not_supported_for_channel_type", True, "private"),
+        ("invalid_blocks", True, "layout"),
+        ("msg_too_long", True, "too long"),
+        ("is_archived", True, "archived"),
+        ("invalid_auth", True, "SLACK_BOT_TOKEN"),
+        ("ratelimited", False, "`ratelimited`"),
+        ("internal_error", False, "passing fault"),
+        ("hash_conflict", False, "App Home changed"),
+        ("some_new_error", True, "`some_new_error`"),
+    ],
+)
 def test_each_refusal_is_classed_and_explained(error: str, permanent: bool, said: str) -> None:
     refusal = classify(error, channel="C0INCIDENT")
     assert refusal.permanent is permanent and refusal.retryable is not permanent and said in refusal.text
@@ -62,8 +65,9 @@ def test_a_retried_event_is_acked_and_acted_on_like_the_first(stack: Stack) -> N
         assert response.status_code == 200, response.text
     headers = stack.sender.last_headers
     assert headers["X-Slack-Retry-Num"] == "2" and headers["X-Slack-Retry-Reason"] == "http_timeout"
-    published = stack.peer.wait_for_call("views.publish", count=1, timeout=10,
-                                         where=lambda c: c.args.get("user_id") == OPERATOR)
+    published = stack.peer.wait_for_call(
+        "views.publish", count=1, timeout=10, where=lambda c: c.args.get("user_id") == OPERATOR
+    )
     assert published and stack.peer.workspace.home_view(OPERATOR) is not None
 
 

@@ -28,10 +28,15 @@ from tests.support.common import CHANNEL, HALT_A, OPERATOR, approval_id_of, text
 OPSBOT = Path(sys.executable).with_name("opsbot")
 PREFIXES = ("SLACK_", "OPSBOT_", "TRADING_", "PLATFORM_", "COSMOS_", "GITHUB_", "JWT_SECRET")
 HALTED: dict[str, Any] = {
-    "global": {"halted": True, "reason": "socket-mode drill 7731", "updated_at": "2026-11-25T10:00:00Z",
-               "updated_by": "UHALTB"},
-    "scopes": [{"scope": "tenant:acme", "disabled": True, "reason": "acme fat-finger",
-                "updated_at": "2026-11-25T10:01:00Z"}],
+    "global": {
+        "halted": True,
+        "reason": "socket-mode drill 7731",
+        "updated_at": "2026-11-25T10:00:00Z",
+        "updated_by": "UHALTB",
+    },
+    "scopes": [
+        {"scope": "tenant:acme", "disabled": True, "reason": "acme fat-finger", "updated_at": "2026-11-25T10:01:00Z"}
+    ],
     "maintenance": {"enabled": False, "message": None},
     "revision": 4242,
 }
@@ -53,19 +58,33 @@ def backend() -> Iterator[SimBackend]:
 def bot_env(peer: SlackPeer, backend: SimBackend, tmp_path: Path, app_token: str) -> dict[str, str]:
     """A fresh machine's environment (none of the bot's variables) plus Socket Mode at the stand-ins."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIXES)}
-    return {**env, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_APP_TOKEN": app_token,
-            "SLACK_API_URL": peer.api_url, "OPSBOT_OPERATORS": OPERATOR, "OPSBOT_HALT_AUTHORITIES": HALT_A,
-            "TRADING_API_URL": backend.url, "JWT_SECRET": JWT_SECRET, "PLATFORM_JWT_ISSUER": ISSUER,
-            "OPSBOT_DATABASE_URL": f"sqlite:///{tmp_path}/opsbot.db"}
+    return {
+        **env,
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_APP_TOKEN": app_token,
+        "SLACK_API_URL": peer.api_url,
+        "OPSBOT_OPERATORS": OPERATOR,
+        "OPSBOT_HALT_AUTHORITIES": HALT_A,
+        "TRADING_API_URL": backend.url,
+        "JWT_SECRET": JWT_SECRET,
+        "PLATFORM_JWT_ISSUER": ISSUER,
+        "OPSBOT_DATABASE_URL": f"sqlite:///{tmp_path}/opsbot.db",
+    }
 
 
 @pytest.fixture
 def socket_bot(peer: SlackPeer, backend: SimBackend, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """`opsbot run` in Socket Mode, connected to the peer's WebSocket."""
     with (tmp_path / "bot.log").open("wb") as log:  # a file, not a pipe: a full pipe would stall the bot
-        proc = subprocess.Popen([str(OPSBOT), "run", "--port", "0"], cwd=tmp_path, stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT,
-                                env=bot_env(peer, backend, tmp_path, peer.app_token))
+        proc = subprocess.Popen(
+            [str(OPSBOT), "run", "--port", "0"],
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=bot_env(peer, backend, tmp_path, peer.app_token),
+        )
         try:
             with contextlib.suppress(AssertionError):  # bounded; the assert below says what happened
                 wait_until(lambda: peer.socket.connections > 0 or proc.poll() is not None, timeout=30)
@@ -112,21 +131,30 @@ def test_a_click_over_the_socket_approves_a_halt(
     ts = peer.channel_messages(CHANNEL)[-1]["ts"]
     wait_until(lambda: stored_ts(tmp_path, approval_id) == ts)  # the bot keeps the ts before a click can use it
 
-    ack = peer.socket_click(user=HALT_A, action_id="approve", value=approval_id, channel=CHANNEL,
-                            message_ts=ts, timeout=3.0)
+    ack = peer.socket_click(
+        user=HALT_A, action_id="approve", value=approval_id, channel=CHANNEL, message_ts=ts, timeout=3.0
+    )
     assert ack.seconds < 3.0 and ack.envelope.type == "interactive"
     wait_until(lambda: bool(backend.calls("POST", "/api/trading-control/halt")), timeout=10)
     (halt,) = backend.calls("POST", "/api/trading-control/halt")
     assert halt.body is not None and halt.body["scope"] == "symbol:ACME"
 
 
-@pytest.mark.parametrize(("token", "error"), [("xapp-1-not-this-apps", "invalid_auth"),
-                                              (BOT_TOKEN, "not_allowed_token_type")])
+@pytest.mark.parametrize(
+    ("token", "error"), [("xapp-1-not-this-apps", "invalid_auth"), (BOT_TOKEN, "not_allowed_token_type")]
+)
 def test_a_token_slack_refuses_stops_the_bot_with_one_clear_line(
     peer: SlackPeer, backend: SimBackend, tmp_path: Path, token: str, error: str
 ) -> None:
-    done = subprocess.run([str(OPSBOT), "run", "--port", "0"], cwd=tmp_path, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=60, env=bot_env(peer, backend, tmp_path, token))
+    done = subprocess.run(
+        [str(OPSBOT), "run", "--port", "0"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        env=bot_env(peer, backend, tmp_path, token),
+    )
     output = done.stdout + done.stderr
     assert done.returncode == 2, output
     refusals = [line for line in done.stderr.splitlines() if "SLACK_APP_TOKEN" in line]
@@ -138,8 +166,7 @@ def test_a_token_slack_refuses_stops_the_bot_with_one_clear_line(
 
 
 def test_connections_open_takes_only_the_app_token(peer: SlackPeer) -> None:
-    assert httpx.post(peer.api_url + "apps.connections.open", timeout=5).json() == {
-        "ok": False, "error": "not_authed"}
+    assert httpx.post(peer.api_url + "apps.connections.open", timeout=5).json() == {"ok": False, "error": "not_authed"}
     client = WebClient(base_url=peer.api_url)
     for token, error in ((BOT_TOKEN, "not_allowed_token_type"), ("xapp-1-unknown", "invalid_auth")):
         with pytest.raises(SlackApiError) as refused:
@@ -157,11 +184,16 @@ def test_the_socket_says_hello_delivers_envelopes_and_records_acks(peer: SlackPe
     with connect(url, open_timeout=5) as ws:
         hello = json.loads(ws.recv(timeout=5))
         assert hello["type"] == "hello" and hello["connection_info"]["app_id"] == peer.workspace.app_id
-        envelope = peer.socket.deliver("slash_commands", {"command": "/halt", "text": "status"},
-                                       accepts_response_payload=True)
+        envelope = peer.socket.deliver(
+            "slash_commands", {"command": "/halt", "text": "status"}, accepts_response_payload=True
+        )
         sent = json.loads(ws.recv(timeout=5))
-        assert sent == {"envelope_id": envelope.envelope_id, "type": "slash_commands",
-                        "payload": {"command": "/halt", "text": "status"}, "accepts_response_payload": True}
+        assert sent == {
+            "envelope_id": envelope.envelope_id,
+            "type": "slash_commands",
+            "payload": {"command": "/halt", "text": "status"},
+            "accepts_response_payload": True,
+        }
         ws.send(json.dumps({"envelope_id": envelope.envelope_id, "payload": {"text": "on it"}}))
         ack = peer.socket.wait_ack(envelope, timeout=3)
         assert ack.payload == {"text": "on it"}
@@ -177,8 +209,11 @@ def test_a_command_ack_payload_reaches_the_user_like_an_http_answer(peer: SlackP
     url = WebClient(base_url=peer.api_url).apps_connections_open(app_token=peer.app_token)["url"]
     with connect(url, open_timeout=5) as ws:
         ws.recv(timeout=5)  # hello
-        envelope = peer.socket.deliver("slash_commands", {"response_url": peer.response_url(channel=CHANNEL,
-                                       user=OPERATOR)}, accepts_response_payload=True)
+        envelope = peer.socket.deliver(
+            "slash_commands",
+            {"response_url": peer.response_url(channel=CHANNEL, user=OPERATOR)},
+            accepts_response_payload=True,
+        )
         json.loads(ws.recv(timeout=5))
         ws.send(json.dumps({"envelope_id": envelope.envelope_id, "payload": {"text": "usage: /halt status"}}))
         peer.socket.wait_ack(envelope, timeout=3)
@@ -208,8 +243,11 @@ def test_disconnect_messages_carry_slacks_reasons(peer: SlackPeer, reason: str) 
     with connect(url, open_timeout=5) as ws:
         ws.recv(timeout=5)
         peer.socket.disconnect(reason)
-        assert json.loads(ws.recv(timeout=5)) == {"type": "disconnect", "reason": reason,
-                                                  "debug_info": {"host": "applink-local"}}
+        assert json.loads(ws.recv(timeout=5)) == {
+            "type": "disconnect",
+            "reason": reason,
+            "debug_info": {"host": "applink-local"},
+        }
     with pytest.raises(ValueError):
         peer.socket.disconnect("bored")
 
@@ -240,10 +278,21 @@ def test_link_disabled_is_told_in_one_line_naming_what_to_turn_on(
 def test_an_event_lost_with_its_connection_is_redelivered_to_the_bot_and_acted_on(
     peer: SlackPeer, socket_bot: subprocess.Popen[bytes]
 ) -> None:
-    event = {"token": "unused", "team_id": peer.team_id, "api_app_id": peer.workspace.app_id,
-             "type": "event_callback", "event_id": "Ev0LOST01", "event_time": 1764000000,
-             "event": {"type": "app_home_opened", "user": OPERATOR, "channel": "D0HOME", "tab": "home",
-                       "event_ts": "1764000000.000100"}}
+    event = {
+        "token": "unused",
+        "team_id": peer.team_id,
+        "api_app_id": peer.workspace.app_id,
+        "type": "event_callback",
+        "event_id": "Ev0LOST01",
+        "event_time": 1764000000,
+        "event": {
+            "type": "app_home_opened",
+            "user": OPERATOR,
+            "channel": "D0HOME",
+            "tab": "home",
+            "event_ts": "1764000000.000100",
+        },
+    }
     url = WebClient(base_url=peer.api_url).apps_connections_open(app_token=peer.app_token)["url"]
     with connect(url, open_timeout=5) as other:  # a second connection of the app, which drops the event
         other.recv(timeout=5)

@@ -69,12 +69,16 @@ def merged_when_back(stack: Stack, tmp_path: Path, pg: Cluster) -> None:
     # Its card shows once the store is back, and a second halt authority confirms from it as usual.
     wait_until(lambda: bool((r := stack.deps.approvals.get(approval_id=approval_id)) and r.message_ts), timeout=10)
     ts = str(stack.deps.approvals.get(approval_id=approval_id).message_ts)  # type: ignore[union-attr]
-    wait_until(lambda: "Audit merged" in message_text(stack, ts) and "approve" in str(
-        stack.peer.workspace.find_message(CHANNEL, ts)), timeout=10)
+    wait_until(
+        lambda: (
+            "Audit merged" in message_text(stack, ts)
+            and "approve" in str(stack.peer.workspace.find_message(CHANNEL, ts))
+        ),
+        timeout=10,
+    )
     response = stack.sender.click(user=HALT_B, action_id="approve", value=approval_id, channel=CHANNEL, message_ts=ts)
     assert response.status_code == 200
-    wait_until(lambda: (r := stack.deps.approvals.get(approval_id=approval_id)) is not None
-               and r.status == "confirmed")
+    wait_until(lambda: (r := stack.deps.approvals.get(approval_id=approval_id)) is not None and r.status == "confirmed")
     verified = cli(pg.url, "audit", "verify", cwd=tmp_path)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert halts(stack) == 1

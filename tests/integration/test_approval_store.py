@@ -21,8 +21,12 @@ from bot.storage.models import Approval
 from tests.support.common import CHANNEL, HALT_A, HALT_B, HALT_C, OPERATOR
 
 TTL = 900
-DIRECTORY = Directory(members={Role.OPERATOR: frozenset({OPERATOR, HALT_A, HALT_B, HALT_C}),
-                               Role.HALT_AUTHORITY: frozenset({HALT_A, HALT_B, HALT_C})})
+DIRECTORY = Directory(
+    members={
+        Role.OPERATOR: frozenset({OPERATOR, HALT_A, HALT_B, HALT_C}),
+        Role.HALT_AUTHORITY: frozenset({HALT_A, HALT_B, HALT_C}),
+    }
+)
 
 
 def actor(user_id: str) -> Actor:
@@ -36,12 +40,24 @@ class Env:
     store: ApprovalStore
     now: datetime
 
-    def request(self, *, requester: str = OPERATOR, break_glass: bool = False, ttl: int = TTL,
-                params: dict[str, str] | None = None) -> Approval:
+    def request(
+        self,
+        *,
+        requester: str = OPERATOR,
+        break_glass: bool = False,
+        ttl: int = TTL,
+        params: dict[str, str] | None = None,
+    ) -> Approval:
         return self.store.create(
-            action="halt", params=params or {"scope": "global", "reason": "fat finger"}, actor=actor(requester),
-            approve_role="halt_authority", channel=CHANNEL, request_id="ops-req", ttl_seconds=ttl,
-            now=self.now, break_glass=break_glass,
+            action="halt",
+            params=params or {"scope": "global", "reason": "fat finger"},
+            actor=actor(requester),
+            approve_role="halt_authority",
+            channel=CHANNEL,
+            request_id="ops-req",
+            ttl_seconds=ttl,
+            now=self.now,
+            break_glass=break_glass,
         )
 
     def reload(self, row: Approval) -> Approval:
@@ -54,11 +70,19 @@ class Env:
         transition = decide(view_of(self.reload(row)), actor=user, verb=Verb.APPROVE, now=now, directory=DIRECTORY)
         return self.store.apply(row=row, transition=transition, actor=actor(user), now=now, request_id="ops-click")
 
-    def finish(self, row: Approval, to_status: Status, audit_outcome: str = "applied", *,
-               uncertain: bool = False) -> bool:
-        return self.store.finish(row=row, to_status=to_status, actor=actor("opsbot"), now=self.now,
-                                 request_id="ops-click", outcome=audit_outcome, audit_outcome=audit_outcome,
-                                 uncertain=uncertain)
+    def finish(
+        self, row: Approval, to_status: Status, audit_outcome: str = "applied", *, uncertain: bool = False
+    ) -> bool:
+        return self.store.finish(
+            row=row,
+            to_status=to_status,
+            actor=actor("opsbot"),
+            now=self.now,
+            request_id="ops-click",
+            outcome=audit_outcome,
+            audit_outcome=audit_outcome,
+            uncertain=uncertain,
+        )
 
     def steps(self, row: Approval) -> list[str]:
         return [f"{e.action}:{e.outcome}" for e in self.audit.for_approval(row.id)]
@@ -105,8 +129,13 @@ def test_fifty_threads_racing_approve_have_exactly_one_winner(env: Env) -> None:
     def click(i: int) -> None:
         try:
             barrier.wait(timeout=30)
-            won = env.store.apply(row=row, transition=APPROVE, actor=actor((HALT_A, HALT_B, HALT_C)[i % 3]),
-                                  now=env.now, request_id=f"ops-{i}")
+            won = env.store.apply(
+                row=row,
+                transition=APPROVE,
+                actor=actor((HALT_A, HALT_B, HALT_C)[i % 3]),
+                now=env.now,
+                request_id=f"ops-{i}",
+            )
             with lock:
                 results.append(won)
         except BaseException as exc:
@@ -134,13 +163,15 @@ def test_timeout_only_applies_after_expiry(env: Env) -> None:
     expire = Transition(Status.PENDING, Status.EXPIRED, "expired", executes=False)
     early = env.now + timedelta(seconds=59)
     assert on_timeout(view_of(env.reload(row)), now=early) is None
-    assert not env.store.apply(row=row, transition=expire, actor=actor("opsbot"), now=early, request_id="sweep",
-                               timed_out=True)
+    assert not env.store.apply(
+        row=row, transition=expire, actor=actor("opsbot"), now=early, request_id="sweep", timed_out=True
+    )
     assert env.reload(row).status == "pending"
     late = env.now + timedelta(seconds=61)
     assert on_timeout(view_of(env.reload(row)), now=late) == expire
-    assert env.store.apply(row=row, transition=expire, actor=actor("opsbot"), now=late, request_id="sweep",
-                           timed_out=True)
+    assert env.store.apply(
+        row=row, transition=expire, actor=actor("opsbot"), now=late, request_id="sweep", timed_out=True
+    )
     final = env.reload(row)
     assert final.status == "expired" and final.finished_at is not None and final.decided_by is None
     assert env.steps(row) == ["halt.requested:accepted", "halt.expired:accepted"]
@@ -180,8 +211,13 @@ def test_retryable_failure_reopens_and_a_second_approve_wins(env: Env) -> None:
     again = env.reload(row)
     assert (again.status, again.decided_by, again.attempts) == ("executing", HALT_B, 2)
     assert env.finish(row, Status.EXECUTED)
-    assert env.steps(row) == ["halt.requested:accepted", "halt.approved:accepted", "halt.failed:unavailable",
-                              "halt.approved:accepted", "halt.executed:applied"]
+    assert env.steps(row) == [
+        "halt.requested:accepted",
+        "halt.approved:accepted",
+        "halt.failed:unavailable",
+        "halt.approved:accepted",
+        "halt.executed:applied",
+    ]
 
 
 def test_an_attempt_that_surely_never_reached_the_backend_is_not_counted(env: Env) -> None:
@@ -206,7 +242,10 @@ def test_due_lists_only_open_expired_approvals(env: Env) -> None:
     assert {a.id for a in due} == {expired_pending.id, glass.id}
     assert fresh_pending.id not in {a.id for a in due}
     assert {a.id for a in env.store.due(now=env.now + timedelta(hours=2))} == {
-        expired_pending.id, glass.id, fresh_pending.id}
+        expired_pending.id,
+        glass.id,
+        fresh_pending.id,
+    }
     assert len(env.store.due(now=env.now + timedelta(hours=2), limit=1)) == 1
 
 
@@ -214,6 +253,7 @@ def test_params_hash_binding_detects_edited_params(env: Env) -> None:
     row = env.request(params={"scope": "tenant:acme", "reason": "bad quotes"})
     assert params_intact(env.reload(row))
     with transaction(env.engine) as session:
-        session.execute(update(Approval).where(col(Approval.id) == row.id)
-                        .values(params='{"reason":"bad quotes","scope":"global"}'))
+        session.execute(
+            update(Approval).where(col(Approval.id) == row.id).values(params='{"reason":"bad quotes","scope":"global"}')
+        )
     assert not params_intact(env.reload(row))

@@ -91,8 +91,15 @@ def cli(url: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run the real `opsbot` entry point as an operator would, against `url`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPSBOT_", "SLACK_", "JWT_"))}
     env.update(OPSBOT_DATABASE_URL=url, OPSBOT_ENV="development")
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 # --- concurrency ---------------------------------------------------------------------------------------
@@ -109,17 +116,33 @@ def test_mixed_steps_from_eight_threads_keep_a_gap_free_verified_chain(log: Log)
             barrier.wait(timeout=30)
             for r in range(rounds):
                 log.audit.record(Entry(ACTOR, "halt.status", "accepted", {"t": t, "r": r}, f"ops-{t}-{r}"))
-                row = log.store.create(action="halt", params={"scope": f"tenant:t{t}", "reason": f"r{r}"},
-                                       actor=ACTOR, approve_role="halt_authority", channel=CHANNEL,
-                                       request_id=f"ops-{t}-{r}", ttl_seconds=900, now=now)
+                row = log.store.create(
+                    action="halt",
+                    params={"scope": f"tenant:t{t}", "reason": f"r{r}"},
+                    actor=ACTOR,
+                    approve_role="halt_authority",
+                    channel=CHANNEL,
+                    request_id=f"ops-{t}-{r}",
+                    ttl_seconds=900,
+                    now=now,
+                )
                 if r % 3 == 2:
-                    assert log.store.apply(row=row, transition=REJECT, actor=Actor("T1", HALT_A), now=now,
-                                           request_id=f"ops-{t}-{r}-x")
+                    assert log.store.apply(
+                        row=row, transition=REJECT, actor=Actor("T1", HALT_A), now=now, request_id=f"ops-{t}-{r}-x"
+                    )
                     continue
-                assert log.store.apply(row=row, transition=APPROVE, actor=Actor("T1", HALT_A), now=now,
-                                       request_id=f"ops-{t}-{r}-a")
-                assert log.store.finish(row=row, to_status=Status.EXECUTED, actor=Actor("T1", HALT_A), now=now,
-                                        request_id=f"ops-{t}-{r}-a", outcome="applied", audit_outcome="applied")
+                assert log.store.apply(
+                    row=row, transition=APPROVE, actor=Actor("T1", HALT_A), now=now, request_id=f"ops-{t}-{r}-a"
+                )
+                assert log.store.finish(
+                    row=row,
+                    to_status=Status.EXECUTED,
+                    actor=Actor("T1", HALT_A),
+                    now=now,
+                    request_id=f"ops-{t}-{r}-a",
+                    outcome="applied",
+                    audit_outcome="applied",
+                )
         except BaseException as exc:
             errors.append(exc)
 
@@ -153,8 +176,15 @@ for i in range(n):
 def test_three_processes_writing_at_once_keep_the_chain(log: Log, tmp_path: Path) -> None:
     per_process, names = 100, ["proc-a", "proc-b", "proc-c"]
     start = time.time() + 2.0  # every process imports first, then they all write at the same moment
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, log.url, name, str(start), str(per_process)],
-                              cwd=tmp_path, stderr=subprocess.PIPE, text=True) for name in names]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, log.url, name, str(start), str(per_process)],
+            cwd=tmp_path,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in names
+    ]
     for proc in procs:
         _, err = proc.communicate(timeout=90)
         assert proc.returncode == 0, err
@@ -218,11 +248,14 @@ def test_deleting_a_row_by_hand_is_named(sqlite_log: Log, tmp_path: Path) -> Non
 # --- PostgreSQL refuses to rewrite history -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("statement", [
-    "UPDATE audit_event SET outcome = 'refused' WHERE seq = 2",
-    "DELETE FROM audit_event WHERE seq = 2",
-    "TRUNCATE audit_event",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_event SET outcome = 'refused' WHERE seq = 2",
+        "DELETE FROM audit_event WHERE seq = 2",
+        "TRUNCATE audit_event",
+    ],
+)
 def test_postgres_refuses_update_delete_truncate(pg_log: Log, statement: str) -> None:
     pg_log.record(3)
     with pytest.raises(DBAPIError, match="append-only"), pg_log.engine.begin() as conn:

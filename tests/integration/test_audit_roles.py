@@ -45,12 +45,16 @@ def roles(pg_url: str) -> Iterator[Roles]:
         conn.execute(text(f"CREATE ROLE {runtime} LOGIN PASSWORD 'runtime-pw'"))
         conn.execute(text(f"GRANT CREATE, USAGE ON SCHEMA public TO {owner}"))
     try:
-        yield Roles(url.set(username=owner, password="owner-pw").render_as_string(hide_password=False),
-                    url.set(username=runtime, password="runtime-pw").render_as_string(hide_password=False))
+        yield Roles(
+            url.set(username=owner, password="owner-pw").render_as_string(hide_password=False),
+            url.set(username=runtime, password="runtime-pw").render_as_string(hide_password=False),
+        )
     finally:
         with admin.connect() as conn:
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename IN (:a, :b)"),
-                         {"a": owner, "b": runtime})
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename IN (:a, :b)"),
+                {"a": owner, "b": runtime},
+            )
             conn.execute(text(f"GRANT {owner}, {runtime} TO CURRENT_USER"))
             conn.execute(text(f"DROP OWNED BY {owner}, {runtime}"))
             conn.execute(text(f"DROP ROLE {owner}"))
@@ -60,13 +64,13 @@ def roles(pg_url: str) -> Iterator[Roles]:
 
 def opsbot(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPSBOT_", "COSMOS_", "JWT_"))}
-    return subprocess.run([str(OPSBOT), *args], capture_output=True, text=True, timeout=90, check=False,
-                          env={**base, **env}, cwd="/")
+    return subprocess.run(
+        [str(OPSBOT), *args], capture_output=True, text=True, timeout=90, check=False, env={**base, **env}, cwd="/"
+    )
 
 
 def migrate(roles: Roles) -> subprocess.CompletedProcess[str]:
-    return opsbot("db", "upgrade", OPSBOT_MIGRATION_DATABASE_URL=roles.owner_url,
-                  OPSBOT_DATABASE_URL=roles.runtime_url)
+    return opsbot("db", "upgrade", OPSBOT_MIGRATION_DATABASE_URL=roles.owner_url, OPSBOT_DATABASE_URL=roles.runtime_url)
 
 
 REWRITES = [
@@ -90,13 +94,19 @@ def test_the_runtime_role_appends_and_reads_but_cannot_rewrite_or_unguard_the_au
     audit = AuditLog(engine, replica="runtime")
     for i in range(3):
         audit.record(Entry(ACTOR, "halt.status", "accepted", {"i": i}))
-    ApprovalStore(engine, audit).create(action="halt", params={"scope": "global", "reason": "r"}, actor=ACTOR,
-                                        approve_role="halt_authority", channel="C1", request_id="ops-1",
-                                        ttl_seconds=900, now=datetime.now(UTC))
+    ApprovalStore(engine, audit).create(
+        action="halt",
+        params={"scope": "global", "reason": "r"},
+        actor=ACTOR,
+        approve_role="halt_authority",
+        channel="C1",
+        request_id="ops-1",
+        ttl_seconds=900,
+        now=datetime.now(UTC),
+    )
     assert Checkpointer(engine, Ed25519PrivateKey.generate(), replica="runtime").sign_head() is not None
     for statement in REWRITES:
-        with pytest.raises(DBAPIError, match=r"permission denied|must be owner"), \
-                engine.begin() as conn:
+        with pytest.raises(DBAPIError, match=r"permission denied|must be owner"), engine.begin() as conn:
             conn.execute(text(statement))
     result = audit.verify()
     assert result.ok and result.checked == 4
@@ -107,10 +117,14 @@ def test_the_runtime_role_appends_and_reads_but_cannot_rewrite_or_unguard_the_au
 def test_production_refuses_to_serve_as_the_role_that_owns_the_audit_table(roles: Roles) -> None:
     assert migrate(roles).returncode == 0
     production = {
-        "OPSBOT_ENV": "production", "SLACK_BOT_TOKEN": "xoxb-1-2-3",
+        "OPSBOT_ENV": "production",
+        "SLACK_BOT_TOKEN": "xoxb-1-2-3",
         "SLACK_SIGNING_SECRET": "8f14e45fceea167a5a36dedd4bea2543",
-        "OPSBOT_OPERATORS": "UOP", "OPSBOT_HALT_AUTHORITIES": "UHA", "OPSBOT_ROLLBACK_OWNERS": "URO",
-        "OPSBOT_ADMINS": "UAD", "OPSBOT_AUDIT_SIGNING_KEY": base64.b64encode(os.urandom(32)).decode(),
+        "OPSBOT_OPERATORS": "UOP",
+        "OPSBOT_HALT_AUTHORITIES": "UHA",
+        "OPSBOT_ROLLBACK_OWNERS": "URO",
+        "OPSBOT_ADMINS": "UAD",
+        "OPSBOT_AUDIT_SIGNING_KEY": base64.b64encode(os.urandom(32)).decode(),
     }
     done = opsbot("serve", "--port", "0", OPSBOT_DATABASE_URL=roles.owner_url, **production)
     assert done.returncode == 2

@@ -27,9 +27,19 @@ from rehearsal.sim.jwks import JWKS_PATH, SimPlatformAuth
 CLIENT_ID = "trading-opsbot"
 CLIENT_SECRET = "probe-test-client-secret-0123456789"
 HS_SECRET = "probe-test-hs256-secret-0123456789-abcdef"
-AUTH_ENV = ("PLATFORM_AUTH_ENABLED", "PLATFORM_JWT_ISSUER", "PLATFORM_JWT_PUBLIC_KEY", "PLATFORM_JWT_JWKS_URL",
-            "JWT_SECRET", "OPSBOT_ENV", "PLATFORM_SERVICE_TOKEN", "PLATFORM_TOKEN_URL", "OPSBOT_CLIENT_ID",
-            "OPSBOT_CLIENT_SECRET", "TRADING_API_URL")
+AUTH_ENV = (
+    "PLATFORM_AUTH_ENABLED",
+    "PLATFORM_JWT_ISSUER",
+    "PLATFORM_JWT_PUBLIC_KEY",
+    "PLATFORM_JWT_JWKS_URL",
+    "JWT_SECRET",
+    "OPSBOT_ENV",
+    "PLATFORM_SERVICE_TOKEN",
+    "PLATFORM_TOKEN_URL",
+    "OPSBOT_CLIENT_ID",
+    "OPSBOT_CLIENT_SECRET",
+    "TRADING_API_URL",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -60,22 +70,32 @@ def client_credentials(
     return ClientCredentialsToken(platform.token_url, CLIENT_ID, secret, http, timeout_s=2.0)
 
 
-def probe(platform: SimPlatformAuth, http: httpx.Client, tokens: TokenSource | None, *, timeout_s: float = 2.0,
-          jwks: jwt.PyJWKClient | None = None, env: dict[str, str] | None = None) -> ProbeResult:
+def probe(
+    platform: SimPlatformAuth,
+    http: httpx.Client,
+    tokens: TokenSource | None,
+    *,
+    timeout_s: float = 2.0,
+    jwks: jwt.PyJWKClient | None = None,
+    env: dict[str, str] | None = None,
+) -> ProbeResult:
     """The reachability probe; by default against the platform's JWKS."""
     values = {"PLATFORM_JWT_JWKS_URL": platform.jwks_url} if env is None else env
-    return platform_auth_reachable(settings=settings(**values), tokens=tokens, http=http, timeout_s=timeout_s,
-                                   jwks=jwks)
+    return platform_auth_reachable(
+        settings=settings(**values), tokens=tokens, http=http, timeout_s=timeout_s, jwks=jwks
+    )
 
 
 def foreign_token(kid: str, issuer: str = "platform-service") -> str:
     """Right kid, issuer and expiry, but signed by a key the platform never published."""
     stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return jwt.encode({"iss": issuer, "sub": "svc:x", "exp": 2_000_000_000}, stranger, algorithm="RS256",
-                      headers={"kid": kid})
+    return jwt.encode(
+        {"iss": issuer, "sub": "svc:x", "exp": 2_000_000_000}, stranger, algorithm="RS256", headers={"kid": kid}
+    )
 
 
 # --- platform_auth_reachable (go condition 4) ---------------------------------------------------------
+
 
 def test_client_credentials_token_verifies_against_jwks(
     platform: SimPlatformAuth, http: httpx.Client, caplog: pytest.LogCaptureFixture
@@ -92,14 +112,17 @@ def test_client_credentials_token_verifies_against_jwks(
 
 
 def test_client_credentials_token_verifies_against_pem(platform: SimPlatformAuth, http: httpx.Client) -> None:
-    result = probe(platform, http, client_credentials(platform, http),
-                   env={"PLATFORM_JWT_PUBLIC_KEY": platform.public_pem()})
+    result = probe(
+        platform, http, client_credentials(platform, http), env={"PLATFORM_JWT_PUBLIC_KEY": platform.public_pem()}
+    )
     assert result.verdict is Verdict.PASS, result
     assert result.reason == "token from client-credentials verified against PLATFORM_JWT_PUBLIC_KEY"
     assert result.evidence.startswith("key sha256:")
     one_line = platform.public_pem().strip().replace("\n", "\\n")  # as it often sits in an env file
-    assert probe(platform, http, client_credentials(platform, http),
-                 env={"PLATFORM_JWT_PUBLIC_KEY": one_line}).verdict is Verdict.PASS
+    assert (
+        probe(platform, http, client_credentials(platform, http), env={"PLATFORM_JWT_PUBLIC_KEY": one_line}).verdict
+        is Verdict.PASS
+    )
 
 
 def test_wrong_issuer_fails_naming_both_issuers(platform: SimPlatformAuth, http: httpx.Client) -> None:
@@ -111,8 +134,11 @@ def test_wrong_issuer_fails_naming_both_issuers(platform: SimPlatformAuth, http:
 
 @pytest.mark.parametrize("source", ["jwks", "pem"])
 def test_token_signed_by_another_key_fails(platform: SimPlatformAuth, http: httpx.Client, source: str) -> None:
-    env = ({"PLATFORM_JWT_JWKS_URL": platform.jwks_url} if source == "jwks"
-           else {"PLATFORM_JWT_PUBLIC_KEY": platform.public_pem()})
+    env = (
+        {"PLATFORM_JWT_JWKS_URL": platform.jwks_url}
+        if source == "jwks"
+        else {"PLATFORM_JWT_PUBLIC_KEY": platform.public_pem()}
+    )
     result = probe(platform, http, StaticToken(foreign_token(platform.current_kid)), env=env)
     assert result.verdict is Verdict.FAIL
     assert "bad signature" in result.reason
@@ -181,8 +207,9 @@ def test_not_configured_or_no_token_source_is_unknown(platform: SimPlatformAuth,
     assert unconfigured.verdict is Verdict.UNKNOWN and unconfigured.reason == NOT_CONFIGURED
     no_source = probe(platform, http, None)
     assert no_source.verdict is Verdict.UNKNOWN and "PLATFORM_SERVICE_TOKEN" in no_source.reason
-    disabled = probe(platform, http, token,
-                     env={"PLATFORM_JWT_JWKS_URL": platform.jwks_url, "PLATFORM_AUTH_ENABLED": "false"})
+    disabled = probe(
+        platform, http, token, env={"PLATFORM_JWT_JWKS_URL": platform.jwks_url, "PLATFORM_AUTH_ENABLED": "false"}
+    )
     assert disabled.verdict is Verdict.UNKNOWN and "PLATFORM_AUTH_ENABLED=false" in disabled.reason
 
 
@@ -206,12 +233,18 @@ JWKS = "https://platform.example/.well-known/jwks.json"
 @pytest.mark.parametrize(
     ("env", "production", "named"),
     [
-        ({"PLATFORM_JWT_PUBLIC_KEY": PEM, "PLATFORM_JWT_JWKS_URL": JWKS}, False,
-         ["both PLATFORM_JWT_PUBLIC_KEY and PLATFORM_JWT_JWKS_URL"]),
+        (
+            {"PLATFORM_JWT_PUBLIC_KEY": PEM, "PLATFORM_JWT_JWKS_URL": JWKS},
+            False,
+            ["both PLATFORM_JWT_PUBLIC_KEY and PLATFORM_JWT_JWKS_URL"],
+        ),
         ({}, False, ["neither PLATFORM_JWT_PUBLIC_KEY nor PLATFORM_JWT_JWKS_URL"]),
         ({"PLATFORM_JWT_JWKS_URL": JWKS, "JWT_SECRET": HS_SECRET}, True, ["JWT_SECRET is set in production"]),
-        ({"PLATFORM_JWT_PUBLIC_KEY": PEM, "PLATFORM_JWT_JWKS_URL": JWKS, "JWT_SECRET": HS_SECRET}, True,
-         ["both PLATFORM_JWT_PUBLIC_KEY and PLATFORM_JWT_JWKS_URL", "JWT_SECRET is set in production"]),
+        (
+            {"PLATFORM_JWT_PUBLIC_KEY": PEM, "PLATFORM_JWT_JWKS_URL": JWKS, "JWT_SECRET": HS_SECRET},
+            True,
+            ["both PLATFORM_JWT_PUBLIC_KEY and PLATFORM_JWT_JWKS_URL", "JWT_SECRET is set in production"],
+        ),
     ],
     ids=["both", "neither", "jwt-secret-in-production", "both-and-jwt-secret"],
 )
@@ -225,8 +258,13 @@ def test_ambiguous_auth_source_fails_naming_the_variables(
     assert HS_SECRET not in result.reason + result.evidence
 
 
-@pytest.mark.parametrize(("env", "name"), [({"PLATFORM_JWT_JWKS_URL": JWKS}, "PLATFORM_JWT_JWKS_URL"),
-                                           ({"PLATFORM_JWT_PUBLIC_KEY": PEM}, "PLATFORM_JWT_PUBLIC_KEY")])
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"PLATFORM_JWT_JWKS_URL": JWKS}, "PLATFORM_JWT_JWKS_URL"),
+        ({"PLATFORM_JWT_PUBLIC_KEY": PEM}, "PLATFORM_JWT_PUBLIC_KEY"),
+    ],
+)
 def test_exactly_one_key_source_passes(env: dict[str, str], name: str) -> None:
     result = auth_source_ambiguous(settings(OPSBOT_ENV="staging", **env), production=True)
     assert result.verdict is Verdict.PASS
@@ -241,6 +279,7 @@ def test_jwt_secret_outside_production_is_not_ambiguous() -> None:
 
 
 # --- backend_rejects_unauthorized (go condition 8; the backend's 401 rule) ------------------------------------
+
 
 def reject_probe(url: str | None, http: httpx.Client, timeout_s: float = 2.0) -> ProbeResult:
     return backend_rejects_unauthorized(base_url=url, http=http, request_id="gate-7", timeout_s=timeout_s)

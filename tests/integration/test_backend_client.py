@@ -27,8 +27,13 @@ def sim() -> Iterator[SimBackend]:
 
 
 def make_client(url: str | None, tokens: Any = None, timeout_s: float = 0.3) -> TradingBackend:
-    return TradingBackend(base_url=url, tokens=tokens or Hs256Token(SECRET, "platform-service"),
-                          read_timeout_s=timeout_s, write_timeout_s=timeout_s, connect_timeout_s=timeout_s)
+    return TradingBackend(
+        base_url=url,
+        tokens=tokens or Hs256Token(SECRET, "platform-service"),
+        read_timeout_s=timeout_s,
+        write_timeout_s=timeout_s,
+        connect_timeout_s=timeout_s,
+    )
 
 
 @pytest.fixture
@@ -62,8 +67,9 @@ def test_halt_and_resume_a_scope(sim: SimBackend, backend: TradingBackend) -> No
     assert halted.data.is_halted("tenant:acme")
     assert not halted.data.is_halted("tenant:other") and not halted.data.is_halted("global")
     assert sim.calls("POST", HALT)[0].headers["idempotency-key"] == "appr-1:halt"
-    resumed = backend.resume(scope="tenant:acme", reason="fixed", actor="U2", request_id="req-2",
-                             idempotency_key="appr-2:resume")
+    resumed = backend.resume(
+        scope="tenant:acme", reason="fixed", actor="U2", request_id="req-2", idempotency_key="appr-2:resume"
+    )
     assert not resumed.data.is_halted("tenant:acme") and resumed.data.revision == 3
 
 
@@ -218,9 +224,7 @@ def test_no_token_means_no_request(sim: SimBackend, retryable: bool, error: type
     assert sim.requests == []
 
 
-def test_logs_carry_the_request_id_never_the_token(
-    sim: SimBackend, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_logs_carry_the_request_id_never_the_token(sim: SimBackend, caplog: pytest.LogCaptureFixture) -> None:
     token = StaticToken("not-a-jwt-but-secret-value")
     caplog.set_level(logging.DEBUG)
     client = make_client(sim.url, tokens=token)

@@ -15,8 +15,14 @@ PHASE = {"rows", "verify_rows_per_s", "verify_peak_mb", "export_rows_per_s", "ex
 
 @pytest.mark.timeout(300)
 def test_audit_bench_runs_and_ends_with_its_json_figures(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, str(BENCH), "--rows", "2000", "--append-rows", "20", "--backends", "sqlite"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=280, check=False)
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--rows", "2000", "--append-rows", "20", "--backends", "sqlite"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
     figures = json.loads(lines[-1])

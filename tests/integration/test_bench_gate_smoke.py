@@ -15,8 +15,13 @@ KEYS = {"probes", "slowest_single_s", "gate_wall_s", "ratio", "hang_wall_s", "ha
 
 @pytest.mark.timeout(120)
 def test_gate_bench_runs_and_ends_with_its_json_figures(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, str(BENCH), "--runs", "1", "--deadline", "0.5", "--no-cosmos"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=110)
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--runs", "1", "--deadline", "0.5", "--no-cosmos"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
     figures = json.loads(lines[-1])

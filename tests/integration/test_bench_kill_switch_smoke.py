@@ -15,8 +15,13 @@ CONDITIONS = ("slack_ok", "reads_in_flight", "slack_slow_2s", "slack_429_retry_a
 
 @pytest.mark.timeout(180)
 def test_kill_switch_bench_runs_and_ends_with_its_json_figures(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, str(BENCH), "--samples", "2", "--cap", "0.5"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=170)
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--samples", "2", "--cap", "0.5"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
     figures = json.loads(lines[-1])

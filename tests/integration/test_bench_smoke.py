@@ -10,14 +10,24 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "ack.py"
-KEYS = {"bare_rps", "opsbot_rps", "ratio", "p99_ms_c8", "bare_rps_c1", "opsbot_rps_c1", "ratio_c1",
-        "p50_ms_c8", "p99_ms_c1"}
+KEYS = {
+    "bare_rps",
+    "opsbot_rps",
+    "ratio",
+    "p99_ms_c8",
+    "bare_rps_c1",
+    "opsbot_rps_c1",
+    "ratio_c1",
+    "p50_ms_c8",
+    "p99_ms_c1",
+}
 
 
 @pytest.mark.timeout(180)
 def test_bench_runs_and_ends_with_its_json_figures(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, str(BENCH), "--requests", "20"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=170)
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--requests", "20"], cwd=tmp_path, capture_output=True, text=True, timeout=170
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
     assert lines, done.stderr[-3000:]

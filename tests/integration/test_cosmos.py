@@ -38,8 +38,13 @@ from rehearsal.sim.cosmos import EMULATOR_KEY, CosmosServer
 
 # Registers the `cosmos_server` fixture whether or not conftest.py imports it too (one server either way).
 
-CONTAINERS = {"dynamic_config": "/id", "trading-control": "/id", "order": "/tenantId",
-              "trade-history": "/accountId", "manual-entry": "/tenantId"}
+CONTAINERS = {
+    "dynamic_config": "/id",
+    "trading-control": "/id",
+    "order": "/tenantId",
+    "trade-history": "/accountId",
+    "manual-entry": "/tenantId",
+}
 CONTROL_DOCS = [
     {"id": "global", "halted": True, "reason": "fat finger", "revision": 7, "updated_by": "UHALTA"},
     {"id": "scope:tenant:acme", "disabled": True, "reason": "tenant leak", "revision": 6},
@@ -70,8 +75,10 @@ def reader_for(server: CosmosServer, database: str, **kwargs: Any) -> CosmosRead
 def snapshot(server: CosmosServer, database: str) -> dict[str, list[dict[str, Any]]]:
     """Every document of every container, metadata (_etag, _ts) included, so any write shows."""
     db = server.client().get_database_client(database)
-    return {c["id"]: sorted(db.get_container_client(c["id"]).read_all_items(), key=lambda d: d["id"])
-            for c in db.list_containers()}
+    return {
+        c["id"]: sorted(db.get_container_client(c["id"]).read_all_items(), key=lambda d: d["id"])
+        for c in db.list_containers()
+    }
 
 
 def test_probes_succeed_leave_no_trace_and_touch_nothing_else(cosmos_server: CosmosServer, database: str) -> None:
@@ -107,8 +114,10 @@ def test_read_control_documents_parses_global_and_scopes(cosmos_server: CosmosSe
     before = snapshot(cosmos_server, database)
     control = reader_for(cosmos_server, database).read_control_documents()
     assert control.global_ == CosmosGlobal(halted=True, reason="fat finger", revision=7)
-    assert control.scopes == (CosmosScope("symbol:AAPL", False, None, 5),
-                              CosmosScope("tenant:acme", True, "tenant leak", 6))
+    assert control.scopes == (
+        CosmosScope("symbol:AAPL", False, None, 5),
+        CosmosScope("tenant:acme", True, "tenant leak", 6),
+    )
     assert control.revision == 7
     assert snapshot(cosmos_server, database) == before
 
@@ -190,8 +199,12 @@ def test_slow_operations_time_out() -> None:
 
     def answer(request: BaseHTTPRequestHandler) -> tuple[int, dict[str, Any]]:
         if request.path == "/":
-            return 200, {"id": "local", "writableLocations": [], "readableLocations": [],
-                         "userConsistencyPolicy": {"defaultConsistencyLevel": "Session"}}
+            return 200, {
+                "id": "local",
+                "writableLocations": [],
+                "readableLocations": [],
+                "userConsistencyPolicy": {"defaultConsistencyLevel": "Session"},
+            }
         release.wait(10)
         return 503, {"code": "ServiceUnavailable", "message": "late"}
 
@@ -217,8 +230,9 @@ def test_not_configured() -> None:
 
 
 def test_build_cosmos_from_settings(cosmos_server: CosmosServer, database: str) -> None:
-    settings = Settings(_env_file=None, COSMOS_ENDPOINT=cosmos_server.endpoint,
-                        COSMOS_KEY=cosmos_server.key, COSMOS_DATABASE=database)
+    settings = Settings(
+        _env_file=None, COSMOS_ENDPOINT=cosmos_server.endpoint, COSMOS_KEY=cosmos_server.key, COSMOS_DATABASE=database
+    )
     reader = build_cosmos(settings)
     assert reader is not None and reader.database == database
     assert reader.read_control_documents().global_ is not None
@@ -258,23 +272,31 @@ def test_write_guard_refuses_non_probe_ids() -> None:
     proxy.delete_item.assert_not_called()
 
 
-def backend_control(*, halted: bool = False, scopes: tuple[tuple[str, bool], ...] = (),
-                    revision: int = 7) -> TradingControl:
-    return TradingControl.from_json({
-        "global": {"halted": halted, "reason": None, "updated_at": None, "updated_by": None},
-        "scopes": [{"scope": s, "disabled": d, "reason": None, "updated_at": None} for s, d in scopes],
-        "maintenance": {"enabled": False, "message": None}, "revision": revision})
+def backend_control(
+    *, halted: bool = False, scopes: tuple[tuple[str, bool], ...] = (), revision: int = 7
+) -> TradingControl:
+    return TradingControl.from_json(
+        {
+            "global": {"halted": halted, "reason": None, "updated_at": None, "updated_by": None},
+            "scopes": [{"scope": s, "disabled": d, "reason": None, "updated_at": None} for s, d in scopes],
+            "maintenance": {"enabled": False, "message": None},
+            "revision": revision,
+        }
+    )
 
 
-def cosmos_control(*, halted: bool | None = False, scopes: tuple[tuple[str, bool], ...] = (),
-                   revision: int = 7) -> CosmosControl:
+def cosmos_control(
+    *, halted: bool | None = False, scopes: tuple[tuple[str, bool], ...] = (), revision: int = 7
+) -> CosmosControl:
     glob = None if halted is None else CosmosGlobal(halted, None, revision)
     return CosmosControl(glob, tuple(CosmosScope(s, d, None, revision) for s, d in scopes))
 
 
 def test_agreement_is_no_drift() -> None:
-    drifts = compare(backend_control(scopes=(("tenant:acme", True), ("symbol:AAPL", False))),
-                     cosmos_control(scopes=(("tenant:acme", True),)))  # absent == not disabled
+    drifts = compare(
+        backend_control(scopes=(("tenant:acme", True), ("symbol:AAPL", False))),
+        cosmos_control(scopes=(("tenant:acme", True),)),
+    )  # absent == not disabled
     assert drifts == [] and not has_drift(drifts)
     assert "No runtime control drift between backend memory and Cosmos control state" in drift_text(drifts)
 
@@ -282,7 +304,8 @@ def test_agreement_is_no_drift() -> None:
 def test_backend_halted_cosmos_not() -> None:
     drifts = compare(backend_control(halted=True), cosmos_control(halted=False))
     assert [(d.subject, d.backend, d.cosmos, d.informational) for d in drifts] == [
-        ("global", "halted", "not halted", False)]
+        ("global", "halted", "not halted", False)
+    ]
     text = drift_text(drifts)
     assert "untime control drift between backend memory and Cosmos control state" in text and "global" in text
 
@@ -318,13 +341,21 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
-            .not_valid_after(now + timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = folder / "cert.pem", folder / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_path, key_path
 
 

@@ -76,12 +76,15 @@ def test_transaction_rolls_back_on_error_and_lets_non_store_errors_through(sqlit
     engine.dispose()
 
 
-@pytest.mark.parametrize(("given", "expected"), [
-    ("postgres://u:p@h:5432/d", "postgresql+psycopg://u:p@h:5432/d"),
-    ("postgresql://u:p@h/d?sslmode=require", "postgresql+psycopg://u:p@h/d?sslmode=require"),
-    ("postgresql+psycopg://u:p@h/d", "postgresql+psycopg://u:p@h/d"),
-    ("sqlite:///./opsbot.db", "sqlite:///./opsbot.db"),
-])
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://u:p@h:5432/d", "postgresql+psycopg://u:p@h:5432/d"),
+        ("postgresql://u:p@h/d?sslmode=require", "postgresql+psycopg://u:p@h/d?sslmode=require"),
+        ("postgresql+psycopg://u:p@h/d", "postgresql+psycopg://u:p@h/d"),
+        ("sqlite:///./opsbot.db", "sqlite:///./opsbot.db"),
+    ],
+)
 def test_normalise_url(given: str, expected: str) -> None:
     assert normalise_url(given) == expected
 
@@ -98,10 +101,13 @@ def test_ping_true_on_a_live_store(db_url: str) -> None:
     engine.dispose()
 
 
-@pytest.mark.parametrize("url", [
-    "postgresql://opsbot:opsbot@127.0.0.1:{port}/opsbot",
-    "sqlite:////nonexistent-dir-{port}/opsbot.db",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://opsbot:opsbot@127.0.0.1:{port}/opsbot",
+        "sqlite:////nonexistent-dir-{port}/opsbot.db",
+    ],
+)
 def test_ping_false_when_unreachable(url: str) -> None:
     engine = make_engine(url.format(port=closed_port()))
     started = time.monotonic()

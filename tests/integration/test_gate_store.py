@@ -35,9 +35,18 @@ def test_migration_creates_the_tables(engine: Engine) -> None:
 
 
 def evaluation(n: int, verdict: str, version: str | None) -> GateEvaluation:
-    return GateEvaluation(id=f"gate_{n}", started_at=T0 + timedelta(minutes=n), finished_at=T0 + timedelta(minutes=n),
-                          version=version, verdict=verdict, requested_by="UOP", channel="C1", request_id=f"ops-{n}",
-                          deadline_s=20, results=json.dumps([]))
+    return GateEvaluation(
+        id=f"gate_{n}",
+        started_at=T0 + timedelta(minutes=n),
+        finished_at=T0 + timedelta(minutes=n),
+        version=version,
+        verdict=verdict,
+        requested_by="UOP",
+        channel="C1",
+        request_id=f"ops-{n}",
+        deadline_s=20,
+        results=json.dumps([]),
+    )
 
 
 def test_evaluations_are_stored_with_their_audit_row(engine: Engine) -> None:
@@ -57,8 +66,16 @@ def test_evaluations_are_stored_with_their_audit_row(engine: Engine) -> None:
 def test_attestations_are_per_version_latest_wins(engine: Engine) -> None:
     store = GateStore(engine, AuditLog(engine, replica="t"))
     for n, (check, version, evidence) in enumerate((("a", "v1", "first"), ("a", "v1", "second"), ("b", "v2", "x"))):
-        store.attest(Attestation(check_id=check, version=version, evidence=evidence, attested_by="UADMIN",
-                                 attested_at=T0 + timedelta(minutes=n)), Entry(SYSTEM, "gate.attested", "accepted", {}))
+        store.attest(
+            Attestation(
+                check_id=check,
+                version=version,
+                evidence=evidence,
+                attested_by="UADMIN",
+                attested_at=T0 + timedelta(minutes=n),
+            ),
+            Entry(SYSTEM, "gate.attested", "accepted", {}),
+        )
     assert {k: v.evidence for k, v in store.attestations("v1").items()} == {"a": "second"}
     assert set(store.attestations("v2")) == {"b"} and store.attestations("v3") == {}
 
@@ -75,9 +92,18 @@ def test_only_version_changes_are_recorded(engine: Engine) -> None:
 
 
 def transition(approval_id: str, from_stage: str = "one", to_stage: str = "two") -> Transition:
-    return Transition(from_stage=from_stage, to_stage=to_stage, at=T0, version="v1", reason="ready",
-                      requested_by="UADMIN", approved_by="UADMIN2", approval_id=approval_id, gate_id="gate_1",
-                      evidence="[]")
+    return Transition(
+        from_stage=from_stage,
+        to_stage=to_stage,
+        at=T0,
+        version="v1",
+        reason="ready",
+        requested_by="UADMIN",
+        approved_by="UADMIN2",
+        approval_id=approval_id,
+        gate_id="gate_1",
+        evidence="[]",
+    )
 
 
 def test_a_stage_is_entered_at_most_once_even_under_a_race(engine: Engine) -> None:
@@ -86,8 +112,13 @@ def test_a_stage_is_entered_at_most_once_even_under_a_race(engine: Engine) -> No
     results: list[object] = []
 
     def enter(n: int) -> None:
-        results.append(store.enter(transition(f"apr_{n}"), first_stage="one",
-                                   entry=Entry(SYSTEM, "cutover.stage_entered", "applied", {"n": n})))
+        results.append(
+            store.enter(
+                transition(f"apr_{n}"),
+                first_stage="one",
+                entry=Entry(SYSTEM, "cutover.stage_entered", "applied", {"n": n}),
+            )
+        )
 
     threads = [threading.Thread(target=enter, args=(n,)) for n in range(6)]
     for t in threads:
@@ -99,8 +130,14 @@ def test_a_stage_is_entered_at_most_once_even_under_a_race(engine: Engine) -> No
     assert [r.action for r in audit.rows()] == ["cutover.stage_entered"]
     current = store.current()
     assert current is not None and current.stage_id == "two"
-    assert store.enter(transition("apr_x", "two", "three"), first_stage="one",
-                       entry=Entry(SYSTEM, "cutover.stage_entered", "applied", {})) is not None
+    assert (
+        store.enter(
+            transition("apr_x", "two", "three"),
+            first_stage="one",
+            entry=Entry(SYSTEM, "cutover.stage_entered", "applied", {}),
+        )
+        is not None
+    )
     entered = store.entered("two")
     assert entered is not None and entered.seq == 1
     assert audit.verify().ok

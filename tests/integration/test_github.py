@@ -35,8 +35,14 @@ def sim() -> Iterator[SimGitHub]:
         yield github
 
 
-def client(url: str, *, token: str | None = TOKEN, repository: str | None = REPO, timeout_s: float = 2.0,
-           http: httpx.Client | None = None) -> GitHub:
+def client(
+    url: str,
+    *,
+    token: str | None = TOKEN,
+    repository: str | None = REPO,
+    timeout_s: float = 2.0,
+    http: httpx.Client | None = None,
+) -> GitHub:
     return GitHub(api_url=url, token=token, repository=repository, timeout_s=timeout_s, http=http)
 
 
@@ -77,9 +83,15 @@ def test_pagination_stops_after_five_pages() -> None:
 def test_next_page_link_to_another_host_is_not_followed() -> None:
     def answer(request: httpx.Request) -> httpx.Response:
         assert request.url.host == "api.test"  # the token never leaves for evil.test
-        return httpx.Response(200, json={"total_count": 2, "check_runs": [
-            {"name": "pnpm verify", "status": "completed", "conclusion": "success"}]},
-            headers={"link": '<https://evil.test/next?page=2>; rel="next"'})
+        return httpx.Response(
+            200,
+            json={
+                "total_count": 2,
+                "check_runs": [{"name": "pnpm verify", "status": "completed", "conclusion": "success"}],
+            },
+            headers={"link": '<https://evil.test/next?page=2>; rel="next"'},
+        )
+
     http = httpx.Client(transport=httpx.MockTransport(answer))
     assert [r.name for r in client("https://api.test", http=http).check_runs(SHA_NOW)] == ["pnpm verify"]
 
@@ -138,8 +150,11 @@ def test_dispatch_and_follow_the_run_to_completion(sim: SimGitHub, gh: GitHub) -
         health = httpx.get(f"{backend.url}/api/health", headers={"authorization": "Bearer x"}).json()
     assert health["version"] == SHA_OLD[:7]
     (post,) = sim.calls("POST", f"{BASE}/actions/workflows/rollback.yml/dispatches")
-    assert post.body == {"ref": "main", "inputs": {"target_sha": SHA_OLD, "reason": "auth failures",
-                                                   "request_id": "req-42"}, "return_run_details": True}
+    assert post.body == {
+        "ref": "main",
+        "inputs": {"target_sha": SHA_OLD, "reason": "auth failures", "request_id": "req-42"},
+        "return_run_details": True,
+    }
     assert run.display_title.endswith("req-42") and run.html_url.startswith("https://github.com/")
     assert len(run.head_sha) == 40
 

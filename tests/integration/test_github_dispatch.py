@@ -35,29 +35,33 @@ def gh(sim: SimGitHub, waits: list[float]) -> Iterator[GitHub]:
     github.close()
 
 
-def refusal(gh: GitHub, workflow: str = "rollback.yml", ref: str = "main",
-            inputs: dict[str, str] | None = None) -> GitHubError:
+def refusal(
+    gh: GitHub, workflow: str = "rollback.yml", ref: str = "main", inputs: dict[str, str] | None = None
+) -> GitHubError:
     with pytest.raises(GitHubError) as caught:
         gh.dispatch_workflow(workflow, ref=ref, inputs=INPUTS if inputs is None else inputs)
     return caught.value
 
 
-def test_a_workflow_file_that_does_not_exist_is_404_and_names_the_workflow_setting(gh: GitHub,
-                                                                                    sim: SimGitHub) -> None:
+def test_a_workflow_file_that_does_not_exist_is_404_and_names_the_workflow_setting(gh: GitHub, sim: SimGitHub) -> None:
     refused = refusal(gh, workflow="revert.yml")
     assert isinstance(refused, GitHubNotFound) and refused.status == 404
     assert "workflow name" in github_message(refused)
     assert sim.runs() == []
 
 
-@pytest.mark.parametrize(("kwargs", "said"), [
-    ({"inputs": {**INPUTS, "force": "yes"}}, 'Unexpected inputs provided: ["force"]'),
-    ({"inputs": {f"i{n}": "x" for n in range(26)}}, "greater than the maximum of 25"),
-    ({"ref": "release/9.9"}, "No ref found for: release/9.9"),
-    ({"inputs": {"target_sha": "a" * 40, "request_id": "r"}}, "Required input 'reason' not provided"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "said"),
+    [
+        ({"inputs": {**INPUTS, "force": "yes"}}, 'Unexpected inputs provided: ["force"]'),
+        ({"inputs": {f"i{n}": "x" for n in range(26)}}, "greater than the maximum of 25"),
+        ({"ref": "release/9.9"}, "No ref found for: release/9.9"),
+        ({"inputs": {"target_sha": "a" * 40, "request_id": "r"}}, "Required input 'reason' not provided"),
+    ],
+)
 def test_github_refuses_bad_dispatches_with_422_and_the_bot_says_what_to_fix(
-        gh: GitHub, sim: SimGitHub, kwargs: dict[str, object], said: str) -> None:
+    gh: GitHub, sim: SimGitHub, kwargs: dict[str, object], said: str
+) -> None:
     refused = refusal(gh, **kwargs)  # type: ignore[arg-type]
     assert refused.status == 422 and said in refused.detail and not refused.retryable
     message = github_message(refused)
@@ -83,7 +87,8 @@ def test_the_dispatch_answer_names_the_run_and_a_204_falls_back_to_none(gh: GitH
 
 @pytest.mark.parametrize("status", [403, 429])
 def test_a_secondary_limit_without_retry_after_waits_a_minute_then_doubles(
-        gh: GitHub, sim: SimGitHub, waits: list[float], status: int) -> None:
+    gh: GitHub, sim: SimGitHub, waits: list[float], status: int
+) -> None:
     sim.secondary_rate_limit(times=2, status=status)
     assert gh.deployments() == []  # the third attempt is answered
     assert waits == [SECONDARY_MIN_WAIT_S, 2 * SECONDARY_MIN_WAIT_S]
@@ -97,14 +102,16 @@ def test_a_secondary_limit_honours_retry_after(gh: GitHub, sim: SimGitHub, waits
 
 
 def test_a_dispatch_held_back_by_a_secondary_limit_is_sent_again_once_accepted(
-        gh: GitHub, sim: SimGitHub, waits: list[float]) -> None:
+    gh: GitHub, sim: SimGitHub, waits: list[float]
+) -> None:
     sim.secondary_rate_limit(times=1)
     assert gh.dispatch_workflow("rollback.yml", ref="main", inputs=INPUTS) is not None
     assert len(sim.calls("POST")) == 2 and len(sim.runs()) == 1 and waits == [SECONDARY_MIN_WAIT_S]
 
 
 def test_a_lasting_secondary_limit_is_a_retryable_rate_limit_never_a_bad_token(
-        gh: GitHub, sim: SimGitHub, waits: list[float]) -> None:
+    gh: GitHub, sim: SimGitHub, waits: list[float]
+) -> None:
     sim.secondary_rate_limit(times=10)
     with pytest.raises(GitHubRateLimited) as caught:
         gh.deployments()
@@ -123,7 +130,8 @@ def test_the_primary_limit_is_not_waited_out(gh: GitHub, sim: SimGitHub, waits: 
 
 
 def test_a_client_without_waits_reports_the_secondary_limit_at_once(
-        gh: GitHub, sim: SimGitHub, waits: list[float]) -> None:
+    gh: GitHub, sim: SimGitHub, waits: list[float]
+) -> None:
     sim.secondary_rate_limit(times=1)
     with pytest.raises(GitHubRateLimited) as caught:
         gh.without_waits().check_runs("c" * 40)

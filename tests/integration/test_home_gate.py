@@ -19,8 +19,15 @@ GATE_S = 30
 
 
 def gate(version: str | None, verdict: GateVerdict = GateVerdict.GO) -> EvaluationView:
-    return EvaluationView(id="gate_1", started_at=NOW - timedelta(minutes=3), version=version, verdict=verdict,
-                          requested_by=OPERATOR, request_id="req-1", outcomes=())
+    return EvaluationView(
+        id="gate_1",
+        started_at=NOW - timedelta(minutes=3),
+        version=version,
+        verdict=verdict,
+        requested_by=OPERATOR,
+        request_id="req-1",
+        outcomes=(),
+    )
 
 
 def test_a_gate_for_another_version_than_the_deployed_one_says_so() -> None:
@@ -37,22 +44,34 @@ def test_a_gate_for_another_version_than_the_deployed_one_says_so() -> None:
 
 
 def facts_with(reason: str) -> HomeFacts:
-    pending = PendingApproval("apr-1", "Halt trading: global", "UREQ", "halt_authority", "a halt authority",
-                              NOW + timedelta(minutes=15), "C1", reason=reason, request_id="req-77")
-    return HomeFacts(now=NOW, stage="s", checklist="c", gate="g", halt="h", rollback=None, monitoring="m",
-                     approvals=[pending])
+    pending = PendingApproval(
+        "apr-1",
+        "Halt trading: global",
+        "UREQ",
+        "halt_authority",
+        "a halt authority",
+        NOW + timedelta(minutes=15),
+        "C1",
+        reason=reason,
+        request_id="req-77",
+    )
+    return HomeFacts(
+        now=NOW, stage="s", checklist="c", gate="g", halt="h", rollback=None, monitoring="m", approvals=[pending]
+    )
 
 
 def test_a_pending_request_shows_its_reason_escaped_and_bounded_and_its_request_id() -> None:
     long = "<!channel> *orders* stuck\nfor tenant acme " + "x" * 2000
-    shown = text_of({"blocks": home_view(facts_with(long), viewer=HALT_B, roles=frozenset({"halt_authority"}))[
-        "blocks"]})
+    shown = text_of(
+        {"blocks": home_view(facts_with(long), viewer=HALT_B, roles=frozenset({"halt_authority"}))["blocks"]}
+    )
     line = next(line for line in shown.splitlines() if line.startswith("*Reason:*"))
     assert line.startswith("*Reason:* &lt;!channel&gt; *orders* stuck for tenant acme xxx")  # one line
     assert "<!channel>" not in shown and line.endswith("…") and len(line) <= len("*Reason:* ") + SHOWN_REASON
     assert "Approval `apr-1` · request `req-77`" in shown
-    blank = text_of({"blocks": home_view(facts_with("  "), viewer=HALT_B, roles=frozenset({"halt_authority"}))[
-        "blocks"]})
+    blank = text_of(
+        {"blocks": home_view(facts_with("  "), viewer=HALT_B, roles=frozenset({"halt_authority"}))["blocks"]}
+    )
     assert "*Reason:* _none given_" in blank
 
 
@@ -66,11 +85,15 @@ def test_after_a_rollback_the_home_warns_that_the_last_gate_was_for_another_vers
             return text_of({"blocks": doc["blocks"]}) if doc else ""
 
         ws.post("/api/home", {"user": OPERATOR})
-        current = eventually(lambda: next((line for line in home().splitlines() if "*Last gate:*" in line), None),
-                             what="the last gate on the home")
+        current = eventually(
+            lambda: next((line for line in home().splitlines() if "*Last gate:*" in line), None),
+            what="the last gate on the home",
+        )
         assert f"for backend `{DEPLOYED}`" in current and "NOT the deployed" not in current
         ws.session.world.deploy(PREVIOUS)  # what a completed rollback leaves running
         ws.post("/api/home", {"user": OPERATOR})
-        stale = eventually(lambda: next((line for line in home().splitlines() if "NOT the deployed" in line), None),
-                           what="the warning on the home")
+        stale = eventually(
+            lambda: next((line for line in home().splitlines() if "NOT the deployed" in line), None),
+            what="the warning on the home",
+        )
         assert f"for backend `{DEPLOYED}`, *NOT the deployed* `{PREVIOUS}`: run `/gate`" in stale

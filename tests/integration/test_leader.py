@@ -32,8 +32,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start(url: str, replica: str) -> subprocess.Popen[str]:
-    process = subprocess.Popen([sys.executable, "-m", "tests.support.leader_proc", url, replica], cwd=ROOT,
-                               stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.leader_proc", url, replica],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert process.stdout is not None and process.stdout.readline().strip() == "ready"
     return process
 
@@ -69,8 +74,7 @@ def test_three_processes_one_leader_failover_within_the_bound_never_two(pg_url: 
             killed[leader] = at
             print(f"takeover after killing {leader}: {takeover:.2f} s")
             assert takeover <= TAKEOVER_BOUND_S, f"took {takeover:.2f} s"
-            wait_until(lambda since=at: len([r for r in store.runs() if as_utc(r.started_at) > since]) >= 5,
-                       timeout=10)
+            wait_until(lambda since=at: len([r for r in store.runs() if as_utc(r.started_at) > since]) >= 5, timeout=10)
     finally:
         for process in procs.values():
             if process.poll() is None:

@@ -53,19 +53,21 @@ def test_nan_is_passed_on_as_nan(fake_prom: FakePrometheus) -> None:
 def test_range_query_is_a_matrix(fake_prom: FakePrometheus) -> None:
     fake_prom.values = {"x": 3.0}
     end = datetime.now(UTC)
-    series = client(fake_prom).query_range("x", start=end - timedelta(minutes=5), end=end,
-                                           step=timedelta(seconds=10))
+    series = client(fake_prom).query_range("x", start=end - timedelta(minutes=5), end=end, step=timedelta(seconds=10))
     assert len(series) == 1 and len(series[0].points) > 10 and {v for _, v in series[0].points} == {3.0}
     assert fake_prom.requests[-1]["step"] == "10"
 
 
-@pytest.mark.parametrize(("mode", "error", "words"), [
-    ("error", PromQueryError, "Prometheus refused the query (execution, HTTP 422)"),
-    ("http500", PromBadAnswer, "HTTP 500 without JSON"),
-    ("bad_json", PromBadAnswer, "without JSON"),
-    ("string", PromBadAnswer, "resultType 'string'"),
-    ("slow", PromTimeout, "did not answer within 0.5 s"),
-])
+@pytest.mark.parametrize(
+    ("mode", "error", "words"),
+    [
+        ("error", PromQueryError, "Prometheus refused the query (execution, HTTP 422)"),
+        ("http500", PromBadAnswer, "HTTP 500 without JSON"),
+        ("bad_json", PromBadAnswer, "without JSON"),
+        ("string", PromBadAnswer, "resultType 'string'"),
+        ("slow", PromTimeout, "did not answer within 0.5 s"),
+    ],
+)
 def test_faults_are_typed_errors(fake_prom: FakePrometheus, mode: str, error: type[Exception], words: str) -> None:
     fake_prom.mode, fake_prom.delay = mode, 1.0
     started = time.monotonic()

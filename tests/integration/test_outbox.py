@@ -22,8 +22,12 @@ from rehearsal.sim.slack_peer import SlackPeer
 from tests.support.common import CHANNEL, wait_until
 
 TOKEN = "xoxb-outbox-test"
-FAST = NotifierConfig(idle_poll_s=0.02, first_retry=timedelta(seconds=0.05), max_retry=timedelta(seconds=0.2),
-                      claim_lease=timedelta(seconds=20))
+FAST = NotifierConfig(
+    idle_poll_s=0.02,
+    first_retry=timedelta(seconds=0.05),
+    max_retry=timedelta(seconds=0.2),
+    claim_lease=timedelta(seconds=20),
+)
 
 
 @pytest.fixture
@@ -42,8 +46,14 @@ def peer() -> Iterator[SlackPeer]:
 
 def notifier(engine: Engine, peer: SlackPeer, replica: str, http: httpx.Client) -> Notifier:
     settings = Settings(_env_file=None, SLACK_BOT_TOKEN=TOKEN, SLACK_API_URL=peer.api_url)
-    return Notifier(outbox=Outbox(engine), settings=settings, audit=AuditLog(engine, replica=replica), http=http,
-                    replica=replica, config=FAST)
+    return Notifier(
+        outbox=Outbox(engine),
+        settings=settings,
+        audit=AuditLog(engine, replica=replica),
+        http=http,
+        replica=replica,
+        config=FAST,
+    )
 
 
 def card(stream: str, state: str) -> list[dict[str, Any]]:

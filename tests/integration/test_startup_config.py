@@ -33,9 +33,15 @@ def write_runbook(tmp_path: Path, data: dict[str, Any]) -> Path:
 
 def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPSBOT_", "COSMOS_"))}
-    return subprocess.run([str(OPSBOT), "serve", "--port", "0"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=60, env={**base, **SLACK, "OPSBOT_DATABASE_URL": f"sqlite:///{tmp_path}/o.db",
-                                           **env}, check=False)
+    return subprocess.run(
+        [str(OPSBOT), "serve", "--port", "0"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**base, **SLACK, "OPSBOT_DATABASE_URL": f"sqlite:///{tmp_path}/o.db", **env},
+        check=False,
+    )
 
 
 def test_serve_refuses_a_broken_runbook_with_one_clear_line(tmp_path: Path) -> None:
@@ -45,9 +51,10 @@ def test_serve_refuses_a_broken_runbook_with_one_clear_line(tmp_path: Path) -> N
     done = serve(tmp_path, OPSBOT_RUNBOOK=str(path))
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
-    refusal = done.stderr[done.stderr.index("opsbot: runbook refused:"):]
-    assert refusal == (f"opsbot: runbook refused: {path}: invalid runbook:\n"
-                       "  - duplicate id 'go-pnpm-verify' in go and go\n")
+    refusal = done.stderr[done.stderr.index("opsbot: runbook refused:") :]
+    assert refusal == (
+        f"opsbot: runbook refused: {path}: invalid runbook:\n  - duplicate id 'go-pnpm-verify' in go and go\n"
+    )
 
 
 def test_serve_refuses_unknown_cosmos_container_names(tmp_path: Path) -> None:
@@ -68,14 +75,24 @@ def test_another_runbook_file_is_the_one_the_bot_runs(tmp_path: Path) -> None:
 
 
 def cosmos_settings(tmp_path: Path, **extra: Any) -> Settings:
-    return Settings(_env_file=None, OPSBOT_DATABASE_URL=f"sqlite:///{tmp_path}/o.db",
-                    COSMOS_ENDPOINT="http://127.0.0.1:1/", COSMOS_KEY="primary-key", COSMOS_DATABASE="trading",
-                    **extra)
+    return Settings(
+        _env_file=None,
+        OPSBOT_DATABASE_URL=f"sqlite:///{tmp_path}/o.db",
+        COSMOS_ENDPOINT="http://127.0.0.1:1/",
+        COSMOS_KEY="primary-key",
+        COSMOS_DATABASE="trading",
+        **extra,
+    )
 
 
 def test_reads_use_the_read_only_key_and_only_the_gate_probe_holds_the_primary(tmp_path: Path) -> None:
-    deps = build_deps(cosmos_settings(tmp_path, OPSBOT_COSMOS_READONLY_KEY="read-only-key",
-                                      OPSBOT_COSMOS_CONTAINERS={"trading-control": "trading_control_v2"}))
+    deps = build_deps(
+        cosmos_settings(
+            tmp_path,
+            OPSBOT_COSMOS_READONLY_KEY="read-only-key",
+            OPSBOT_COSMOS_CONTAINERS={"trading-control": "trading_control_v2"},
+        )
+    )
     assert deps.cosmos is not None and deps.cosmos_probe is not None
     assert deps.cosmos._key == "read-only-key" and deps.cosmos_probe._key == "primary-key"
     for reader in (deps.cosmos, deps.cosmos_probe):

@@ -28,8 +28,15 @@ from bot.settings import Environment, Settings
 from rehearsal.sim.backend import SimBackend
 
 SECRET = "tokens-test-secret-0123456789-abcdef"
-TOKEN_ENV = ("PLATFORM_SERVICE_TOKEN", "PLATFORM_TOKEN_URL", "OPSBOT_CLIENT_ID", "OPSBOT_CLIENT_SECRET",
-             "JWT_SECRET", "OPSBOT_ENV", "PLATFORM_JWT_ISSUER")
+TOKEN_ENV = (
+    "PLATFORM_SERVICE_TOKEN",
+    "PLATFORM_TOKEN_URL",
+    "OPSBOT_CLIENT_ID",
+    "OPSBOT_CLIENT_SECRET",
+    "JWT_SECRET",
+    "OPSBOT_ENV",
+    "PLATFORM_JWT_ISSUER",
+)
 
 
 class FakeClock:
@@ -124,8 +131,9 @@ def test_client_credentials_posts_the_grant_and_caches_by_expires_in(
     clock = FakeClock()
     source = ClientCredentialsToken(endpoint.url, "opsbot", "s3cret", http, clock=clock)
     assert source.token() == "opaque-1"
-    assert endpoint.forms == [{"grant_type": ["client_credentials"], "client_id": ["opsbot"],
-                               "client_secret": ["s3cret"]}]
+    assert endpoint.forms == [
+        {"grant_type": ["client_credentials"], "client_id": ["opsbot"], "client_secret": ["s3cret"]}
+    ]
     clock.now += 89
     assert source.token() == "opaque-1"
     clock.now += 1  # expires_in 120 minus the 30 s margin
@@ -181,8 +189,11 @@ def settings(**env: str) -> Settings:
     return Settings(_env_file=None, **env)  # type: ignore[call-arg]
 
 
-CLIENT_CREDENTIALS = {"PLATFORM_TOKEN_URL": "http://127.0.0.1:9/token", "OPSBOT_CLIENT_ID": "opsbot",
-                      "OPSBOT_CLIENT_SECRET": "s3cret"}
+CLIENT_CREDENTIALS = {
+    "PLATFORM_TOKEN_URL": "http://127.0.0.1:9/token",
+    "OPSBOT_CLIENT_ID": "opsbot",
+    "OPSBOT_CLIENT_SECRET": "s3cret",
+}
 
 
 @pytest.mark.usefixtures("clean_env")
@@ -191,8 +202,10 @@ CLIENT_CREDENTIALS = {"PLATFORM_TOKEN_URL": "http://127.0.0.1:9/token", "OPSBOT_
     [
         ({"PLATFORM_SERVICE_TOKEN": "svc", **CLIENT_CREDENTIALS, "JWT_SECRET": SECRET}, StaticToken),
         ({**CLIENT_CREDENTIALS, "JWT_SECRET": SECRET}, ClientCredentialsToken),
-        ({"PLATFORM_TOKEN_URL": "http://127.0.0.1:9/token", "OPSBOT_CLIENT_ID": "opsbot",
-          "JWT_SECRET": SECRET}, Hs256Token),
+        (
+            {"PLATFORM_TOKEN_URL": "http://127.0.0.1:9/token", "OPSBOT_CLIENT_ID": "opsbot", "JWT_SECRET": SECRET},
+            Hs256Token,
+        ),
         ({"JWT_SECRET": SECRET, "OPSBOT_ENV": "staging"}, Hs256Token),
         ({}, type(None)),
     ],
@@ -213,7 +226,8 @@ def test_production_never_mints_hs256(http: httpx.Client) -> None:
     # Settings refuses JWT_SECRET in production at construction; this guards the second line of defence.
     prod = Settings.model_construct(env=Environment.PRODUCTION, jwt_secret=SecretStr(SECRET))
     assert build_token_source(prod, http) is None
-    prod_with_token = Settings.model_construct(env=Environment.PRODUCTION, jwt_secret=SecretStr(SECRET),
-                                               platform_service_token=SecretStr("svc"))
+    prod_with_token = Settings.model_construct(
+        env=Environment.PRODUCTION, jwt_secret=SecretStr(SECRET), platform_service_token=SecretStr("svc")
+    )
     source = build_token_source(prod_with_token, http)
     assert isinstance(source, StaticToken) and source.token() == "svc"

@@ -47,7 +47,8 @@ def test_the_description_is_the_pinned_one() -> None:
 
 
 def test_reads_and_answers_of_checks_deployments_and_runs_match_github(
-        sim: SimGitHub, gh: GitHub, exchanges: list[Exchange]) -> None:
+    sim: SimGitHub, gh: GitHub, exchanges: list[Exchange]
+) -> None:
     for name in ("pnpm verify", "pnpm lint", "pnpm smoke:release"):
         sim.set_check("c" * 40, name, "success" if name != "pnpm lint" else None)
     for sha in ("a" * 40, "b" * 40, "c" * 40):  # three: the list answers span pages
@@ -70,15 +71,21 @@ def test_reads_and_answers_of_checks_deployments_and_runs_match_github(
 
 
 def test_github_refusals_of_the_simulator_have_githubs_error_shape(
-        sim: SimGitHub, gh: GitHub, exchanges: list[Exchange]) -> None:
+    sim: SimGitHub, gh: GitHub, exchanges: list[Exchange]
+) -> None:
     attempts: list[dict[str, Any]] = [
-        {"workflow": "nope.yml"}, {"inputs": {**INPUTS, "x": "1"}}, {"ref": "no-such-branch"},
+        {"workflow": "nope.yml"},
+        {"inputs": {**INPUTS, "x": "1"}},
+        {"ref": "no-such-branch"},
         {"inputs": {f"i{n}": "v" for n in range(26)}},
     ]
     for attempt in attempts:
         with pytest.raises(GitHubError):
-            gh.dispatch_workflow(attempt.get("workflow", "rollback.yml"), ref=attempt.get("ref", "main"),
-                                 inputs=attempt.get("inputs", INPUTS))
+            gh.dispatch_workflow(
+                attempt.get("workflow", "rollback.yml"),
+                ref=attempt.get("ref", "main"),
+                inputs=attempt.get("inputs", INPUTS),
+            )
     sim.secondary_rate_limit(times=5)
     with pytest.raises(GitHubError):
         gh.deployments()
@@ -91,7 +98,8 @@ def test_github_refusals_of_the_simulator_have_githubs_error_shape(
 
 
 def test_a_simulator_that_drifts_from_github_fails_the_check(
-        sim: SimGitHub, gh: GitHub, exchanges: list[Exchange], monkeypatch: pytest.MonkeyPatch) -> None:
+    sim: SimGitHub, gh: GitHub, exchanges: list[Exchange], monkeypatch: pytest.MonkeyPatch
+) -> None:
     def without_node_id(*args: Any, **kwargs: Any) -> dict[str, Any]:
         doc = original(*args, **kwargs)
         doc.pop("node_id")
@@ -112,8 +120,9 @@ def test_every_github_call_of_a_whole_rollback_matches_github(tmp_path: Path, sq
         click(stack, user=OWNER, approval_id=approval_id, posted=posted)
         row = finished(stack)
         assert row.status == "completed", (row.failed_step, row.failure)
-        seen = [Exchange(r.method, r.path, r.query, r.body, status, answer)
-                for r, status, answer in stack.github.exchanges]
+        seen = [
+            Exchange(r.method, r.path, r.query, r.body, status, answer) for r, status, answer in stack.github.exchanges
+        ]
     kinds = {(e.method, e.path.rsplit("/", 1)[-1]) for e in seen}
     assert ("POST", "dispatches") in kinds and ("GET", "deployments") in kinds and ("GET", "statuses") in kinds
     assert [p for e in seen for p in problems(e)] == []

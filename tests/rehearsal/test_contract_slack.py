@@ -104,4 +104,6 @@ def test_a_stand_in_that_drifts_from_slack_fails_the_check(monkeypatch: pytest.M
     assert any("ts" in p and "not of type" in p for p in found), found
     assert any("message_id" in p for p in found), found
     assert request_problems("chat.postMessage", {"chanel": "C0INCIDENT", "text": "x"}) == [
-        "chat.postMessage: unknown argument chanel", "chat.postMessage: missing channel"]
+        "chat.postMessage: unknown argument chanel",
+        "chat.postMessage: missing channel",
+    ]

@@ -34,8 +34,13 @@ def test_the_home_over_the_api(ws: Running) -> None:
     # Refreshed by the workspace's monitor after the action, without opening it again.
     eventually(lambda: "Approvals waiting for you (1)" in home_text(ws, HALT_B), what="the refreshed home")
     home = ws.state(HALT_B)["home"]
-    value = next(e["value"] for b in home["blocks"] if b["type"] == "actions" for e in b["elements"]
-                 if e["action_id"] == "home.approve")
+    value = next(
+        e["value"]
+        for b in home["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == "home.approve"
+    )
     assert ws.post("/api/home-click", {"user": HALT_B, "action_id": "home.approve", "value": value}).status_code == 200
     eventually(lambda: "is now *executed*" in home_text(ws, HALT_B), what="the outcome on the home")
     deadline = time.monotonic() + 6  # the operator's 6 s: the refreshes after the action keep the outcome
@@ -77,4 +82,3 @@ def test_the_home_in_the_browser(ws: Running, tmp_path: Path) -> None:
         page.locator("#channel-name").click()
         expect(page.locator("#messages")).to_contain_text("fat finger on the open")
         assert not errors, f"the page threw: {errors}"
-

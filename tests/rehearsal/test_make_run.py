@@ -42,9 +42,16 @@ class Process:
 
     def __init__(self, args: list[str], cwd: Path, env: dict[str, str], *, argv: list[str] | None = None) -> None:
         stderr = subprocess.STDOUT if argv else subprocess.PIPE  # make and pip write plenty to stderr
-        self.proc = subprocess.Popen(argv or [str(OPSBOT), *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=stderr, text=True,
-                                     start_new_session=bool(argv))
+        self.proc = subprocess.Popen(
+            argv or [str(OPSBOT), *args],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            start_new_session=bool(argv),
+        )
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -119,8 +126,10 @@ def page_answers_a_command(url: str) -> None:
     answer = httpx.post(url + "api/command", json={"user": "UOPERATOR", "text": "/halt status"}, timeout=15)
     assert answer.status_code == 200, answer.text
     deadline = time.monotonic() + 15
-    while not any("Control revision" in m["text"] for m in httpx.get(
-            url + "api/state", params={"user": "UOPERATOR"}, timeout=10).json()["messages"]):
+    while not any(
+        "Control revision" in m["text"]
+        for m in httpx.get(url + "api/state", params={"user": "UOPERATOR"}, timeout=10).json()["messages"]
+    ):
         assert time.monotonic() < deadline, "the /halt status answer never reached the page"
         time.sleep(0.2)
 
@@ -129,8 +138,13 @@ def page_answers_a_command(url: str) -> None:
 def test_make_run_on_a_clean_clone_builds_its_venv_and_serves_a_working_page(tmp_path: Path) -> None:
     """The committed HEAD, cloned: `make run` creates .venv itself (no .env, no Slack variables)."""
     clone = tmp_path / "clone"
-    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, timeout=120,
-                   stdin=subprocess.DEVNULL, capture_output=True)
+    subprocess.run(
+        ["git", "clone", "--quiet", str(ROOT), str(clone)],
+        check=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+    )
     assert not (clone / ".venv").exists() and not (clone / ".env").exists()
     env = {k: v for k, v in clean_env().items() if k not in ("VIRTUAL_ENV", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     make = Process([], clone, env, argv=["make", "run", "RUN_ARGS=--port 0 --no-open"])
@@ -158,9 +172,16 @@ def test_make_run_on_a_clean_clone_builds_its_venv_and_serves_a_working_page(tmp
 
 def test_run_in_production_without_credentials_refuses_and_starts_nothing(fresh_dir: Path) -> None:
     for command in ("run", "workspace"):
-        done = subprocess.run([str(OPSBOT), command, "--port", "0"], cwd=fresh_dir, capture_output=True, text=True,
-                              env=clean_env(OPSBOT_ENV="production"), timeout=60, stdin=subprocess.DEVNULL,
-                              check=False)
+        done = subprocess.run(
+            [str(OPSBOT), command, "--port", "0"],
+            cwd=fresh_dir,
+            capture_output=True,
+            text=True,
+            env=clean_env(OPSBOT_ENV="production"),
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
         assert done.returncode != 0
         assert "SLACK_BOT_TOKEN" in done.stderr and "SLACK_SIGNING_SECRET" in done.stderr
         assert "never starts in production" in done.stderr

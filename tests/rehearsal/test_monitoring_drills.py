@@ -23,8 +23,11 @@ SOCKETS = "trading_websocket_connections_total"
 def scrape(stack: Stack) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """What Prometheus would read from the backend now: (sample name, labels) -> value."""
     text = httpx.get(f"{stack.backend.url}/metrics", timeout=5).text
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def fake_clock(stack: Stack) -> list[float]:
@@ -76,7 +79,6 @@ def test_a_halt_not_applied_is_a_trading_control_update_failure(stack: Stack) ->
     inject(stack, "halt-not-applied", True)
     approval_id, posted = request_halt(stack, user=HALT_A)
     click(stack, user=HALT_B, approval_id=approval_id, posted=posted)
-    wait_until(lambda: any(r.action == "halt.failed" for r in stack.deps.audit.for_approval(approval_id)),
-               timeout=10)
+    wait_until(lambda: any(r.action == "halt.failed" for r in stack.deps.audit.for_approval(approval_id)), timeout=10)
     assert stack.backend.control()["global"]["halted"] is False
     assert scrape(stack)[("trading_control_update_failures_total", ())] == 1

@@ -39,8 +39,13 @@ def client(sim: SimBackend) -> Iterator[httpx.Client]:
         yield http
 
 
-def halt(client: httpx.Client, scope: str = "tenant:acme", key: str | None = None,
-         path: str = "/api/trading-control/halt", **body: Any) -> httpx.Response:
+def halt(
+    client: httpx.Client,
+    scope: str = "tenant:acme",
+    key: str | None = None,
+    path: str = "/api/trading-control/halt",
+    **body: Any,
+) -> httpx.Response:
     headers = {"idempotency-key": key} if key else {}
     payload = {"scope": scope, "reason": "bad fills", "actor": "U1", **body}
     return client.post(path, json=payload, headers=headers)
@@ -79,8 +84,9 @@ def test_reads_answer_the_contract_shapes(sim: SimBackend, client: httpx.Client)
 def test_bad_or_missing_token_gets_401_json(sim: SimBackend, authorization: str | None) -> None:
     headers = {"authorization": authorization} if authorization else {}
     for method, path in (("GET", "/api/trading-control"), ("POST", "/api/trading-control/halt")):
-        response = httpx.request(method, sim.url + path, headers=headers, timeout=5,
-                                 json={"scope": "global", "reason": "r", "actor": "U1"})
+        response = httpx.request(
+            method, sim.url + path, headers=headers, timeout=5, json={"scope": "global", "reason": "r", "actor": "U1"}
+        )
         assert response.status_code == 401
         assert response.json()["error"]
     assert sim.control()["global"]["halted"] is False
@@ -88,8 +94,11 @@ def test_bad_or_missing_token_gets_401_json(sim: SimBackend, authorization: str 
 
 def test_rs256_public_key_verifies_tokens() -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     now = int(time.time())
     good = jwt.encode({"iss": "platform-service", "exp": now + 60}, key, algorithm="RS256")
     with SimBackend(jwt_public_key=public) as sim:
@@ -150,8 +159,11 @@ def test_bad_write_bodies_get_400(sim: SimBackend, client: httpx.Client, body: d
 
 
 def test_non_json_body_gets_400(client: httpx.Client) -> None:
-    response = client.post("/api/trading-control/halt", content=b"scope=global",
-                           headers={"content-type": "application/x-www-form-urlencoded"})
+    response = client.post(
+        "/api/trading-control/halt",
+        content=b"scope=global",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     assert response.status_code == 400
 
 
@@ -211,8 +223,11 @@ def test_requests_are_recorded_with_lowercase_headers_and_body(sim: SimBackend, 
 
 
 def test_module_serves_from_the_command_line() -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "rehearsal.sim.backend", "--port", "0", "--jwt-secret", SECRET],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rehearsal.sim.backend", "--port", "0", "--jwt-secret", SECRET],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()

@@ -69,8 +69,11 @@ def harness(peer: SlackPeer) -> BoltHarness:
 @pytest.fixture
 def sender(peer: SlackPeer, harness: BoltHarness) -> Iterator[SlackSender]:
     server = make_server(
-        "127.0.0.1", 0, SlackRequestHandler(harness.app),
-        server_class=_ThreadingWSGIServer, handler_class=_QuietHandler,
+        "127.0.0.1",
+        0,
+        SlackRequestHandler(harness.app),
+        server_class=_ThreadingWSGIServer,
+        handler_class=_QuietHandler,
     )
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -110,8 +113,20 @@ def test_command_is_acked_and_respond_reaches_the_peer(
 def test_command_body_has_slacks_fields_in_form_encoding(sender: SlackSender) -> None:
     sender.command(user="U0ALICE", command="/echo", text="a b&c", user_name="alice")
     fields = {k: v[0] for k, v in parse_qs(sender.last_body, keep_blank_values=True).items()}
-    expected = {"token", "team_id", "team_domain", "channel_id", "channel_name", "user_id", "user_name",
-                "command", "text", "api_app_id", "response_url", "trigger_id"}
+    expected = {
+        "token",
+        "team_id",
+        "team_domain",
+        "channel_id",
+        "channel_name",
+        "user_id",
+        "user_name",
+        "command",
+        "text",
+        "api_app_id",
+        "response_url",
+        "trigger_id",
+    }
     assert expected <= fields.keys()
     assert (fields["text"], fields["user_name"], fields["command"]) == ("a b&c", "alice", "/echo")
 
@@ -141,14 +156,19 @@ def test_stale_timestamp_is_refused(sender: SlackSender, harness: BoltHarness) -
 def test_click_reaches_action_handler_and_replaces_message(
     sender: SlackSender, harness: BoltHarness, peer: SlackPeer
 ) -> None:
-    button = {"type": "button", "action_id": "approve", "value": "apr_123",
-              "text": {"type": "plain_text", "text": "Approve"}}
+    button = {
+        "type": "button",
+        "action_id": "approve",
+        "value": "apr_123",
+        "text": {"type": "plain_text", "text": "Approve"},
+    }
     blocks = [{"type": "actions", "block_id": "approval", "elements": [button]}]
     posted = WebClient(token=TOKEN, base_url=peer.api_url).chat_postMessage(
         channel="C0INCIDENT", text="approve?", blocks=blocks
     )
-    answer = sender.click(user="U0BOB", action_id="approve", value="apr_123", channel="C0INCIDENT",
-                          message_ts=posted["ts"])
+    answer = sender.click(
+        user="U0BOB", action_id="approve", value="apr_123", channel="C0INCIDENT", message_ts=posted["ts"]
+    )
     assert answer.status_code == 200
     seen = harness.clicks.get(timeout=5)
     assert seen["action"]["value"] == "apr_123" and seen["action"]["block_id"] == "approval"

@@ -238,20 +238,24 @@ def test_views_publish_takes_100_blocks_and_refuses_a_stale_hash(client: WebClie
     over = refused(lambda: client.views_publish(user_id="U0ALICE", view={"type": "home", "blocks": [section] * 101}))
     assert over["error"] == "invalid_arguments" and "no more than 100 items allowed" in str(over["response_metadata"])
     fresh = client.views_publish(user_id="U0ALICE", view={"type": "home", "blocks": []}, hash=view["hash"])
-    stale = refused(lambda: client.views_publish(user_id="U0ALICE", view={"type": "home", "blocks": []},
-                                                 hash=view["hash"]))
+    stale = refused(
+        lambda: client.views_publish(user_id="U0ALICE", view={"type": "home", "blocks": []}, hash=view["hash"])
+    )
     assert fresh["ok"] and stale["error"] == "hash_conflict"
 
 
 def test_missing_scope_names_what_the_manifest_lacks_and_join_needs_a_public_channel(
-        peer: SlackPeer, client: WebClient) -> None:
+    peer: SlackPeer, client: WebClient
+) -> None:
     assert "channels:join" in peer.workspace.scopes  # read from manifest.yaml
     joined = client.conversations_join(channel="C0ANNOUNCE")
     assert joined["channel"]["is_member"] is True and "warning" not in joined.data  # type: ignore[operator]
     assert client.conversations_join(channel="C0ANNOUNCE")["warning"] == "already_in_channel"
     peer.workspace.add_channel("G0SECRET", is_private=True, is_member=True)
-    assert refused(lambda: client.conversations_join(channel="G0SECRET"))["error"] == \
-        "method_not_supported_for_channel_type"
+    assert (
+        refused(lambda: client.conversations_join(channel="G0SECRET"))["error"]
+        == "method_not_supported_for_channel_type"
+    )
     peer.workspace.scopes -= {"channels:join"}
     missing = refused(lambda: client.conversations_join(channel="C0RANDOM"))
     assert missing["error"] == "missing_scope" and missing["needed"] == "channels:join"

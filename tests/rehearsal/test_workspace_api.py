@@ -78,8 +78,9 @@ def test_self_approval_is_refused_to_the_requester_only(ws: Running) -> None:
 def test_the_page_refuses_what_slack_would_not_send(ws: Running) -> None:
     assert ws.post("/api/command", {"user": "UNOBODY", "text": "/halt status"}).status_code == 400
     assert "not a command" in ws.post("/api/command", {"user": OPERATOR, "text": "/deploy now"}).json()["error"]
-    bad_click = ws.post("/api/click", {"user": HALT_A, "action_id": "approve", "value": "apr_forged",
-                                       "message_ts": "1.000001"})
+    bad_click = ws.post(
+        "/api/click", {"user": HALT_A, "action_id": "approve", "value": "apr_forged", "message_ts": "1.000001"}
+    )
     assert bad_click.status_code == 400
     form = httpx.post(ws.url + "/api/command", data={"user": OPERATOR, "text": "/halt status"})
     assert form.status_code == 400  # JSON only: a cross-site form post cannot drive the rehearsal
@@ -115,9 +116,13 @@ def test_backend_drills_change_what_the_bot_meets(ws: Running) -> None:
 def test_ci_and_workflow_drills_change_github(ws: Running) -> None:
     github = ws.session.world.stack.github
     ws.drill("ci-check-failing", True)
-    conclusion = {r["name"]: r["conclusion"] for r in httpx.get(
-        f"{github.url}/repos/{github.repository}/commits/{DEPLOYED}/check-runs",
-        headers={"Authorization": "Bearer ghp_local_stand_in"}).json()["check_runs"]}
+    conclusion = {
+        r["name"]: r["conclusion"]
+        for r in httpx.get(
+            f"{github.url}/repos/{github.repository}/commits/{DEPLOYED}/check-runs",
+            headers={"Authorization": "Bearer ghp_local_stand_in"},
+        ).json()["check_runs"]
+    }
     assert conclusion[FAILING_CHECK] == "failure"
     ws.drill("ci-check-failing", False)
     ws.drill("rollback-workflow-failing", True)
@@ -136,8 +141,13 @@ def test_cosmos_drills(ws: Running) -> None:
     ws.drill("control-drift", True)
     ws.command(OPERATOR, "/halt status")
     ws.find(OPERATOR, "runtime control drift", ephemeral=True)
-    container = world.cosmos.client().get_database_client(COSMOS_DATABASE).get_container_client(  # type: ignore[union-attr]
-        "trading-control")
+    container = (
+        world.cosmos.client()
+        .get_database_client(COSMOS_DATABASE)
+        .get_container_client(  # type: ignore[union-attr]
+            "trading-control"
+        )
+    )
     backend_halted = world.stack.backend.control()["global"]["halted"]
     assert container.read_item("global", partition_key="global")["halted"] is not backend_halted
 

@@ -109,7 +109,8 @@ def assert_rendered_as_a_slack_card(request: Any) -> None:
     _expect(request.get_by_role("button", name="Approve")).to_have_class(re.compile(r"\bbk-button\b.*\bprimary\b"))
     _expect(request.get_by_role("button", name="Reject")).to_have_class(re.compile(r"\bbk-button\b.*\bdanger\b"))
     styles = request.locator(".bk-actions button").evaluate_all(
-        "buttons => buttons.map(b => getComputedStyle(b).backgroundColor)")
+        "buttons => buttons.map(b => getComputedStyle(b).backgroundColor)"
+    )
     assert len(set(styles)) == 2, styles  # primary and danger look different
 
 

@@ -50,8 +50,9 @@ def test_halt_not_applied_is_reported_loudly_as_hard_trigger_3(ws: Running) -> N
     outcome = ws.find(HALT_A, "NOT APPLIED", ephemeral=False, top_level=True)
     shown = everything(outcome)
     assert outcome["ts"] == request["ts"]
-    assert ("*HALT NOT APPLIED:* the backend accepted it but the read-back shows `tenant:drill-one` still trading"
-            in shown)
+    assert (
+        "*HALT NOT APPLIED:* the backend accepted it but the read-back shows `tenant:drill-one` still trading" in shown
+    )
     assert "hard rollback trigger 3 of the runbook" in shown and "/rollback --trigger controls" in shown
     told = ws.find(HALT_A, "HALT NOT APPLIED", ephemeral=False)  # and a new message in its thread, to all
     assert told.get("thread_ts") == request["ts"] and f"approved by <@{HALT_A}>" in everything(told)
@@ -89,6 +90,7 @@ def test_platform_auth_failing_makes_the_gate_item_unknown_and_the_gate_no_go(ws
 
 # -- the kill switch's drills: the halt happens, and the channel catches up -----------------------------
 
+
 def scope_halted(ws: Running, scope: str) -> bool:
     control = ws.session.world.stack.backend.control()
     return any(s["scope"] == scope and s["disabled"] for s in control["scopes"])
@@ -99,8 +101,11 @@ def test_slack_slow_still_halts_and_the_card_arrives(ws: Running) -> None:
     ws.command(HALT_A, "/halt symbol:SLOWSLACK drill slack slow --now")
     eventually(lambda: scope_halted(ws, "symbol:SLOWSLACK") or None, timeout=15, what="the halt")
     card = ws.find(HALT_A, "SLOWSLACK", ephemeral=False, timeout=20)
-    eventually(lambda: "Applied" in everything(ws.find(HALT_A, "SLOWSLACK", ephemeral=False)) or None,
-               timeout=20, what="the card showing the outcome")
+    eventually(
+        lambda: "Applied" in everything(ws.find(HALT_A, "SLOWSLACK", ephemeral=False)) or None,
+        timeout=20,
+        what="the card showing the outcome",
+    )
     assert card["ts"]
 
 
@@ -116,8 +121,12 @@ def test_slack_down_still_halts(ws: Running) -> None:
 def test_slack_rate_limiting_answers_429_with_retry_after(ws: Running) -> None:
     ws.drill("slack-rate-limiting", True)
     peer = ws.session.world.stack.peer
-    answer = httpx.post(peer.api_url + "chat.postMessage", data={"channel": "C0INCIDENT", "text": "x"},
-                        headers={"Authorization": f"Bearer {peer.bot_token}"}, timeout=5)
+    answer = httpx.post(
+        peer.api_url + "chat.postMessage",
+        data={"channel": "C0INCIDENT", "text": "x"},
+        headers={"Authorization": f"Bearer {peer.bot_token}"},
+        timeout=5,
+    )
     assert answer.status_code == 429 and answer.headers["Retry-After"] == "30"
     assert answer.json() == {"ok": False, "error": "ratelimited"}
     ws.drill("slack-rate-limiting", False)
@@ -148,6 +157,8 @@ def test_bot_crash_refuses_while_down_and_the_restarted_bot_halts(ws: Running) -
     ws.drill("bot-crash", False)
     ws.command(HALT_A, "/halt symbol:RESTARTED drill bot crash --now")
     eventually(lambda: scope_halted(ws, "symbol:RESTARTED") or None, timeout=15, what="the halt after the restart")
+
+
 def audit_shown(ws: Running) -> list[str]:
     return list(ws.state()["world"]["audit"])
 
@@ -156,20 +167,30 @@ def cli_verify(ws: Running) -> subprocess.CompletedProcess[str]:
     """`opsbot audit verify` as an operator runs it against the workspace's database file."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPSBOT_", "SLACK_", "JWT_"))}
     env.update(OPSBOT_DATABASE_URL=ws.session.world.stack.deps.settings.database_url, OPSBOT_ENV="development")
-    return subprocess.run([sys.executable, "-m", "bot.cli", "audit", "verify"], env=env, capture_output=True,
-                          text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", "audit", "verify"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
-@pytest.mark.parametrize(("drill", "named"), [("audit-truncate", "TRUNCATED: checkpoint #"),
-                                              ("audit-rehash", "REWRITTEN: at seq ")])
+@pytest.mark.parametrize(
+    ("drill", "named"), [("audit-truncate", "TRUNCATED: checkpoint #"), ("audit-rehash", "REWRITTEN: at seq ")]
+)
 def test_tampering_with_the_audit_is_named_by_verify_in_the_page_and_the_cli(
-        ws: Running, drill: str, named: str) -> None:
+    ws: Running, drill: str, named: str
+) -> None:
     ws.command(OPERATOR, f"/halt tenant:{drill} rehearsing an audit tamper")
     request = ws.find(HALT_A, f"tenant:{drill}", ephemeral=False)
     assert ws.click(HALT_A, request).status_code == 200
-    outcome = eventually(lambda: next((m for m in ws.messages(HALT_A)
-                                       if m["ts"] == request["ts"] and "audit #" in everything(m)), None),
-                         timeout=30, what="the card with its signed checkpoint line")
+    outcome = eventually(
+        lambda: next((m for m in ws.messages(HALT_A) if m["ts"] == request["ts"] and "audit #" in everything(m)), None),
+        timeout=30,
+        what="the card with its signed checkpoint line",
+    )
     line = re.search(r"audit #(\d+) · ([0-9a-f]{16})…, signed", everything(outcome))
     assert line is not None
     intact = audit_shown(ws)

@@ -31,8 +31,12 @@ def page(browser: Any, ws: Running) -> Iterator[Any]:
 
 
 def distance_from_bottom(page: Any) -> float:
-    return float(page.evaluate("() => { const m = document.getElementById('messages'); "
-                               "return m.scrollHeight - m.scrollTop - m.clientHeight; }"))
+    return float(
+        page.evaluate(
+            "() => { const m = document.getElementById('messages'); "
+            "return m.scrollHeight - m.scrollTop - m.clientHeight; }"
+        )
+    )
 
 
 def test_the_channel_scrolls_to_new_messages(page: Any) -> None:

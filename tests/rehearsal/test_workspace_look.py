@@ -48,8 +48,9 @@ def test_every_emoji_the_bot_writes_has_a_rendering_in_the_page() -> None:
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    with running_workspace(tmp_path_factory.mktemp("workspace-look"), use_cosmos=False,
-                           use_prometheus=False) as running:
+    with running_workspace(
+        tmp_path_factory.mktemp("workspace-look"), use_cosmos=False, use_prometheus=False
+    ) as running:
         yield running
 
 
@@ -61,10 +62,13 @@ def page(ws: Running, tmp_path: Path) -> Iterator[Any]:
 
 def test_the_page_renders_each_of_those_emoji(page: Any) -> None:
     names = sorted(emoji_the_bot_uses())
-    shown = page.evaluate("""async (names) => {
+    shown = page.evaluate(
+        """async (names) => {
         const { emojify } = await import("/static/blocks.js");
         return names.filter((name) => emojify(`:${name}:`) === `:${name}:`);
-    }""", names)
+    }""",
+        names,
+    )
     assert shown == [], f"rendered as text: {shown}"
 
 
@@ -76,8 +80,9 @@ def test_long_typed_text_wraps_inside_the_message_pane(page: Any) -> None:
     pane = page.locator("#messages").bounding_box()
     box = typed.bounding_box()
     assert box["x"] + box["width"] <= pane["x"] + pane["width"] + 1, (box, pane)  # not under the right panel
-    assert page.evaluate("() => { const m = document.getElementById('messages'); "
-                         "return m.scrollWidth <= m.clientWidth; }")
+    assert page.evaluate(
+        "() => { const m = document.getElementById('messages'); return m.scrollWidth <= m.clientWidth; }"
+    )
     shot(page, "long-text-wraps")
 
 
@@ -85,9 +90,14 @@ def test_a_chart_uploaded_into_an_alerts_thread_shows_as_an_image_under_the_aler
     slack = ws.session.world.stack.deps.slack  # the bot's own client, against the local peer, as alerts.py posts
     alert = slack.chat_postMessage(channel=people.CHANNEL_ID, text="Monitoring alert: chart rehearsal: 14 > 10")
     png = line_chart([(0.0, 1.0), (30.0, 14.0), (60.0, 12.0)], threshold=10.0, start=0.0, end=60.0)
-    slack.files_upload_v2(channel=people.CHANNEL_ID, thread_ts=str(alert["ts"]), content=png,
-                          filename="chart-rehearsal.png", title="chart rehearsal over the window",
-                          alt_txt="chart rehearsal over the window")
+    slack.files_upload_v2(
+        channel=people.CHANNEL_ID,
+        thread_ts=str(alert["ts"]),
+        content=png,
+        filename="chart-rehearsal.png",
+        title="chart rehearsal over the window",
+        alt_txt="chart rehearsal over the window",
+    )
     message = page.locator("#messages > .msg", has_text="Monitoring alert: chart rehearsal")
     image = message.locator(".thread img[alt='chart rehearsal over the window']")
     _expect(image).to_be_visible(timeout=15_000)

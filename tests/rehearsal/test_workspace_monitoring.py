@@ -54,8 +54,7 @@ def test_an_auth_drill_after_a_cutover_advance_is_alerted_in_the_channel(tmp_pat
             time.sleep(0.5)
         ws.drill("auth-failing", True)
         started = time.monotonic()
-        alert = ws.find(OPERATOR, "Monitoring alert: platform auth failures:", ephemeral=False,
-                        timeout=ALERT_WITHIN_S)
+        alert = ws.find(OPERATOR, "Monitoring alert: platform auth failures:", ephemeral=False, timeout=ALERT_WITHIN_S)
         assert time.monotonic() - started < ALERT_WITHIN_S
         assert "trigger" in everything(alert).lower() and "Propose rollback" in everything(alert)
         chart_in_thread(ws, alert)
@@ -82,8 +81,9 @@ def chart_in_thread(ws: Running, alert: dict[str, object]) -> None:
     assert httpx.get(ws.url + "/api/file", params={"id": "FNOPE"}, timeout=5).status_code == 404
 
 
-def test_without_prometheus_the_page_and_the_printout_say_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_without_prometheus_the_page_and_the_printout_say_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(local_prometheus, "binary", lambda: None)
     with running_workspace(tmp_path, use_cosmos=False) as ws:
         shown = ws.state()["world"]["prometheus"]

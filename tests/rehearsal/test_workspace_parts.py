@@ -25,8 +25,9 @@ def test_people_hold_the_contracts_roles_with_a_second_person_wherever_an_approv
     assert len(settings.halt_authorities) == 2
     assert len(settings.rollback_owners) == 2
     assert len(settings.admins) == 2  # a cutover advance: one admin requests, another approves
-    assert {p.user_id for p in people.PEOPLE} == (settings.operators | settings.halt_authorities
-                                                   | settings.rollback_owners | settings.admins)
+    assert {p.user_id for p in people.PEOPLE} == (
+        settings.operators | settings.halt_authorities | settings.rollback_owners | settings.admins
+    )
     assert all(len(p.roles) == 1 and isinstance(p.roles[0], Role) for p in people.PEOPLE)
 
 
@@ -38,19 +39,21 @@ def test_usage_hints_are_the_manifests() -> None:
 
 def test_the_shipped_scenarios_load() -> None:
     scenarios = load_all()
-    assert {s.name for s in scenarios.values()} == {"Release day", "Auth failures after cutover",
-                                                    "Rollback under load"}
+    assert {s.name for s in scenarios.values()} == {"Release day", "Auth failures after cutover", "Rollback under load"}
     assert all(s.try_ and s.description for s in scenarios.values())
 
 
-@pytest.mark.parametrize(("step", "problem"), [
-    ({"drill": {"name": "meteor-strike"}}, "unknown drill"),
-    ({"check": {"name": "pnpm lint", "conclusion": "maybe"}}, "conclusion"),
-    ({"deploy": {"sha": "not-a-sha"}}, "not a commit sha"),
-    ({"wait": 5, "note": "two in one"}, "exactly one of"),
-    ({"wait": 100000}, "wait"),
-    ({"reboot": True}, "reboot"),
-])
+@pytest.mark.parametrize(
+    ("step", "problem"),
+    [
+        ({"drill": {"name": "meteor-strike"}}, "unknown drill"),
+        ({"check": {"name": "pnpm lint", "conclusion": "maybe"}}, "conclusion"),
+        ({"deploy": {"sha": "not-a-sha"}}, "not a commit sha"),
+        ({"wait": 5, "note": "two in one"}, "exactly one of"),
+        ({"wait": 100000}, "wait"),
+        ({"reboot": True}, "reboot"),
+    ],
+)
 def test_a_bad_scenario_is_refused_naming_the_problem(tmp_path: Path, step: dict[str, object], problem: str) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({"name": "Bad", "description": "bad", "steps": [step]}), encoding="utf-8")

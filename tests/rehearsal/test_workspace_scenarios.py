@@ -29,8 +29,11 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 
 def github_get(ws: Running, path: str) -> Any:
     github = ws.session.world.stack.github
-    response = httpx.get(f"{github.url}/repos/{github.repository}{path}", timeout=10,
-                         headers={"Authorization": "Bearer ghp_local_stand_in"})
+    response = httpx.get(
+        f"{github.url}/repos/{github.repository}{path}",
+        timeout=10,
+        headers={"Authorization": "Bearer ghp_local_stand_in"},
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -46,8 +49,9 @@ def start(ws: Running, scenario: str) -> None:
 
 
 def finished(ws: Running, timeout: float) -> dict[str, Any]:
-    status: dict[str, Any] = eventually(lambda: (s := ws.state()["scenario"]) and s["done"] and s,
-                                        timeout=timeout, what="the scenario to finish")
+    status: dict[str, Any] = eventually(
+        lambda: (s := ws.state()["scenario"]) and s["done"] and s, timeout=timeout, what="the scenario to finish"
+    )
     return status
 
 
@@ -84,8 +88,10 @@ def rollback_under_load_after(ws: Running) -> None:
 
 MIDWAY: dict[str, Callable[[Running], None]] = {"release-day": release_day_midway}
 AFTER: dict[str, Callable[[Running], None]] = {
-    "release-day": release_day_after, "auth-failures-after-cutover": auth_failures_after,
-    "rollback-under-load": rollback_under_load_after}
+    "release-day": release_day_after,
+    "auth-failures-after-cutover": auth_failures_after,
+    "rollback-under-load": rollback_under_load_after,
+}
 
 
 @pytest.mark.timeout(RELEASE_DAY_S + 60)

@@ -162,16 +162,20 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
 
 def click(stack: Stack, *, user: str, approval_id: str, posted: ApiCall, action: str = "approve") -> Any:
     ts = str(posted.args.get("ts") or "")
-    response = stack.sender.click(user=user, action_id=action, value=approval_id, channel=CHANNEL,
-                                  message_ts=ts or "0")
+    response = stack.sender.click(user=user, action_id=action, value=approval_id, channel=CHANNEL, message_ts=ts or "0")
     assert response.status_code == 200, response.text
     return response
+
 
 def short_timeouts(stack: Stack) -> TradingBackend:
     """Rebuild the bot's backend client with 0.3 s timeouts, as a slow backend's test needs."""
     settings = stack.deps.settings
-    client = TradingBackend(base_url=settings.trading_api_url, tokens=build_token_source(settings, stack.deps.http),
-                            read_timeout_s=0.3, write_timeout_s=0.3)
+    client = TradingBackend(
+        base_url=settings.trading_api_url,
+        tokens=build_token_source(settings, stack.deps.http),
+        read_timeout_s=0.3,
+        write_timeout_s=0.3,
+    )
     stack.deps.backend.close()
     stack.deps.backend = client
     stack.deps.actions["halt"].backend = client  # type: ignore[attr-defined]

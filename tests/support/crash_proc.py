@@ -45,8 +45,9 @@ def main(where: str) -> int:
     deps = build_deps(Settings(_env_file=None))
     app = build_app(deps)
     stop_at(deps, where)
-    notifier = start_notifier(deps, NotifierConfig(idle_poll_s=0.1, first_retry=timedelta(seconds=0.2),
-                                                   claim_lease=timedelta(seconds=5)))
+    notifier = start_notifier(
+        deps, NotifierConfig(idle_poll_s=0.1, first_retry=timedelta(seconds=0.2), claim_lease=timedelta(seconds=5))
+    )
     sweeper = Sweeper(deps, interval=0.5).start()
     server = HttpServer(Router(app, deps), threads=8).start()
     stop = threading.Event()

@@ -18,8 +18,13 @@ from tests.support.common import ADMIN, CHANNEL, OPERATOR, ROLES, text_of, wait_
 SHA = "abc1234" + "0" * 33  # what the backend reports as deployed
 SHA2 = "def5678" + "0" * 33  # the next backend deploy
 CHECKS = ("pnpm verify", "pnpm lint", "pnpm smoke:release")
-CONTAINERS = {"dynamic_config": "/id", "trading-control": "/id", "order": "/tenantId",
-              "trade-history": "/accountId", "manual-entry": "/tenantId"}
+CONTAINERS = {
+    "dynamic_config": "/id",
+    "trading-control": "/id",
+    "order": "/tenantId",
+    "trade-history": "/accountId",
+    "manual-entry": "/tenantId",
+}
 CONTROL_DOCS = [{"id": "global", "halted": False, "reason": None, "revision": 1}]
 # The gate's items that need a person's word: the two manual go conditions, and go 7's web/mobile part.
 GATE_ATTESTED = ("go-kill-switch-maintenance", "go-mobile-interventions", "go-no-legacy-data")
@@ -27,8 +32,9 @@ FINAL = re.compile(r"^Release go/no-go: (GO|NO-GO) ")
 ITEM = re.compile(r"\*(PASS|FAIL|UNKNOWN)\*.*?`([a-z0-9-]+)`")
 
 
-def seed(server: CosmosServer, containers: dict[str, str] | None = None,
-         control: list[dict[str, Any]] | None = None) -> str:
+def seed(
+    server: CosmosServer, containers: dict[str, str] | None = None, control: list[dict[str, Any]] | None = None
+) -> str:
     database = f"opsbot-{uuid.uuid4().hex[:8]}"
     server.seed(database, containers or CONTAINERS, {"trading-control": CONTROL_DOCS if control is None else control})
     return database
@@ -54,8 +60,12 @@ def make_stack(sqlite_url: str, cosmos_server: CosmosServer) -> Iterator[StackFa
     started: list[Stack] = []
 
     def make(*, database: str | None = None, **overrides: Any) -> Stack:
-        values = {**ROLES, **cosmos_settings(cosmos_server, database or seed(cosmos_server)),
-                  "OPSBOT_GATE_DEADLINE_SECONDS": 5, **overrides}
+        values = {
+            **ROLES,
+            **cosmos_settings(cosmos_server, database or seed(cosmos_server)),
+            "OPSBOT_GATE_DEADLINE_SECONDS": 5,
+            **overrides,
+        }
         stack = Stack(database_url=sqlite_url, overrides=values).start()
         started.append(stack)
         green(stack)
@@ -116,8 +126,9 @@ def command(stack: Stack, name: str, text: str, *, user: str = OPERATOR) -> str:
     return text_of(answer.args)
 
 
-def attest(stack: Stack, check_id: str, evidence: str = "checked on the release candidate", *,
-           user: str = ADMIN) -> str:
+def attest(
+    stack: Stack, check_id: str, evidence: str = "checked on the release candidate", *, user: str = ADMIN
+) -> str:
     return command(stack, "/gate", f"attest {check_id} {evidence}", user=user)
 
 

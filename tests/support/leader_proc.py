@@ -25,10 +25,16 @@ class SlowWatcher(Watcher):
 
 
 def main(database_url: str, replica: str) -> int:
-    settings = Settings(_env_file=None, SLACK_BOT_TOKEN="xoxb-leader-test", SLACK_SIGNING_SECRET="leader-test",
-                        SLACK_API_URL="http://127.0.0.1:9/api/", OPSBOT_DATABASE_URL=database_url,
-                        OPSBOT_REPLICA_ID=replica, OPSBOT_MONITOR_INTERVAL_SECONDS=0.2,
-                        OPSBOT_LEADER_POLL_SECONDS=0.2)
+    settings = Settings(
+        _env_file=None,
+        SLACK_BOT_TOKEN="xoxb-leader-test",
+        SLACK_SIGNING_SECRET="leader-test",
+        SLACK_API_URL="http://127.0.0.1:9/api/",
+        OPSBOT_DATABASE_URL=database_url,
+        OPSBOT_REPLICA_ID=replica,
+        OPSBOT_MONITOR_INTERVAL_SECONDS=0.2,
+        OPSBOT_LEADER_POLL_SECONDS=0.2,
+    )
     deps = build_deps(settings)
     monitor = Monitor(deps, watcher=SlowWatcher(deps, build_watcher(deps).alerts)).start()
     stop = threading.Event()

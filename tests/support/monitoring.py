@@ -118,8 +118,13 @@ def fake_prom() -> Iterator[FakePrometheus]:
 
 
 def monitoring_overrides(prom_url: str | None, **more: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {**ROLES, "OPSBOT_INCIDENT_CHANNEL": CHANNEL, "OPSBOT_PROMETHEUS_TIMEOUT_SECONDS": 0.5,
-                              "OPSBOT_MONITOR_INTERVAL_SECONDS": 0.2, "OPSBOT_LEADER_POLL_SECONDS": 0.2}
+    values: dict[str, Any] = {
+        **ROLES,
+        "OPSBOT_INCIDENT_CHANNEL": CHANNEL,
+        "OPSBOT_PROMETHEUS_TIMEOUT_SECONDS": 0.5,
+        "OPSBOT_MONITOR_INTERVAL_SECONDS": 0.2,
+        "OPSBOT_LEADER_POLL_SECONDS": 0.2,
+    }
     if prom_url:
         values["OPSBOT_PROMETHEUS_URL"] = prom_url
     return {**values, **more}
@@ -140,17 +145,37 @@ def store(stack: Stack) -> MonitoringStore:
     return MonitoringStore(stack.deps.engine, stack.deps.audit)
 
 
-def open_window(stack: Stack, *, seq: int = 1, to_stage: str = "web-internal-adoption",
-                from_stage: str = "backend-internal-validation") -> None:
+def open_window(
+    stack: Stack,
+    *,
+    seq: int = 1,
+    to_stage: str = "web-internal-adoption",
+    from_stage: str = "backend-internal-validation",
+) -> None:
     """What the cutover does once a stage is entered: tell the subscribers."""
-    notify(stack.deps.on_cutover_transition, CutoverTransition(
-        seq=seq, from_stage=from_stage, to_stage=to_stage, entered_at=stack.deps.now(), version="abc1234",
-        requested_by=ADMIN, approved_by=ADMIN2, approval_id=f"apr-{seq}", request_id=f"req-{seq}", channel=CHANNEL))
+    notify(
+        stack.deps.on_cutover_transition,
+        CutoverTransition(
+            seq=seq,
+            from_stage=from_stage,
+            to_stage=to_stage,
+            entered_at=stack.deps.now(),
+            version="abc1234",
+            requested_by=ADMIN,
+            approved_by=ADMIN2,
+            approval_id=f"apr-{seq}",
+            request_id=f"req-{seq}",
+            channel=CHANNEL,
+        ),
+    )
 
 
 def posts(stack: Stack, prefix: str, channel: str = CHANNEL) -> list[ApiCall]:
-    return [c for c in stack.peer.calls_to("chat.postMessage")
-            if c.args.get("channel") == channel and str(c.args.get("text") or "").startswith(prefix)]
+    return [
+        c
+        for c in stack.peer.calls_to("chat.postMessage")
+        if c.args.get("channel") == channel and str(c.args.get("text") or "").startswith(prefix)
+    ]
 
 
 def alerts(stack: Stack, signal_name: str | None = None) -> list[ApiCall]:

@@ -43,30 +43,56 @@ class World:
 
     def settings(self, **overrides: Any) -> Settings:
         values: dict[str, Any] = {"OPSBOT_ROLLBACK_OWNERS": "UOWNER", **overrides}
-        return local_settings(database_url=self.database_url, backend_url=self.backend.url,
-                              slack_api_url="http://127.0.0.1:9/", auth=self.auth, github_url=self.github.url,
-                              **values)
+        return local_settings(
+            database_url=self.database_url,
+            backend_url=self.backend.url,
+            slack_api_url="http://127.0.0.1:9/",
+            auth=self.auth,
+            github_url=self.github.url,
+            **values,
+        )
 
-    def context(self, *, deadline_s: float = 5.0, tokens: TokenSource | None = None, request_id: str = "ops-test",
-                **overrides: Any) -> GateContext:
+    def context(
+        self,
+        *,
+        deadline_s: float = 5.0,
+        tokens: TokenSource | None = None,
+        request_id: str = "ops-test",
+        **overrides: Any,
+    ) -> GateContext:
         settings = self.settings(**overrides)
         tokens = tokens if tokens is not None else build_token_source(settings, self.http)
         audit = AuditLog(self.engine, replica="test")
         return GateContext(
-            settings=settings, runbook=RUNBOOK,
+            settings=settings,
+            runbook=RUNBOOK,
             backend=TradingBackend(base_url=settings.trading_api_url, tokens=tokens, http=self.http),
-            github=GitHub(api_url=settings.github_api_url, token=GITHUB_TOKEN, repository=REPOSITORY,
-                          http=self.http, timeout_s=3.0),
-            http=self.http, tokens=tokens, cosmos=build_cosmos(settings, timeout_s=2.0), audit=audit,
-            engine=self.engine, store=GateStore(self.engine, audit), request_id=request_id, now=utcnow(),
-            deadline_at=time.monotonic() + deadline_s)
+            github=GitHub(
+                api_url=settings.github_api_url,
+                token=GITHUB_TOKEN,
+                repository=REPOSITORY,
+                http=self.http,
+                timeout_s=3.0,
+            ),
+            http=self.http,
+            tokens=tokens,
+            cosmos=build_cosmos(settings, timeout_s=2.0),
+            audit=audit,
+            engine=self.engine,
+            store=GateStore(self.engine, audit),
+            request_id=request_id,
+            now=utcnow(),
+            deadline_at=time.monotonic() + deadline_s,
+        )
 
 
 @pytest.fixture
 def world(sqlite_url: str) -> Iterator[World]:
-    with SimPlatformAuth(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, issuer=ISSUER) as auth, \
-            SimGitHub(token=GITHUB_TOKEN, repository=REPOSITORY) as github, \
-            SimBackend(jwt_public_key=auth.public_pem(), issuer=ISSUER, version=SHA) as backend:
+    with (
+        SimPlatformAuth(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, issuer=ISSUER) as auth,
+        SimGitHub(token=GITHUB_TOKEN, repository=REPOSITORY) as github,
+        SimBackend(jwt_public_key=auth.public_pem(), issuer=ISSUER, version=SHA) as backend,
+    ):
         for name in CHECKS:
             github.set_check(SHA, name)
         engine = make_engine(sqlite_url)

@@ -51,8 +51,15 @@ def seed(stack: Stack, *, deployed: bool = True) -> None:
 class running_stack:  # lower case: used like a function in `with`
     """A started, seeded stack that, on exit, stops any rollback still running before it stops."""
 
-    def __init__(self, database_url: str, incident_dir: Path, *, seed_deployed: bool = True,
-                 settings: Mapping[str, str] | None = None, **extra: str) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        incident_dir: Path,
+        *,
+        seed_deployed: bool = True,
+        settings: Mapping[str, str] | None = None,
+        **extra: str,
+    ) -> None:
         self.stack = Stack(database_url=database_url, overrides=overrides(incident_dir, **(settings or {}), **extra))
         self.seed_deployed = seed_deployed
 
@@ -76,9 +83,11 @@ def store(stack: Stack) -> RollbackStore:
     return spec(stack).store
 
 
-def request(stack: Stack, *, user: str = OPERATOR, text: str = "logins fail for everyone --trigger auth"
-            ) -> tuple[str, ApiCall]:
+def request(
+    stack: Stack, *, user: str = OPERATOR, text: str = "logins fail for everyone --trigger auth"
+) -> tuple[str, ApiCall]:
     """Ask for a rollback; the approval id and the posted request message."""
+
     def is_request(call: ApiCall) -> bool:
         return any(b.get("type") == "actions" for b in call.args.get("blocks") or [])
 
@@ -103,8 +112,15 @@ def command(stack: Stack, text: str, *, user: str = OPERATOR) -> str:
 
 def finished(stack: Stack, timeout: float = 15.0, *, after: str | None = None) -> Rollback:
     """Wait until the latest rollback (one other than `after`) has ended, its thread too; return it."""
-    wait_until(lambda: (row := store(stack).latest()) is not None and row.id != after
-               and row.status != RollbackStatus.RUNNING.value and not spec(stack).runner.busy, timeout=timeout)
+    wait_until(
+        lambda: (
+            (row := store(stack).latest()) is not None
+            and row.id != after
+            and row.status != RollbackStatus.RUNNING.value
+            and not spec(stack).runner.busy
+        ),
+        timeout=timeout,
+    )
     row = store(stack).latest()
     assert row is not None
     return row
@@ -140,6 +156,7 @@ def steps_of(row: Rollback) -> dict[str, str]:
 
 def announced(stack: Stack, *needles: str, channel: str = ANNOUNCE) -> str:
     """Wait for a message in `channel` containing every needle; return its text."""
+
     def found() -> str | None:
         texts = [str(m.get("text", "")) for m in stack.peer.channel_messages(channel)]
         return next((t for t in texts if all(n in t for n in needles)), None)

@@ -39,8 +39,9 @@ class Running:
 
     def click(self, user: str, message: dict[str, Any], action_id: str = "approve") -> httpx.Response:
         value = button(message, action_id)["value"]
-        return self.post("/api/click", {"user": user, "action_id": action_id, "value": value,
-                                        "message_ts": message["ts"]})
+        return self.post(
+            "/api/click", {"user": user, "action_id": action_id, "value": value, "message_ts": message["ts"]}
+        )
 
     def drill(self, name: str, on: bool) -> None:
         response = self.post("/api/drill", {"name": name, "on": on})
@@ -55,10 +56,12 @@ class Running:
     def messages(self, user: str = OPERATOR) -> list[dict[str, Any]]:
         return list(self.state(user)["messages"])
 
-    def find(self, user: str, needle: str, *, ephemeral: bool | None = None, timeout: float = 15,
-             top_level: bool = False) -> dict[str, Any]:
+    def find(
+        self, user: str, needle: str, *, ephemeral: bool | None = None, timeout: float = 15, top_level: bool = False
+    ) -> dict[str, Any]:
         """The newest message `user` sees whose text (or block text) contains `needle`; `top_level`: not
         a reply in a thread (outcomes are told in the card's thread as well as on the card)."""
+
         def found() -> dict[str, Any] | None:
             for message in reversed(self.messages(user)):
                 if top_level and message.get("thread_ts"):
@@ -71,8 +74,9 @@ class Running:
 
 
 @contextmanager
-def running_workspace(folder: Path, *, use_cosmos: bool = True, use_prometheus: bool = True,
-                      soak_seconds: float = 0) -> Iterator[Running]:
+def running_workspace(
+    folder: Path, *, use_cosmos: bool = True, use_prometheus: bool = True, soak_seconds: float = 0
+) -> Iterator[Running]:
     paths = paths_for(f"sqlite:///{folder}/opsbot.db")
     session = Session(paths, use_cosmos=use_cosmos, use_prometheus=use_prometheus, soak_seconds=soak_seconds).start()
     server = HttpServer(WorkspaceApp(session)).start()
@@ -118,8 +122,16 @@ def eventually(probe: Callable[[], T | None], *, timeout: float = 15, what: str 
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Headless, and nothing that phones home: no QUIC, sync, component updates or background fetches.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _unavailable(why: str) -> None:
@@ -139,8 +151,12 @@ def chromium(profile: Path) -> Iterator[Any]:
         _unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1440, "height": 900})
+            str(profile),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1440, "height": 900},
+        )
         try:
             yield context
         finally:
@@ -162,8 +178,13 @@ def open_page(browser: Any, url: str) -> Iterator[Any]:
 
 GATE_S = 30  # the gate's deadline is 10 s in the workspace; the card fills in within it
 # What the gate and the first stage need a person's word for (the rest the probes show).
-ATTESTED = ("go-kill-switch-maintenance", "go-mobile-interventions", "go-no-legacy-data",
-            "backend-deploy-platform-cosmos", "backend-tenant-scoped-reads")
+ATTESTED = (
+    "go-kill-switch-maintenance",
+    "go-mobile-interventions",
+    "go-no-legacy-data",
+    "backend-deploy-platform-cosmos",
+    "backend-tenant-scoped-reads",
+)
 
 
 def advance_cutover(ws: Running, reason: str = "backend validated in rehearsal") -> dict[str, Any]:

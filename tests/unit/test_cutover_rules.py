@@ -31,16 +31,27 @@ V1, V2 = "1111111", "2222222"
 MAX_AGE = timedelta(hours=1)
 
 
-def evaluation(version: str = V1, *, verdict: GateVerdict = GateVerdict.GO, minutes_ago: float = 5,
-               override: dict[str, ProbeResult] | None = None, gate_id: str = "gate_go") -> EvaluationView:
-    outcomes = tuple(ItemOutcome(i.id, s, i.text, i.probe, dict(i.params), (override or {}).get(i.id, passed("ok")))
-                     for s, i in gate_items(RUNBOOK))
+def evaluation(
+    version: str = V1,
+    *,
+    verdict: GateVerdict = GateVerdict.GO,
+    minutes_ago: float = 5,
+    override: dict[str, ProbeResult] | None = None,
+    gate_id: str = "gate_go",
+) -> EvaluationView:
+    outcomes = tuple(
+        ItemOutcome(i.id, s, i.text, i.probe, dict(i.params), (override or {}).get(i.id, passed("ok")))
+        for s, i in gate_items(RUNBOOK)
+    )
     return EvaluationView(gate_id, NOW - timedelta(minutes=minutes_ago), version, verdict, "UOP", "ops-1", outcomes)
 
 
 def attestations(version: str = V1) -> dict[str, AttestationView]:
-    return {item.id: AttestationView(item.id, version, "seen", "UADMIN", NOW - timedelta(minutes=1))
-            for _, item in RUNBOOK.labelled_items() if item.kind == "attested"}
+    return {
+        item.id: AttestationView(item.id, version, "seen", "UADMIN", NOW - timedelta(minutes=1))
+        for _, item in RUNBOOK.labelled_items()
+        if item.kind == "attested"
+    }
 
 
 def evidence(**changes: object) -> Evidence:
@@ -51,8 +62,14 @@ def evidence(**changes: object) -> Evidence:
 def facts(stage_id: str = "web-internal-adoption", **changes: object) -> AdvanceFacts:
     ev = changes.pop("evidence", None) or evidence()
     stage = RUNBOOK.stage(stage_id)
-    base = AdvanceFacts(RUNBOOK, stage, stage_statuses(RUNBOOK, stage, ev), ev, evaluation(),  # type: ignore[arg-type]
-                        soak=Soak(NOW - timedelta(hours=3)))
+    base = AdvanceFacts(
+        RUNBOOK,
+        stage,
+        stage_statuses(RUNBOOK, stage, ev),
+        ev,
+        evaluation(),  # type: ignore[arg-type]
+        soak=Soak(NOW - timedelta(hours=3)),
+    )
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
@@ -81,54 +98,114 @@ def test_allowed_when_everything_holds() -> None:
 Case = tuple[str, Callable[[], AdvanceFacts], str]
 CASES: list[Case] = [
     ("rollback in progress", lambda: facts(freeze="rollback rb_1"), "rollback in progress"),
-    ("stage check not attested", lambda: facts(evidence=evidence(attestations={})),
-     "stage check `web-operators-moved` is pending"),
-    ("attested for another version", lambda: facts(evidence=evidence(attestations=attestations(V2))),
-     "not attested for version 1111111"),
-    ("deployed version unknown", lambda: facts(evidence=evidence(version=None, version_problem="HTTP 503")),
-     "deployed backend version unknown (HTTP 503)"),
+    (
+        "stage check not attested",
+        lambda: facts(evidence=evidence(attestations={})),
+        "stage check `web-operators-moved` is pending",
+    ),
+    (
+        "attested for another version",
+        lambda: facts(evidence=evidence(attestations=attestations(V2))),
+        "not attested for version 1111111",
+    ),
+    (
+        "deployed version unknown",
+        lambda: facts(evidence=evidence(version=None, version_problem="HTTP 503")),
+        "deployed backend version unknown (HTTP 503)",
+    ),
     ("no GO gate at all", lambda: facts(last_go=None), "no GO from /gate yet"),
     ("GO for another version", lambda: facts(last_go=evaluation(V2)), "was for version 2222222, but 1111111"),
     ("GO too old", lambda: facts(last_go=evaluation(minutes_ago=61)), "is 61 min old, limit 60 min"),
-    ("NO-GO after the GO", lambda: facts(evidence=evidence(latest=evaluation(verdict=GateVerdict.NO_GO, minutes_ago=1,
-                                                                             gate_id="gate_nogo"))),
-     "gate_nogo was NO-GO after the last GO"),
+    (
+        "NO-GO after the GO",
+        lambda: facts(
+            evidence=evidence(latest=evaluation(verdict=GateVerdict.NO_GO, minutes_ago=1, gate_id="gate_nogo"))
+        ),
+        "gate_nogo was NO-GO after the last GO",
+    ),
     ("already at the last stage", lambda: facts("broader-production-cutover"), "already at its last stage"),
-    ("automatic stage check failing", lambda: at_rollout(evidence=evidence(
-        version=V2, attestations=attestations(V2),
-        latest=evaluation(V2, override={"nogo-rollback-unclear": failed("no owners")}))),
-     "stage check `operator-rollback-ready` is failed"),
-    ("no backend deploy since the beta", lambda: at_rollout(deploy=deploy(changes=(), deploys=(), after_deploy=())),
-     "no new backend version deployed since Mobile internal beta began"),
-    ("only a rollback since the beta", lambda: at_rollout(deploy=deploy(
-        deploys=(), after_deploy=(), rollbacks=(RollbackMark("rb-1", V2, NOW - timedelta(days=1, minutes=5)),))),
-     "1111111 → 2222222 was rollback rb-1: a rollback is not a deploy cycle"),
-    ("no gate after the deploy", lambda: at_rollout(deploy=deploy(after_deploy=())),
-     "no /gate has checked the contracts since"),
-    ("contract broken after the deploy", lambda: at_rollout(deploy=deploy(after_deploy=(evaluation(V2, override={
-        "go-kill-switch-maintenance": failed("flags malformed")}),))), "contract checks are not passing"),
+    (
+        "automatic stage check failing",
+        lambda: at_rollout(
+            evidence=evidence(
+                version=V2,
+                attestations=attestations(V2),
+                latest=evaluation(V2, override={"nogo-rollback-unclear": failed("no owners")}),
+            )
+        ),
+        "stage check `operator-rollback-ready` is failed",
+    ),
+    (
+        "no backend deploy since the beta",
+        lambda: at_rollout(deploy=deploy(changes=(), deploys=(), after_deploy=())),
+        "no new backend version deployed since Mobile internal beta began",
+    ),
+    (
+        "only a rollback since the beta",
+        lambda: at_rollout(
+            deploy=deploy(
+                deploys=(), after_deploy=(), rollbacks=(RollbackMark("rb-1", V2, NOW - timedelta(days=1, minutes=5)),)
+            )
+        ),
+        "1111111 → 2222222 was rollback rb-1: a rollback is not a deploy cycle",
+    ),
+    (
+        "no gate after the deploy",
+        lambda: at_rollout(deploy=deploy(after_deploy=())),
+        "no /gate has checked the contracts since",
+    ),
+    (
+        "contract broken after the deploy",
+        lambda: at_rollout(
+            deploy=deploy(
+                after_deploy=(evaluation(V2, override={"go-kill-switch-maintenance": failed("flags malformed")}),)
+            )
+        ),
+        "contract checks are not passing",
+    ),
     ("beta never began", lambda: at_rollout(deploy=DeployFacts(None)), "Mobile internal beta has not begun"),
-    ("hard-trigger alerts open", lambda: facts(evidence=evidence(alerts=("platform auth failures: 785 > 10",
-                                                                         "kill-switch misfires: 1 > 0"))),
-     "2 hard-trigger alerts open (a rollback trigger, not a stage to move on from): platform auth failures"),
-    ("soak not over", lambda: facts("mobile-internal-beta", soak=Soak(NOW - timedelta(minutes=20))),
-     "Mobile internal beta has been clean for 20 min (since 2026-03-01 11:40:00 UTC, when it began); entering "
-     "Controlled operator rollout needs 60 min: wait until 2026-03-01 12:40:00 UTC"),
-    ("an alert cleared within the soak", lambda: facts("mobile-internal-beta", soak=Soak(
-        NOW - timedelta(hours=5), NOW - timedelta(minutes=10), "alert mon-1 (platform-auth-failures)")),
-     "clean for 10 min (since 2026-03-01 11:50:00 UTC, when alert mon-1 (platform-auth-failures) was last seen)"),
-    ("broader production needs two hours of the operators' rollout", lambda: at_rollout(
-        soak=Soak(NOW - timedelta(minutes=90))), "entering Broader production cutover needs 2.0 h"),
-    ("manual mobile smoke not attested", lambda: at_rollout(evidence=evidence(
-        version=V2, latest=evaluation(V2), attestations={k: v for k, v in attestations(V2).items()
-                                                        if k != "smoke-mobile-recovers"})),
-     "manual mobile smoke not attested for 2222222: 1 of 5 steps missing (`smoke-mobile-recovers`)"),
+    (
+        "hard-trigger alerts open",
+        lambda: facts(evidence=evidence(alerts=("platform auth failures: 785 > 10", "kill-switch misfires: 1 > 0"))),
+        "2 hard-trigger alerts open (a rollback trigger, not a stage to move on from): platform auth failures",
+    ),
+    (
+        "soak not over",
+        lambda: facts("mobile-internal-beta", soak=Soak(NOW - timedelta(minutes=20))),
+        "Mobile internal beta has been clean for 20 min (since 2026-03-01 11:40:00 UTC, when it began); entering "
+        "Controlled operator rollout needs 60 min: wait until 2026-03-01 12:40:00 UTC",
+    ),
+    (
+        "an alert cleared within the soak",
+        lambda: facts(
+            "mobile-internal-beta",
+            soak=Soak(NOW - timedelta(hours=5), NOW - timedelta(minutes=10), "alert mon-1 (platform-auth-failures)"),
+        ),
+        "clean for 10 min (since 2026-03-01 11:50:00 UTC, when alert mon-1 (platform-auth-failures) was last seen)",
+    ),
+    (
+        "broader production needs two hours of the operators' rollout",
+        lambda: at_rollout(soak=Soak(NOW - timedelta(minutes=90))),
+        "entering Broader production cutover needs 2.0 h",
+    ),
+    (
+        "manual mobile smoke not attested",
+        lambda: at_rollout(
+            evidence=evidence(
+                version=V2,
+                latest=evaluation(V2),
+                attestations={k: v for k, v in attestations(V2).items() if k != "smoke-mobile-recovers"},
+            )
+        ),
+        "manual mobile smoke not attested for 2222222: 1 of 5 steps missing (`smoke-mobile-recovers`)",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("name", "make", "expected"), CASES, ids=[c[0] for c in CASES])
-def test_each_missing_precondition_refuses_and_names_itself(name: str, make: Callable[[], AdvanceFacts],
-                                                           expected: str) -> None:
+def test_each_missing_precondition_refuses_and_names_itself(
+    name: str, make: Callable[[], AdvanceFacts], expected: str
+) -> None:
     found = blockers(make())
     assert found, name
     assert any(expected in line for line in found), found
@@ -136,10 +213,18 @@ def test_each_missing_precondition_refuses_and_names_itself(name: str, make: Cal
 
 def test_a_refusal_lists_every_missing_entry_condition_at_once() -> None:
     ev = evidence(version=V2, latest=evaluation(V2), attestations={}, alerts=("auth failures: 785 > 10",))
-    found = blockers(at_rollout(evidence=ev, soak=Soak(NOW - timedelta(minutes=5)),
-                                deploy=deploy(changes=(), deploys=(), after_deploy=())))
-    for expected in ("stage check `operator-cohort-limited` is pending", "1 hard-trigger alert open",
-                     "clean for 5 min", "manual mobile smoke not attested", "no new backend version deployed"):
+    found = blockers(
+        at_rollout(
+            evidence=ev, soak=Soak(NOW - timedelta(minutes=5)), deploy=deploy(changes=(), deploys=(), after_deploy=())
+        )
+    )
+    for expected in (
+        "stage check `operator-cohort-limited` is pending",
+        "1 hard-trigger alert open",
+        "clean for 5 min",
+        "manual mobile smoke not attested",
+        "no new backend version deployed",
+    ):
         assert any(expected in line for line in found), (expected, found)
 
 
@@ -160,7 +245,8 @@ def test_a_rollback_and_a_return_to_an_older_version_are_not_deploys() -> None:
 
 def test_a_freeze_is_the_only_answer_while_a_rollback_runs() -> None:
     assert blockers(facts(freeze="rollback rb_1", last_go=None)) == [
-        "rollback in progress: the cutover is frozen (rollback rb_1) until the rollback is closed"]
+        "rollback in progress: the cutover is frozen (rollback rb_1) until the rollback is closed"
+    ]
 
 
 def states(stage_id: str, ev: Evidence) -> dict[str, CheckState]:
@@ -168,8 +254,7 @@ def states(stage_id: str, ev: Evidence) -> dict[str, CheckState]:
 
 
 def test_stage_check_states() -> None:
-    assert set(states("backend-internal-validation", evidence()).values()) == {CheckState.PASSED,
-                                                                              CheckState.ATTESTED}
+    assert set(states("backend-internal-validation", evidence()).values()) == {CheckState.PASSED, CheckState.ATTESTED}
     stale = evidence(latest=evaluation(minutes_ago=90))
     assert states("backend-internal-validation", stale)["backend-runtime-control-api"] is CheckState.PENDING
     broken = evidence(latest=evaluation(override={"go-cosmos-execution-data": failed("missing container")}))
@@ -202,8 +287,10 @@ def test_attested_state_names_who() -> None:
 def go7_unattested(version: str) -> EvaluationView:
     """A gate whose contract probe passed while go 7's web/mobile part was not attested (go 7 UNKNOWN)."""
     item = RUNBOOK.item("go-kill-switch-maintenance")
-    results = {item.id: passed("match the contract", "x-request-id ops-9"),
-               attestation_key(item.id): unknown(f"not attested for version {version}")}
+    results = {
+        item.id: passed("match the contract", "x-request-id ops-9"),
+        attestation_key(item.id): unknown(f"not attested for version {version}"),
+    }
     seven = item_outcome("go", item, results)
     assert seven is not None and seven.verdict is Verdict.UNKNOWN
     gate = evaluation(version, verdict=GateVerdict.NO_GO)

@@ -45,8 +45,9 @@ def directory(**extra: Any) -> Directory:
     return Directory.from_settings(settings(**ROLES, **extra))
 
 
-def view(status: Status = Status.PENDING, *, action: str = "halt", requester: str = OPERATOR,
-         **kw: Any) -> ApprovalView:
+def view(
+    status: Status = Status.PENDING, *, action: str = "halt", requester: str = OPERATOR, **kw: Any
+) -> ApprovalView:
     return ApprovalView(id="apr_x", action=action, requester=requester, status=status, expires_at=LATER, **kw)
 
 
@@ -59,35 +60,41 @@ def click(v: ApprovalView, actor: str, verb: Verb = Verb.APPROVE, now: datetime 
 BREAK_GLASS = view(Status.AWAITING_CONFIRMATION, requester=HALT_A, break_glass=True)
 
 
-@pytest.mark.parametrize(("v", "actor", "verb", "expected"), [
-    (view(), HALT_A, Verb.APPROVE, (Status.EXECUTING, "approved", True)),
-    (view(), HALT_A, Verb.REJECT, (Status.REJECTED, "rejected", False)),
-    (view(), OPERATOR, Verb.REJECT, (Status.REJECTED, "withdrawn", False)),
-    (view(action="resume"), HALT_B, Verb.APPROVE, (Status.EXECUTING, "approved", True)),
-    (view(action="rollback"), OWNER, Verb.APPROVE, (Status.EXECUTING, "approved", True)),
-    (BREAK_GLASS, HALT_B, Verb.APPROVE, (Status.CONFIRMED, "confirmed", False)),
-    (BREAK_GLASS, HALT_B, Verb.REJECT, (Status.DISPUTED, "disputed", False)),
-])
+@pytest.mark.parametrize(
+    ("v", "actor", "verb", "expected"),
+    [
+        (view(), HALT_A, Verb.APPROVE, (Status.EXECUTING, "approved", True)),
+        (view(), HALT_A, Verb.REJECT, (Status.REJECTED, "rejected", False)),
+        (view(), OPERATOR, Verb.REJECT, (Status.REJECTED, "withdrawn", False)),
+        (view(action="resume"), HALT_B, Verb.APPROVE, (Status.EXECUTING, "approved", True)),
+        (view(action="rollback"), OWNER, Verb.APPROVE, (Status.EXECUTING, "approved", True)),
+        (BREAK_GLASS, HALT_B, Verb.APPROVE, (Status.CONFIRMED, "confirmed", False)),
+        (BREAK_GLASS, HALT_B, Verb.REJECT, (Status.DISPUTED, "disputed", False)),
+    ],
+)
 def test_decide_allowed_transitions(v: ApprovalView, actor: str, verb: Verb, expected: Any) -> None:
     transition = click(v, actor, verb)
     assert transition.from_status is v.status
     assert (transition.to_status, transition.audit_action, transition.executes) == expected
 
 
-@pytest.mark.parametrize(("v", "actor", "verb", "error", "says"), [
-    (view(), OPERATOR, Verb.APPROVE, SelfApproval, "second person"),
-    (view(requester=HALT_A), HALT_A, Verb.APPROVE, SelfApproval, "second person"),
-    (BREAK_GLASS, HALT_A, Verb.APPROVE, SelfApproval, "second person"),  # cannot confirm own break-glass
-    (BREAK_GLASS, HALT_A, Verb.REJECT, SelfApproval, "second person"),  # nor withdraw it once it has run
-    (view(), STRANGER, Verb.APPROVE, NotAllowed, "a halt authority"),
-    (view(requester=HALT_A), OPERATOR, Verb.APPROVE, NotAllowed, "a halt authority"),
-    (view(requester=HALT_A), ADMIN, Verb.APPROVE, NotAllowed, "a halt authority"),
-    (view(action="rollback"), HALT_A, Verb.APPROVE, NotAllowed, "a rollback owner"),
-    (view(action="cutover.advance"), HALT_A, Verb.APPROVE, NotAllowed, "an admin"),
-    (view(action="cutover.advance", requester=ADMIN), OPERATOR, Verb.REJECT, NotAllowed, "an admin"),
-    (view(action="nuke"), HALT_A, Verb.APPROVE, NotAllowed, "not an action"),
-    (BREAK_GLASS, OPERATOR, Verb.APPROVE, NotAllowed, "a halt authority"),
-])
+@pytest.mark.parametrize(
+    ("v", "actor", "verb", "error", "says"),
+    [
+        (view(), OPERATOR, Verb.APPROVE, SelfApproval, "second person"),
+        (view(requester=HALT_A), HALT_A, Verb.APPROVE, SelfApproval, "second person"),
+        (BREAK_GLASS, HALT_A, Verb.APPROVE, SelfApproval, "second person"),  # cannot confirm own break-glass
+        (BREAK_GLASS, HALT_A, Verb.REJECT, SelfApproval, "second person"),  # nor withdraw it once it has run
+        (view(), STRANGER, Verb.APPROVE, NotAllowed, "a halt authority"),
+        (view(requester=HALT_A), OPERATOR, Verb.APPROVE, NotAllowed, "a halt authority"),
+        (view(requester=HALT_A), ADMIN, Verb.APPROVE, NotAllowed, "a halt authority"),
+        (view(action="rollback"), HALT_A, Verb.APPROVE, NotAllowed, "a rollback owner"),
+        (view(action="cutover.advance"), HALT_A, Verb.APPROVE, NotAllowed, "an admin"),
+        (view(action="cutover.advance", requester=ADMIN), OPERATOR, Verb.REJECT, NotAllowed, "an admin"),
+        (view(action="nuke"), HALT_A, Verb.APPROVE, NotAllowed, "not an action"),
+        (BREAK_GLASS, OPERATOR, Verb.APPROVE, NotAllowed, "a halt authority"),
+    ],
+)
 def test_decide_refusals(v: ApprovalView, actor: str, verb: Verb, error: type[OpsbotError], says: str) -> None:
     with pytest.raises(error) as caught:
         click(v, actor, verb)
@@ -115,15 +122,18 @@ def test_decide_closed_statuses_say_who_and_when(status: Status, verb: Verb) -> 
         assert f"({status.value}) by <@{HALT_B}> at 2026-11-25 10:00:00 UTC" in message
 
 
-@pytest.mark.parametrize(("status", "at", "expected"), [
-    (Status.PENDING, LATER - timedelta(seconds=1), None),
-    (Status.PENDING, LATER, (Status.EXPIRED, "expired")),
-    (Status.AWAITING_CONFIRMATION, LATER - timedelta(seconds=1), None),
-    (Status.AWAITING_CONFIRMATION, LATER, (Status.ESCALATED, "escalated")),
-    (Status.EXECUTING, LATER + timedelta(hours=1), None),
-    (Status.EXECUTED, LATER + timedelta(hours=1), None),
-    (Status.CONFIRMED, LATER + timedelta(hours=1), None),
-])
+@pytest.mark.parametrize(
+    ("status", "at", "expected"),
+    [
+        (Status.PENDING, LATER - timedelta(seconds=1), None),
+        (Status.PENDING, LATER, (Status.EXPIRED, "expired")),
+        (Status.AWAITING_CONFIRMATION, LATER - timedelta(seconds=1), None),
+        (Status.AWAITING_CONFIRMATION, LATER, (Status.ESCALATED, "escalated")),
+        (Status.EXECUTING, LATER + timedelta(hours=1), None),
+        (Status.EXECUTED, LATER + timedelta(hours=1), None),
+        (Status.CONFIRMED, LATER + timedelta(hours=1), None),
+    ],
+)
 def test_on_timeout(status: Status, at: datetime, expected: Any) -> None:
     transition = on_timeout(view(status), now=at)
     if expected is None:
@@ -133,17 +143,22 @@ def test_on_timeout(status: Status, at: datetime, expected: Any) -> None:
         assert (transition.to_status, transition.audit_action) == expected
 
 
-@pytest.mark.parametrize(("break_glass", "succeeded", "retryable", "ttl_left", "expected"), [
-    (False, True, False, True, Status.EXECUTED),
-    (True, True, False, True, Status.AWAITING_CONFIRMATION),
-    (False, False, True, True, Status.PENDING),
-    (False, False, True, False, Status.FAILED),
-    (False, False, False, True, Status.FAILED),
-    (True, False, True, True, Status.FAILED),
-])
+@pytest.mark.parametrize(
+    ("break_glass", "succeeded", "retryable", "ttl_left", "expected"),
+    [
+        (False, True, False, True, Status.EXECUTED),
+        (True, True, False, True, Status.AWAITING_CONFIRMATION),
+        (False, False, True, True, Status.PENDING),
+        (False, False, True, False, Status.FAILED),
+        (False, False, False, True, Status.FAILED),
+        (True, False, True, True, Status.FAILED),
+    ],
+)
 def test_after_execution(break_glass: bool, succeeded: bool, retryable: bool, ttl_left: bool, expected: Status) -> None:
-    assert after_execution(break_glass=break_glass, succeeded=succeeded, retryable=retryable,
-                           ttl_left=ttl_left) is expected
+    assert (
+        after_execution(break_glass=break_glass, succeeded=succeeded, retryable=retryable, ttl_left=ttl_left)
+        is expected
+    )
 
 
 # --- bot.approvals.policy ----------------------------------------------------------------------------------------
@@ -178,14 +193,20 @@ def test_break_glass_needs_halt_authority_and_resume_has_none() -> None:
         check_request(d, user_id=OPERATOR, action="halt", channel=CHANNEL, break_glass=True)
     for action in ("resume", "rollback", "cutover.advance"):
         with pytest.raises(NotAllowed, match="has no break-glass"):
-            check_request(d, user_id=ADMIN if action == "cutover.advance" else HALT_A, action=action,
-                          channel=CHANNEL, break_glass=True)
+            check_request(
+                d,
+                user_id=ADMIN if action == "cutover.advance" else HALT_A,
+                action=action,
+                channel=CHANNEL,
+                break_glass=True,
+            )
 
 
 @pytest.mark.parametrize("user", [HALT_A, OWNER, ADMIN])
 def test_elevated_roles_imply_operator(user: str) -> None:
-    d = Directory.from_settings(settings(OPSBOT_HALT_AUTHORITIES=HALT_A, OPSBOT_ROLLBACK_OWNERS=OWNER,
-                                         OPSBOT_ADMINS=ADMIN))  # no operators listed at all
+    d = Directory.from_settings(
+        settings(OPSBOT_HALT_AUTHORITIES=HALT_A, OPSBOT_ROLLBACK_OWNERS=OWNER, OPSBOT_ADMINS=ADMIN)
+    )  # no operators listed at all
     for action in ("halt", "halt.status", "rollback", "gate"):
         check_request(d, user_id=user, action=action, channel=CHANNEL)
     with pytest.raises(NotAllowed, match="an operator"):
@@ -207,7 +228,9 @@ GOOD_PRODUCTION = {
     "SLACK_BOT_TOKEN": "xoxb-123-456-abc",
     "SLACK_SIGNING_SECRET": "8f14e45fceea167a5a36dedd4bea2543",
     "OPSBOT_DATABASE_URL": "postgresql://opsbot:pw@db:5432/opsbot",
-    "OPSBOT_OPERATORS": "UOP", "OPSBOT_HALT_AUTHORITIES": "UHA", "OPSBOT_ROLLBACK_OWNERS": "URO",
+    "OPSBOT_OPERATORS": "UOP",
+    "OPSBOT_HALT_AUTHORITIES": "UHA",
+    "OPSBOT_ROLLBACK_OWNERS": "URO",
     "OPSBOT_ADMINS": "UAD",
     "TRADING_API_URL": "https://trading.example.com",
     "OPSBOT_AUDIT_SIGNING_KEY": base64.b64encode(bytes(range(32))).decode(),
@@ -219,26 +242,29 @@ def test_production_accepts_a_good_config_with_postgres() -> None:
     assert s.is_production and not s.is_sqlite and s.has_slack_credentials
 
 
-@pytest.mark.parametrize(("override", "complaint"), [
-    ({"SLACK_SIGNING_SECRET": ""}, "SLACK_SIGNING_SECRET"),
-    ({"SLACK_SIGNING_SECRET": "   "}, "SLACK_SIGNING_SECRET"),
-    ({"SLACK_SIGNING_SECRET": "changeme"}, "SLACK_SIGNING_SECRET"),
-    ({"SLACK_SIGNING_SECRET": " CHANGEME "}, "SLACK_SIGNING_SECRET"),
-    ({"SLACK_SIGNING_SECRET": "your-signing-secret"}, "SLACK_SIGNING_SECRET"),
-    ({"SLACK_BOT_TOKEN": "xapp-1-abc"}, "SLACK_BOT_TOKEN"),
-    ({"JWT_SECRET": "hunter2hunter2"}, "JWT_SECRET"),
-    ({"OPSBOT_DATABASE_URL": "sqlite:///./opsbot.db"}, "SQLite"),
-    ({"SLACK_SIGNING_SECRET": "8f14e45fceea167a5a36dedd4bea254"}, "32 hexadecimal"),
-    ({"SLACK_SIGNING_SECRET": "8F14E45FCEEA167A5A36DEDD4BEA2543"}, "32 hexadecimal"),
-    ({"SLACK_SIGNING_SECRET": "not-a-slack-secret-at-all-000000"}, "32 hexadecimal"),
-    ({"OPSBOT_OPERATORS": ""}, "OPSBOT_OPERATORS is empty"),
-    ({"OPSBOT_HALT_AUTHORITIES": " , "}, "OPSBOT_HALT_AUTHORITIES is empty"),
-    ({"OPSBOT_ROLLBACK_OWNERS": ""}, "OPSBOT_ROLLBACK_OWNERS is empty"),
-    ({"OPSBOT_ADMINS": ""}, "OPSBOT_ADMINS is empty"),
-    ({"TRADING_API_URL": "http://trading.example.com"}, "TRADING_API_URL must be an https"),
-    ({"OPSBOT_AUDIT_SIGNING_KEY": ""}, "OPSBOT_AUDIT_SIGNING_KEY is not set"),
-    ({"OPSBOT_AUDIT_SIGNING_KEY": "c2hvcnQ="}, "OPSBOT_AUDIT_SIGNING_KEY is not an Ed25519 private key"),
-])
+@pytest.mark.parametrize(
+    ("override", "complaint"),
+    [
+        ({"SLACK_SIGNING_SECRET": ""}, "SLACK_SIGNING_SECRET"),
+        ({"SLACK_SIGNING_SECRET": "   "}, "SLACK_SIGNING_SECRET"),
+        ({"SLACK_SIGNING_SECRET": "changeme"}, "SLACK_SIGNING_SECRET"),
+        ({"SLACK_SIGNING_SECRET": " CHANGEME "}, "SLACK_SIGNING_SECRET"),
+        ({"SLACK_SIGNING_SECRET": "your-signing-secret"}, "SLACK_SIGNING_SECRET"),
+        ({"SLACK_BOT_TOKEN": "xapp-1-abc"}, "SLACK_BOT_TOKEN"),
+        ({"JWT_SECRET": "hunter2hunter2"}, "JWT_SECRET"),
+        ({"OPSBOT_DATABASE_URL": "sqlite:///./opsbot.db"}, "SQLite"),
+        ({"SLACK_SIGNING_SECRET": "8f14e45fceea167a5a36dedd4bea254"}, "32 hexadecimal"),
+        ({"SLACK_SIGNING_SECRET": "8F14E45FCEEA167A5A36DEDD4BEA2543"}, "32 hexadecimal"),
+        ({"SLACK_SIGNING_SECRET": "not-a-slack-secret-at-all-000000"}, "32 hexadecimal"),
+        ({"OPSBOT_OPERATORS": ""}, "OPSBOT_OPERATORS is empty"),
+        ({"OPSBOT_HALT_AUTHORITIES": " , "}, "OPSBOT_HALT_AUTHORITIES is empty"),
+        ({"OPSBOT_ROLLBACK_OWNERS": ""}, "OPSBOT_ROLLBACK_OWNERS is empty"),
+        ({"OPSBOT_ADMINS": ""}, "OPSBOT_ADMINS is empty"),
+        ({"TRADING_API_URL": "http://trading.example.com"}, "TRADING_API_URL must be an https"),
+        ({"OPSBOT_AUDIT_SIGNING_KEY": ""}, "OPSBOT_AUDIT_SIGNING_KEY is not set"),
+        ({"OPSBOT_AUDIT_SIGNING_KEY": "c2hvcnQ="}, "OPSBOT_AUDIT_SIGNING_KEY is not an Ed25519 private key"),
+    ],
+)
 def test_production_refuses_weak_config(override: dict[str, str], complaint: str) -> None:
     with pytest.raises(ValueError, match=complaint):
         settings(**{**GOOD_PRODUCTION, **override})
@@ -247,8 +273,13 @@ def test_production_refuses_weak_config(override: dict[str, str], complaint: str
 
 
 def test_comma_lists_and_blank_strings(monkeypatch: pytest.MonkeyPatch) -> None:
-    s = settings(OPSBOT_OPERATORS=" U1, U2,,U3 ,", OPSBOT_ADMINS="", OPSBOT_INCIDENT_CHANNEL="  ",
-                 SLACK_SIGNING_SECRET="", JWT_SECRET=" ")
+    s = settings(
+        OPSBOT_OPERATORS=" U1, U2,,U3 ,",
+        OPSBOT_ADMINS="",
+        OPSBOT_INCIDENT_CHANNEL="  ",
+        SLACK_SIGNING_SECRET="",
+        JWT_SECRET=" ",
+    )
     assert s.operators == {"U1", "U2", "U3"} and s.admins == frozenset()
     assert s.incident_channel is None and s.slack_signing_secret is None and s.jwt_secret is None
     monkeypatch.setenv("OPSBOT_HALT_AUTHORITIES", "UA,UB")  # from the environment, not JSON-decoded
@@ -285,41 +316,47 @@ def test_safe_never_exceeds_the_limit_or_shows_half_an_entity(raw: str) -> None:
 # --- commands.grammar.halt.parse -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("status", StatusRequest()),
-    ("  STATUS ", StatusRequest()),
-    ("global fat finger", ControlRequest("halt", "global", "fat finger")),
-    ("global reason --now", ControlRequest("halt", "global", "reason", break_glass=True)),
-    ("tenant:acme r", ControlRequest("halt", "tenant:acme", "r")),
-    ("strategy:mm-1 r", ControlRequest("halt", "strategy:mm-1", "r")),
-    ("symbol:aapl r", ControlRequest("halt", "symbol:AAPL", "r")),
-    ("resume global all clear", ControlRequest("resume", "global", "all clear")),
-    ("global " + "r" * 500, ControlRequest("halt", "global", "r" * 500)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("status", StatusRequest()),
+        ("  STATUS ", StatusRequest()),
+        ("global fat finger", ControlRequest("halt", "global", "fat finger")),
+        ("global reason --now", ControlRequest("halt", "global", "reason", break_glass=True)),
+        ("tenant:acme r", ControlRequest("halt", "tenant:acme", "r")),
+        ("strategy:mm-1 r", ControlRequest("halt", "strategy:mm-1", "r")),
+        ("symbol:aapl r", ControlRequest("halt", "symbol:AAPL", "r")),
+        ("resume global all clear", ControlRequest("resume", "global", "all clear")),
+        ("global " + "r" * 500, ControlRequest("halt", "global", "r" * 500)),
+    ],
+)
 def test_halt_grammar_accepts(text: str, expected: object) -> None:
     assert parse(text) == expected
 
 
-@pytest.mark.parametrize(("text", "problem"), [
-    ("", "how `/halt` works"),
-    ("help", "how `/halt` works"),
-    ("status x", "takes nothing"),
-    ("galaxy x", "not a scope"),
-    ("tenant: r", "not a scope"),
-    ("global", "reason is required"),
-    ("global --now", "reason is required"),
-    ("--now global reason", "goes at the very end"),  # `--now` counts only as the last word
-    ("symbol:ACME spread --now blew out", "goes at the very end"),
-    ("global r --now --now", "goes at the very end"),
-    ("resume", "needs a scope"),
-    ("resume global", "reason is required"),
-    ("resume global r --now", "not available for resume"),
-    ("--bogus", "not a scope"),
-    ("global r --bogus", "Unknown option"),
-    ("global " + "r" * 501, "501 characters"),
-    ("global " + "word " * 1000, "at most 500"),
-    ("x" * 5000, "not a scope"),
-])
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("", "how `/halt` works"),
+        ("help", "how `/halt` works"),
+        ("status x", "takes nothing"),
+        ("galaxy x", "not a scope"),
+        ("tenant: r", "not a scope"),
+        ("global", "reason is required"),
+        ("global --now", "reason is required"),
+        ("--now global reason", "goes at the very end"),  # `--now` counts only as the last word
+        ("symbol:ACME spread --now blew out", "goes at the very end"),
+        ("global r --now --now", "goes at the very end"),
+        ("resume", "needs a scope"),
+        ("resume global", "reason is required"),
+        ("resume global r --now", "not available for resume"),
+        ("--bogus", "not a scope"),
+        ("global r --bogus", "Unknown option"),
+        ("global " + "r" * 501, "501 characters"),
+        ("global " + "word " * 1000, "at most 500"),
+        ("x" * 5000, "not a scope"),
+    ],
+)
 def test_halt_grammar_refuses_with_usage(text: str, problem: str) -> None:
     with pytest.raises(UsageError) as caught:
         parse(text)

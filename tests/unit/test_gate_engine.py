@@ -56,8 +56,11 @@ def test_any_single_item_not_passing_is_no_go(item_id: str, verdict: Verdict | N
 
 def test_every_combination_except_all_pass_is_no_go() -> None:
     """All 3^13 combinations of PASS/FAIL/UNKNOWN over the 13 items: exactly one is GO."""
-    go = [combo for combo in itertools.product(list(Verdict), repeat=len(ITEMS))
-          if decide(RUNBOOK, {i: RESULT[v] for i, v in zip(ITEMS, combo, strict=True)}) is GateVerdict.GO]
+    go = [
+        combo
+        for combo in itertools.product(list(Verdict), repeat=len(ITEMS))
+        if decide(RUNBOOK, {i: RESULT[v] for i, v in zip(ITEMS, combo, strict=True)}) is GateVerdict.GO
+    ]
     assert go == [(Verdict.PASS,) * len(ITEMS)]
 
 
@@ -88,12 +91,19 @@ ATTESTED = passed("attested by <@UADMIN> at 2026-01-02 03:04 UTC", "banners on w
 NOT_ATTESTED = unknown("not attested for version v2: an admin runs `/gate attest go-kill-switch-maintenance <e>`")
 
 
-@pytest.mark.parametrize(("probe", "person", "verdict"), [
-    (CONTRACT, ATTESTED, Verdict.PASS), (CONTRACT, NOT_ATTESTED, Verdict.UNKNOWN),
-    (failed("flags malformed"), ATTESTED, Verdict.FAIL), (failed("flags malformed"), NOT_ATTESTED, Verdict.FAIL),
-    (unknown("backend down"), ATTESTED, Verdict.UNKNOWN)])
+@pytest.mark.parametrize(
+    ("probe", "person", "verdict"),
+    [
+        (CONTRACT, ATTESTED, Verdict.PASS),
+        (CONTRACT, NOT_ATTESTED, Verdict.UNKNOWN),
+        (failed("flags malformed"), ATTESTED, Verdict.FAIL),
+        (failed("flags malformed"), NOT_ATTESTED, Verdict.FAIL),
+        (unknown("backend down"), ATTESTED, Verdict.UNKNOWN),
+    ],
+)
 def test_an_item_with_an_attestation_needs_its_probe_and_the_person(
-        probe: ProbeResult, person: ProbeResult, verdict: Verdict) -> None:
+    probe: ProbeResult, person: ProbeResult, verdict: Verdict
+) -> None:
     outcome = item_outcome("go", KILL_SWITCH, {KILL_SWITCH.id: probe, attestation_key(KILL_SWITCH.id): person})
     assert outcome is not None and outcome.verdict is verdict
     assert outcome.result.reason.startswith(probe.reason + "; web and mobile validation ")
@@ -103,8 +113,9 @@ def test_an_item_with_an_attestation_needs_its_probe_and_the_person(
 
 def test_both_parts_are_shown() -> None:
     done = with_attestation(KILL_SWITCH, CONTRACT, ATTESTED)
-    assert done.reason == (f"{CONTRACT.reason}; web and mobile validation attested by <@UADMIN> at 2026-01-02 "
-                           "03:04 UTC")
+    assert done.reason == (
+        f"{CONTRACT.reason}; web and mobile validation attested by <@UADMIN> at 2026-01-02 03:04 UTC"
+    )
     assert done.evidence == "x-request-id ops-1; attested: banners on web 3.1, iOS 2.4"
     missing = with_attestation(KILL_SWITCH, CONTRACT, NOT_ATTESTED).reason
     assert "; web and mobile validation NOT attested for version v2: an admin runs `/gate attest go-kill" in missing
@@ -130,8 +141,11 @@ def test_probes_run_concurrently() -> None:
 
 def test_a_hanging_probe_is_unknown_at_the_deadline_and_does_not_delay_the_rest() -> None:
     release = threading.Event()
-    tasks = {"fast": lambda: passed("ok"), "hangs": lambda: sleeper(0, passed("late")) if release.wait(30) else
-             passed("never"), "slow": lambda: sleeper(0.2, failed("bad"))}
+    tasks = {
+        "fast": lambda: passed("ok"),
+        "hangs": lambda: sleeper(0, passed("late")) if release.wait(30) else passed("never"),
+        "slow": lambda: sleeper(0.2, failed("bad")),
+    }
     started = time.monotonic()
     try:
         results = run_all(tasks, deadline_s=0.6)

@@ -44,8 +44,10 @@ def test_ci_check_of_the_deployed_commit_passes_with_its_link(world: World) -> N
 
 def test_three_ci_checks_share_one_github_call_and_one_health_call(world: World) -> None:
     ctx = world.context()
-    tasks = {name: (lambda name=name: PROBES["github-check"]({"check": name}, ctx))
-             for name in ("pnpm verify", "pnpm lint", "pnpm smoke:release")}
+    tasks = {
+        name: (lambda name=name: PROBES["github-check"]({"check": name}, ctx))
+        for name in ("pnpm verify", "pnpm lint", "pnpm smoke:release")
+    }
     results = run_all(tasks, deadline_s=5)
     assert {r.verdict for r in results.values()} == {Verdict.PASS}
     assert len(world.github.calls("GET", REPO_CHECKS)) == 1
@@ -141,9 +143,11 @@ def test_backend_contract_and_unauthorized_rejection(world: World) -> None:
     assert PROBES["control-contract"]({}, world.context()).verdict is Verdict.UNKNOWN
 
 
-ODD_DOCS = {"/api/trading-control": {"global": {"halted": False}, "scopes": [], "revision": 3},
-            "/api/feature-flags": {"flags": {"web.kill_switch": {"enabled": "yes"}}},
-            "/api/health": {"status": "ok", "version": SHA}}
+ODD_DOCS = {
+    "/api/trading-control": {"global": {"halted": False}, "scopes": [], "revision": 3},
+    "/api/feature-flags": {"flags": {"web.kill_switch": {"enabled": "yes"}}},
+    "/api/health": {"status": "ok", "version": SHA},
+}
 
 
 @pytest.fixture
@@ -184,8 +188,12 @@ def test_contract_violations_and_an_open_backend_fail(world: World, odd_backend:
     contract = PROBES["control-contract"]({}, world.context(TRADING_API_URL=url))
     assert contract.verdict is Verdict.FAIL
     assert "lacks the contract's maintenance, global.reason, global.updated_at" in contract.reason
-    docs["/api/trading-control"] = {"global": {"halted": False, "reason": None, "updated_at": None, "updated_by": None},
-                                    "scopes": [], "maintenance": {"enabled": False, "message": None}, "revision": 3}
+    docs["/api/trading-control"] = {
+        "global": {"halted": False, "reason": None, "updated_at": None, "updated_by": None},
+        "scopes": [],
+        "maintenance": {"enabled": False, "message": None},
+        "revision": 3,
+    }
     assert PROBES["control-contract"]({}, world.context(TRADING_API_URL=url)).verdict is Verdict.PASS
 
 
@@ -194,9 +202,21 @@ def test_audit_complete_passes_then_catches_a_gap_and_tampering(world: World) ->
     assert PROBES["audit-complete"]({}, ctx).verdict is Verdict.PASS
     approval_id = new_approval_id()
     with transaction(world.engine) as session:
-        session.add(Approval(id=approval_id, action="halt", params="{}", params_hash="", requester="UOP",
-                             approve_role="halt_authority", channel="C1", status="executed", request_id="ops-x",
-                             created_at=utcnow(), expires_at=utcnow()))
+        session.add(
+            Approval(
+                id=approval_id,
+                action="halt",
+                params="{}",
+                params_hash="",
+                requester="UOP",
+                approve_role="halt_authority",
+                channel="C1",
+                status="executed",
+                request_id="ops-x",
+                created_at=utcnow(),
+                expires_at=utcnow(),
+            )
+        )
     for step in ("requested", "executed"):  # no "approved" row
         ctx.audit.record(Entry(SYSTEM, f"halt.{step}", "accepted", {}, "ops-x", approval_id))
     gap = PROBES["audit-complete"]({}, ctx)

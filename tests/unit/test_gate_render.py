@@ -24,10 +24,11 @@ def outcomes(reason: str) -> list[ItemOutcome]:
 
 def test_running_partial_and_final_messages_are_valid_block_kit() -> None:
     hostile = "<!channel> " + "x" * 5000
-    for card in (GateCard(ITEMS, [], "UOP", "ops-1", 20),
-                 GateCard(ITEMS, outcomes(hostile)[:5], "UOP", "ops-1", 20, "abc1234"),
-                 GateCard(ITEMS, outcomes(hostile), "UOP", "ops-1", 20, "abc1234", GateVerdict.NO_GO, "gate_1", 3.2,
-                          "note <b>")):
+    for card in (
+        GateCard(ITEMS, [], "UOP", "ops-1", 20),
+        GateCard(ITEMS, outcomes(hostile)[:5], "UOP", "ops-1", 20, "abc1234"),
+        GateCard(ITEMS, outcomes(hostile), "UOP", "ops-1", 20, "abc1234", GateVerdict.NO_GO, "gate_1", 3.2, "note <b>"),
+    ):
         blocks = as_dicts(gate_blocks(card))  # slack_sdk validates lengths and shapes
         assert len(blocks) <= 50
         shown = text_of({"blocks": blocks})
@@ -57,12 +58,21 @@ EVIDENCE = "opsbot_db: dynamic_config 80 ms; trading-control 26 ms; manual_entry
 
 def test_evidence_with_underscores_is_never_inside_italics() -> None:
     """Every underscore shown is the evidence's own: no `_…_` around it for them to break (gate and cutover)."""
-    line = check_line(CheckState.PASSED, "backend-control-containers", "containers readable", "read and wrote",
-                      EVIDENCE)
+    line = check_line(
+        CheckState.PASSED, "backend-control-containers", "containers readable", "read and wrote", EVIDENCE
+    )
     assert line.endswith(f"\n      Evidence: {EVIDENCE}") and underscores(line) == EVIDENCE.count("_")
     item = RUNBOOK.item("go-cosmos-control-plane")
-    card = GateCard(ITEMS, [ItemOutcome(item.id, "go", item.text, item.probe, {}, passed("ok", EVIDENCE))], "UOP",
-                    "ops_1", 20, "abc1234", GateVerdict.NO_GO, note="GET /api/health: HTTP_503")
+    card = GateCard(
+        ITEMS,
+        [ItemOutcome(item.id, "go", item.text, item.probe, {}, passed("ok", EVIDENCE))],
+        "UOP",
+        "ops_1",
+        20,
+        "abc1234",
+        GateVerdict.NO_GO,
+        note="GET /api/health: HTTP_503",
+    )
     shown = sections(card)
     (cosmos,) = [t for t in shown if f"`{item.id}`" in t]
     assert f"\nEvidence: {EVIDENCE}" in cosmos and underscores(cosmos) == EVIDENCE.count("_")
@@ -70,11 +80,22 @@ def test_evidence_with_underscores_is_never_inside_italics() -> None:
 
 
 def test_warnings_lead_the_headline_escaped_and_only_when_there_are_some() -> None:
-    warned = GateCard(ITEMS, outcomes("r"), "UOP", "ops-1", 20, "abc1234", GateVerdict.GO, "gate_1", 1.0,
-                      warnings=(":rotating_light: 2 monitoring alerts with hard rollback triggers are open: a <b>",))
+    warned = GateCard(
+        ITEMS,
+        outcomes("r"),
+        "UOP",
+        "ops-1",
+        20,
+        "abc1234",
+        GateVerdict.GO,
+        "gate_1",
+        1.0,
+        warnings=(":rotating_light: 2 monitoring alerts with hard rollback triggers are open: a <b>",),
+    )
     headline = sections(warned)[0]
-    assert headline.startswith(":rotating_light: 2 monitoring alerts with hard rollback triggers are open: "
-                               "a &lt;b&gt;\n")
+    assert headline.startswith(
+        ":rotating_light: 2 monitoring alerts with hard rollback triggers are open: a &lt;b&gt;\n"
+    )
     assert headline.endswith("*GO*: every go condition passes and no no-go condition holds.")
     quiet = GateCard(ITEMS, outcomes("r"), "UOP", "ops-1", 20, "abc1234", GateVerdict.GO, "gate_1", 1.0)
     assert sections(quiet)[0].startswith(":large_green_circle: *GO*")

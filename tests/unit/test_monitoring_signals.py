@@ -36,8 +36,14 @@ RUNBOOK = load_runbook()
 
 
 def signal(**kw: Any) -> Signal:
-    base: dict[str, Any] = {"id": "s", "name": "failures", "query": "x", "threshold": 10, "window": 300,
-                            "unit": "failures"}
+    base: dict[str, Any] = {
+        "id": "s",
+        "name": "failures",
+        "query": "x",
+        "threshold": 10,
+        "window": 300,
+        "unit": "failures",
+    }
     return Signal.model_validate({**base, **kw})
 
 
@@ -50,10 +56,22 @@ def run(readings: list[bool | None], *, raise_after: int, clear_after: int) -> l
 
 
 def test_a_breach_is_raised_once_held_and_cleared_after_two_good_readings() -> None:
-    steps = run([False, True, True, True, False, True, False, False, False],
-                raise_after=BREACH_RAISE_AFTER, clear_after=BREACH_CLEAR_AFTER)
-    assert steps == [Step.NONE, Step.RAISE, Step.HOLD, Step.HOLD, Step.HOLD, Step.HOLD, Step.HOLD, Step.CLEAR,
-                     Step.NONE]
+    steps = run(
+        [False, True, True, True, False, True, False, False, False],
+        raise_after=BREACH_RAISE_AFTER,
+        clear_after=BREACH_CLEAR_AFTER,
+    )
+    assert steps == [
+        Step.NONE,
+        Step.RAISE,
+        Step.HOLD,
+        Step.HOLD,
+        Step.HOLD,
+        Step.HOLD,
+        Step.HOLD,
+        Step.CLEAR,
+        Step.NONE,
+    ]
 
 
 def test_no_data_neither_raises_nor_clears() -> None:
@@ -62,14 +80,28 @@ def test_no_data_neither_raises_nor_clears() -> None:
 
 
 def test_degraded_needs_two_bad_passes_and_two_good_ones() -> None:
-    steps = run([True, False, True, True, True, False, True, False, False],
-                raise_after=DEGRADED_RAISE_AFTER, clear_after=DEGRADED_CLEAR_AFTER)
-    assert steps == [Step.NONE, Step.NONE, Step.NONE, Step.RAISE, Step.HOLD, Step.HOLD, Step.HOLD, Step.HOLD,
-                     Step.CLEAR]
+    steps = run(
+        [True, False, True, True, True, False, True, False, False],
+        raise_after=DEGRADED_RAISE_AFTER,
+        clear_after=DEGRADED_CLEAR_AFTER,
+    )
+    assert steps == [
+        Step.NONE,
+        Step.NONE,
+        Step.NONE,
+        Step.RAISE,
+        Step.HOLD,
+        Step.HOLD,
+        Step.HOLD,
+        Step.HOLD,
+        Step.CLEAR,
+    ]
 
 
-@pytest.mark.parametrize(("comparison", "value", "expected"), [
-    (">", 10, False), (">", 10.5, True), (">=", 10, True), ("<", 10, False), ("<", 9, True), ("<=", 10, True)])
+@pytest.mark.parametrize(
+    ("comparison", "value", "expected"),
+    [(">", 10, False), (">", 10.5, True), (">=", 10, True), ("<", 10, False), ("<", 9, True), ("<=", 10, True)],
+)
 def test_comparisons(comparison: str, value: float, expected: bool) -> None:
     assert breached(signal(comparison=comparison), value) is expected
 
@@ -106,9 +138,9 @@ def test_chart_is_a_valid_small_png() -> None:
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) < 20_000
     chunks, at = {}, 8
     while at < len(png):
-        (length,) = struct.unpack(">I", png[at:at + 4])
-        kind, data = png[at + 4:at + 8], png[at + 8:at + 8 + length]
-        (crc,) = struct.unpack(">I", png[at + 8 + length:at + 12 + length])
+        (length,) = struct.unpack(">I", png[at : at + 4])
+        kind, data = png[at + 4 : at + 8], png[at + 8 : at + 8 + length]
+        (crc,) = struct.unpack(">I", png[at + 8 + length : at + 12 + length])
         assert crc == zlib.crc32(kind + data) & 0xFFFFFFFF
         chunks[kind] = data
         at += 12 + length
@@ -128,8 +160,11 @@ def test_shipped_signals_are_complete() -> None:
         else:
             assert s.measure in BOT_MEASURES and s.query is None
     bot = {s.id: s.measure for s in RUNBOOK.signals() if s.source == "bot"}
-    assert bot == {"operator-intervention-failures": "operator-intervention-failures",
-                   "runtime-control-drift": "control-drift", "kill-switch-misfires": "kill-switch-misfires"}
+    assert bot == {
+        "operator-intervention-failures": "operator-intervention-failures",
+        "runtime-control-drift": "control-drift",
+        "kill-switch-misfires": "kill-switch-misfires",
+    }
     assert promql(RUNBOOK.signals()[0]) == "sum(increase(trading_auth_failures_total[300s]))"
     assert [s.trigger for s in RUNBOOK.signals()].count(None) == 1  # web build regressions: judged by a person
 

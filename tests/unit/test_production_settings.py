@@ -21,15 +21,24 @@ SECRETS = {
 
 def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPSBOT_", "COSMOS_", "JWT_"))}
-    env = {**base, "OPSBOT_ENV": "production", "SLACK_BOT_TOKEN": "xoxb-1-2-3", "TRADING_API_URL": "http://plain",
-           "OPSBOT_DATABASE_URL": "postgresql://bot:pw@127.0.0.1:1/opsbot", "COSMOS_ENDPOINT": "https://c:8081",
-           "OPSBOT_CLIENT_ID": "opsbot", **SECRETS, **env}
-    return subprocess.run([str(OPSBOT), *args], cwd=tmp_path, capture_output=True, text=True, timeout=60, env=env,
-                          check=False)
+    env = {
+        **base,
+        "OPSBOT_ENV": "production",
+        "SLACK_BOT_TOKEN": "xoxb-1-2-3",
+        "TRADING_API_URL": "http://plain",
+        "OPSBOT_DATABASE_URL": "postgresql://bot:pw@127.0.0.1:1/opsbot",
+        "COSMOS_ENDPOINT": "https://c:8081",
+        "OPSBOT_CLIENT_ID": "opsbot",
+        **SECRETS,
+        **env,
+    }
+    return subprocess.run(
+        [str(OPSBOT), *args], cwd=tmp_path, capture_output=True, text=True, timeout=60, env=env, check=False
+    )
 
 
 def fragments(secret: str, size: int = 5) -> set[str]:
-    return {secret[i:i + size] for i in range(len(secret) - size + 1)}
+    return {secret[i : i + size] for i in range(len(secret) - size + 1)}
 
 
 @pytest.mark.parametrize("args", [("serve", "--port", "0"), ("audit", "verify"), ("db", "upgrade"), ("run",)])
@@ -37,9 +46,13 @@ def test_refusals_name_the_settings_and_print_no_part_of_any_secret(tmp_path: Pa
     done = run(tmp_path, *args)
     shown = done.stdout + done.stderr
     assert done.returncode == 2, shown
-    for name in ("SLACK_SIGNING_SECRET is not a Slack signing secret", "JWT_SECRET is set",
-                 "OPSBOT_OPERATORS is empty", "TRADING_API_URL must be an https:// URL",
-                 "OPSBOT_AUDIT_SIGNING_KEY is not an Ed25519 private key"):
+    for name in (
+        "SLACK_SIGNING_SECRET is not a Slack signing secret",
+        "JWT_SECRET is set",
+        "OPSBOT_OPERATORS is empty",
+        "TRADING_API_URL must be an https:// URL",
+        "OPSBOT_AUDIT_SIGNING_KEY is not an Ed25519 private key",
+    ):
         assert name in shown, shown
     for secret in SECRETS.values():
         leaked = sorted(f for f in fragments(secret) if f in shown)

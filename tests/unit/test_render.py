@@ -17,9 +17,15 @@ LONGEST_SCOPE = "tenant:" + "a" * 64
 
 def longest_card(reason: str, **changes: object) -> Card:
     base = dict(
-        title=f"Halt trading: {LONGEST_SCOPE}", effect="x" * 400, reason=reason, requester="U" + "9" * 20,
-        approver_role="a halt authority", expires_at=datetime.now(UTC), approval_id="apr_" + "z" * 22,
-        request_id="ops-" + "f" * 16, status=":gear: " + "s" * 2500,
+        title=f"Halt trading: {LONGEST_SCOPE}",
+        effect="x" * 400,
+        reason=reason,
+        requester="U" + "9" * 20,
+        approver_role="a halt authority",
+        expires_at=datetime.now(UTC),
+        approval_id="apr_" + "z" * 22,
+        request_id="ops-" + "f" * 16,
+        status=":gear: " + "s" * 2500,
     )
     base.update(changes)
     return Card(**base)  # type: ignore[arg-type]
@@ -39,8 +45,10 @@ def test_buttons_carry_only_the_opaque_approval_id() -> None:
     actions = [b for b in blocks if b["type"] == "actions"]
     assert len(actions) == 1
     elements = actions[0]["elements"]  # type: ignore[index]
-    assert [(e["action_id"], e["value"]) for e in elements] == [("approve", "apr_" + "z" * 22),
-                                                                ("reject", "apr_" + "z" * 22)]
+    assert [(e["action_id"], e["value"]) for e in elements] == [
+        ("approve", "apr_" + "z" * 22),
+        ("reject", "apr_" + "z" * 22),
+    ]
     assert elements[0]["confirm"]["title"]["text"].startswith("Approve: ")
 
 
@@ -50,12 +58,18 @@ def test_closed_card_has_no_buttons() -> None:
 
 
 def test_status_with_many_scopes_stays_within_section_limits() -> None:
-    scopes = tuple(ScopeControl(scope=f"tenant:t{i:04d}", disabled=True, reason="r" * 200,
-                                updated_at="2026-11-25T10:00:00Z") for i in range(200))
+    scopes = tuple(
+        ScopeControl(scope=f"tenant:t{i:04d}", disabled=True, reason="r" * 200, updated_at="2026-11-25T10:00:00Z")
+        for i in range(200)
+    )
     control = TradingControl(
-        global_=GlobalControl(halted=True, reason="<!here> " + "q" * 400, updated_at="2026-11-25T10:00:00Z",
-                              updated_by="slack:U1+U2"),
-        scopes=scopes, maintenance_enabled=True, maintenance_message="m" * 400, revision=99,
+        global_=GlobalControl(
+            halted=True, reason="<!here> " + "q" * 400, updated_at="2026-11-25T10:00:00Z", updated_by="slack:U1+U2"
+        ),
+        scopes=scopes,
+        maintenance_enabled=True,
+        maintenance_message="m" * 400,
+        revision=99,
     )
     text = status_text(Reply(data=control, request_id="ops-1", echoed=True, status=200, elapsed_ms=3.0))
     assert "…and 170 more" in text and "&lt;!here&gt;" in text

@@ -33,32 +33,50 @@ DEPLOYED, TARGET = "abc1234", "9f8e7d6" + "0" * 33
 
 
 def seen(deployed: str = DEPLOYED, target: str | None = TARGET, source: str = SOURCE_DEPLOYMENT) -> Observation:
-    return Observation(deployed, "ok", {"backend": deployed, "web": deployed, "mobile": "build-9"}, AT,
-                       Target(target, source, 1001, AT) if target else None)
+    return Observation(
+        deployed,
+        "ok",
+        {"backend": deployed, "web": deployed, "mobile": "build-9"},
+        AT,
+        Target(target, source, 1001, AT) if target else None,
+    )
 
 
 # Grammar.
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("status", StatusRequest()),
-    ("STATUS", StatusRequest()),
-    ("logins fail", RollbackRequest("logins fail")),
-    ("logins fail --trigger auth", RollbackRequest("logins fail", "auth")),
-    ("--trigger=Tenant leak of orders", RollbackRequest("leak of orders", "tenant")),
-    ("bad --to ABCDEF1 deploy --trigger config", RollbackRequest("bad deploy", "config", "abcdef1")),
-    ("web status is bad --trigger recovery", RollbackRequest("web status is bad", "recovery")),
-])
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("status", StatusRequest()),
+        ("STATUS", StatusRequest()),
+        ("logins fail", RollbackRequest("logins fail")),
+        ("logins fail --trigger auth", RollbackRequest("logins fail", "auth")),
+        ("--trigger=Tenant leak of orders", RollbackRequest("leak of orders", "tenant")),
+        ("bad --to ABCDEF1 deploy --trigger config", RollbackRequest("bad deploy", "config", "abcdef1")),
+        ("web status is bad --trigger recovery", RollbackRequest("web status is bad", "recovery")),
+    ],
+)
 def test_grammar_accepts(text: str, expected: object) -> None:
     assert parse(text) == expected
 
 
-@pytest.mark.parametrize(("text", "problem"), [
-    ("", "Here is how"), ("help", "Here is how"), ("status now", "takes nothing after it"),
-    ("--trigger auth", "A reason is required"), ("r --trigger", "needs a value"),
-    ("r --trigger auth --trigger config", "given twice"), ("r --trigger outage", "not a rollback trigger"),
-    ("r --to main", "not a commit sha"), ("r --to abc12", "not a commit sha"), ("r --force", "Unknown option"),
-    ("x" * 501, "at most 500"),
-])
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("", "Here is how"),
+        ("help", "Here is how"),
+        ("status now", "takes nothing after it"),
+        ("--trigger auth", "A reason is required"),
+        ("r --trigger", "needs a value"),
+        ("r --trigger auth --trigger config", "given twice"),
+        ("r --trigger outage", "not a rollback trigger"),
+        ("r --to main", "not a commit sha"),
+        ("r --to abc12", "not a commit sha"),
+        ("r --force", "Unknown option"),
+        ("x" * 501, "at most 500"),
+    ],
+)
 def test_grammar_refuses_with_usage(text: str, problem: str) -> None:
     with pytest.raises(UsageError) as caught:
         parse(text)
@@ -66,6 +84,7 @@ def test_grammar_refuses_with_usage(text: str, problem: str) -> None:
 
 
 # The plan.
+
 
 def test_plan_params_and_card() -> None:
     params = plan_params(reason="auth down", trigger="auth", to=None, seen=seen(), workflow="rollback.yml")
@@ -80,24 +99,36 @@ def test_plan_params_and_card() -> None:
     assert [line.split(":")[0][3:] for line in numbered] == [a.text for a in RUNBOOK.rollback.actions]
     assert "`rollback.yml`" in shown and DATA_RULE in shown and "mobile `build-9`" in shown
     (rule,) = [line for line in lines if line.startswith("*Data rule:*")]  # the runbook's rule whole, not cut
-    assert rule.endswith("first-response rollback; prefer application rollback first, then explicit state "
-                         "repair if needed._") and ";)" not in rule
+    assert (
+        rule.endswith(
+            "first-response rollback; prefer application rollback first, then explicit state repair if needed._"
+        )
+        and ";)" not in rule
+    )
     assert "re-deploy" not in shown  # no earlier rollback took production off the target
     assert title(params) == "Rollback production: abc1234 → 9f8e7d600000"
 
 
 def test_plan_without_trigger_and_with_unknown_explicit_target() -> None:
-    params = plan_params(reason="r", trigger=None, to="0123456", seen=Observation(
-        DEPLOYED, "ok", {}, None, Target("0123456", SOURCE_EXPLICIT)), workflow="rollback.yml")
+    params = plan_params(
+        reason="r",
+        trigger=None,
+        to="0123456",
+        seen=Observation(DEPLOYED, "ok", {}, None, Target("0123456", SOURCE_EXPLICIT)),
+        workflow="rollback.yml",
+    )
     shown = effect(RUNBOOK, params)
     assert "none named" in shown and "not a successful production deployment on record" in shown
 
 
-@pytest.mark.parametrize(("observation", "workflow", "problem"), [
-    (seen(target=None), "rollback.yml", "Name the commit"),
-    (seen(target=DEPLOYED + "0" * 33), "rollback.yml", "deployed version already"),
-    (seen(), None, "OPSBOT_ROLLBACK_WORKFLOW is not set"),
-])
+@pytest.mark.parametrize(
+    ("observation", "workflow", "problem"),
+    [
+        (seen(target=None), "rollback.yml", "Name the commit"),
+        (seen(target=DEPLOYED + "0" * 33), "rollback.yml", "deployed version already"),
+        (seen(), None, "OPSBOT_ROLLBACK_WORKFLOW is not set"),
+    ],
+)
 def test_plan_refusals(observation: Observation, workflow: str | None, problem: str) -> None:
     with pytest.raises(RollbackRefused) as caught:
         plan_params(reason="r", trigger=None, to=None, seen=observation, workflow=workflow)
@@ -125,6 +156,7 @@ def test_restore_problem() -> None:
 
 # Steps.
 
+
 def test_steps_move_and_render() -> None:
     steps = initial_steps((a.id, a.text) for a in RUNBOOK.rollback.actions)
     assert [s["state"] for s in json.loads(steps)] == ["pending"] * 5
@@ -135,10 +167,26 @@ def test_steps_move_and_render() -> None:
     ended = not_run(with_step(steps, "revert-deployment", StepState.FAILED, None, AT), AT)
     assert [s["state"] for s in json.loads(ended)] == ["done", "failed", "not_run", "not_run", "not_run"]
     assert json.loads(ended)[1]["detail"] == "run #1 queued"  # None keeps the detail
-    row = Rollback(id="rb-1", approval_id="a", status="failed", request_id="ops-1", run_request_id="ops-9",
-                   requester="U1", approver="U2", channel="C", trigger="auth", reason="<!channel> bad",
-                   deployed="def5678a9b0c1d2e3f4a", target=TARGET, steps=ended, failed_step="revert-deployment",
-                   failure="the run failed", next_action="look at it", created_at=AT, updated_at=AT)
+    row = Rollback(
+        id="rb-1",
+        approval_id="a",
+        status="failed",
+        request_id="ops-1",
+        run_request_id="ops-9",
+        requester="U1",
+        approver="U2",
+        channel="C",
+        trigger="auth",
+        reason="<!channel> bad",
+        deployed="def5678a9b0c1d2e3f4a",
+        target=TARGET,
+        steps=ended,
+        failed_step="revert-deployment",
+        failure="the run failed",
+        next_action="look at it",
+        created_at=AT,
+        updated_at=AT,
+    )
     text = progress_text(row, "Auth/session failures")
     assert "failed at revert-deployment" in text and "&lt;!channel&gt; bad" in text and "<!channel>" not in text
     assert "Stopped:* the run failed" in text and "Next:* look at it" in text and "stays frozen" in text

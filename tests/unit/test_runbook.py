@@ -23,8 +23,12 @@ def runbook() -> Runbook:
 
 def test_shipped_runbook_has_the_five_stages_in_runbook_order(runbook: Runbook) -> None:
     assert [s.name for s in runbook.stages] == [
-        "Backend internal validation", "Web internal adoption", "Mobile internal beta",
-        "Controlled operator rollout", "Broader production cutover"]
+        "Backend internal validation",
+        "Web internal adoption",
+        "Mobile internal beta",
+        "Controlled operator rollout",
+        "Broader production cutover",
+    ]
     assert all(stage.checks for stage in runbook.stages)
     assert runbook.stage_index("mobile-internal-beta") == 2
     broad = runbook.stage("broader-production-cutover")
@@ -46,11 +50,17 @@ def test_shipped_runbook_counts(runbook: Runbook) -> None:
 def test_go_conditions_map_to_the_agreed_probes(runbook: Runbook) -> None:
     probes = [(item.kind, item.probe, item.params.get("check")) for item in runbook.go]
     assert probes == [
-        ("automatic", "github-check", "pnpm verify"), ("automatic", "github-check", "pnpm lint"),
-        ("automatic", "github-check", "pnpm smoke:release"), ("automatic", "platform-auth", None),
-        ("automatic", "cosmos-control-plane", None), ("automatic", "cosmos-execution-data", None),
-        ("automatic", "control-contract", None), ("automatic", "backend-rejects-unauthorized", None),
-        ("attested", None, None), ("attested", None, None)]
+        ("automatic", "github-check", "pnpm verify"),
+        ("automatic", "github-check", "pnpm lint"),
+        ("automatic", "github-check", "pnpm smoke:release"),
+        ("automatic", "platform-auth", None),
+        ("automatic", "cosmos-control-plane", None),
+        ("automatic", "cosmos-execution-data", None),
+        ("automatic", "control-contract", None),
+        ("automatic", "backend-rejects-unauthorized", None),
+        ("attested", None, None),
+        ("attested", None, None),
+    ]
     assert [i.probe for i in runbook.no_go] == ["auth-source-ambiguous", "audit-complete", "rollback-clarity"]
     # Go 7 is the contract probe AND a person's word that web and mobile were validated.
     assert [i.id for i in runbook.go if i.attestation] == ["go-kill-switch-maintenance"]
@@ -62,7 +72,8 @@ def test_texts_follow_the_runbook(runbook: Runbook) -> None:
     assert runbook.item("go-pnpm-verify").text == "`pnpm verify` passes"
     assert runbook.item("nogo-rollback-unclear").text == "rollback owner or rollback commands are unclear"
     assert runbook.trigger("tenant").text == (
-        "incorrect tenant scoping leaks another user's profile, orders, alerts or history")
+        "incorrect tenant scoping leaks another user's profile, orders, alerts or history"
+    )
     assert runbook.rollback.actions[0].text == "stop rollout to additional users immediately"
     assert runbook.rollback.actions[-1].text == "preserve audit logs and operational events for incident review"
     assert runbook.rollback.data_rule.startswith("do not rewrite or delete Cosmos control-plane state")
@@ -100,6 +111,7 @@ def load_edited(tmp_path: Path, edit: Callable[[dict[str, Any]], None]) -> str:
 def setter(section: str, index: int, key: str, value: Any) -> Callable[[dict[str, Any]], None]:
     def edit(data: dict[str, Any]) -> None:
         data[section][index][key] = value
+
     return edit
 
 
@@ -115,12 +127,14 @@ def test_duplicate_id_across_sections(tmp_path: Path) -> None:
 
     def clash(data: dict[str, Any]) -> None:
         data["monitoring"]["first_24h"][0]["id"] = "stop-rollout"
+
     assert "duplicate id 'stop-rollout' in rollback.actions and monitoring" in load_edited(tmp_path, clash)
 
 
 def test_automatic_item_without_probe(tmp_path: Path) -> None:
     def edit(data: dict[str, Any]) -> None:
         del data["go"][4]["probe"]
+
     assert "go item 'go-cosmos-control-plane': automatic items need a probe" in load_edited(tmp_path, edit)
 
 
@@ -135,6 +149,7 @@ def test_attestation_only_on_automatic_items_with_a_system_probe(tmp_path: Path)
 
     def on_composite(data: dict[str, Any]) -> None:
         data["stages"][3]["checks"][0]["attestation"] = "a person agrees"
+
     message = load_edited(tmp_path, on_composite)
     assert "item 'operator-go-gate': composite probe 'go-gate' takes no attestation" in message
     message = load_edited(tmp_path, setter("go", 6, "attestation", "  "))
@@ -150,7 +165,9 @@ def test_unknown_or_later_stability_stage(tmp_path: Path) -> None:
     def since(index: int, value: str) -> Callable[[dict[str, Any]], None]:
         def edit(data: dict[str, Any]) -> None:
             data["stages"][index].setdefault("entry", {})["backend_deploy_since"] = value
+
         return edit
+
     message = load_edited(tmp_path, since(4, "mobile-beta"))
     assert "stage 'broader-production-cutover': entry.backend_deploy_since names 'mobile-beta'" in message
     message = load_edited(tmp_path, since(0, "mobile-internal-beta"))
@@ -161,11 +178,14 @@ def test_a_negative_or_misspelt_entry_condition_stops_the_bot(tmp_path: Path) ->
     def soak(value: Any) -> Callable[[dict[str, Any]], None]:
         def edit(data: dict[str, Any]) -> None:
             data["stages"][2]["entry"]["soak"] = value
+
         return edit
+
     assert "stages[2].entry.soak (id 'mobile-internal-beta')" in load_edited(tmp_path, soak("-PT1H"))
 
     def misspelt(data: dict[str, Any]) -> None:
         data["stages"][4]["entry"]["manual_smok"] = True
+
     assert "entry.manual_smok" in load_edited(tmp_path, misspelt)
 
 
@@ -173,6 +193,7 @@ def test_a_negative_or_misspelt_entry_condition_stops_the_bot(tmp_path: Path) ->
 def test_missing_section(tmp_path: Path, section: str) -> None:
     def edit(data: dict[str, Any]) -> None:
         del data[section]
+
     assert f"{section}: Field required" in load_edited(tmp_path, edit)
 
 
@@ -184,6 +205,7 @@ def test_structure_errors_name_the_field_and_nearest_id(tmp_path: Path) -> None:
 
     def nested(data: dict[str, Any]) -> None:
         del data["stages"][1]["checks"][2]["text"]
+
     assert "stages[1].checks[2].text (id 'web-config-writes'): Field required" in load_edited(tmp_path, nested)
     assert "version" in load_edited(tmp_path, lambda data: data.update(version=2))
 
@@ -191,6 +213,7 @@ def test_structure_errors_name_the_field_and_nearest_id(tmp_path: Path) -> None:
 def test_trigger_ids_are_the_contract_values(tmp_path: Path) -> None:
     def rename(data: dict[str, Any]) -> None:
         data["rollback"]["triggers"][0]["id"] = "authn"
+
     message = load_edited(tmp_path, rename)
     assert "rollback.triggers: ids must be exactly auth, tenant, controls, config, recovery" in message
     assert "monitoring signal 'platform-auth-failures': unknown trigger 'auth'" in message  # all problems at once
@@ -198,9 +221,11 @@ def test_trigger_ids_are_the_contract_values(tmp_path: Path) -> None:
 
 def test_yaml_errors_name_the_file(tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
-    for text, expected in [("version: 1\nstages: [\n", "not valid YAML"),
-                           ("version: 1\ngo: []\ngo: []\n", "duplicate key 'go' at line 3"),
-                           ("- just\n- a list\n", "top level must be a mapping")]:
+    for text, expected in [
+        ("version: 1\nstages: [\n", "not valid YAML"),
+        ("version: 1\ngo: []\ngo: []\n", "duplicate key 'go' at line 3"),
+        ("- just\n- a list\n", "top level must be a mapping"),
+    ]:
         path.write_text(text, encoding="utf-8")
         with pytest.raises(RunbookError, match=expected) as caught:
             load_runbook(path)

@@ -53,21 +53,35 @@ def version() -> str:
 
 def recorder(into: list[Exchange]) -> httpx.Client:
     """An httpx client that keeps every request and answer, to hand to the bot's GitHub client."""
+
     def keep(response: httpx.Response) -> None:
         response.read()
         request = response.request
         raw = request.content
         url = urlsplit(str(request.url))
-        into.append(Exchange(request.method, url.path, dict(request.url.params), json.loads(raw) if raw else None,
-                             response.status_code, response.json() if response.content else None))
+        into.append(
+            Exchange(
+                request.method,
+                url.path,
+                dict(request.url.params),
+                json.loads(raw) if raw else None,
+                response.status_code,
+                response.json() if response.content else None,
+            )
+        )
 
     return httpx.Client(event_hooks={"response": [keep]})
 
 
 def problems(exchange: Exchange) -> list[str]:
-    request = MockRequest(HOST, exchange.method.lower(), exchange.path, args=exchange.query,
-                          data=json.dumps(exchange.body) if exchange.body is not None else None,
-                          content_type="application/json")
+    request = MockRequest(
+        HOST,
+        exchange.method.lower(),
+        exchange.path,
+        args=exchange.query,
+        data=json.dumps(exchange.body) if exchange.body is not None else None,
+        content_type="application/json",
+    )
     where = f"{exchange.method} {exchange.path} -> {exchange.status}"
     found: list[str] = []
     try:
@@ -83,8 +97,9 @@ def problems(exchange: Exchange) -> list[str]:
         return found + [f"{where}: error answer: {e}" for e in errors]
     payload = b"" if exchange.answer is None else json.dumps(exchange.answer).encode()
     try:
-        _api().validate_response(request, MockResponse(payload, status_code=exchange.status,
-                                                       content_type="application/json"))
+        _api().validate_response(
+            request, MockResponse(payload, status_code=exchange.status, content_type="application/json")
+        )
     except Exception as exc:
         if why := _why(exc):
             found.append(f"{where}: answer: {why}")
@@ -105,8 +120,12 @@ def _search_range(error: Any) -> bool:
     # The runs list's `created` takes GitHub's search syntax (">=2026-01-01T00:00:00Z", "a..b"), as its
     # documentation says, though the description types it as a plain date-time.
     value = error.instance
-    return (error.validator == "format" and isinstance(value, str) and value[:1] in "<>"
-            and error.schema.get("format") == "date-time")
+    return (
+        error.validator == "format"
+        and isinstance(value, str)
+        and value[:1] in "<>"
+        and error.schema.get("format") == "date-time"
+    )
 
 
 def _null_allowed(error: Any) -> bool:

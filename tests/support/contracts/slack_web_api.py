@@ -27,10 +27,26 @@ UPLOAD_METHODS = {
     "files.completeUploadExternal": ({"files"}, {"channel_id", "channels", "thread_ts", "initial_comment"}),
 }
 # Errors Slack documents today for the methods the bot calls, newer than the published description.
-LATER_ERRORS = frozenset({"invalid_blocks", "invalid_blocks_format", "missing_scope", "not_allowed_token_type",
-                          "unknown_method", "no_text", "message_not_found", "hash_conflict", "invalid_arguments",
-                          "method_not_supported_for_channel_type", "is_archived", "file_not_found",
-                          "user_not_found", "ratelimited", "not_in_channel", "channel_not_found"})
+LATER_ERRORS = frozenset(
+    {
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "missing_scope",
+        "not_allowed_token_type",
+        "unknown_method",
+        "no_text",
+        "message_not_found",
+        "hash_conflict",
+        "invalid_arguments",
+        "method_not_supported_for_channel_type",
+        "is_archived",
+        "file_not_found",
+        "user_not_found",
+        "ratelimited",
+        "not_in_channel",
+        "channel_not_found",
+    }
+)
 # Sent with any method: the token, and `team_id`, which slack_sdk's WebClient adds to every call once it
 # knows the workspace (Bolt's per-request client does); Slack takes both everywhere.
 CLIENT_ARGS = frozenset({"token", "team_id"})
@@ -61,8 +77,9 @@ def request_problems(method: str, args: dict[str, Any]) -> list[str]:
     sent = set(args) - CLIENT_ARGS
     if method in UPLOAD_METHODS:
         required, optional = UPLOAD_METHODS[method]
-        return [f"{method}: unknown argument {a}" for a in sorted(sent - required - optional)] + \
-               [f"{method}: missing {a}" for a in sorted(required - sent)]
+        return [f"{method}: unknown argument {a}" for a in sorted(sent - required - optional)] + [
+            f"{method}: missing {a}" for a in sorted(required - sent)
+        ]
     op = operation(method)
     if op is None:
         return [f"{method}: no such method in the published Web API"]
@@ -79,19 +96,34 @@ def answer_problems(method: str, answer: dict[str, Any]) -> list[str]:
         if not isinstance(answer.get("error"), str):
             return [*problems, f"{method}: error answer without an error name"]
         op = operation(method)
-        known = set(op["responses"].get("default", {}).get("schema", {}).get("properties", {}).get("error", {})
-                    .get("enum", [])) if op else set()
+        known = (
+            set(
+                op["responses"]
+                .get("default", {})
+                .get("schema", {})
+                .get("properties", {})
+                .get("error", {})
+                .get("enum", [])
+            )
+            if op
+            else set()
+        )
         if answer["error"] not in known | LATER_ERRORS:
             problems.append(f"{method}: error {answer['error']!r} is not one Slack documents")
         return problems
     op = operation(method)
     if op is None:
         return [] if method in UPLOAD_METHODS or method == "apps.connections.open" else [f"{method}: unknown"]
-    schema = {"$ref": "urn:slack-web-api#/paths/" + f"~1{method}/{next(iter(spec()['paths'][f'/{method}']))}"
-              "/responses/200/schema"}
+    schema = {
+        "$ref": "urn:slack-web-api#/paths/" + f"~1{method}/{next(iter(spec()['paths'][f'/{method}']))}"
+        "/responses/200/schema"
+    }
     validator = Draft4Validator(schema, registry=_registry())
-    return [f"{method}: {'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(answer)
-            if not _erratum(method, e)]
+    return [
+        f"{method}: {'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in validator.iter_errors(answer)
+        if not _erratum(method, e)
+    ]
 
 
 def _erratum(method: str, error: Any) -> bool:

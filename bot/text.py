@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from datetime import datetime
 from urllib.parse import urlsplit, urlunsplit
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -62,3 +63,16 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """` Did you mean `status`?` for a word close to one of `choices`, else ""."""
     found = closest(word, choices)
     return f" Did you mean `{safe(found, 80)}`?" if found else ""
+
+
+def when(at: datetime) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]{2,20})&gt;")
+
+
+def reason_text(text: str, limit: int = 600, people: Collection[str] = ()) -> str:
+    """Escaped; mentions of `people` (the configured role holders the bot itself names) stay clickable.
+    Any other `<@…>`, e.g. inside an error text from a remote server, stays inert."""
+    return _MENTION.sub(lambda m: f"<@{m.group(1)}>" if m.group(1) in people else m.group(0), safe(text, limit))

@@ -7,7 +7,7 @@ import logging
 from slack_bolt import App, Respond
 from slack_sdk.errors import SlackApiError
 
-from bot.approvals.policy import check_request
+from bot.approvals.policy import check_request, people_of
 from bot.audit.log import Entry
 from bot.errors import OpsbotError
 from bot.gate.engine import ItemOutcome, gate_items
@@ -18,7 +18,7 @@ from commands.common import Invocation, ephemeral, register_command
 from commands.grammar.gate import Attest, Evaluate, GateCommand, History, parse
 from commands.server.deps import Deps
 from commands.views.blocks import as_dicts
-from commands.views.gate import GateCard, gate_blocks, history_text, people_of
+from commands.views.gate import GateCard, gate_blocks, history_text
 
 log = logging.getLogger("opsbot.commands.gate")
 

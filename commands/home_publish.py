@@ -24,11 +24,12 @@ from slack_sdk.errors import SlackApiError
 from bot.approvals.policy import Role
 from bot.audit.log import SYSTEM, Entry
 from bot.home.facts import HomeSource
+from bot.home.model import HomeFacts
 from bot.monitoring.store import MonitoringStore
+from bot.text import when
 from commands.refusals import refusal_of
 from commands.server.deps import Deps
-from commands.views.blocks import when
-from commands.views.home import HomeFacts, home_view
+from commands.views.home import home_view
 
 log = logging.getLogger("opsbot.home")
 

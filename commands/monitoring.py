@@ -15,10 +15,10 @@ from bot.monitoring.store import MonitoringStore
 from bot.monitoring.window import WindowOpener
 from bot.rollback.history import stale_alert
 from bot.storage.db import as_utc
+from bot.text import when
 from commands import rollback
 from commands.common import Invocation, ephemeral, request_scope
 from commands.server.deps import Deps
-from commands.views.blocks import when
 from commands.views.monitoring import PROPOSE_ROLLBACK
 
 

@@ -20,11 +20,11 @@ from bot.rollback.steps import progress_text
 from bot.rollback.store import RollbackStore
 from bot.rollback.world import observe
 from bot.storage.models import Approval
-from bot.text import safe
+from bot.text import safe, when
 from commands.common import Invocation, ephemeral, guarded, register_command
 from commands.grammar.rollback import RollbackCommand, RollbackRequest, StatusRequest, parse
 from commands.server.deps import Deps
-from commands.views.blocks import as_dicts, notice_blocks, when
+from commands.views.blocks import as_dicts, notice_blocks
 
 
 def plan(deps: Deps, inv: Invocation) -> RollbackCommand:

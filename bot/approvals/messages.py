@@ -7,14 +7,15 @@ from dataclasses import replace
 from datetime import datetime
 
 from bot.approvals.actions import Outcome
+from bot.approvals.card import Card
 from bot.approvals.machine import Status, status_command
 from bot.approvals.outbox import Note
 from bot.approvals.policy import ROLE_NAMES, Role
 from bot.approvals.store import params_of, view_of
 from bot.storage.models import Approval
-from bot.text import clip, safe
+from bot.text import clip, safe, when
 from commands.server.deps import Deps
-from commands.views.blocks import Card, approval_blocks, as_dicts, when
+from commands.views.blocks import approval_blocks, as_dicts
 
 STILL_IN_FORCE = (
     ":octagonal_sign: *The halt is still in force:* the bot never resumes on its own; lifting it "

@@ -105,3 +105,8 @@ def check_approver(directory: Directory, *, user_id: str, action: str) -> None:
     if rule.approve_role is None or not directory.has(user_id, rule.approve_role):
         needed = ROLE_NAMES[rule.approve_role] if rule.approve_role else "nobody"
         raise NotAllowed(f"approving this needs {needed}")
+
+
+def people_of(directory: Directory) -> frozenset[str]:
+    """Everyone in a role: the only users the bot's own reasons mention."""
+    return frozenset().union(*directory.members.values())

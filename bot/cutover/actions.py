@@ -9,13 +9,13 @@ from typing import Any
 
 from bot.approvals.actions import ExecutionContext, Outcome
 from bot.approvals.outbox import Note
+from bot.approvals.policy import people_of
 from bot.cutover.rules import AdvanceFacts, blockers, next_stage
 from bot.cutover.service import CutoverService
 from bot.cutover.transitions import CutoverTransition, notify
 from bot.errors import OpsbotError, StoreUnavailable, operator_message
 from bot.runbook.model import Stage
-from bot.text import safe
-from commands.views.gate import people_of, reason_text
+from bot.text import reason_text, safe
 
 log = logging.getLogger("opsbot.cutover")
 

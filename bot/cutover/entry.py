@@ -20,8 +20,7 @@ from bot.cutover.engine import (
 from bot.gate.engine import attested
 from bot.gate.result import Verdict
 from bot.runbook.model import Runbook, Stage
-from bot.text import plural
-from commands.views.blocks import when
+from bot.text import plural, when
 
 SHOWN_ALERTS = 5  # more than this many open alerts are counted, not listed
 

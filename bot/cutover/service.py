@@ -10,12 +10,13 @@ from bot.cutover.engine import CheckStatus, RolledBack, StageEntry, rolled_back_
 from bot.cutover.history import deploy_facts, soak_of
 from bot.cutover.rules import AdvanceFacts, next_stage
 from bot.cutover.store import CutoverStore, Transition
+from bot.cutover.words import rollback_warning
 from bot.gate.service import GateService
 from bot.rollback.store import RollbackStore
 from bot.runbook.model import Stage
 from bot.storage.db import as_utc
+from bot.text import when
 from commands.server.deps import Deps
-from commands.views.gate import rollback_warning, when
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,7 @@ from typing import Any
 from bot.approvals.actions import ExecutionContext, Outcome
 from bot.clients.backend import Reply, TradingBackend, TradingControl
 from bot.errors import BackendError, backend_audit_detail, may_have_applied, operator_message
-from bot.text import safe
-from commands.views.blocks import when
+from bot.text import safe, when
 
 TRIGGER_3 = (
     "hard rollback trigger 3 of the runbook: *global trade halt or scoped disable controls do not apply correctly*"

@@ -18,9 +18,11 @@ from bot.approvals.policy import ROLE_NAMES, Role
 from bot.approvals.store import params_of
 from bot.cutover.engine import CheckState, stage_statuses
 from bot.cutover.service import CutoverService
+from bot.cutover.words import abbrev, gate_summary
 from bot.errors import BackendError, OpsbotError, operator_message
 from bot.gate.service import GateService
 from bot.gate.store import evaluation_view
+from bot.home.model import AlertLine, AuditLine, Decision, HomeFacts, PendingApproval
 from bot.monitoring.signals import against
 from bot.monitoring.store import BREACH, MonitoringStore
 from bot.rollback.models import Rollback, RollbackStatus
@@ -28,11 +30,8 @@ from bot.rollback.steps import current_step, headline
 from bot.rollback.store import RollbackStore
 from bot.storage.db import as_utc
 from bot.storage.models import Approval, AuditEvent, OutboxRow
-from bot.text import safe
+from bot.text import safe, when
 from commands.server.deps import Deps
-from commands.views.blocks import when
-from commands.views.gate import abbrev, gate_summary
-from commands.views.home import AlertLine, AuditLine, Decision, HomeFacts, PendingApproval
 
 log = logging.getLogger("opsbot.home")
 

@@ -16,8 +16,7 @@ from bot.monitoring.signals import against, figure
 from bot.rollback.models import Rollback
 from bot.runbook.model import Signal
 from bot.storage.db import as_utc
-from bot.text import safe
-from commands.views.blocks import when
+from bot.text import safe, when
 
 
 def outlived(alert: MonitoringAlert, signal: Signal, reading_at: datetime, rollback: Rollback | None) -> bool:

@@ -10,7 +10,7 @@ from bot.monitoring.signals import against
 from bot.monitoring.store import BREACH, MonitoringStore
 from bot.runbook.model import Runbook
 from bot.storage.db import as_utc
-from commands.views.blocks import when
+from bot.text import when
 
 
 def open_breaches(engine: Engine, audit: AuditLog, runbook: Runbook) -> tuple[str, ...]:

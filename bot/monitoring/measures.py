@@ -28,9 +28,8 @@ from bot.monitoring.signals import Reading, promql, worst
 from bot.runbook.model import Signal
 from bot.storage.db import as_utc
 from bot.storage.models import AuditEvent
-from bot.text import safe
+from bot.text import safe, when
 from commands.server.deps import Deps
-from commands.views.blocks import when
 
 log = logging.getLogger("opsbot.monitoring")
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -19,38 +17,12 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.text import clip, safe
+from bot.approvals.card import Card
+from bot.text import clip, safe, when
 
 HEADER_MAX = 150
 SECTION_MAX = 3000
 FIELD_MAX = 2000
-
-
-@dataclass(frozen=True)
-class Card:
-    """Everything an approval message shows; `reason` is raw user text (escaped here)."""
-
-    title: str
-    effect: str  # mrkdwn, already safe
-    reason: str
-    requester: str
-    approver_role: str  # e.g. "a halt authority"
-    expires_at: datetime
-    approval_id: str
-    request_id: str
-    status: str | None = None  # mrkdwn, already safe; None while waiting
-    buttons: bool = True
-    approve_label: str = "Approve"
-    reject_label: str = "Reject"
-    audit: str = ""  # the signed audit checkpoint's compact line, once the action ran
-    effect_label: str = "What will happen"  # "What was asked" once the request is no longer open
-    # The approver's confirm dialog: a question and what the click does (plain words, not mrkdwn).
-    confirm_title: str = ""
-    confirm_text: str = ""
-
-
-def when(at: datetime) -> str:
-    return at.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def approval_blocks(card: Card) -> list[Block]:

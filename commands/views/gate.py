@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,13 +16,12 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.approvals.policy import Directory
-from bot.cutover.engine import CheckState, CheckStatus, EvaluationView, RolledBack, StageEntry, same_version
+from bot.cutover.engine import CheckState, CheckStatus
 from bot.gate.engine import GateVerdict, ItemOutcome, blocking, holds_text
 from bot.gate.models import GateEvaluation
 from bot.gate.result import Verdict
 from bot.runbook.model import CheckItem
-from bot.text import clip, safe
+from bot.text import clip, reason_text, safe, when
 from commands.views.blocks import HEADER_MAX, SECTION_MAX
 
 ICONS = {Verdict.PASS: ":white_check_mark:", Verdict.FAIL: ":x:", Verdict.UNKNOWN: ":grey_question:"}
@@ -34,22 +32,6 @@ STATE_ICONS = {
     CheckState.FAILED: ":x:",
 }
 RUNNING = ":hourglass_flowing_sand:"
-_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]{2,20})&gt;")
-
-
-def reason_text(text: str, limit: int = 600, people: Collection[str] = ()) -> str:
-    """Escaped; mentions of `people` (the configured role holders the bot itself names) stay clickable.
-    Any other `<@…>`, e.g. inside an error text from a remote server, stays inert."""
-    return _MENTION.sub(lambda m: f"<@{m.group(1)}>" if m.group(1) in people else m.group(0), safe(text, limit))
-
-
-def people_of(directory: Directory) -> frozenset[str]:
-    """Everyone in a role: the only users the bot's own reasons mention."""
-    return frozenset().union(*directory.members.values())
-
-
-def when(at: datetime) -> str:
-    return at.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 @dataclass(frozen=True)
@@ -168,49 +150,3 @@ def check_line(
     if evidence:
         line += f"\n      {evidence_text(evidence, 300)}"
     return line
-
-
-def gate_summary(gate: EvaluationView | None, now: datetime, deployed: str | None = None) -> str:
-    """The last gate in one line. With `deployed` (the backend's version now), a gate that was for
-    another version says so: its verdict does not speak for what runs (e.g. after a rollback).
-    Versions match when equal or when one is an abbreviation (7+ characters) of the other."""
-    if gate is None:
-        return "*Last gate:* none yet (run `/gate`)."
-    verdict = "GO" if gate.verdict is GateVerdict.GO else "NO-GO"
-    minutes = (now - gate.started_at).total_seconds() / 60
-    line = (
-        f"*Last gate:* *{verdict}* (`{gate.id}`, {minutes:.0f} min ago, for backend "
-        f"`{safe(gate.version or 'unknown', 64)}`"
-    )
-    if deployed:
-        ran, runs = (gate.version or "").strip().lower(), deployed.strip().lower()
-        if not ran or (
-            ran != runs and not (min(len(ran), len(runs)) >= 7 and (ran.startswith(runs) or runs.startswith(ran)))
-        ):
-            line += f", *NOT the deployed* `{safe(deployed, 64)}`: run `/gate`"
-    return f"{line}, by <@{gate.requested_by}>)"
-
-
-def abbrev(version: str | None) -> str:
-    """A version for a line of text: its first 12 characters, escaped, in backticks."""
-    text = (version or "unknown").strip()
-    return f"`{safe(text[:12], 80)}{'…' if len(text) > 12 else ''}`"
-
-
-def rollback_warning(rolled: RolledBack, entry: StageEntry, stage_number: int) -> str:
-    """The current stage was entered on a release that a later rollback took production off."""
-    if same_version(rolled.from_version, entry.version):
-        what = (
-            f"took production off {abbrev(rolled.from_version)} (on which this stage was entered) "
-            f"at {when(rolled.closed_at)}"
-        )
-    else:
-        what = (
-            f"({abbrev(rolled.from_version)} → {abbrev(rolled.to_version)}) closed at {when(rolled.closed_at)}, "
-            f"after this stage was entered on {abbrev(entry.version)}"
-        )
-    return (
-        f":warning: Rollback `{safe(rolled.id, 32)}` {what}; the cutover stays at stage {stage_number}, but "
-        "the checks that brought it here were passed on a release that is gone: run `/gate` and re-check "
-        "before advancing."
-    )

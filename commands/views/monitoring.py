@@ -21,8 +21,7 @@ from bot.monitoring.signals import against, figure, promql, shown
 from bot.monitoring.stats import SignalStats
 from bot.runbook.model import TRIGGER_IDS, Runbook, Signal
 from bot.storage.db import as_utc
-from bot.text import clip, plural, safe
-from commands.views.blocks import when
+from bot.text import clip, plural, safe, when
 
 PROPOSE_ROLLBACK = "monitoring.propose_rollback"
 MAX_PROBLEM_LINES = 8

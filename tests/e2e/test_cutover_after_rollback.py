@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from bot.cutover.engine import RolledBack, StageEntry, rolled_back_under
+from bot.cutover.words import rollback_warning
 from bot.rollback.models import RollbackStatus
-from commands.views.gate import rollback_warning
 from rehearsal.sim.stack import Stack
 from tests.e2e.test_cutover_flow import advance, current_stage, prepare, refused, request_advance
 from tests.e2e.test_home import open_home

@@ -10,19 +10,9 @@ from typing import Any
 from slack_sdk.models.views import View
 
 from bot.approvals.store import params_of
+from bot.home.model import AlertLine, AuditLine, Decision, HomeFacts, PendingApproval
 from commands.home_publish import HomePublisher
-from commands.views.home import (
-    HOME_APPROVE,
-    MAX_BLOCKS,
-    MAX_BYTES,
-    AlertLine,
-    AuditLine,
-    Decision,
-    HomeFacts,
-    PendingApproval,
-    decision_line,
-    home_view,
-)
+from commands.views.home import HOME_APPROVE, MAX_BLOCKS, MAX_BYTES, decision_line, home_view
 from rehearsal.sim.stack import Stack
 from tests.support.common import CHANNEL, HALT_A, HALT_B, HALT_C, OPERATOR, click, request_halt, text_of, wait_until
 from tests.support.gate import run_gate

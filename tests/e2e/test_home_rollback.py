@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.cutover.words import abbrev
 from bot.home.facts import last_rollback_line
 from bot.rollback.models import Rollback, RollbackStatus
-from commands.views.gate import abbrev
 from rehearsal.sim.stack import Stack
 from tests.e2e.test_home import open_home
 from tests.support.common import HALT_A, HALT_B, HALT_C, OPERATOR, OWNER, ROLES, click, text_of

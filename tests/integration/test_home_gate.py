@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.cutover.engine import EvaluationView
+from bot.cutover.words import gate_summary
 from bot.gate.engine import GateVerdict
-from commands.views.gate import gate_summary
-from commands.views.home import SHOWN_REASON, HomeFacts, PendingApproval, home_view
+from bot.home.model import HomeFacts, PendingApproval
+from commands.views.home import SHOWN_REASON, home_view
 from rehearsal.workspace.world import DEPLOYED, PREVIOUS
 from tests.support.common import text_of
 from tests.support.workspace import HALT_B, OPERATOR, eventually, running_workspace

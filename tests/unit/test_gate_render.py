@@ -9,8 +9,9 @@ from bot.cutover.engine import CheckState
 from bot.gate.engine import GateVerdict, ItemOutcome, gate_items
 from bot.gate.result import failed, passed, unknown
 from bot.runbook.model import load_runbook
+from bot.text import reason_text
 from commands.views.blocks import as_dicts
-from commands.views.gate import GateCard, check_line, gate_blocks, reason_text
+from commands.views.gate import GateCard, check_line, gate_blocks
 from tests.support.common import text_of
 
 RUNBOOK = load_runbook()

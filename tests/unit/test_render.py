@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 import pytest
 from slack_sdk.models.blocks import SectionBlock
 
+from bot.approvals.card import Card
 from bot.clients.backend import GlobalControl, Reply, ScopeControl, TradingControl
 from bot.halt.actions import status_text
 from commands.grammar.halt import REASON_MAX, parse
-from commands.views.blocks import Card, approval_blocks, as_dicts, notice_blocks
+from commands.views.blocks import approval_blocks, as_dicts, notice_blocks
 
 LONGEST_SCOPE = "tenant:" + "a" * 64
 

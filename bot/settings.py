@@ -11,6 +11,8 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.signing import AuditKeyError, parse_private_key
+
 # Values people paste from templates; production refuses them as secrets.
 SLACK_SIGNING_SECRET_SHAPE = re.compile(r"[0-9a-f]{32}")
 PLACEHOLDERS = frozenset({"", "changeme", "change-me", "secret", "xxx", "placeholder", "your-signing-secret"})
@@ -267,8 +269,6 @@ def _signing_key_problems(settings: Settings) -> list[str]:
             "OPSBOT_AUDIT_SIGNING_KEY is not set: audit checkpoints must be signed with a key kept outside "
             'the database (see README "Audit log")'
         ]
-    from bot.audit.keys import AuditKeyError, parse_private_key
-
     try:
         parse_private_key(settings.audit_signing_key.get_secret_value())
     except AuditKeyError as exc:

@@ -12,12 +12,15 @@ from typing import Any, TypeVar
 from slack_bolt import Ack, App, Respond
 from slack_sdk.errors import SlackApiError
 
+from bot.approvals.errors import NotAllowed
 from bot.audit.log import Actor, Entry
-from bot.errors import NotAllowed, OpsbotError, UsageError, operator_message
+from bot.audit.replays import current_key, replay_entry
+from bot.errors import OpsbotError
 from bot.ids import request_id_for
 from bot.logs import current_request_id
-from bot.storage.replays import current_key, replay_entry
 from bot.text import safe
+from commands.errors import operator_message
+from commands.grammar.usage import UsageError
 from commands.refusals import SlackRefusal, refusal_of
 from commands.server.deps import Deps
 
@@ -35,7 +38,7 @@ class Invocation:
     request_id: str
     command: str
     text: str
-    # Which signed request this is (bot.storage.replays), when it came over HTTP; None in Socket Mode.
+    # Which signed request this is (bot.audit.replays), when it came over HTTP; None in Socket Mode.
     replay_key: str | None = None
 
     @classmethod

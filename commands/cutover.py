@@ -9,20 +9,22 @@ from slack_bolt import App, Respond
 from bot.approvals import flow
 from bot.approvals.policy import Role, check_request, people_of
 from bot.audit.log import Entry
+from bot.clients.backend_errors import BackendError
 from bot.cutover.actions import NAME, AdvanceSpec, missing_text
-from bot.cutover.engine import CheckState, Evidence, stage_statuses
+from bot.cutover.engine import CheckState, stage_statuses
 from bot.cutover.entry import entry_summary
 from bot.cutover.rules import blockers, next_stage
 from bot.cutover.service import CutoverService, Position
 from bot.cutover.words import gate_summary
 from bot.drift.check import UNKNOWN, drift_line
-from bot.errors import BackendError, operator_message
+from bot.gate.composite import Evidence
 from bot.gate.context import plain
 from bot.gate.service import GateService
 from bot.gate.store import evaluation_view
 from bot.runbook.model import Stage
 from bot.text import safe, when
 from commands.common import Invocation, ephemeral, register_command
+from commands.errors import operator_message
 from commands.grammar.cutover import Advance, CutoverCommand, Status, parse
 from commands.server.deps import Deps
 from commands.views.blocks import as_dicts, notice_blocks

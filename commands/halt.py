@@ -11,13 +11,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.approvals import flow
 from bot.approvals.policy import Role, check_request
 from bot.audit.log import Entry
+from bot.clients.backend_errors import BackendError, backend_audit_detail
 from bot.drift.check import drift_line
-from bot.errors import BackendError, backend_audit_detail, operator_message
 from bot.gate.warnings import gate_warnings
 from bot.halt.actions import ControlSpec, status_text, trace_line
 from bot.halt.breakglass import BreakGlass, halt_now
 from bot.halt.people import LOOKED_AT, halt_origins
 from commands.common import Invocation, ephemeral, register_command
+from commands.errors import operator_message
 from commands.grammar.halt import ControlRequest, HaltCommand, StatusRequest, parse
 from commands.server.deps import Deps
 from commands.views.blocks import as_dicts, notice_blocks

@@ -16,8 +16,9 @@ from slack_sdk.errors import SlackApiError
 
 from bot.approvals import flow
 from bot.approvals.machine import Verb
-from bot.errors import OpsbotError, operator_message
+from bot.errors import OpsbotError
 from commands.common import Invocation, request_scope
+from commands.errors import operator_message
 from commands.home_publish import HomePublisher
 from commands.server.deps import Deps
 from commands.views.home import HOME_APPROVE, HOME_REJECT

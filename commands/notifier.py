@@ -23,9 +23,9 @@ from slack_sdk.errors import SlackApiError
 
 from bot.approvals.outbox import DELIVERED, GIVEN_UP, METHOD, Outbox, payload_of
 from bot.audit.log import SYSTEM, AuditLog, Entry
-from bot.errors import StoreUnavailable
 from bot.settings import Settings
 from bot.storage.db import as_utc
+from bot.storage.errors import StoreUnavailable
 from bot.storage.models import OutboxRow
 from commands.refusals import refusal_of
 

@@ -15,6 +15,7 @@ from datetime import datetime
 from slack_sdk.errors import SlackApiError
 
 from bot.approvals.actions import ActionSpec, ExecutionContext, Outcome
+from bot.approvals.errors import AlreadyHandled, ApprovalExpired, NotAllowed, UnknownApproval
 from bot.approvals.machine import (
     Status,
     Transition,
@@ -31,7 +32,7 @@ from bot.approvals.store import params_intact, params_of, view_of
 from bot.audit import binding as audit_binding
 from bot.audit import notes as audit_notes
 from bot.audit.log import SYSTEM, Actor, Entry
-from bot.errors import AlreadyHandled, ApprovalExpired, NotAllowed, StoreUnavailable, UnknownApproval
+from bot.storage.errors import StoreUnavailable
 from bot.storage.models import Approval, OutboxRow
 from bot.text import safe
 from commands.refusals import classify

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from bot.approvals.errors import AlreadyHandled, ApprovalExpired, SelfApproval
 from bot.approvals.policy import Directory, check_approver
-from bot.errors import AlreadyHandled, ApprovalExpired, SelfApproval
 
 
 class Status(StrEnum):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.errors import NotAllowed
+from bot.approvals.errors import NotAllowed
 from bot.settings import Settings
 
 

@@ -86,7 +86,7 @@ class ApprovalStore:
         approval_id: str | None = None,
         seen_key: str | None = None,
     ) -> Approval:
-        """`seen_key`: the signed request's replay key (bot.storage.replays), taken in the same transaction, so a
+        """`seen_key`: the signed request's replay key (bot.audit.replays), taken in the same transaction, so a
         replay raises IntegrityError and nothing is created."""
         text = canonical(params)
         row = Approval(

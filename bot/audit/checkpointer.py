@@ -15,8 +15,8 @@ from sqlmodel import Session, col, select
 
 from bot.audit.checkpoint import LOG_MARKER, Checkpoint, signed
 from bot.audit.keys import key_id
-from bot.errors import StoreUnavailable
 from bot.storage.db import as_utc, transaction, utcnow
+from bot.storage.errors import StoreUnavailable
 from bot.storage.models import AuditCheckpoint, AuditEvent
 
 log = logging.getLogger("opsbot.audit")

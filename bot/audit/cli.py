@@ -20,6 +20,7 @@ from bot.audit.log import AuditLog, export_lines
 from bot.audit.verify import Report, check_checkpoints, export_rows, read_witness, summary, walk
 from bot.ids import default_replica
 from bot.settings import Settings
+from bot.signing import AuditKeyError, parse_public_key
 from bot.storage.db import make_engine
 
 
@@ -60,7 +61,7 @@ def iso_time(value: str) -> datetime:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         return _run(args, settings)
-    except (audit_keys.AuditKeyError, ValueError, OSError) as exc:
+    except (AuditKeyError, ValueError, OSError) as exc:
         print(f"opsbot audit {args.audit_command}: {exc}", file=sys.stderr)
         return 2
 
@@ -109,7 +110,7 @@ def _signing_key(settings: Settings) -> Ed25519PrivateKey | None:
 
 
 def _keys(args: argparse.Namespace, settings: Settings) -> dict[str, Ed25519PublicKey]:
-    given = [audit_keys.parse_public_key(text) for text in args.public_key]
+    given = [parse_public_key(text) for text in args.public_key]
     if not given and (own := _signing_key(settings)) is not None:
         given = [own.public_key()]
     return {audit_keys.key_id(k): k for k in given}

@@ -9,7 +9,7 @@ import logging
 from bot.approvals.messages import card_note
 from bot.approvals.outbox import Note
 from bot.audit import binding as audit_binding
-from bot.errors import StoreUnavailable
+from bot.storage.errors import StoreUnavailable
 from bot.storage.models import Approval
 from commands.server.deps import Deps
 

@@ -15,9 +15,9 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
+from bot.clients.backend_errors import BackendNotConfigured, BackendRejected, BackendUnavailable
 from bot.clients.deadline import deadline_client, total_deadline
 from bot.clients.tokens import TokenError, TokenSource
-from bot.errors import BackendNotConfigured, BackendRejected, BackendUnavailable
 
 logger = logging.getLogger("opsbot.backend")
 

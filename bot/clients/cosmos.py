@@ -29,9 +29,10 @@ from azure.cosmos import ContainerProxy, CosmosClient
 from azure.cosmos.documents import ConnectionPolicy
 from azure.cosmos.exceptions import CosmosClientTimeoutError, CosmosHttpResponseError
 
-from bot.drift.compare import CosmosControl
+from bot.clients.cosmos_models import CosmosControl
 from bot.errors import OpsbotError
 from bot.settings import RUNBOOK_CONTAINERS, Settings
+from bot.text import safe
 
 logger = logging.getLogger("opsbot.cosmos")
 
@@ -53,6 +54,9 @@ class CosmosError(OpsbotError):
         self.detail = detail
         self.step = step
         self.status = status
+
+    def operator_text(self) -> str:
+        return f":file_cabinet: Cosmos: {safe(self.detail, 300)}"
 
 
 class CosmosNotConfigured(CosmosError):

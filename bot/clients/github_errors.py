@@ -23,6 +23,9 @@ class GitHubError(OpsbotError):
         self.detail = detail
         self.status = status
 
+    def operator_text(self) -> str:
+        return github_message(self)
+
 
 class GitHubNotConfigured(GitHubError):
     def __init__(self, detail: str = "GITHUB_REPOSITORY is not set (owner/name of the monorepo)") -> None:

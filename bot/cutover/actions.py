@@ -12,9 +12,10 @@ from bot.approvals.outbox import Note
 from bot.approvals.policy import people_of
 from bot.cutover.rules import AdvanceFacts, blockers, next_stage
 from bot.cutover.service import CutoverService
-from bot.cutover.transitions import CutoverTransition, notify
-from bot.errors import OpsbotError, StoreUnavailable, operator_message
+from bot.errors import OpsbotError
 from bot.runbook.model import Stage
+from bot.runbook.transitions import CutoverTransition, notify
+from bot.storage.errors import StoreUnavailable
 from bot.text import reason_text, safe
 
 log = logging.getLogger("opsbot.cutover")
@@ -60,7 +61,7 @@ class AdvanceSpec:
         try:
             facts = self.service.facts(ctx.request_id, source="cutover advance")
         except OpsbotError as exc:
-            return Outcome(False, f"*Not advanced.* {operator_message(exc)}", "failed", detail=str(exc))
+            return Outcome(False, f"*Not advanced.* {exc.operator_text()}", "failed", detail=str(exc))
         if facts.current.id != ctx.params["from_stage"]:
             return Outcome(
                 False,

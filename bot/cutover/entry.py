@@ -8,15 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.cutover.engine import (
-    CONTRACT_PROBES,
-    EvaluationView,
-    Evidence,
-    StageEntry,
-    VersionChange,
-    age_text,
-    same_version,
-)
+from bot.cutover.engine import CONTRACT_PROBES, StageEntry, same_version
+from bot.gate.composite import EvaluationView, Evidence, VersionChange, age_text
 from bot.gate.engine import attested
 from bot.gate.result import Verdict
 from bot.runbook.model import Runbook, Stage

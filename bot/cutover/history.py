@@ -8,8 +8,9 @@ from datetime import datetime
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
-from bot.cutover.engine import StageEntry, VersionChange
+from bot.cutover.engine import StageEntry
 from bot.cutover.entry import DeployFacts, RollbackMark, Soak, real_deploys
+from bot.gate.composite import VersionChange
 from bot.gate.models import BackendVersionObservation
 from bot.gate.store import GateStore
 from bot.monitoring.models import MonitoringAlert

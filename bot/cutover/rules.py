@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.cutover.engine import CheckStatus, EvaluationView, Evidence, age_text, complete
+from bot.cutover.engine import CheckStatus, complete
 from bot.cutover.entry import DeployFacts, Soak, alert_blockers, deploy_blockers, smoke_blockers, soak_blockers
+from bot.gate.composite import EvaluationView, Evidence, age_text
 from bot.gate.engine import GateVerdict
 from bot.runbook.model import Runbook, Stage
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.cutover.engine import EvaluationView, RolledBack, StageEntry, same_version
+from bot.cutover.engine import RolledBack, StageEntry, same_version
+from bot.gate.composite import EvaluationView
 from bot.gate.engine import GateVerdict
 from bot.text import safe, when
 

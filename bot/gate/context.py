@@ -20,11 +20,11 @@ from sqlalchemy import Engine
 
 from bot.audit.log import AuditLog
 from bot.clients.backend import Health, Reply, TradingBackend
+from bot.clients.backend_errors import BackendError
 from bot.clients.cosmos import CosmosReader
 from bot.clients.github import CheckRun, GitHub
 from bot.clients.tokens import TokenSource
-from bot.cutover.engine import Evidence
-from bot.errors import BackendError, operator_message
+from bot.gate.composite import Evidence
 from bot.gate.engine import AttestationView
 from bot.gate.store import GateStore
 from bot.runbook.model import Runbook
@@ -91,7 +91,7 @@ class GateContext:
         try:
             return self.health().data.version, ""
         except BackendError as exc:
-            return None, plain(operator_message(exc))
+            return None, plain(exc.operator_text())
 
     def version_if_known(self) -> tuple[str | None, str]:
         """Like `version()` but never waits: after the deadline a hanging health call is "timed out"."""

@@ -11,14 +11,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bot.clients import cosmos
+from bot.clients.backend_errors import BackendError, BackendNotConfigured, BackendRejected
 from bot.clients.github import CheckRun
 from bot.clients.github_errors import GitHubError, GitHubRateLimited
-from bot.cutover.engine import composite
-from bot.errors import BackendError, BackendNotConfigured, BackendRejected, StoreUnavailable, operator_message
 from bot.gate.audit_check import audit_finding
+from bot.gate.composite import composite
 from bot.gate.context import GateContext, plain
 from bot.gate.probe_auth import auth_source_ambiguous, backend_rejects_unauthorized, platform_auth_reachable
 from bot.gate.result import ProbeResult, failed, passed, unknown
+from bot.storage.errors import StoreUnavailable
 
 Probe = Callable[[Mapping[str, Any], GateContext], ProbeResult]
 OK_CONCLUSIONS = frozenset({"success"})
@@ -55,7 +56,7 @@ def _github_reason(exc: GitHubError, version: str) -> str:
     if isinstance(exc, GitHubRateLimited):
         when = exc.reset_at.strftime("%H:%M:%S UTC") if exc.reset_at else "a few minutes"
         return f"GitHub rate limit reached (resets {when}): CI of {version[:12]} not read"
-    return f"CI of {version[:12]} not read: " + plain(operator_message(exc))
+    return f"CI of {version[:12]} not read: " + plain(exc.operator_text())
 
 
 def platform_auth(params: Mapping[str, Any], ctx: GateContext) -> ProbeResult:
@@ -92,7 +93,7 @@ def control_contract(params: Mapping[str, Any], ctx: GateContext) -> ProbeResult
         control = ctx.backend.trading_control(request_id=rid)
         flags = ctx.backend.feature_flags(request_id=rid)
     except BackendNotConfigured as exc:
-        return unknown(plain(operator_message(exc)))
+        return unknown(plain(exc.operator_text()))
     except BackendError as exc:
         return _backend_result(exc)
     bad = [key for key, flag in flags.data["flags"].items() if not _flag_ok(flag)]

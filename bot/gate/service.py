@@ -14,9 +14,10 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from bot.audit.log import Actor, Entry
+from bot.clients.backend_errors import BackendError
 from bot.clients.tokens import TokenSource, build_token_source
-from bot.cutover.engine import Evidence
-from bot.errors import BackendError, OpsbotError, operator_message
+from bot.errors import OpsbotError
+from bot.gate.composite import Evidence
 from bot.gate.context import GateContext, plain
 from bot.gate.engine import GateVerdict, ItemOutcome, attestation_key, attested, decide, gate_items, item_outcome
 from bot.gate.models import GateEvaluation
@@ -150,7 +151,7 @@ class GateService:
         try:
             version = self.deps.backend.health(request_id=request_id).data.version
         except BackendError as exc:
-            return None, plain(operator_message(exc))
+            return None, plain(exc.operator_text())
         try:
             self.store.observe(version, at=self.deps.now(), source=source)
         except OpsbotError:

@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.audit.log import AuditLog, Entry
-from bot.cutover.engine import EvaluationView, VersionChange
+from bot.gate.composite import EvaluationView, VersionChange
 from bot.gate.engine import AttestationView, GateVerdict, ItemOutcome
 from bot.gate.models import Attestation, BackendVersionObservation, GateEvaluation
 from bot.storage.db import as_utc, is_postgres, transaction

@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.approvals.actions import ExecutionContext, Outcome
 from bot.clients.backend import Reply, TradingBackend, TradingControl
-from bot.errors import BackendError, backend_audit_detail, may_have_applied, operator_message
+from bot.clients.backend_errors import BackendError, backend_audit_detail, may_have_applied
 from bot.text import safe, when
 
 TRIGGER_3 = (
@@ -80,7 +80,7 @@ class ControlSpec:
             return Outcome(
                 False,
                 f"*{self.name.capitalize()} sent, but the read-back failed*, so it is NOT "
-                f"confirmed. {operator_message(exc)}\n{echo_text(wrote, 'Write')}",
+                f"confirmed. {exc.operator_text()}\n{echo_text(wrote, 'Write')}",
                 "unconfirmed",
                 retryable=exc.retryable,
                 uncertain=True,
@@ -99,7 +99,7 @@ class ControlSpec:
             head = f"*{self.name.capitalize()} NOT applied.*"
         return Outcome(
             False,
-            f"{head} {operator_message(exc)}",
+            f"{head} {exc.operator_text()}",
             "failed",
             retryable=exc.retryable,
             detail="write failed: " + backend_audit_detail(exc),

@@ -24,9 +24,9 @@ from bot.approvals.messages import card_note
 from bot.approvals.policy import Role
 from bot.approvals.store import new_approval_id
 from bot.audit.log import Actor, Entry
-from bot.errors import StoreUnavailable
+from bot.audit.replays import replay_entry
+from bot.storage.errors import StoreUnavailable
 from bot.storage.models import Approval
-from bot.storage.replays import replay_entry
 from bot.text import safe
 from commands.server.deps import Deps
 

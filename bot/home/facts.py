@@ -16,10 +16,11 @@ from bot.approvals.machine import OPEN, Status
 from bot.approvals.outbox import METHOD
 from bot.approvals.policy import ROLE_NAMES, Role
 from bot.approvals.store import params_of
+from bot.clients.backend_errors import BackendError
 from bot.cutover.engine import CheckState, stage_statuses
 from bot.cutover.service import CutoverService
 from bot.cutover.words import abbrev, gate_summary
-from bot.errors import BackendError, OpsbotError, operator_message
+from bot.errors import OpsbotError
 from bot.gate.service import GateService
 from bot.gate.store import evaluation_view
 from bot.home.model import AlertLine, AuditLine, Decision, HomeFacts, PendingApproval
@@ -114,7 +115,7 @@ class HomeSource:
         try:
             control = self.deps.backend.trading_control(request_id="app-home").data
         except BackendError as exc:
-            return f"*Halt state:* unknown: {operator_message(exc)}"  # already escaped mrkdwn
+            return f"*Halt state:* unknown: {exc.operator_text()}"  # already escaped mrkdwn
         g = control.global_
         head = (
             f":octagonal_sign: *Global: HALTED* ({safe(g.reason or 'no reason given', 200)})"

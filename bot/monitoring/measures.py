@@ -19,11 +19,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
+from bot.clients.backend_errors import BackendError
 from bot.clients.cosmos import CosmosError
 from bot.clients.prometheus import PromClient, PromError
 from bot.drift.check import bounded
 from bot.drift.compare import compare
-from bot.errors import BackendError, operator_message
 from bot.monitoring.signals import Reading, promql, worst
 from bot.runbook.model import Signal
 from bot.storage.db import as_utc
@@ -121,7 +121,7 @@ class Measurer:
             control = deps.backend.trading_control(request_id=f"mon-{secrets.token_hex(8)}").data
             documents = bounded(deps.cosmos.read_control_documents, 2.0)
         except BackendError as exc:
-            raise _NoData(f"the backend's trading-control did not answer ({operator_message(exc)})") from None
+            raise _NoData(f"the backend's trading-control did not answer ({exc.operator_text()})") from None
         except TimeoutError:
             raise _NoData("Cosmos did not answer within 2 s") from None
         except CosmosError as exc:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from bot.cutover.transitions import CutoverTransition
 from bot.monitoring import stats
 from bot.monitoring.alerts import Poster
 from bot.monitoring.models import MonitoringWindow
 from bot.monitoring.store import OPEN, MonitoringStore, system_entry
+from bot.runbook.transitions import CutoverTransition
 from bot.text import safe, without_credentials
 from commands.server.deps import Deps
 from commands.views import monitoring as render

@@ -18,8 +18,8 @@ from typing import Any
 from bot.approvals.actions import ExecutionContext, Outcome
 from bot.approvals.store import ApprovalStore
 from bot.audit.log import Actor
+from bot.clients.backend_errors import BackendError
 from bot.clients.github_errors import GitHubError
-from bot.errors import BackendError, operator_message
 from bot.rollback import plan as rollback_plan
 from bot.rollback.history import redeploy_refusal, rolled_back_from
 from bot.rollback.models import Rollback
@@ -69,7 +69,7 @@ class RollbackSpec:
         except (BackendError, GitHubError) as exc:
             return Outcome(
                 False,
-                f":warning: *Rollback NOT started:* the plan could not be re-checked. {operator_message(exc)}",
+                f":warning: *Rollback NOT started:* the plan could not be re-checked. {exc.operator_text()}",
                 "failed",
                 retryable=exc.retryable,
                 detail=exc.detail,

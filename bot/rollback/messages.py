@@ -10,7 +10,7 @@ import logging
 from itertools import count
 
 from bot.approvals.outbox import Note, Outbox
-from bot.errors import StoreUnavailable
+from bot.storage.errors import StoreUnavailable
 from bot.text import clip
 from commands.views.blocks import as_dicts, notice_blocks
 

@@ -20,7 +20,7 @@ from bot.audit.log import AuditLog
 from bot.clients.backend import TradingBackend
 from bot.clients.cosmos import CosmosReader
 from bot.clients.github import GitHub
-from bot.cutover.freeze import FreezeStore
+from bot.rollback.freeze import FreezeStore
 from bot.rollback.store import RollbackStore
 from bot.runbook.model import Runbook
 from bot.settings import Settings

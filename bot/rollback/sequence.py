@@ -10,8 +10,9 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from bot.clients.backend_errors import BackendError
 from bot.clients.github import WorkflowRun
-from bot.errors import BackendError, OpsbotError, operator_message
+from bot.errors import OpsbotError
 from bot.rollback import evidence as rollback_evidence
 from bot.rollback.messages import Messages
 from bot.rollback.models import Rollback
@@ -97,7 +98,7 @@ class RollbackRun:
             )
         except OpsbotError as exc:
             raise StepFailed(
-                f"the cutover freeze could not be recorded. {operator_message(exc)}",
+                f"the cutover freeze could not be recorded. {exc.operator_text()}",
                 "Nothing was reverted. Request `/rollback` again once the bot's store is back.",
             ) from exc
         channel = self.config.announce_channel or row.channel
@@ -140,7 +141,7 @@ class RollbackRun:
             try:
                 health = self.parts.backend.health(request_id=row.run_request_id).data
             except BackendError as exc:
-                problem = operator_message(exc)
+                problem = exc.operator_text()
             else:
                 found = restore_problem(health.version, health.surfaces, row.target)
                 if found is None:
@@ -175,7 +176,7 @@ class RollbackRun:
             )
         except OpsbotError as exc:
             raise StepFailed(
-                f"the incident bundle could not be stored. {operator_message(exc)}",
+                f"the incident bundle could not be stored. {exc.operator_text()}",
                 "Export the evidence by hand once the store is back: "
                 f"`opsbot audit export --since {since.isoformat()}`.",
             ) from exc
@@ -224,7 +225,7 @@ class RollbackRun:
             control = self.parts.backend.trading_control(request_id=self.row.run_request_id).data
             state = f"global {'HALTED' if control.global_.halted else 'trading'}, revision {control.revision}"
         except BackendError as exc:
-            problem = problem or f"`GET /api/trading-control` failed: {operator_message(exc)}"
+            problem = problem or f"`GET /api/trading-control` failed: {exc.operator_text()}"
         self.checks.append(f"{label} {':x:' if problem else ':heavy_check_mark:'}")
         detail = f"checked {', '.join(self.checks)}" + (f" ({state})" if state else "")
         if problem:

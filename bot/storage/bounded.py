@@ -14,12 +14,12 @@ import psycopg
 from psycopg import errors
 
 RV = TypeVar("RV")
+# A SIGSTOPped or partitioned server never answers, so its own timeouts cannot fire: the client gives up.
+PG_CLIENT_WAIT_S = 2.0
 
 
 class BoundedConnection(psycopg.Connection[Any]):
     def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
-        from bot.storage.db import PG_CLIENT_WAIT_S
-
         try:
             return super().wait(gen, interval=interval, timeout=timeout if timeout is not None else PG_CLIENT_WAIT_S)
         except errors._WaitTimeout as exc:

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
-from bot.errors import StoreUnavailable
+from bot.storage.errors import StoreUnavailable
 
 # Every store call is bounded well inside Slack's 3 s: a locked, hung or unreachable store becomes
 # StoreUnavailable quickly, and the halt path falls back to the local journal (bot.audit.journal).
@@ -21,8 +21,7 @@ SQLITE_BUSY_TIMEOUT_MS = 2_000
 PG_CONNECT_TIMEOUT_S = 2  # libpq's smallest useful value
 PG_STATEMENT_TIMEOUT_MS = 1_500
 PG_LOCK_TIMEOUT_MS = 1_000
-# Client side: a SIGSTOPped or partitioned server never answers, so server-side timeouts cannot fire.
-PG_CLIENT_WAIT_S = 2.0
+# Client side (bot.storage.bounded, PG_CLIENT_WAIT_S): a SIGSTOPped or partitioned server never answers.
 POOL_WAIT_S = 1.0
 _PG_OPTIONS = f"-c statement_timeout={PG_STATEMENT_TIMEOUT_MS} -c lock_timeout={PG_LOCK_TIMEOUT_MS}"
 

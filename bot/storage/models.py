@@ -116,7 +116,7 @@ class OutboxRow(SQLModel, table=True):
 
 
 class SeenRequest(SQLModel, table=True):
-    """A signed Slack request already taken (bot.storage.replays): its key is a hash of timestamp and signature,
+    """A signed Slack request already taken (bot.audit.replays): its key is a hash of timestamp and signature,
     so a replay of it, on any replica, hits the primary key."""
 
     __tablename__ = "slack_request_seen"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.errors import UsageError
 from bot.text import did_you_mean, safe
+from commands.grammar.usage import UsageError
 
 USAGE = (
     "*Usage:* `/cutover status` shows the five stages, the current one and each stage's checklist · "

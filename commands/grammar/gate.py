@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.errors import UsageError
 from bot.runbook.model import CheckItem, Runbook
 from bot.text import did_you_mean, safe
+from commands.grammar.usage import UsageError
 
 USAGE = (
     "*Usage:* `/gate` evaluates the release go/no-go now · `/gate attest <check-id> <evidence…>` (admins) "

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.errors import UsageError
 from bot.text import closest, did_you_mean, safe
+from commands.grammar.usage import UsageError
 
 USAGE = (
     "*Usage:* `/halt status` · `/halt <scope> <reason…> [--now]` · `/halt resume <scope> <reason…>`\n"

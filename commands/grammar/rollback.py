@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.errors import UsageError
 from bot.runbook.model import TRIGGER_IDS
 from bot.text import did_you_mean, safe
+from commands.grammar.usage import UsageError
 
 USAGE = (
     "*Usage:* `/rollback status` · `/rollback <reason…> [--trigger auth|tenant|controls|config|recovery] "

@@ -23,19 +23,19 @@ from bot.audit.checkpointer import Checkpointer
 from bot.audit.journal import Journal
 from bot.audit.keys import configured_key
 from bot.audit.log import AuditLog
+from bot.audit.replays import ReplayStore
 from bot.clients.backend import TradingBackend
 from bot.clients.cosmos import build_cosmos
 from bot.clients.deadline import deadline_client
 from bot.clients.github import GitHub
 from bot.clients.tokens import build_token_source
-from bot.cutover.freeze import FreezeStore
 from bot.halt.breakglass import merge_journal
 from bot.ids import default_replica
 from bot.metrics import Metrics
+from bot.rollback.freeze import FreezeStore
 from bot.runbook.model import load_runbook
 from bot.settings import Settings
 from bot.storage.db import make_engine
-from bot.storage.replays import ReplayStore
 from commands.notifier import Notifier, NotifierConfig
 from commands.server.deps import Deps, slack_client
 

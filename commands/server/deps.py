@@ -18,16 +18,16 @@ from bot.approvals.store import ApprovalStore
 from bot.audit.checkpointer import Checkpointer
 from bot.audit.journal import Journal
 from bot.audit.log import AuditLog
+from bot.audit.replays import ReplayStore
 from bot.clients.backend import TradingBackend
 from bot.clients.cosmos import CosmosReader
 from bot.clients.github import GitHub
-from bot.cutover.freeze import FreezeStore
-from bot.cutover.transitions import Hook
 from bot.metrics import Metrics
+from bot.rollback.freeze import FreezeStore
 from bot.runbook.model import Runbook
+from bot.runbook.transitions import Hook
 from bot.settings import Settings
 from bot.storage.db import utcnow
-from bot.storage.replays import ReplayStore
 
 
 @dataclass
@@ -45,7 +45,7 @@ class Deps:
     github: GitHub
     freeze: FreezeStore
     http: httpx.Client
-    # Signed requests already taken (bot.storage.replays); the local journal of audit rows the store could not take.
+    # Signed requests already taken (bot.audit.replays); the local journal of audit rows the store could not take.
     replays: ReplayStore
     journal: Journal
     # Drift, monitoring and /rollback read Cosmos through `cosmos` (the read-only key when configured);
@@ -70,7 +70,7 @@ class Deps:
     )
     # Signs the audit chain's head after executed actions and every few minutes (bot.audit.checkpointer).
     checkpoints: Checkpointer | None = None
-    # Called once per cutover stage entered (bot.cutover.transitions.notify); monitoring opens its window here.
+    # Called once per cutover stage entered (bot.runbook.transitions.notify); monitoring opens its window here.
     on_cutover_transition: list[Hook] = field(default_factory=list)
 
     def now(self) -> datetime:

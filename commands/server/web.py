@@ -16,10 +16,10 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk.signature import SignatureVerifier
 
 from bot.audit.log import Actor, Entry
+from bot.audit.replays import Front, current_key, replay_entry, request_key
 from bot.errors import OpsbotError
 from bot.metrics import Metrics
 from bot.storage.db import ping
-from bot.storage.replays import Front, current_key, replay_entry, request_key
 from commands.server.deps import Deps
 
 if TYPE_CHECKING:

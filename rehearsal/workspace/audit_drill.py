@@ -20,7 +20,7 @@ from bot.audit.checkpoint import COMPACT
 from bot.audit.checkpointer import latest
 from bot.audit.log import canonical, iso_at, sha256
 from bot.audit.verify import read_witness
-from bot.errors import StoreUnavailable
+from bot.storage.errors import StoreUnavailable
 from rehearsal.workspace.world import LocalWorld
 
 KINDS = ("truncate", "rehash")

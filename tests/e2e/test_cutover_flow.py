@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from bot.cutover.store import CutoverStore
-from bot.cutover.transitions import CutoverTransition
+from bot.runbook.transitions import CutoverTransition
 from rehearsal.sim.slack_calls import ApiCall
 from rehearsal.sim.stack import Stack
 from tests.support.common import ADMIN, ADMIN2, CHANNEL, OPERATOR, Clock, approval_id_of, click, text_of, wait_until

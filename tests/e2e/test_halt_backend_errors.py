@@ -10,9 +10,10 @@ import pytest
 
 from bot.audit.log import AuditLog
 from bot.clients.backend import TradingBackend
+from bot.clients.backend_errors import BackendRejected, BackendUnavailable, backend_audit_detail
 from bot.clients.tokens import build_token_source
-from bot.errors import BackendRejected, BackendUnavailable, backend_audit_detail, operator_message
 from bot.storage.models import AuditEvent
+from commands.errors import operator_message
 from rehearsal.sim import stack as stack_mod
 from rehearsal.sim.stack import Stack
 from tests.support.common import CHANNEL, HALT_A, OPERATOR, click, request_halt, text_of, wait_until

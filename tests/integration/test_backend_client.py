@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from bot.clients.backend import TradingBackend, TradingControl
+from bot.clients.backend_errors import BackendNotConfigured, BackendRejected, BackendUnavailable
 from bot.clients.tokens import Hs256Token, StaticToken, TokenError
-from bot.errors import BackendNotConfigured, BackendRejected, BackendUnavailable
 from rehearsal.sim.backend import SimBackend
 
 SECRET = "client-test-secret-0123456789-abcdef"

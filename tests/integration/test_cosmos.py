@@ -32,7 +32,8 @@ from bot.clients.cosmos import (
     CosmosUnavailable,
     build_cosmos,
 )
-from bot.drift.compare import CosmosControl, CosmosGlobal, CosmosScope, compare, drift_text, has_drift
+from bot.clients.cosmos_models import CosmosControl, CosmosGlobal, CosmosScope
+from bot.drift.compare import compare, drift_text, has_drift
 from bot.settings import Settings
 from rehearsal.sim.cosmos import EMULATOR_KEY, CosmosServer
 

@@ -12,10 +12,11 @@ import pytest
 from sqlalchemy import text
 
 from bot.audit.log import SYSTEM, AuditLog, Entry
-from bot.errors import StoreUnavailable, operator_message
 from bot.storage import db
 from bot.storage.db import make_engine, normalise_url, ping, transaction
+from bot.storage.errors import StoreUnavailable
 from bot.storage.migrate import upgrade
+from commands.errors import operator_message
 
 
 def closed_port() -> int:

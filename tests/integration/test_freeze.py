@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.cutover.freeze import FreezeStore
+from bot.rollback.freeze import FreezeStore
 from bot.storage.db import make_engine, utcnow
 from bot.storage.migrate import upgrade
 

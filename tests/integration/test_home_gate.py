@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.cutover.engine import EvaluationView
 from bot.cutover.words import gate_summary
+from bot.gate.composite import EvaluationView
 from bot.gate.engine import GateVerdict
 from bot.home.model import HomeFacts, PendingApproval
 from commands.views.home import SHOWN_REASON, home_view

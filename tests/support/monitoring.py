@@ -15,11 +15,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from bot.cutover.transitions import CutoverTransition, notify
 from bot.monitoring.alerts import ChannelPacer, Poster
 from bot.monitoring.service import build_watcher
 from bot.monitoring.store import MonitoringStore
 from bot.monitoring.watcher import Watcher
+from bot.runbook.transitions import CutoverTransition, notify
 from rehearsal.sim.slack_calls import ApiCall
 from rehearsal.sim.stack import Stack
 from tests.support.common import ADMIN, ADMIN2, CHANNEL, ROLES

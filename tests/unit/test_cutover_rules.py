@@ -9,18 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.cutover.engine import (
-    CheckState,
-    CheckStatus,
-    EvaluationView,
-    Evidence,
-    StageEntry,
-    VersionChange,
-    check_status,
-    stage_statuses,
-)
+from bot.cutover.engine import CheckState, CheckStatus, StageEntry, check_status, stage_statuses
 from bot.cutover.entry import DeployFacts, RollbackMark, Soak, real_deploys
 from bot.cutover.rules import AdvanceFacts, blockers
+from bot.gate.composite import EvaluationView, Evidence, VersionChange
 from bot.gate.engine import AttestationView, GateVerdict, ItemOutcome, attestation_key, gate_items, item_outcome
 from bot.gate.result import ProbeResult, Verdict, failed, passed, unknown
 from bot.runbook.model import load_runbook

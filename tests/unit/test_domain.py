@@ -9,20 +9,15 @@ from typing import Any
 
 import pytest
 
+from bot.approvals.errors import AlreadyHandled, ApprovalExpired, NotAllowed, SelfApproval
 from bot.approvals.machine import ApprovalView, Status, Transition, Verb, after_execution, decide, on_timeout
 from bot.approvals.policy import RULES, Directory, check_approver, check_request
-from bot.errors import (
-    AlreadyHandled,
-    ApprovalExpired,
-    NotAllowed,
-    OpsbotError,
-    SelfApproval,
-    UsageError,
-    operator_message,
-)
+from bot.errors import OpsbotError
 from bot.settings import Settings
 from bot.text import escape, safe
+from commands.errors import operator_message
 from commands.grammar.halt import ControlRequest, StatusRequest, parse
+from commands.grammar.usage import UsageError
 from tests.support.common import ADMIN, CHANNEL, HALT_A, HALT_B, OPERATOR, OWNER, ROLES, STRANGER
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)

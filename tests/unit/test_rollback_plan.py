@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.errors import UsageError
 from bot.rollback.models import Rollback
 from bot.rollback.plan import (
     DATA_RULE,
@@ -26,6 +25,7 @@ from bot.rollback.plan import (
 from bot.rollback.steps import HALT, StepState, current_step, initial_steps, not_run, progress_text, with_step
 from bot.runbook.model import load_runbook
 from commands.grammar.rollback import RollbackRequest, StatusRequest, parse
+from commands.grammar.usage import UsageError
 
 RUNBOOK = load_runbook()
 AT = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

@@ -9,7 +9,7 @@ from slack_bolt import Ack, App, Respond
 from bot.approvals import flow
 from bot.approvals.machine import Verb
 from commands.common import Invocation, after_ack, guarded
-from commands.server.deps import Deps
+from commands.deps import Deps
 
 
 def _approval_id(body: dict[str, Any]) -> str:

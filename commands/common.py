@@ -19,10 +19,10 @@ from bot.errors import OpsbotError
 from bot.ids import request_id_for
 from bot.logs import current_request_id
 from bot.text import safe
+from commands.deps import Deps
 from commands.errors import operator_message
 from commands.grammar.usage import UsageError
 from commands.refusals import SlackRefusal, refusal_of
-from commands.server.deps import Deps
 
 log = logging.getLogger("opsbot.commands")
 

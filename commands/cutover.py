@@ -24,9 +24,9 @@ from bot.gate.store import evaluation_view
 from bot.runbook.model import Stage
 from bot.text import safe, when
 from commands.common import Invocation, ephemeral, register_command
+from commands.deps import Deps
 from commands.errors import operator_message
 from commands.grammar.cutover import Advance, CutoverCommand, Status, parse
-from commands.server.deps import Deps
 from commands.views.blocks import as_dicts, notice_blocks
 from commands.views.gate import check_line, status_line
 

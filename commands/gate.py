@@ -15,8 +15,8 @@ from bot.gate.models import Attestation
 from bot.gate.service import Evaluation, GateService
 from bot.text import safe
 from commands.common import Invocation, ephemeral, register_command
+from commands.deps import Deps
 from commands.grammar.gate import Attest, Evaluate, GateCommand, History, parse
-from commands.server.deps import Deps
 from commands.views.blocks import as_dicts
 from commands.views.gate import GateCard, gate_blocks, history_text
 

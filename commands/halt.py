@@ -18,9 +18,9 @@ from bot.halt.actions import ControlSpec, status_text, trace_line
 from bot.halt.breakglass import BreakGlass, halt_now
 from bot.halt.people import LOOKED_AT, halt_origins
 from commands.common import Invocation, ephemeral, register_command
+from commands.deps import Deps
 from commands.errors import operator_message
 from commands.grammar.halt import ControlRequest, HaltCommand, StatusRequest, parse
-from commands.server.deps import Deps
 from commands.views.blocks import as_dicts, notice_blocks
 
 log = logging.getLogger("opsbot.halt")

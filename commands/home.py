@@ -18,9 +18,9 @@ from bot.approvals import flow
 from bot.approvals.machine import Verb
 from bot.errors import OpsbotError
 from commands.common import Invocation, request_scope
+from commands.deps import Deps
 from commands.errors import operator_message
 from commands.home_publish import HomePublisher
-from commands.server.deps import Deps
 from commands.views.home import HOME_APPROVE, HOME_REJECT
 
 log = logging.getLogger("opsbot.home")

@@ -27,8 +27,8 @@ from bot.home.facts import HomeSource
 from bot.home.model import HomeFacts
 from bot.monitoring.store import MonitoringStore
 from bot.text import when
+from commands.deps import Deps
 from commands.refusals import refusal_of
-from commands.server.deps import Deps
 from commands.views.home import home_view
 
 log = logging.getLogger("opsbot.home")

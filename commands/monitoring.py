@@ -18,7 +18,7 @@ from bot.storage.db import as_utc
 from bot.text import when
 from commands import rollback
 from commands.common import Invocation, ephemeral, request_scope
-from commands.server.deps import Deps
+from commands.deps import Deps
 from commands.views.monitoring import PROPOSE_ROLLBACK
 
 

@@ -22,8 +22,8 @@ from bot.rollback.world import observe
 from bot.storage.models import Approval
 from bot.text import safe, when
 from commands.common import Invocation, ephemeral, guarded, register_command
+from commands.deps import Deps
 from commands.grammar.rollback import RollbackCommand, RollbackRequest, StatusRequest, parse
-from commands.server.deps import Deps
 from commands.views.blocks import as_dicts, notice_blocks
 
 

@@ -35,8 +35,8 @@ from bot.audit.log import SYSTEM, Actor, Entry
 from bot.storage.errors import StoreUnavailable
 from bot.storage.models import Approval, OutboxRow
 from bot.text import safe
+from commands.deps import Deps
 from commands.refusals import classify
-from commands.server.deps import Deps
 
 log = logging.getLogger("opsbot.flow")
 

@@ -14,7 +14,7 @@ from bot.approvals.policy import ROLE_NAMES, Role
 from bot.approvals.store import params_of, view_of
 from bot.storage.models import Approval
 from bot.text import clip, safe, when
-from commands.server.deps import Deps
+from commands.deps import Deps
 from commands.views.blocks import approval_blocks, as_dicts
 
 STILL_IN_FORCE = (

@@ -14,7 +14,7 @@ from bot.approvals.messages import BROADCAST, card_note, thread_note
 from bot.approvals.outbox import Note
 from bot.audit.log import SYSTEM
 from bot.storage.models import Approval
-from commands.server.deps import Deps
+from commands.deps import Deps
 
 log = logging.getLogger("opsbot.flow")
 

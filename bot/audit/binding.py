@@ -19,7 +19,7 @@ from bot.approvals.policy import Role
 from bot.audit.log import Actor, Entry, row_hash, sha256
 from bot.storage.models import Approval, AuditEvent
 from bot.text import safe
-from commands.server.deps import Deps
+from commands.deps import Deps
 
 log = logging.getLogger("opsbot.flow")
 

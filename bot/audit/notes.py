@@ -11,7 +11,7 @@ from bot.approvals.outbox import Note
 from bot.audit import binding as audit_binding
 from bot.storage.errors import StoreUnavailable
 from bot.storage.models import Approval
-from commands.server.deps import Deps
+from commands.deps import Deps
 
 log = logging.getLogger("opsbot.flow")
 

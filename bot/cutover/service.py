@@ -16,7 +16,7 @@ from bot.rollback.store import RollbackStore
 from bot.runbook.model import Stage
 from bot.storage.db import as_utc
 from bot.text import when
-from commands.server.deps import Deps
+from commands.deps import Deps
 
 
 @dataclass(frozen=True)

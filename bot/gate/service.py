@@ -28,7 +28,7 @@ from bot.gate.store import GateStore, new_evaluation_id
 from bot.gate.warnings import collect, start
 from bot.monitoring.clean import open_breaches
 from bot.runbook.model import CheckItem
-from commands.server.deps import Deps
+from commands.deps import Deps
 
 log = logging.getLogger("opsbot.gate")
 

@@ -18,7 +18,7 @@ from bot.monitoring.clean import open_breaches
 from bot.monitoring.measures import Measurer
 from bot.monitoring.signals import against
 from bot.runbook.model import Signal
-from commands.server.deps import Deps
+from commands.deps import Deps
 
 log = logging.getLogger("opsbot.gate.warnings")
 

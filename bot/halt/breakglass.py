@@ -28,7 +28,7 @@ from bot.audit.replays import replay_entry
 from bot.storage.errors import StoreUnavailable
 from bot.storage.models import Approval
 from bot.text import safe
-from commands.server.deps import Deps
+from commands.deps import Deps
 
 log = logging.getLogger("opsbot.breakglass")
 

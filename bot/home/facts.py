@@ -32,7 +32,7 @@ from bot.rollback.store import RollbackStore
 from bot.storage.db import as_utc
 from bot.storage.models import Approval, AuditEvent, OutboxRow
 from bot.text import safe, when
-from commands.server.deps import Deps
+from commands.deps import Deps
 
 log = logging.getLogger("opsbot.home")
 

@@ -29,7 +29,7 @@ from bot.runbook.model import Signal
 from bot.storage.db import as_utc
 from bot.storage.models import AuditEvent
 from bot.text import safe, when
-from commands.server.deps import Deps
+from commands.deps import Deps
 
 log = logging.getLogger("opsbot.monitoring")
 

@@ -15,7 +15,7 @@ from bot.monitoring.leader import Elector, PgElector, SingleProcess
 from bot.monitoring.measures import Measurer, build_prom
 from bot.monitoring.store import MonitoringStore
 from bot.monitoring.watcher import Watcher
-from commands.server.deps import Deps
+from commands.deps import Deps
 
 log = logging.getLogger("opsbot.monitoring")
 

@@ -32,7 +32,7 @@ from bot.rollback.models import Rollback
 from bot.rollback.store import RollbackStore
 from bot.runbook.model import Signal
 from bot.storage.db import as_utc
-from commands.server.deps import Deps
+from commands.deps import Deps
 from commands.views import monitoring as render
 from commands.views.blocks import as_dicts, notice_blocks
 

@@ -17,7 +17,7 @@ from bot.monitoring.models import MonitoringWindow
 from bot.monitoring.store import OPEN, MonitoringStore, system_entry
 from bot.runbook.transitions import CutoverTransition
 from bot.text import safe, without_credentials
-from commands.server.deps import Deps
+from commands.deps import Deps
 from commands.views import monitoring as render
 from commands.views.blocks import as_dicts, notice_blocks
 

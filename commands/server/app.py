@@ -36,8 +36,8 @@ from bot.rollback.freeze import FreezeStore
 from bot.runbook.model import load_runbook
 from bot.settings import Settings
 from bot.storage.db import make_engine
+from commands.deps import Deps, slack_client
 from commands.notifier import Notifier, NotifierConfig
-from commands.server.deps import Deps, slack_client
 
 log = logging.getLogger("opsbot.app")
 

@@ -20,7 +20,7 @@ from bot.audit.replays import Front, current_key, replay_entry, request_key
 from bot.errors import OpsbotError
 from bot.metrics import Metrics
 from bot.storage.db import ping
-from commands.server.deps import Deps
+from commands.deps import Deps
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment

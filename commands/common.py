@@ -116,7 +116,7 @@ def guarded(
     which bounds its store calls and does not wait for a hung store).
     """
     with request_scope(inv):
-        if replay_checked_here and not _first_take_or_unknown(deps, inv):
+        if replay_checked_here and not first_take_or_unknown(deps, inv):
             return
         try:
             if checked_in_ack is not None:
@@ -215,7 +215,7 @@ def register_command(
     app.command(name)(ack_command)
 
 
-def after_ack(deps: Deps, work: Callable[[], None], *, critical: bool = False) -> None:
+def after_ack(deps: Deps, work: Callable[[], object], *, critical: bool = False) -> None:
     """Queue work to run once the ack is answered. Bolt's lazy listeners would do the same, but copy
     the whole request (with a Slack client) first, which costs the ack more than the command itself.
     Critical work (halts, resumes, approval clicks) has its own executor, so no read, probe or
@@ -223,7 +223,7 @@ def after_ack(deps: Deps, work: Callable[[], None], *, critical: bool = False) -
     (deps.critical if critical else deps.workers).submit(work)
 
 
-def _first_take_or_unknown(deps: Deps, inv: Invocation) -> bool:
+def first_take_or_unknown(deps: Deps, inv: Invocation) -> bool:
     try:
         return first_take(deps, inv)
     except OpsbotError as exc:

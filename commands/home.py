@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 from bot.approvals import flow
 from bot.approvals.machine import Verb
 from bot.errors import OpsbotError
-from commands.common import Invocation, request_scope
+from commands.common import Invocation, after_ack, first_take_or_unknown, request_scope
 from commands.deps import Deps
 from commands.errors import operator_message
 from commands.home_publish import HomePublisher
@@ -29,29 +29,30 @@ log = logging.getLogger("opsbot.home")
 def register(app: App, deps: Deps) -> HomePublisher:
     publisher = HomePublisher(deps)
 
-    def ack_event(ack: Ack) -> None:
+    def opened(ack: Ack, event: dict[str, Any]) -> None:
         ack()
-
-    def work_opened(event: dict[str, Any]) -> None:
         if event.get("tab", "home") == "home" and event.get("user"):
-            publisher.opened(str(event["user"]))
+            after_ack(deps, lambda: publisher.opened(str(event["user"])))
 
-    def ack_click(ack: Ack) -> None:
-        ack()
-
-    def make_worker(verb: Verb) -> Any:
-        def work_click(body: dict[str, Any]) -> None:
+    def listener(verb: Verb) -> Any:
+        def clicked(ack: Ack, body: dict[str, Any]) -> None:
+            ack()
             inv = Invocation.from_action(body)
             approval_id = str(((body.get("actions") or [{}])[0]).get("value", ""))[:64]
-            with request_scope(inv):
-                publisher.clicked(inv.actor.user_id, click(deps, inv, approval_id, verb))
 
-        work_click.__name__ = f"work_home_{verb.value}"
-        return work_click
+            def work() -> None:
+                with request_scope(inv):
+                    if first_take_or_unknown(deps, inv):  # a replayed click decides nothing
+                        publisher.clicked(inv.actor.user_id, click(deps, inv, approval_id, verb))
 
-    app.event("app_home_opened")(ack=ack_event, lazy=[work_opened])
-    app.action(HOME_APPROVE)(ack=ack_click, lazy=[make_worker(Verb.APPROVE)])
-    app.action(HOME_REJECT)(ack=ack_click, lazy=[make_worker(Verb.REJECT)])
+            after_ack(deps, work, critical=True)
+
+        clicked.__name__ = f"home_{verb.value}"
+        return clicked
+
+    app.event("app_home_opened")(opened)
+    app.action(HOME_APPROVE)(listener(Verb.APPROVE))
+    app.action(HOME_REJECT)(listener(Verb.REJECT))
     return publisher
 
 

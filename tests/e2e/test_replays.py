@@ -7,8 +7,10 @@ import time
 
 from commands.common import Invocation
 from commands.server.web import Router
+from commands.views.home import HOME_APPROVE
 from rehearsal.sim.stack import HttpServer, Stack
-from tests.support.common import CHANNEL, HALT_A, HALT_B, OPERATOR, approval_id_of, text_of, wait_until
+from tests.e2e.test_home import open_home
+from tests.support.common import CHANNEL, HALT_A, HALT_B, OPERATOR, approval_id_of, request_halt, text_of, wait_until
 
 
 def freeze_clock(stack: Stack) -> None:
@@ -101,3 +103,24 @@ def test_now_in_the_middle_of_the_reason_is_refused_not_break_glass(stack: Stack
 
 def test_socket_mode_requests_have_no_replay_key() -> None:
     assert Invocation.from_command({"user_id": "U1", "text": "status"}).replay_key is None
+
+
+def test_a_replayed_click_on_the_app_home_decides_nothing(stack: Stack) -> None:
+    approval_id, _ = request_halt(stack, user=HALT_A)
+    view = open_home(stack, HALT_B)
+    block = next(b for b in view["blocks"] if b.get("block_id") == f"home_{approval_id}")
+    freeze_clock(stack)
+    stack.sender.view_click(
+        user=HALT_B, action_id=HOME_APPROVE, value=approval_id, block_id=block["block_id"], view=view
+    )
+    wait_until(lambda: halts_posted(stack) == 1, timeout=10)
+    publishes = len(stack.peer.calls_to("views.publish"))
+    for _ in range(3):
+        assert stack.sender.post_raw(stack.sender.last_body).status_code == 200
+    wait_until(lambda: replays(stack) == ["request.replayed"])
+    time.sleep(0.3)
+    assert halts_posted(stack) == 1
+    decided = [r.action for r in stack.deps.audit.rows() if r.action in ("halt.executed", "halt.approved")]
+    assert decided.count("halt.executed") == 1
+    # The replays re-publish nothing either: no "already handled" notice on the home.
+    assert len(stack.peer.calls_to("views.publish")) == publishes

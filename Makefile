@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 VENV_STAMP := $(VENV)/.installed
+# Exact versions of every dependency (dev and rehearsal included), from pyproject.toml by `make lock`.
+LOCK := requirements.lock
 NPM_STAMP := node_modules/.npm-ci-installed
 
 # Node dependencies only when the project has a package.json.
@@ -13,13 +15,15 @@ NODE_DEPS := $(if $(wildcard package.json),$(NPM_STAMP))
 # `make run` also works without Node: the local workspace then says Cosmos is not configured.
 RUN_NODE_DEPS := $(if $(shell command -v npm 2>/dev/null),$(NODE_DEPS))
 
-.PHONY: help venv run test lint bench bench-audit db-upgrade clean
+.PHONY: help venv run test test-fast lint lock bench bench-audit db-upgrade clean
 
 help:
 	@echo "make venv        create .venv and install the project with dev dependencies"
 	@echo "make run         Slack with credentials in .env; without them the local workspace in the browser"
-	@echo "make test        ruff, mypy and pytest (starts a local PostgreSQL via scripts/pg-up.sh)"
-	@echo "make lint        ruff and mypy only"
+	@echo "make test        make lint, then every test against the real parts (starts a local PostgreSQL)"
+	@echo "make test-fast   the unit tests only (tests/unit: no network, no database server), under a minute"
+	@echo "make lint        ruff check, ruff format --check, mypy --strict and the import contracts"
+	@echo "make lock        re-pin requirements.lock from pyproject.toml (pip-compile)"
 	@echo "make bench       acknowledgement latency benchmark (bench/ack.py)"
 	@echo "make bench-audit audit append/verify/export rates on 1,000,000 rows (bench/audit.py)"
 	@echo "make db-upgrade  apply database migrations (opsbot db upgrade)"
@@ -27,11 +31,16 @@ help:
 
 venv: $(VENV_STAMP)
 
-# Re-installs only when pyproject.toml is newer than the stamp.
-$(VENV_STAMP): pyproject.toml
+# Re-installs only when pyproject.toml or the lock is newer than the stamp: the locked versions first,
+# then the project itself (editable, no further resolution).
+$(VENV_STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,rehearsal]'
+	$(BIN)/python -m pip install --disable-pip-version-check -q -r $(LOCK)
+	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps -e .
 	touch $@
+
+lock: venv
+	$(BIN)/pip-compile -q --extra dev --extra rehearsal --strip-extras --no-header -o $(LOCK) pyproject.toml
 
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -46,7 +55,7 @@ run: venv $(RUN_NODE_DEPS)
 
 # PostgreSQL: in CI, or when OPSBOT_TEST_PG_URL is not given, scripts/pg-up.sh starts a local
 # server and provides the URL. Outside CI, if it cannot (no root), the PostgreSQL tests are skipped.
-test: venv $(NODE_DEPS)
+test: lint $(NODE_DEPS)
 	@set -euo pipefail; \
 	if [ -n "$${CI:-}" ] || [ -z "$${OPSBOT_TEST_PG_URL:-}" ]; then \
 	  if url=$$(bash scripts/pg-up.sh); then \
@@ -61,13 +70,16 @@ test: venv $(NODE_DEPS)
 	bash scripts/chromium-up.sh; \
 	bash scripts/prometheus-up.sh; \
 	set -x; \
-	$(BIN)/ruff check .; \
-	$(BIN)/mypy; \
 	$(BIN)/pytest -q --reruns 1
+
+test-fast: venv
+	$(BIN)/pytest -q tests/unit
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: venv
 	$(BIN)/python bench/ack.py

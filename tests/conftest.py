@@ -1,4 +1,8 @@
-"""Fixtures every test folder shares; they are defined in tests/support."""
+"""Fixtures every test folder shares (they are defined in tests/support), and each folder's marker."""
+
+from pathlib import Path
+
+import pytest
 
 from tests.support.common import clock, db_url, pg_url, sqlite_url, stack
 
@@ -12,3 +16,13 @@ pytest_plugins = [
 ]
 
 __all__ = ["clock", "db_url", "pg_url", "sqlite_url", "stack"]
+
+
+KINDS = ("unit", "integration", "e2e", "rehearsal")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        kind = Path(str(item.fspath)).parent.name
+        if kind in KINDS:
+            item.add_marker(getattr(pytest.mark, kind))

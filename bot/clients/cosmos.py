@@ -15,12 +15,8 @@ import logging
 import math
 import ssl
 import threading
-import time
-import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -29,10 +25,17 @@ from azure.cosmos import ContainerProxy, CosmosClient
 from azure.cosmos.documents import ConnectionPolicy
 from azure.cosmos.exceptions import CosmosClientTimeoutError, CosmosHttpResponseError
 
+from bot.clients.cosmos_errors import (
+    COSMOS_SETTINGS,
+    CosmosBadDocument,
+    CosmosContainerMissing,
+    CosmosError,
+    CosmosForbidden,
+    CosmosNotConfigured,
+    CosmosUnavailable,
+)
 from bot.clients.cosmos_models import CosmosControl
-from bot.errors import OpsbotError
 from bot.settings import RUNBOOK_CONTAINERS, Settings
-from bot.text import safe
 
 logger = logging.getLogger("opsbot.cosmos")
 
@@ -40,66 +43,7 @@ logger = logging.getLogger("opsbot.cosmos")
 CONTAINERS: Mapping[str, str] = MappingProxyType({name: name for name in RUNBOOK_CONTAINERS})
 CONTROL_PLANE = ("dynamic_config", "trading-control")  # release go/no-go item 5
 EXECUTION_DATA = ("order", "trade-history", "manual-entry")  # release go/no-go item 6
-PROBE_PREFIX = "opsbot-probe-"
-PROBE_TTL_S = 300  # if a delete is lost, containers with TTL enabled drop the probe by themselves
-_SETTINGS = ("COSMOS_ENDPOINT", "COSMOS_KEY", "COSMOS_DATABASE")
 _CONTROL_QUERY = "SELECT * FROM c WHERE c.id = @global OR STARTSWITH(c.id, @scope)"
-
-
-class CosmosError(OpsbotError):
-    """A Cosmos check did not give a usable answer; `detail` is plain text naming what failed."""
-
-    def __init__(self, detail: str, *, step: str | None = None, status: int | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.step = step
-        self.status = status
-
-    def operator_text(self) -> str:
-        return f":file_cabinet: Cosmos: {safe(self.detail, 300)}"
-
-
-class CosmosNotConfigured(CosmosError):
-    def __init__(self, missing: Sequence[str] = _SETTINGS, problem: str = "not set") -> None:
-        super().__init__(f"Cosmos is not configured ({', '.join(missing)} {problem})")
-        self.missing = tuple(missing)
-
-
-class CosmosUnavailable(CosmosError):
-    """Unreachable, timed out, throttled or a 5xx: trying again later may work."""
-
-
-class CosmosForbidden(CosmosError):
-    """401/403: the key is wrong or lacks the permission."""
-
-
-class CosmosContainerMissing(CosmosError):
-    def __init__(self, container: str, database: str, *, step: str | None = None) -> None:
-        super().__init__(f"container {container!r} not found in database {database!r}", step=step, status=404)
-        self.container = container
-        self.database = database
-
-
-class CosmosBadDocument(CosmosError):
-    """A control document does not have the contract's shape."""
-
-
-@dataclass(frozen=True)
-class ProbeStep:
-    name: str  # "read", "create", "read-back", "delete"
-    elapsed_ms: float
-
-
-@dataclass(frozen=True)
-class ProbeResult:
-    container: str  # the container's actual name
-    probe_id: str
-    sampled: int  # documents the read step saw (0 or 1)
-    steps: tuple[ProbeStep, ...]
-
-    @property
-    def total_ms(self) -> float:
-        return sum(step.elapsed_ms for step in self.steps)
 
 
 class CosmosReader:
@@ -115,7 +59,7 @@ class CosmosReader:
         timeout_s: float = 3.0,
         connect_timeout_s: float = 1.0,
     ) -> None:
-        missing = [name for name, value in zip(_SETTINGS, (endpoint, key, database), strict=True) if not value]
+        missing = [name for name, value in zip(COSMOS_SETTINGS, (endpoint, key, database), strict=True) if not value]
         if missing or endpoint is None or key is None or database is None:
             raise CosmosNotConfigured(missing)
         if not endpoint.startswith(("https://", "http://")):
@@ -272,109 +216,10 @@ def _http_error(
     return CosmosError(detail, step=step, status=status)
 
 
-class CosmosProber:
-    """Proves a container readable and writable with a throwaway document (go/no-go items 5 and 6)."""
-
-    def __init__(self, reader: CosmosReader | None) -> None:
-        self._reader = reader
-
-    def probe(self, container: str) -> ProbeResult:
-        reader = self._reader
-        if reader is None:
-            raise CosmosNotConfigured()
-        name, timeout = reader.container_name(container), reader.timeout_s
-        steps: list[ProbeStep] = []
-        with _timed(steps, "read"), reader._translate(name, "read", container_level=True):
-            proxy = reader._container(name)
-            properties = proxy.read(timeout=timeout)
-            sampled = len(
-                list(
-                    proxy.query_items(
-                        "SELECT TOP 1 c.id FROM c", enable_cross_partition_query=True, max_item_count=1, timeout=timeout
-                    )
-                )
-            )
-        doc, partition_key = _probe_document(f"{PROBE_PREFIX}{uuid.uuid4()}", properties)
-        self._write_read_delete(reader, proxy, doc, partition_key, steps)
-        return ProbeResult(name, doc["id"], sampled, tuple(steps))
-
-    @staticmethod
-    def _write_read_delete(
-        reader: CosmosReader, proxy: ContainerProxy, doc: dict[str, Any], partition_key: Any, steps: list[ProbeStep]
-    ) -> None:
-        name, probe_id, timeout = proxy.id, doc["id"], reader.timeout_s
-        deleted = False
-        try:
-            with _timed(steps, "create"), reader._translate(name, "create"):
-                _create_probe(proxy, doc, timeout)
-            with _timed(steps, "read-back"), reader._translate(name, "read-back"):
-                if proxy.read_item(probe_id, partition_key, timeout=timeout).get("id") != probe_id:
-                    raise CosmosError(f"read-back on {name!r} returned another document", step="read-back")
-            with _timed(steps, "delete"), reader._translate(name, "delete"):
-                _delete_probe(proxy, probe_id, partition_key, timeout)
-            deleted = True
-        finally:
-            if not deleted:  # also after a timed-out create, which may have been applied
-                _cleanup(proxy, probe_id, partition_key, timeout)
-
-
-def _require_probe_id(doc_id: Any) -> str:
-    """The write guard: every write this module makes goes through it."""
-    if not isinstance(doc_id, str) or not doc_id.startswith(PROBE_PREFIX) or doc_id == PROBE_PREFIX:
-        raise ValueError(f"refusing to write document {doc_id!r}: the bot writes only {PROBE_PREFIX}* documents")
-    return doc_id
-
-
-def _create_probe(proxy: ContainerProxy, doc: dict[str, Any], timeout: float) -> None:
-    _require_probe_id(doc.get("id"))
-    proxy.create_item(doc, timeout=timeout)  # create, never upsert: an existing document is never replaced
-
-
-def _delete_probe(proxy: ContainerProxy, doc_id: str, partition_key: Any, timeout: float) -> None:
-    proxy.delete_item(_require_probe_id(doc_id), partition_key=partition_key, timeout=timeout)
-
-
-def _cleanup(proxy: ContainerProxy, doc_id: str, partition_key: Any, timeout: float) -> None:
-    try:
-        _delete_probe(proxy, doc_id, partition_key, timeout)
-    except CosmosHttpResponseError as exc:
-        if exc.status_code != 404:  # 404: the create never happened
-            logger.error("probe document %s left in %s (delete failed: HTTP %s)", doc_id, proxy.id, exc.status_code)
-    except AzureError as exc:
-        logger.error("probe document %s left in %s (delete failed: %s)", doc_id, proxy.id, type(exc).__name__)
-
-
-def _probe_document(probe_id: str, properties: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
-    """The probe document, with the probe id at every partition key path, and its partition key value."""
-    paths = (properties.get("partitionKey") or {}).get("paths") or []
-    if not paths:
-        raise CosmosError(f"container {properties.get('id')!r} has no partition key definition", step="read")
-    doc: dict[str, Any] = {
-        "id": _require_probe_id(probe_id),
-        "kind": "opsbot-probe",
-        "ttl": PROBE_TTL_S,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    for path in paths:
-        *parents, leaf = [segment.strip('"') for segment in str(path).strip("/").split("/")]
-        node = doc
-        for segment in parents:
-            node = node.setdefault(segment, {})
-        node[leaf] = probe_id
-    return doc, probe_id if len(paths) == 1 else [probe_id] * len(paths)
-
-
-@contextmanager
-def _timed(steps: list[ProbeStep], name: str) -> Iterator[None]:
-    started = time.monotonic()
-    yield
-    steps.append(ProbeStep(name, (time.monotonic() - started) * 1000))
-
-
 def cosmos_missing(settings: Settings) -> tuple[str, ...]:
     """Which of COSMOS_ENDPOINT, COSMOS_KEY, COSMOS_DATABASE are unset."""
     values = (settings.cosmos_endpoint, settings.cosmos_key, settings.cosmos_database)
-    return tuple(name for name, value in zip(_SETTINGS, values, strict=True) if value is None)
+    return tuple(name for name, value in zip(COSMOS_SETTINGS, values, strict=True) if value is None)
 
 
 def build_cosmos(settings: Settings, *, timeout_s: float = 3.0, readonly: bool = False) -> CosmosReader | None:

@@ -13,7 +13,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TypeVar
 
 from bot.clients.backend import TradingControl
-from bot.clients.cosmos import CosmosError, CosmosReader, cosmos_missing
+from bot.clients.cosmos import CosmosReader, cosmos_missing
+from bot.clients.cosmos_errors import CosmosError
 from bot.drift.compare import compare, drift_text
 from bot.settings import Settings
 from bot.text import safe

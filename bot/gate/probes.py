@@ -12,6 +12,8 @@ from typing import Any
 
 from bot.clients import cosmos
 from bot.clients.backend_errors import BackendError, BackendNotConfigured, BackendRejected
+from bot.clients.cosmos_errors import CosmosError, CosmosUnavailable
+from bot.clients.cosmos_probe import CosmosProber
 from bot.clients.github import CheckRun
 from bot.clients.github_errors import GitHubError, GitHubRateLimited
 from bot.gate.audit_check import audit_finding
@@ -69,13 +71,13 @@ def _cosmos_probe(containers: tuple[str, ...], what: str) -> Probe:
     def probe(params: Mapping[str, Any], ctx: GateContext) -> ProbeResult:
         if ctx.cosmos is None:
             return unknown(f"Cosmos is not configured ({', '.join(cosmos.cosmos_missing(ctx.settings))} not set)")
-        prober, done = cosmos.CosmosProber(ctx.cosmos), list[str]()
+        prober, done = CosmosProber(ctx.cosmos), list[str]()
         for name in containers:
             try:
                 result = prober.probe(name)
-            except cosmos.CosmosUnavailable as exc:
+            except CosmosUnavailable as exc:
                 return unknown(f"{what}: {exc.detail}", "; ".join(done))
-            except cosmos.CosmosError as exc:  # missing container, forbidden, bad answer
+            except CosmosError as exc:  # missing container, forbidden, bad answer
                 return failed(f"{what}: {exc.detail}", "; ".join(done))
             done.append(f"{result.container} {result.total_ms:.0f} ms")
         return passed(

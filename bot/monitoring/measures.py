@@ -20,7 +20,7 @@ from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from bot.clients.backend_errors import BackendError
-from bot.clients.cosmos import CosmosError
+from bot.clients.cosmos_errors import CosmosError
 from bot.clients.prometheus import PromClient, PromError
 from bot.drift.check import bounded
 from bot.drift.compare import compare

@@ -26,7 +26,8 @@ from sqlalchemy import Engine, MetaData, Table, inspect, select
 from sqlmodel import Session
 
 from bot.audit.log import AuditLog, export_dict
-from bot.clients.cosmos import CosmosError, CosmosReader
+from bot.clients.cosmos import CosmosReader
+from bot.clients.cosmos_errors import CosmosError
 from bot.rollback.models import IncidentBundle, Rollback
 from bot.rollback.plan import DATA_RULE
 from bot.rollback.steps import loads

@@ -33,7 +33,7 @@ from bot.halt.breakglass import merge_journal
 from bot.ids import default_replica
 from bot.metrics import Metrics
 from bot.rollback.freeze import FreezeStore
-from bot.runbook.model import load_runbook
+from bot.runbook.load import load_runbook
 from bot.settings import Settings
 from bot.storage.db import make_engine
 from commands.deps import Deps, slack_client

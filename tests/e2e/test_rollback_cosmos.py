@@ -17,7 +17,8 @@ from typing import Any, get_type_hints
 
 import httpx
 
-from bot.clients.cosmos import CosmosProber, CosmosReader
+from bot.clients.cosmos import CosmosReader
+from bot.clients.cosmos_probe import CosmosProber
 from bot.rollback.models import RollbackStatus
 from bot.rollback.parts import RunnerParts
 from rehearsal.sim.cosmos import CosmosServer

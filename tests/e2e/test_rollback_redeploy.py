@@ -14,7 +14,7 @@ from bot.rollback.history import redeploy_refusal, rolled_back_from, stale_alert
 from bot.rollback.models import Rollback, RollbackStatus
 from bot.rollback.plan import SOURCE_DEPLOYMENT, SOURCE_EXPLICIT
 from bot.rollback.steps import REVERT, StepState, initial_steps, with_step
-from bot.runbook.model import load_runbook
+from bot.runbook.load import load_runbook
 from commands.views.monitoring import PROPOSE_ROLLBACK
 from rehearsal.sim.stack import Stack
 from tests.support.common import CHANNEL, OPERATOR, OWNER, ROLES, click, text_of, wait_until

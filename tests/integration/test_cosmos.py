@@ -20,19 +20,19 @@ from unittest.mock import MagicMock
 import pytest
 from azure.cosmos import ContainerProxy, CosmosClient, DatabaseProxy
 
-from bot.clients import cosmos
+from bot.clients import cosmos, cosmos_probe
 from bot.clients.backend import TradingControl
-from bot.clients.cosmos import (
+from bot.clients.cosmos import CosmosReader, build_cosmos
+from bot.clients.cosmos_errors import (
+    COSMOS_SETTINGS,
     CosmosBadDocument,
     CosmosContainerMissing,
     CosmosForbidden,
     CosmosNotConfigured,
-    CosmosProber,
-    CosmosReader,
     CosmosUnavailable,
-    build_cosmos,
 )
 from bot.clients.cosmos_models import CosmosControl, CosmosGlobal, CosmosScope
+from bot.clients.cosmos_probe import CosmosProber
 from bot.drift.compare import compare, drift_text, has_drift
 from bot.settings import Settings
 from rehearsal.sim.cosmos import EMULATOR_KEY, CosmosServer
@@ -227,7 +227,7 @@ def test_not_configured() -> None:
     with pytest.raises(CosmosNotConfigured):
         CosmosProber(None).probe("order")
     empty = Settings(_env_file=None, COSMOS_ENDPOINT="", COSMOS_KEY="", COSMOS_DATABASE="")
-    assert build_cosmos(empty) is None and cosmos.cosmos_missing(empty) == cosmos._SETTINGS
+    assert build_cosmos(empty) is None and cosmos.cosmos_missing(empty) == COSMOS_SETTINGS
 
 
 def test_build_cosmos_from_settings(cosmos_server: CosmosServer, database: str) -> None:
@@ -254,21 +254,21 @@ def test_reader_cannot_write(cosmos_server: CosmosServer, database: str) -> None
 
 def test_probe_document_sets_every_partition_key_path() -> None:
     # The local server cannot read back nested keys, so nested and hierarchical keys are checked here.
-    doc, key = cosmos._probe_document("opsbot-probe-1", {"partitionKey": {"paths": ["/meta/tenant"]}})
+    doc, key = cosmos_probe._probe_document("opsbot-probe-1", {"partitionKey": {"paths": ["/meta/tenant"]}})
     assert doc["meta"] == {"tenant": "opsbot-probe-1"} and key == "opsbot-probe-1"
-    doc, key = cosmos._probe_document("opsbot-probe-2", {"partitionKey": {"paths": ["/tenantId", "/userId"]}})
+    doc, key = cosmos_probe._probe_document("opsbot-probe-2", {"partitionKey": {"paths": ["/tenantId", "/userId"]}})
     assert doc["tenantId"] == doc["userId"] == "opsbot-probe-2" and key == ["opsbot-probe-2"] * 2
     with pytest.raises(ValueError, match="refusing to write"):
-        cosmos._probe_document("global", {"partitionKey": {"paths": ["/id"]}})
+        cosmos_probe._probe_document("global", {"partitionKey": {"paths": ["/id"]}})
 
 
 def test_write_guard_refuses_non_probe_ids() -> None:
     proxy = MagicMock(spec=ContainerProxy)
     for doc_id in ("global", "scope:tenant:acme", "opsbot-probe-", "x-opsbot-probe-1", None):
         with pytest.raises(ValueError, match="refusing to write"):
-            cosmos._create_probe(proxy, {"id": doc_id}, 1.0)
+            cosmos_probe._create_probe(proxy, {"id": doc_id}, 1.0)
         with pytest.raises(ValueError, match="refusing to write"):
-            cosmos._delete_probe(proxy, doc_id, doc_id, 1.0)  # type: ignore[arg-type]
+            cosmos_probe._delete_probe(proxy, doc_id, doc_id, 1.0)  # type: ignore[arg-type]
     proxy.create_item.assert_not_called()
     proxy.delete_item.assert_not_called()
 

@@ -16,7 +16,7 @@ import pytest
 import yaml  # type: ignore[import-untyped]
 from pydantic import ValidationError
 
-from bot.runbook.model import load_runbook
+from bot.runbook.load import load_runbook
 from bot.settings import Settings
 from commands.server.app import build_deps
 

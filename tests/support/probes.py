@@ -19,7 +19,7 @@ from bot.clients.github import GitHub
 from bot.clients.tokens import TokenSource, build_token_source
 from bot.gate.context import GateContext
 from bot.gate.store import GateStore
-from bot.runbook.model import load_runbook
+from bot.runbook.load import load_runbook
 from bot.settings import Settings
 from bot.storage.db import make_engine, utcnow
 from bot.storage.migrate import upgrade

@@ -15,7 +15,7 @@ from bot.cutover.rules import AdvanceFacts, blockers
 from bot.gate.composite import EvaluationView, Evidence, VersionChange
 from bot.gate.engine import AttestationView, GateVerdict, ItemOutcome, attestation_key, gate_items, item_outcome
 from bot.gate.result import ProbeResult, Verdict, failed, passed, unknown
-from bot.runbook.model import load_runbook
+from bot.runbook.load import load_runbook
 
 RUNBOOK = load_runbook()
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

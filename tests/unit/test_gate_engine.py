@@ -25,7 +25,7 @@ from bot.gate.engine import (
 )
 from bot.gate.result import ProbeResult, Verdict, failed, passed, unknown
 from bot.gate.runner import run_all
-from bot.runbook.model import load_runbook
+from bot.runbook.load import load_runbook
 
 RUNBOOK = load_runbook()
 ITEMS = [item.id for _, item in gate_items(RUNBOOK)]

@@ -8,7 +8,7 @@ from typing import Any, cast
 from bot.cutover.engine import CheckState
 from bot.gate.engine import GateVerdict, ItemOutcome, gate_items
 from bot.gate.result import failed, passed, unknown
-from bot.runbook.model import load_runbook
+from bot.runbook.load import load_runbook
 from bot.text import reason_text
 from commands.views.blocks import as_dicts
 from commands.views.gate import GateCard, check_line, gate_blocks

@@ -23,7 +23,7 @@ from bot.rollback.plan import (
     title,
 )
 from bot.rollback.steps import HALT, StepState, current_step, initial_steps, not_run, progress_text, with_step
-from bot.runbook.model import load_runbook
+from bot.runbook.load import load_runbook
 from commands.grammar.rollback import RollbackRequest, StatusRequest, parse
 from commands.grammar.usage import UsageError
 

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.runbook.model import KNOWN_PROBES, TRIGGER_IDS, Runbook, RunbookError, load_runbook
+from bot.runbook.load import load_runbook
+from bot.runbook.model import KNOWN_PROBES, TRIGGER_IDS, Runbook, RunbookError
 
 SHIPPED: dict[str, Any] = yaml.safe_load(resources.files("bot.runbook").joinpath("runbook.yaml").read_text("utf-8"))
 

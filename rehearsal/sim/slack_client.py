@@ -8,8 +8,6 @@ response_url points at the peer and a click carries the message the peer holds, 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import json
 import secrets
 import time
@@ -19,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import httpx
+from slack_sdk.signature import SignatureVerifier
 
 from rehearsal.sim.slack_state import SlackError
 
@@ -31,9 +30,11 @@ VERIFICATION_TOKEN = "local-verification-token"  # noqa: S105 - not a secret
 
 
 def sign(signing_secret: str, body: str, timestamp: int) -> str:
-    """The `X-Slack-Signature` of `body`: v0 HMAC-SHA256 over "v0:<timestamp>:<body>"."""
-    base = f"v0:{timestamp}:{body}".encode()
-    return "v0=" + hmac.new(signing_secret.encode(), base, hashlib.sha256).hexdigest()
+    """The `X-Slack-Signature` of `body` (v0, HMAC-SHA256 over "v0:<timestamp>:<body>"), computed by
+    slack_sdk's own `SignatureVerifier`, the same code that checks it on the bot's side."""
+    signature = SignatureVerifier(signing_secret).generate_signature(timestamp=str(timestamp), body=body)
+    assert signature is not None  # None only for a missing timestamp or body
+    return signature
 
 
 class SlackSender:

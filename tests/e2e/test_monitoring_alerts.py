@@ -4,11 +4,14 @@ and Slack's posting rate per channel."""
 
 from __future__ import annotations
 
+import io
 import itertools
-import struct
 from collections.abc import Callable
 
+from PIL import Image
+
 from bot.monitoring.alerts import ChannelPacer
+from commands.charts import HEIGHT, WIDTH
 from commands.views.monitoring import PROPOSE_ROLLBACK
 from rehearsal.sim.stack import Stack
 from tests.support.common import (
@@ -51,8 +54,9 @@ def test_a_breach_posts_one_alert_with_value_since_trigger_chart_and_button(
     assert len(completed) == 1 and completed[0].args["thread_ts"] == row.message_ts
     assert completed[0].args["channel_id"] == CHANNEL
     png = mon_stack.peer.files.get(str(row.chart_file_id))
-    assert png is not None and png.data is not None and png.data[:8] == b"\x89PNG\r\n\x1a\n"
-    assert struct.unpack(">II", png.data[16:24]) == (480, 180)
+    assert png is not None and png.data is not None
+    image = Image.open(io.BytesIO(png.data))
+    assert (image.format, image.size) == ("PNG", (WIDTH, HEIGHT))
     rows = [r for r in mon_stack.deps.audit.rows() if r.action == "monitoring.alert_raised"]
     assert len(rows) == 1 and alert_id in rows[0].params
 
@@ -224,7 +228,7 @@ def test_alerts_in_one_channel_are_a_second_apart(sqlite_url: str, fake_prom: Fa
 
 
 def test_an_open_breach_fails_the_monitoring_clean_check(mon_stack: Stack, fake_prom: FakePrometheus) -> None:
-    from bot.gate.composite import monitoring_clean
+    from bot.cutover.engine import monitoring_clean
     from bot.gate.result import Verdict
     from bot.gate.service import GateService
 

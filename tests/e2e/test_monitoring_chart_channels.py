@@ -3,7 +3,12 @@ and where it cannot (private channel, missing scope) the alert's thread says why
 
 from __future__ import annotations
 
+import io
+
+from PIL import Image
+
 from bot.monitoring.alerts import ChannelPacer, Poster
+from commands.charts import HEIGHT, WIDTH
 from commands.refusals import SlackRefusal
 from rehearsal.sim.stack import Stack
 from tests.support.common import CHANNEL
@@ -33,6 +38,9 @@ def test_the_bot_joins_a_public_channel_it_is_not_in_and_the_chart_reaches_it(
     assert mon_stack.peer.workspace.channel(CHANNEL)["is_member"] is True
     shared = mon_stack.peer.files.shared_in(CHANNEL)
     assert [f.id for f in shared] == [row.chart_file_id] and shared[0].thread_ts == row.message_ts
+    assert shared[0].data is not None and shared[0].filename.endswith(".png")
+    image = Image.open(io.BytesIO(shared[0].data))
+    assert (image.format, image.size) == ("PNG", (WIDTH, HEIGHT))  # the chart itself, not an empty share
     assert thread_notes(mon_stack, row.message_ts) == []
 
 

@@ -87,12 +87,25 @@ def sender(peer: SlackPeer, harness: BoltHarness) -> Iterator[SlackSender]:
         thread.join(timeout=5)
 
 
-def test_sign_matches_slack_sdk_verifier() -> None:
+# The worked example in Slack's "Verifying requests from Slack" (its secret is Slack's published sample).
+SLACK_EXAMPLE_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+SLACK_EXAMPLE_TS = 1531420618
+SLACK_EXAMPLE_BODY = (
+    "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V"
+    "&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text="
+    "&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN"
+    "&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
+)
+SLACK_EXAMPLE_SIGNATURE = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"
+
+
+def test_sign_gives_slacks_documented_signature_and_the_verifier_accepts_it() -> None:
+    assert sign(SLACK_EXAMPLE_SECRET, SLACK_EXAMPLE_BODY, SLACK_EXAMPLE_TS) == SLACK_EXAMPLE_SIGNATURE
     body, ts = "token=x&text=hello+world", int(time.time())
     verifier = SignatureVerifier(SECRET)
-    assert sign(SECRET, body, ts) == verifier.generate_signature(timestamp=str(ts), body=body)
-    headers = {"X-Slack-Request-Timestamp": str(ts), "X-Slack-Signature": sign(SECRET, body, ts)}
-    assert verifier.is_valid_request(body, headers)
+    assert verifier.is_valid(body, str(ts), sign(SECRET, body, ts))
+    assert not verifier.is_valid(body.replace("hello", "hullo"), str(ts), sign(SECRET, body, ts))
+    assert not verifier.is_valid(body, str(ts), sign("wrong-secret", body, ts))
 
 
 def test_command_is_acked_and_respond_reaches_the_peer(

@@ -24,7 +24,7 @@ from tests.support.contracts.slack_web_api import answer_problems, request_probl
 from tests.support.monitoring import FakePrometheus, open_window, watcher
 
 ROOT = Path(__file__).resolve().parents[2]
-MANIFEST_SCHEMA = ROOT / "tests" / "contracts" / "slack_manifest" / "manifest.schema.1.0.0.json"
+MANIFEST_SCHEMA = ROOT / "tests" / "support" / "contracts" / "slack_manifest" / "manifest.schema.1.0.0.json"
 TOKEN = "xoxb-contract"
 
 

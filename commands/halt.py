@@ -126,7 +126,7 @@ def _request(deps: Deps, inv: Invocation, command: ControlRequest, respond: Resp
     spec = deps.actions[command.action]
     params: dict[str, object] = {"scope": command.scope, "reason": command.reason}
     if command.action == "resume":  # what monitoring knows that argues against trading again
-        params["warnings"] = list(gate_warnings(deps, deps.now()))
+        params["warnings"] = list(gate_warnings(deps.engine, deps.audit, deps.runbook, deps.now()))
     flow.open_request(
         deps,
         spec=spec,

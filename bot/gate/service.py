@@ -97,7 +97,7 @@ class GateService:
         """Run every go and no-go item at once; returns within the deadline (plus bookkeeping)."""
         started, started_at = time.monotonic(), self.deps.now()
         ctx = self.context(request_id, started=started)
-        warnings = start(self.deps, started_at)
+        warnings = start(self.deps.engine, self.deps.audit, self.deps.runbook, started_at)
         report = (lambda partial_: progress(self.outcomes(partial_), ctx.version_if_known()[0])) if progress else None
         results = run_all(self.tasks(ctx), deadline_s=self.deadline_s, progress=report, started=started)
         version, problem = ctx.version_if_known()

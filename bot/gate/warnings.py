@@ -14,11 +14,13 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 
+from sqlalchemy import Engine
+
+from bot.audit.log import AuditLog
 from bot.monitoring.clean import open_breaches
 from bot.monitoring.measures import Measurer
 from bot.monitoring.signals import against
-from bot.runbook.model import Signal
-from commands.deps import Deps
+from bot.runbook.model import Runbook, Signal
 
 log = logging.getLogger("opsbot.gate.warnings")
 
@@ -26,14 +28,15 @@ MISFIRES = "kill-switch-misfires"  # the bot measure that counts halt/resume rea
 SHOWN = 3  # alerts named in the line; the count says how many more
 
 
-def gate_warnings(deps: Deps, now: datetime) -> tuple[str, ...]:
+def gate_warnings(engine: Engine, audit: AuditLog, runbook: Runbook, now: datetime) -> tuple[str, ...]:
     """Plain lines (mrkdwn-escaped later), most urgent first; empty when there is nothing to say."""
-    return tuple(line for line in (_alerts_line(deps), *_misfire_lines(deps, now)) if line)
+    lines = (_alerts_line(engine, audit, runbook), *_misfire_lines(engine, runbook, now))
+    return tuple(line for line in lines if line)
 
 
-def _alerts_line(deps: Deps) -> str:
+def _alerts_line(engine: Engine, audit: AuditLog, runbook: Runbook) -> str:
     try:
-        alerts = open_breaches(deps.engine, deps.audit, deps.runbook)
+        alerts = open_breaches(engine, audit, runbook)
     except Exception as exc:  # the store is down: say so rather than imply "no alerts"
         log.warning("open monitoring alerts not read: %s", type(exc).__name__)
         return f":warning: Open monitoring alerts could not be read ({type(exc).__name__})."
@@ -44,11 +47,11 @@ def _alerts_line(deps: Deps) -> str:
     return f":rotating_light: {len(alerts)} monitoring {noun} open: {'; '.join(alerts[:SHOWN])}{more}."
 
 
-def _misfire_lines(deps: Deps, now: datetime) -> list[str]:
-    signals = [s for s in deps.runbook.signals() if s.source == "bot" and s.measure == MISFIRES]
+def _misfire_lines(engine: Engine, runbook: Runbook, now: datetime) -> list[str]:
+    signals = [s for s in runbook.signals() if s.source == "bot" and s.measure == MISFIRES]
     if not signals:
         return []
-    measurer = Measurer(deps, None)
+    measurer = Measurer(engine)  # the misfires are counted from the audit log alone
     try:
         return [_misfire_line(signal, measurer, now) for signal in signals]
     finally:
@@ -70,11 +73,11 @@ def _misfire_line(signal: Signal, measurer: Measurer, now: datetime) -> str:
     )
 
 
-def start(deps: Deps, now: datetime) -> Future[tuple[str, ...]]:
+def start(engine: Engine, audit: AuditLog, runbook: Runbook, now: datetime) -> Future[tuple[str, ...]]:
     """Read the warnings on a side thread; `collect` waits for them no later than the gate's deadline."""
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsbot-gate-warnings")
     try:
-        return pool.submit(gate_warnings, deps, now)
+        return pool.submit(gate_warnings, engine, audit, runbook, now)
     finally:
         pool.shutdown(wait=False)
 

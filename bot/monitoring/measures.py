@@ -16,44 +16,60 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_
+import httpx
+from sqlalchemy import Engine, or_
 from sqlmodel import Session, col, select
 
+from bot.clients.backend import TradingBackend
 from bot.clients.backend_errors import BackendError
+from bot.clients.cosmos import CosmosReader
 from bot.clients.cosmos_errors import CosmosError
 from bot.clients.prometheus import PromClient, PromError
 from bot.drift.check import bounded
 from bot.drift.compare import compare
 from bot.monitoring.signals import Reading, promql, worst
 from bot.runbook.model import Signal
+from bot.settings import Settings
 from bot.storage.db import as_utc
 from bot.storage.models import AuditEvent
 from bot.text import safe, when
-from commands.deps import Deps
 
 log = logging.getLogger("opsbot.monitoring")
 
 NOT_CONFIGURED = "OPSBOT_PROMETHEUS_URL is not set"
 COSMOS_NOT_CONFIGURED = "Cosmos is not configured (COSMOS_ENDPOINT, COSMOS_KEY, COSMOS_DATABASE)"
+BACKEND_NOT_GIVEN = "this reader has no trading backend to compare Cosmos with"
+PROM_TIMEOUT_S = 5.0  # OPSBOT_PROMETHEUS_TIMEOUT_SECONDS's default
 CHART_POINTS = 240  # query_range resolution: enough for a 480 px chart
 SAMPLES_KEPT = 500  # per bot-measured signal, for its chart
 DETAIL_ROWS = 5  # what an alert names of a bot-measured value (the newest first)
 
 
-def build_prom(deps: Deps) -> PromClient | None:
-    settings = deps.settings
+def build_prom(settings: Settings, http: httpx.Client) -> PromClient | None:
     if not settings.prometheus_url:
         return None
     token = settings.prometheus_token.get_secret_value() if settings.prometheus_token else None
-    return PromClient(
-        settings.prometheus_url, http=deps.http, timeout_s=settings.prometheus_timeout_seconds, token=token
-    )
+    return PromClient(settings.prometheus_url, http=http, timeout_s=settings.prometheus_timeout_seconds, token=token)
 
 
 class Measurer:
-    def __init__(self, deps: Deps, prom: PromClient | None) -> None:
-        self._deps = deps
+    """Reads signals: PromQL through `prom`, control drift from `backend` against `cosmos`, the rest
+    from the audit log in `engine`. A source left out (None) makes its signals "not configured"."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        prom: PromClient | None = None,
+        backend: TradingBackend | None = None,
+        cosmos: CosmosReader | None = None,
+        timeout_s: float = PROM_TIMEOUT_S,
+    ) -> None:
+        self._engine = engine
         self.prom = prom
+        self._backend = backend
+        self._cosmos = cosmos
+        self._budget = timeout_s + 2.0  # one pass waits for its readings this long at most
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="opsbot-measure")
         self._samples: dict[str, deque[tuple[float, float]]] = {}
         self._bot: dict[str, Callable[[Signal, datetime], tuple[float, str]]] = {
@@ -67,9 +83,8 @@ class Measurer:
 
     def read(self, signals: Sequence[Signal], now: datetime) -> list[Reading]:
         futures = {s.id: self._pool.submit(self.read_one, s, now) for s in signals}
-        budget = self._deps.settings.prometheus_timeout_seconds + 2.0
-        wait(list(futures.values()), timeout=budget)
-        return [_result(signal_id, future, now, budget) for signal_id, future in futures.items()]
+        wait(list(futures.values()), timeout=self._budget)
+        return [_result(signal_id, future, now, self._budget) for signal_id, future in futures.items()]
 
     def read_one(self, signal: Signal, now: datetime) -> Reading:
         if signal.source == "bot":
@@ -114,12 +129,14 @@ class Measurer:
         return Reading(signal.id, now, value, detail=detail)
 
     def _drift(self, signal: Signal, now: datetime) -> tuple[float, str]:
-        deps = self._deps
-        if deps.cosmos is None:
+        cosmos, backend = self._cosmos, self._backend
+        if cosmos is None:
             raise _NoData(COSMOS_NOT_CONFIGURED, unconfigured=True)
+        if backend is None:
+            raise _NoData(BACKEND_NOT_GIVEN, unconfigured=True)
         try:
-            control = deps.backend.trading_control(request_id=f"mon-{secrets.token_hex(8)}").data
-            documents = bounded(deps.cosmos.read_control_documents, 2.0)
+            control = backend.trading_control(request_id=f"mon-{secrets.token_hex(8)}").data
+            documents = bounded(cosmos.read_control_documents, 2.0)
         except BackendError as exc:
             raise _NoData(f"the backend's trading-control did not answer ({exc.operator_text()})") from None
         except TimeoutError:
@@ -152,7 +169,7 @@ class Measurer:
     def _count(self, since: datetime, *where: object) -> tuple[float, str]:
         """How many audit rows match, and the newest few named (approval, time, why) for the alert."""
         try:
-            with Session(self._deps.engine) as session:
+            with Session(self._engine) as session:
                 query = select(AuditEvent).where(col(AuditEvent.at) >= as_utc(since), *where)  # type: ignore[arg-type]
                 rows = list(session.exec(query.order_by(col(AuditEvent.seq).desc())))
         except Exception as exc:  # the store is down: that is no data, not zero failures

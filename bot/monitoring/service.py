@@ -8,14 +8,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from bot.monitoring.alerts import Alerts, Poster
+from sqlalchemy import Engine
+
+from bot.audit.log import AuditLog
 from bot.monitoring.leader import Elector, PgElector, SingleProcess
-from bot.monitoring.measures import Measurer, build_prom
-from bot.monitoring.store import MonitoringStore
 from bot.monitoring.watcher import Watcher
-from commands.deps import Deps
 
 log = logging.getLogger("opsbot.monitoring")
 
@@ -25,32 +24,34 @@ RUNS_KEPT = timedelta(days=7)
 Job = Callable[[], None]
 
 
-def build_watcher(deps: Deps, *, poster: Poster | None = None) -> Watcher:
-    store = MonitoringStore(deps.engine, deps.audit)
-    alerts = Alerts(deps.runbook, store, poster or Poster(deps.slack), Measurer(deps, build_prom(deps)))
-    return Watcher(deps, alerts)
-
-
-def build_elector(deps: Deps) -> Elector:
-    if deps.engine.dialect.name == "postgresql":
-        return PgElector(deps.settings.database_url, replica=deps.replica, audit=deps.audit)
+def build_elector(engine: Engine, database_url: str, *, replica: str, audit: AuditLog) -> Elector:
+    if engine.dialect.name == "postgresql":
+        return PgElector(database_url, replica=replica, audit=audit)
     return SingleProcess()
 
 
 class Monitor:
+    """`interval_s` between watcher passes, `poll_s` between tries for the lead; `now` stamps the runs."""
+
     def __init__(
         self,
-        deps: Deps,
+        watcher: Watcher,
+        elector: Elector,
         *,
-        watcher: Watcher | None = None,
-        elector: Elector | None = None,
+        replica: str,
+        interval_s: float,
+        poll_s: float,
+        now: Callable[[], datetime],
         jobs: Sequence[Job] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.deps = deps
-        self.watcher = watcher or build_watcher(deps)
-        self.elector = elector or build_elector(deps)
-        self.store = self.watcher.store
+        self.watcher = watcher
+        self.elector = elector
+        self.store = watcher.store
+        self.replica = replica
+        self.interval_s = interval_s
+        self.poll_s = poll_s
+        self.now = now
         self.jobs = list(jobs)
         self._clock = clock
         self._next_pass = 0.0
@@ -75,7 +76,7 @@ class Monitor:
         self.watcher.alerts.measurer.close()
 
     def _run(self) -> None:
-        period = min(QUICK_PERIOD_S, self.deps.settings.leader_poll_seconds)
+        period = min(QUICK_PERIOD_S, self.poll_s)
         while not self._stop.is_set():
             try:
                 self.step()
@@ -88,13 +89,13 @@ class Monitor:
         now = self._clock()
         if self._term is None and now < self._next_try:
             return
-        self._next_try = now + self.deps.settings.leader_poll_seconds
+        self._next_try = now + self.poll_s
         if self._term is None or now >= self._next_pass:
             self._term = self.elector.ensure()  # a heartbeat before every pass proves the lock is held
         if self._term is None:
             return
         if now >= self._next_pass:
-            self._next_pass = now + self.deps.settings.monitor_interval_seconds
+            self._next_pass = now + self.interval_s
             self.run_pass(self._term)
         for job in self.jobs:
             try:
@@ -104,8 +105,8 @@ class Monitor:
 
     def run_pass(self, term: int) -> None:
         """One recorded watcher pass, or none at all if `term` was superseded (fenced out)."""
-        started = self.deps.now()
-        run_id = self.store.start_run(replica=self.deps.replica, term=term, at=started)
+        started = self.now()
+        run_id = self.store.start_run(replica=self.replica, term=term, at=started)
         if run_id is None:
             log.warning("term %s is no longer the leader's; not running", term)
             self._term = None
@@ -118,10 +119,6 @@ class Monitor:
             log.exception("watcher pass failed")
             outcome, detail = "error", f"{type(exc).__name__}: {exc}"
         finally:
-            self.store.finish_run(run_id, at=self.deps.now(), outcome=outcome, detail=detail)
+            self.store.finish_run(run_id, at=self.now(), outcome=outcome, detail=detail)
         if run_id % 500 == 0:
             self.store.prune_runs(started - RUNS_KEPT)
-
-
-def start_monitor(deps: Deps, *, jobs: Sequence[Job] = ()) -> Monitor:
-    return Monitor(deps, jobs=jobs).start()

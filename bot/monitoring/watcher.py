@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from bot.monitoring import stats
@@ -28,13 +28,12 @@ from bot.monitoring.signals import (
     verdict,
 )
 from bot.monitoring.store import BREACH, CLEARED, CLOSED, DEGRADED, OPEN, new_alert_id, system_entry
+from bot.monitoring.texts import degraded_text, restored_text, summary
 from bot.rollback.models import Rollback
 from bot.rollback.store import RollbackStore
-from bot.runbook.model import Signal
+from bot.runbook.model import Runbook, Signal
+from bot.settings import Settings
 from bot.storage.db import as_utc
-from commands.deps import Deps
-from commands.views import monitoring as render
-from commands.views.blocks import as_dicts, notice_blocks
 
 log = logging.getLogger("opsbot.monitoring")
 
@@ -42,9 +41,20 @@ CARD_EDIT_EVERY_S = 60.0  # an open alert's card shows the latest value and peak
 
 
 class Watcher:
-    def __init__(self, deps: Deps, alerts: Alerts) -> None:
-        self.deps = deps
+    def __init__(
+        self,
+        alerts: Alerts,
+        *,
+        runbook: Runbook,
+        settings: Settings,
+        rollbacks: RollbackStore,
+        clock: Callable[[], datetime],
+    ) -> None:
         self.alerts = alerts
+        self.runbook = runbook
+        self.settings = settings  # the incident channel; who is named when a rollback did not fix a breach
+        self.rollbacks = rollbacks
+        self.clock = clock
         self.store = alerts.store
         self._degraded_streak = 0  # bad passes in a row before a notice; one leader's memory is enough
         self._rollback: Rollback | None = None  # the last completed rollback, read once a pass
@@ -52,7 +62,7 @@ class Watcher:
 
     def tick(self) -> str:
         """One pass; returns what it did, in a few words, for the run log."""
-        now = self.deps.now()
+        now = self.clock()
         window = self.store.current_window()
         if window is None:
             return "no open window"
@@ -61,17 +71,17 @@ class Watcher:
         open_breaches = {a.signal_id: a for a in self.store.open_alerts(BREACH)}
         signals = self._watched(window, now, open_breaches)
         readings = self.alerts.measurer.read(signals, now)
-        self._rollback = RollbackStore(self.deps.engine, self.deps.audit).last_completed() if open_breaches else None
+        self._rollback = self.rollbacks.last_completed() if open_breaches else None
         raised = self._breaches(window, signals, readings, open_breaches)
         self._degraded(window, signals, readings, now)
         figures = stats.load(window)
-        stats.record(figures, self.deps.runbook, readings)
+        stats.record(figures, self.runbook, readings)
         self.store.save_stats(window.id or 0, stats.dump(figures))
         missing = sum(1 for r in readings if r.value is None)
         return f"window {window.id}: {len(readings)} read, {missing} without data, {raised} raised"
 
     def channel(self, window: MonitoringWindow) -> str:
-        return self.deps.settings.incident_channel or window.channel
+        return self.settings.incident_channel or window.channel
 
     def alert_stage(self, alert: MonitoringAlert, fallback: MonitoringWindow) -> str:
         """The stage the breach happened in: its own window's, even once a later window is open."""
@@ -79,15 +89,15 @@ class Watcher:
 
     def stage_name(self, window: MonitoringWindow) -> str:
         try:
-            return self.deps.runbook.stage(window.stage_id).name
+            return self.runbook.stage(window.stage_id).name
         except KeyError:
             return window.stage_id
 
     def _watched(self, window: MonitoringWindow, now: datetime, open_: dict[str, MonitoringAlert]) -> list[Signal]:
         """The phase's signals, plus any signal whose alert is still open (watched until it clears)."""
-        signals = stats.watched(self.deps.runbook, window, now)
+        signals = stats.watched(self.runbook, window, now)
         ids = {s.id for s in signals}
-        signals += [s for s in self.deps.runbook.signals() if s.id in open_ and s.id not in ids]
+        signals += [s for s in self.runbook.signals() if s.id in open_ and s.id not in ids]
         return signals
 
     def _breaches(
@@ -153,17 +163,11 @@ class Watcher:
         if not self.store.claim_not_fixed(alert.id, rollback.id, entry):
             return
         alert.not_fixed_by = rollback.id
-        settings = self.deps.settings
+        settings = self.settings
         text = not_fixed_text(
             signal, alert, rollback, owners=settings.rollback_owners, authorities=settings.halt_authorities
         )
-        self.alerts.poster.post(
-            alert.channel,
-            text.split("\n", 1)[0],
-            blocks=as_dicts(notice_blocks(text)),
-            thread_ts=alert.message_ts,
-            broadcast=True,
-        )
+        self.alerts.notice(alert.channel, text, thread_ts=alert.message_ts, broadcast=True)
         self.alerts.refresh(alert, signal, stage_name=stage, at=alert.last_seen_at)
 
     def _degraded(
@@ -203,7 +207,7 @@ class Watcher:
             "monitoring.degraded", "accepted", {"alert_id": row.id, "problems": problems}, channel=channel
         )
         if self.store.claim_alert(row, entry):
-            ts = self.alerts.notice(channel, render.degraded_text(problems, watched))
+            ts = self.alerts.notice(channel, degraded_text(problems, watched))
             self.store.update_alert(row.id, message_ts=ts)
 
     def _hold_degraded(
@@ -213,19 +217,16 @@ class Watcher:
         changed = bool(problems) and detail != notice.detail
         self.store.update_alert(notice.id, ok_count=streak, last_seen_at=now, **({"detail": detail} if changed else {}))
         if changed and notice.message_ts:  # the same notice, brought up to date: no new post
-            text = render.degraded_text(problems, watched)
-            self.alerts.poster.update(
-                notice.channel, notice.message_ts, text.split("\n", 1)[0], as_dicts(notice_blocks(text))
-            )
+            self.alerts.edit_notice(notice.channel, notice.message_ts, degraded_text(problems, watched))
 
     def close_degraded(self, notice: MonitoringAlert, now: datetime) -> None:
         entry = system_entry("monitoring.restored", "accepted", {"alert_id": notice.id}, channel=notice.channel)
         if self.store.finish_alert(notice.id, status=CLEARED, at=now, entry=entry):
-            self.alerts.notice(notice.channel, render.restored_text(as_utc(notice.since), now))
+            self.alerts.notice(notice.channel, restored_text(as_utc(notice.since), now))
 
     def _phase_ends(self, window: MonitoringWindow, now: datetime) -> bool:
         """Post the summaries that are due; True when the window closed in this pass."""
-        runbook, wid = self.deps.runbook, window.id or 0
+        runbook, wid = self.runbook, window.id or 0
         if (
             window.immediate_summary_at is None
             and now >= as_utc(window.immediate_until)
@@ -249,8 +250,8 @@ class Watcher:
         return True
 
     def _summary(self, window: MonitoringWindow, signals: list[Signal], heading: str) -> None:
-        text = render.summary(
-            self.deps.runbook,
+        text = summary(
+            self.runbook,
             window,
             signals,
             stats.load(window),

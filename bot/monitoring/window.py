@@ -1,6 +1,6 @@
 """Opening a monitoring window after each cutover transition, and announcing it.
 
-Subscribed to `deps.on_cutover_transition`, so it runs on whichever replica executed the approved
+Subscribed to the cutover's transition hooks, so it runs on whichever replica executed the approved
 advance, right after the stage was recorded. The window row is keyed by the transition, so a second
 call for the same transition opens nothing; a window still open from an earlier transition is
 superseded, and its summary is posted at once.
@@ -12,28 +12,28 @@ import logging
 from datetime import timedelta
 
 from bot.monitoring import stats
-from bot.monitoring.alerts import Poster
 from bot.monitoring.models import MonitoringWindow
+from bot.monitoring.ports import Poster, Renderer
 from bot.monitoring.store import OPEN, MonitoringStore, system_entry
+from bot.monitoring.texts import announcement, summary
+from bot.runbook.model import Runbook
 from bot.runbook.transitions import CutoverTransition
+from bot.settings import Settings
 from bot.text import safe, without_credentials
-from commands.deps import Deps
-from commands.views import monitoring as render
-from commands.views.blocks import as_dicts, notice_blocks
 
 log = logging.getLogger("opsbot.monitoring")
 
 
-def source_line(deps: Deps) -> str:
-    url = deps.settings.prometheus_url
-    every = f"every {deps.settings.monitor_interval_seconds:g} s"
+def source_line(settings: Settings, *, cosmos_configured: bool) -> str:
+    url = settings.prometheus_url
+    every = f"every {settings.monitor_interval_seconds:g} s"
     line = (
         f"Signals are read from Prometheus at `{safe(without_credentials(url), 200)}` {every}."
         if url
         else f":warning: *OPSBOT_PROMETHEUS_URL is not set:* only the bot's own measures are watched ({every}); "
         "the Prometheus signals are not."
     )
-    if deps.cosmos is None:
+    if not cosmos_configured:
         line += " :warning: Runtime control drift is not watched: Cosmos is not configured."
     return line
 
@@ -41,16 +41,28 @@ def source_line(deps: Deps) -> str:
 class WindowOpener:
     """The cutover-transition subscriber: one window per transition, announced once."""
 
-    def __init__(self, deps: Deps, store: MonitoringStore, poster: Poster) -> None:
-        self.deps = deps
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        runbook: Runbook,
+        store: MonitoringStore,
+        poster: Poster,
+        renderer: Renderer,
+        cosmos_configured: bool,
+    ) -> None:
+        self.settings = settings
+        self.runbook = runbook
         self.store = store
         self.poster = poster
+        self.renderer = renderer
+        self.cosmos_configured = cosmos_configured
 
     def __call__(self, transition: CutoverTransition) -> None:
         self.open(transition)
 
     def open(self, transition: CutoverTransition) -> MonitoringWindow | None:
-        settings = self.deps.settings
+        settings = self.settings
         opened = transition.entered_at
         channel = settings.announce_channel or settings.incident_channel or transition.channel
         row = MonitoringWindow(
@@ -81,21 +93,19 @@ class WindowOpener:
         return window
 
     def _announce(self, window: MonitoringWindow) -> None:
-        deps = self.deps
-        stage = deps.runbook.stage(window.stage_id).name
-        alert_channel = deps.settings.incident_channel or window.channel
-        text = render.announcement(
-            deps.runbook, window, stage_name=stage, source=source_line(deps), alert_channel=alert_channel
-        )
-        self.poster.post(window.channel, text.split("\n", 1)[0], blocks=as_dicts(notice_blocks(text)))
+        stage = self.runbook.stage(window.stage_id).name
+        alert_channel = self.settings.incident_channel or window.channel
+        source = source_line(self.settings, cosmos_configured=self.cosmos_configured)
+        text = announcement(self.runbook, window, stage_name=stage, source=source, alert_channel=alert_channel)
+        self.poster.post(window.channel, self.renderer.notice(text))
 
     def _superseded(self, old: MonitoringWindow, transition: CutoverTransition) -> None:
-        runbook = self.deps.runbook
+        runbook = self.runbook
         try:
             stage = runbook.stage(old.stage_id).name
         except KeyError:
             stage = old.stage_id
-        text = render.summary(
+        text = summary(
             runbook,
             old,
             list(runbook.signals()),
@@ -104,5 +114,5 @@ class WindowOpener:
             stage_name=stage,
             heading="Monitoring window superseded by the next cutover transition",
         )
-        self.poster.post(old.channel, text.split("\n", 1)[0], blocks=as_dicts(notice_blocks(text)))
+        self.poster.post(old.channel, self.renderer.notice(text))
         log.info("monitoring window %s superseded by transition %s", old.id, transition.seq)

@@ -8,11 +8,11 @@ import logging
 import sys
 import threading
 
-from bot.monitoring.service import start_monitor
 from bot.settings import Settings
 from bot.storage.migrate import upgrade
 from bot.storage.roles import runtime_role_problem
 from commands.home_publish import HomePublisher
+from commands.monitoring import start_monitor
 from commands.server.app import Sweeper, build_app, build_deps, start_notifier
 from commands.server.web import EVENTS_PATH, MAX_BODY_BYTES, SERVER_OPTIONS, Router
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from bot.monitoring.service import Monitor
 from commands.home_publish import HomePublisher
+from commands.monitoring import build_monitor
 from commands.server.app import Sweeper
 from rehearsal.sim import cosmos as sim_cosmos
 from rehearsal.sim.stack import Stack
@@ -114,7 +115,7 @@ class LocalWorld:
             self.prometheus.scrape(self.stack.backend.url.removeprefix("http://"))
         self._sweeper = Sweeper(self.stack.deps, interval=2.0).start()
         self._home = HomePublisher(self.stack.deps)
-        self._monitor = Monitor(self.stack.deps, jobs=[self._home.poll]).start()
+        self._monitor = build_monitor(self.stack.deps, jobs=[self._home.poll]).start()
         self._seed()
         return self
 

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 from PIL import Image
 
-from bot.monitoring.alerts import ChannelPacer
 from commands.charts import HEIGHT, WIDTH
+from commands.monitoring_slack import ChannelPacer
 from commands.views.monitoring import PROPOSE_ROLLBACK
 from rehearsal.sim.stack import Stack
 from tests.support.common import (
@@ -205,7 +205,7 @@ def test_the_pacer_spaces_posts_per_channel() -> None:
 
 
 def test_alerts_in_one_channel_are_a_second_apart(sqlite_url: str, fake_prom: FakePrometheus) -> None:
-    from bot.monitoring.service import build_watcher
+    from commands.monitoring import build_watcher
     from tests.support.monitoring import monitoring_overrides
 
     with Stack(database_url=sqlite_url, overrides=monitoring_overrides(fake_prom.url)) as stack:

@@ -7,8 +7,8 @@ import io
 
 from PIL import Image
 
-from bot.monitoring.alerts import ChannelPacer, Poster
 from commands.charts import HEIGHT, WIDTH
+from commands.monitoring_slack import ChannelPacer, SlackPoster
 from commands.refusals import SlackRefusal
 from rehearsal.sim.stack import Stack
 from tests.support.common import CHANNEL
@@ -61,7 +61,7 @@ def test_without_the_join_scope_the_alert_says_the_chart_is_missing_and_how_to_f
 def test_a_private_channel_the_bot_is_not_in_gets_an_invite_hint(mon_stack: Stack) -> None:
     peer = mon_stack.peer
     peer.workspace.add_channel("G0PRIVATE", name="war-room", is_private=True, is_member=False)
-    poster = Poster(mon_stack.deps.slack, ChannelPacer(0.0))
+    poster = SlackPoster(mon_stack.deps.slack, ChannelPacer(0.0))
     refused = poster.upload_png("G0PRIVATE", None, b"\x89PNG\r\n\x1a\n", filename="x.png", title="x")
     assert isinstance(refused, SlackRefusal) and refused.permanent
     assert refused.error == "channel_not_found" and "`/invite @opsbot`" in refused.text

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from bot.clients.prometheus import PromClient, PromError
-from bot.monitoring.service import Monitor
+from commands.monitoring import build_monitor
 from rehearsal.sim.stack import Stack
 from rehearsal.workspace.drills import inject
 from rehearsal.workspace.prometheus import LocalPrometheus, binary, missing_reason
@@ -51,7 +51,7 @@ def test_a_drill_is_detected_from_promql_and_posted_once(sqlite_url: str, promet
         prometheus.scrape(stack.backend.url.removeprefix("http://"))
         wait_until(lambda: scraped(PromClient(prometheus.url), 3), timeout=30)
         open_window(stack)
-        monitor = Monitor(stack.deps).start()
+        monitor = build_monitor(stack.deps).start()
         try:
             time.sleep(3)  # a quiet system: every signal evaluated, nothing raised
             assert alerts(stack) == [] and degraded(stack) == []

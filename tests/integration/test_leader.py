@@ -17,10 +17,11 @@ from sqlalchemy import text
 from bot.audit.log import AuditLog
 from bot.monitoring.leader import PgElector, SingleProcess
 from bot.monitoring.models import WatcherRun
-from bot.monitoring.service import Monitor, build_elector
+from bot.monitoring.service import build_elector
 from bot.monitoring.store import MonitoringStore
 from bot.storage.db import as_utc, make_engine, utcnow
 from bot.storage.migrate import upgrade
+from commands.monitoring import build_monitor
 from rehearsal.sim.stack import Stack
 from tests.support.common import wait_until
 
@@ -123,9 +124,10 @@ def test_a_leader_whose_term_was_taken_stops_and_records_nothing(pg_url: str) ->
 
 def test_on_sqlite_the_one_process_always_leads(sqlite_url: str) -> None:
     with Stack(database_url=sqlite_url) as stack:
-        elector = build_elector(stack.deps)
+        deps = stack.deps
+        elector = build_elector(deps.engine, deps.settings.database_url, replica=deps.replica, audit=deps.audit)
         assert isinstance(elector, SingleProcess) and elector.ensure() == 0
-        monitor = Monitor(stack.deps)
+        monitor = build_monitor(stack.deps)
         monitor.step()
         monitor.step()
         runs = MonitoringStore(stack.deps.engine, stack.deps.audit).runs()

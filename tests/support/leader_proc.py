@@ -12,9 +12,9 @@ import sys
 import threading
 import time
 
-from bot.monitoring.service import Monitor, build_watcher
 from bot.monitoring.watcher import Watcher
 from bot.settings import Settings
+from commands.monitoring import build_monitor, build_watcher
 from commands.server.app import build_deps
 
 
@@ -36,7 +36,11 @@ def main(database_url: str, replica: str) -> int:
         OPSBOT_LEADER_POLL_SECONDS=0.2,
     )
     deps = build_deps(settings)
-    monitor = Monitor(deps, watcher=SlowWatcher(deps, build_watcher(deps).alerts)).start()
+    made = build_watcher(deps)
+    slow = SlowWatcher(
+        made.alerts, runbook=made.runbook, settings=made.settings, rollbacks=made.rollbacks, clock=made.clock
+    )
+    monitor = build_monitor(deps, watcher=slow).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print("ready", flush=True)

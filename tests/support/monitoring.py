@@ -15,11 +15,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from bot.monitoring.alerts import ChannelPacer, Poster
-from bot.monitoring.service import build_watcher
 from bot.monitoring.store import MonitoringStore
 from bot.monitoring.watcher import Watcher
 from bot.runbook.transitions import CutoverTransition, notify
+from commands.monitoring import build_watcher
+from commands.monitoring_slack import ChannelPacer, SlackPoster
 from rehearsal.sim.slack_calls import ApiCall
 from rehearsal.sim.stack import Stack
 from tests.support.common import ADMIN, ADMIN2, CHANNEL, ROLES
@@ -138,7 +138,7 @@ def mon_stack(sqlite_url: str, fake_prom: FakePrometheus) -> Iterator[Stack]:
 
 def watcher(stack: Stack) -> Watcher:
     """The leader's watcher, without pacing (the pacer has its own test)."""
-    return build_watcher(stack.deps, poster=Poster(stack.deps.slack, ChannelPacer(0.0)))
+    return build_watcher(stack.deps, poster=SlackPoster(stack.deps.slack, ChannelPacer(0.0)))
 
 
 def store(stack: Stack) -> MonitoringStore:

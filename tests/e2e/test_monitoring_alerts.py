@@ -228,7 +228,7 @@ def test_alerts_in_one_channel_are_a_second_apart(sqlite_url: str, fake_prom: Fa
 
 
 def test_an_open_breach_fails_the_monitoring_clean_check(mon_stack: Stack, fake_prom: FakePrometheus) -> None:
-    from bot.cutover.engine import monitoring_clean
+    from bot.gate.composite import monitoring_clean
     from bot.gate.result import Verdict
     from bot.gate.service import GateService
 

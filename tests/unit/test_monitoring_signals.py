@@ -28,7 +28,8 @@ from bot.monitoring.signals import (
     promql,
     worst,
 )
-from bot.runbook.model import BOT_MEASURES, RunbookError, Signal, load_runbook
+from bot.runbook.load import load_runbook
+from bot.runbook.model import BOT_MEASURES, RunbookError, Signal
 from commands.charts import HEIGHT, LINE, THRESHOLD, WIDTH, line_chart
 from tests.unit.test_runbook import SHIPPED
 

@@ -41,6 +41,7 @@ from bot.gate.result import ProbeResult, unknown
 from bot.gate.runner import run_all
 from bot.gate.service import GateService
 from bot.storage.migrate import upgrade
+from commands.deps import gate_parts
 from commands.server.app import build_deps
 from rehearsal.sim import cosmos as sim_cosmos
 from rehearsal.sim.backend import SimBackend
@@ -86,7 +87,7 @@ def servers(args: argparse.Namespace, tmp: str) -> Iterator[GateService]:
         deps = build_deps(settings)
         upgrade(deps.engine)
         stack.callback(deps.engine.dispose)
-        service = GateService(deps)
+        service = GateService(gate_parts(deps))
         if service.tokens is not None:
             service.tokens.token()  # the token endpoint is not one of the 13 probes: warm its cache
         attest_manual_items(service)
@@ -99,10 +100,10 @@ def servers(args: argparse.Namespace, tmp: str) -> Iterator[GateService]:
 def attest_manual_items(service: GateService) -> None:
     """An admin's attestation of every gate item that needs one (the two manual items and go 7's web/mobile
     part), so a healthy run is GO."""
-    for _, item in gate_items(service.deps.runbook):
+    for _, item in gate_items(service.parts.runbook):
         if item.kind == "attested" or item.attestation is not None:
             row = Attestation(
-                check_id=item.id, version=SHA, evidence="bench", attested_by="UADMIN", attested_at=service.deps.now()
+                check_id=item.id, version=SHA, evidence="bench", attested_by="UADMIN", attested_at=service.parts.clock()
             )
             service.store.attest(row, Entry(Actor("", "UADMIN"), "gate.attested", "accepted", {"check_id": item.id}))
 
@@ -111,7 +112,7 @@ def single_probe_times(service: GateService) -> dict[str, float]:
     """Each of the 13 items evaluated alone (all its parts: probe, and attestation when it needs one), in a
     fresh context: seconds."""
     times: dict[str, float] = {}
-    for _, item in gate_items(service.deps.runbook):
+    for _, item in gate_items(service.parts.runbook):
         started = time.monotonic()
         ctx = service.context(f"ops-bench-{item.id}", started=started)
         parts = {key: task for key, task in service.tasks(ctx).items() if key in (item.id, attestation_key(item.id))}
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="opsbot-bench-gate-") as tmp, servers(args, tmp) as service:
-        cosmos = service.deps.cosmos is not None
+        cosmos = service.parts.cosmos is not None
         figures = report(service, measure(service, args.runs), args, cosmos)
     print(json.dumps(figures), flush=True)
     return 0

@@ -19,12 +19,11 @@ from bot.cutover.words import gate_summary
 from bot.drift.check import UNKNOWN, drift_line
 from bot.gate.composite import Evidence
 from bot.gate.context import plain
-from bot.gate.service import GateService
 from bot.gate.store import evaluation_view
 from bot.runbook.model import Stage
 from bot.text import safe, when
 from commands.common import Invocation, ephemeral, register_command
-from commands.deps import Deps
+from commands.deps import Deps, cutover_service
 from commands.errors import operator_message
 from commands.grammar.cutover import Advance, CutoverCommand, Status, parse
 from commands.views.blocks import as_dicts, notice_blocks
@@ -39,8 +38,14 @@ def plan(deps: Deps, inv: Invocation) -> CutoverCommand:
 
 
 def register(app: App, deps: Deps) -> None:
-    service = CutoverService(deps, GateService(deps))
-    deps.actions[NAME] = AdvanceSpec(service)
+    service = cutover_service(deps)
+    deps.actions[NAME] = AdvanceSpec(
+        service,
+        outbox=deps.approvals.outbox,
+        people=people_of(deps.directory),
+        announce_channel=deps.settings.announce_channel,
+        on_transition=deps.on_cutover_transition,
+    )
 
     register_command(
         app,

@@ -8,13 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.approvals.actions import ExecutionContext, Outcome
-from bot.approvals.outbox import Note
-from bot.approvals.policy import people_of
+from bot.approvals.outbox import Note, Outbox
 from bot.cutover.rules import AdvanceFacts, blockers, next_stage
 from bot.cutover.service import CutoverService
 from bot.errors import OpsbotError
 from bot.runbook.model import Stage
-from bot.runbook.transitions import CutoverTransition, notify
+from bot.runbook.transitions import CutoverTransition, Hook, notify
 from bot.storage.errors import StoreUnavailable
 from bot.text import reason_text, safe
 
@@ -32,6 +31,10 @@ def missing_text(facts: AdvanceFacts, missing: list[str], *, heading: str, peopl
 @dataclass
 class AdvanceSpec:
     service: CutoverService
+    outbox: Outbox
+    people: frozenset[str]  # the role holders the bot's own reasons may mention
+    announce_channel: str | None  # OPSBOT_ANNOUNCE_CHANNEL; else the request's channel
+    on_transition: list[Hook]  # monitoring opens its window here (filled in as listeners register)
 
     @property
     def name(self) -> str:
@@ -41,7 +44,7 @@ class AdvanceSpec:
         return f"Advance cutover: {params['from_name']} → {params['to_name']}"
 
     def effect(self, params: Mapping[str, Any]) -> str:
-        total = len(self.service.deps.runbook.stages)
+        total = len(self.service.runbook.stages)
         return (
             f"the cutover moves from stage {params['from_index']} *{safe(str(params['from_name']), 100)}* to "
             f"stage {int(params['from_index']) + 1} of {total}, *{safe(str(params['to_name']), 100)}*. When "
@@ -78,7 +81,7 @@ class AdvanceSpec:
                 facts,
                 missing,
                 heading="Not advanced: the preconditions no longer hold",
-                people=people_of(self.service.deps.directory),
+                people=self.people,
             )
             return Outcome(False, text, "not_applied", detail="; ".join(missing)[:2000])
         entered = self.service.enter(
@@ -100,7 +103,7 @@ class AdvanceSpec:
             )
         where = self._announce(ctx, facts, target)
         notify(
-            self.service.deps.on_cutover_transition,
+            self.on_transition,
             CutoverTransition(
                 seq=entered.seq,
                 from_stage=facts.current.id,
@@ -122,10 +125,10 @@ class AdvanceSpec:
         )
 
     def _announce_channel(self, params: Mapping[str, Any]) -> str:
-        return self.service.deps.settings.announce_channel or str(params["channel"])
+        return self.announce_channel or str(params["channel"])
 
     def _announce(self, ctx: ExecutionContext, facts: AdvanceFacts, target: Stage) -> str:
-        deps, channel = self.service.deps, self._announce_channel(ctx.params)
+        channel = self._announce_channel(ctx.params)
         total = len(facts.runbook.stages)
         index = facts.runbook.stage_index(target.id) + 1
         gate = facts.last_go.id if facts.last_go else "none"
@@ -139,7 +142,7 @@ class AdvanceSpec:
         )
         # Queued, not sent: the stage is entered and the approval recorded without waiting for Slack.
         try:
-            deps.approvals.outbox.enqueue([Note(f"cutover:{ctx.approval_id}:announce", "post", channel, text)])
+            self.outbox.enqueue([Note(f"cutover:{ctx.approval_id}:announce", "post", channel, text)])
         except StoreUnavailable as exc:
             log.error("rollout announcement not queued for %s: %s", channel, exc)
             return f":warning: The rollout announcement could not be queued for <#{channel}>; announce it by hand."

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
-from bot.audit.log import Actor, Entry
+from sqlalchemy import Engine
+
+from bot.audit.log import Actor, AuditLog, Entry
 from bot.cutover.engine import CheckStatus, RolledBack, StageEntry, rolled_back_under, stage_statuses
 from bot.cutover.history import deploy_facts, soak_of
 from bot.cutover.rules import AdvanceFacts, next_stage
 from bot.cutover.store import CutoverStore, Transition
 from bot.cutover.words import rollback_warning
 from bot.gate.service import GateService
+from bot.rollback.freeze import FreezeStore
 from bot.rollback.store import RollbackStore
-from bot.runbook.model import Stage
+from bot.runbook.model import Runbook, Stage
 from bot.storage.db import as_utc
 from bot.text import when
-from commands.deps import Deps
 
 
 @dataclass(frozen=True)
@@ -33,20 +37,32 @@ def checklist_json(statuses: list[CheckStatus]) -> str:
 
 
 class CutoverService:
-    def __init__(self, deps: Deps, gate: GateService) -> None:
-        self.deps = deps
+    def __init__(
+        self,
+        gate: GateService,
+        *,
+        engine: Engine,
+        audit: AuditLog,
+        runbook: Runbook,
+        freeze: FreezeStore,
+        clock: Callable[[], datetime],
+        soak_override_s: float | None = None,
+    ) -> None:
         self.gate = gate
-        self.store = CutoverStore(deps.engine, deps.audit)
+        self.engine, self.audit, self.runbook, self.freeze = engine, audit, runbook, freeze
+        self.clock = clock
+        self.soak_override_s = soak_override_s  # OPSBOT_SOAK_SECONDS (rehearsals): every soak replaced
+        self.store = CutoverStore(engine, audit)
 
     def position(self) -> Position:
-        runbook = self.deps.runbook
+        runbook = self.runbook
         entry = self.store.current()
         stage = runbook.stage(entry.stage_id) if entry else runbook.stages[0]
         return Position(stage, entry, runbook.stage_index(stage.id))
 
     def rolled_back(self, position: Position, deployed: str | None) -> RolledBack | None:
         """The last completed rollback, if it took away the release the current stage was entered on."""
-        row = RollbackStore(self.deps.engine, self.deps.audit).last_completed()
+        row = RollbackStore(self.engine, self.audit).last_completed()
         if row is None or row.closed_at is None:
             return None
         rolled = RolledBack(row.id, row.deployed, row.target, as_utc(row.closed_at))
@@ -75,7 +91,7 @@ class CutoverService:
         )
 
     def freeze_text(self) -> str | None:
-        freeze = self.deps.freeze.active()
+        freeze = self.freeze.active()
         if freeze is None:
             return None
         return f"{freeze.reason}; frozen by {freeze.owner} at {when(freeze.frozen_at)}"
@@ -84,14 +100,14 @@ class CutoverService:
         """Everything `/cutover advance` is decided on, read now (one health call, a few store reads)."""
         version, problem = self.gate.deployed_version(request_id, source=source)
         evidence = self.gate.evidence(version, problem)
-        runbook, position = self.deps.runbook, self.position()
+        runbook, position = self.runbook, self.position()
         current = position.stage
         statuses = stage_statuses(runbook, current, evidence)
         target = next_stage(runbook, current)
         deploy = None
         if target is not None and target.entry.backend_deploy_since:
             since_entry = self.store.entered(target.entry.backend_deploy_since)
-            deploy = deploy_facts(self.deps.engine, self.gate.store, since_entry)
+            deploy = deploy_facts(self.engine, self.gate.store, since_entry)
         return AdvanceFacts(
             runbook,
             current,
@@ -100,8 +116,8 @@ class CutoverService:
             self.gate.store.last_go(),
             self.freeze_text(),
             deploy,
-            soak_of(self.deps.engine, position.entry, evidence.now),
-            self.deps.settings.soak_seconds,
+            soak_of(self.engine, position.entry, evidence.now),
+            self.soak_override_s,
         )
 
     def enter(
@@ -120,7 +136,7 @@ class CutoverService:
         change = Transition(
             from_stage=facts.current.id,
             to_stage=target.id,
-            at=self.deps.now(),
+            at=self.clock(),
             version=facts.evidence.version,
             reason=reason,
             requested_by=requested_by,
@@ -139,4 +155,4 @@ class CutoverService:
         entry = Entry(
             Actor("", approved_by), "cutover.stage_entered", "applied", params, request_id, approval_id, channel
         )
-        return self.store.enter(change, first_stage=self.deps.runbook.stages[0].id, entry=entry)
+        return self.store.enter(change, first_stage=self.runbook.stages[0].id, entry=entry)

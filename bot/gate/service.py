@@ -13,8 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
-from bot.audit.log import Actor, Entry
+import httpx
+from sqlalchemy import Engine
+
+from bot.audit.log import Actor, AuditLog, Entry
+from bot.clients.backend import TradingBackend
 from bot.clients.backend_errors import BackendError
+from bot.clients.cosmos import CosmosReader
+from bot.clients.github import GitHub
 from bot.clients.tokens import TokenSource, build_token_source
 from bot.errors import OpsbotError
 from bot.gate.composite import Evidence
@@ -27,8 +33,8 @@ from bot.gate.runner import Task, run_all
 from bot.gate.store import GateStore, new_evaluation_id
 from bot.gate.warnings import collect, start
 from bot.monitoring.clean import open_breaches
-from bot.runbook.model import CheckItem
-from commands.deps import Deps
+from bot.runbook.model import CheckItem, Runbook
+from bot.settings import Settings
 
 log = logging.getLogger("opsbot.gate")
 
@@ -48,32 +54,47 @@ class Evaluation:
     warnings: tuple[str, ...] = ()  # shown above the verdict, never part of it (bot.gate.warnings)
 
 
+@dataclass(frozen=True)
+class GateParts:
+    """What one evaluation reads: the backend, GitHub, Cosmos (its probe-document key), the store."""
+
+    settings: Settings
+    runbook: Runbook
+    engine: Engine
+    audit: AuditLog
+    backend: TradingBackend
+    github: GitHub
+    http: httpx.Client
+    cosmos: CosmosReader | None
+    clock: Callable[[], datetime]
+
+
 class GateService:
-    def __init__(self, deps: Deps, *, tokens: TokenSource | None = None) -> None:
-        self.deps = deps
-        self.store = GateStore(deps.engine, deps.audit)
-        self.tokens = tokens if tokens is not None else build_token_source(deps.settings, deps.http)
+    def __init__(self, parts: GateParts, *, tokens: TokenSource | None = None) -> None:
+        self.parts = parts
+        self.store = GateStore(parts.engine, parts.audit)
+        self.tokens = tokens if tokens is not None else build_token_source(parts.settings, parts.http)
         self.overrides: dict[str, Probe] = {}  # probe name -> stand-in (the benchmark's hanging probe)
 
     @property
     def deadline_s(self) -> float:
-        return self.deps.settings.gate_deadline_seconds
+        return self.parts.settings.gate_deadline_seconds
 
     def context(self, request_id: str, *, started: float) -> GateContext:
-        d = self.deps
+        p = self.parts
         return GateContext(
-            d.settings,
-            d.runbook,
-            d.backend,
-            d.github,
-            d.http,
+            p.settings,
+            p.runbook,
+            p.backend,
+            p.github,
+            p.http,
             self.tokens,
-            d.cosmos_probe,
-            d.audit,
-            d.engine,
+            p.cosmos,
+            p.audit,
+            p.engine,
             self.store,
             request_id,
-            d.now(),
+            p.clock(),
             started + self.deadline_s,
         )
 
@@ -90,19 +111,19 @@ class GateService:
         return tasks
 
     def outcomes(self, results: dict[str, ProbeResult]) -> list[ItemOutcome]:
-        found = (item_outcome(section, item, results) for section, item in gate_items(self.deps.runbook))
+        found = (item_outcome(section, item, results) for section, item in gate_items(self.parts.runbook))
         return [outcome for outcome in found if outcome is not None]
 
     def evaluate(self, *, request_id: str, progress: Progress | None = None) -> Evaluation:
         """Run every go and no-go item at once; returns within the deadline (plus bookkeeping)."""
-        started, started_at = time.monotonic(), self.deps.now()
+        started, started_at = time.monotonic(), self.parts.clock()
         ctx = self.context(request_id, started=started)
-        warnings = start(self.deps.engine, self.deps.audit, self.deps.runbook, started_at)
+        warnings = start(self.parts.engine, self.parts.audit, self.parts.runbook, started_at)
         report = (lambda partial_: progress(self.outcomes(partial_), ctx.version_if_known()[0])) if progress else None
         results = run_all(self.tasks(ctx), deadline_s=self.deadline_s, progress=report, started=started)
         version, problem = ctx.version_if_known()
         outcomes = self.outcomes(results)
-        verdict = decide(self.deps.runbook, {o.item_id: o.result for o in outcomes})
+        verdict = decide(self.parts.runbook, {o.item_id: o.result for o in outcomes})
         noted = collect(warnings, ctx.deadline_at)
         evaluation = Evaluation(
             new_evaluation_id(),
@@ -149,11 +170,11 @@ class GateService:
     def deployed_version(self, request_id: str, *, source: str) -> tuple[str | None, str]:
         """The backend's version now (and noted as observed), or None and why not."""
         try:
-            version = self.deps.backend.health(request_id=request_id).data.version
+            version = self.parts.backend.health(request_id=request_id).data.version
         except BackendError as exc:
             return None, plain(exc.operator_text())
         try:
-            self.store.observe(version, at=self.deps.now(), source=source)
+            self.store.observe(version, at=self.parts.clock(), source=source)
         except OpsbotError:
             log.warning("could not record the observed backend version %s", version)
         return version, ""
@@ -165,10 +186,10 @@ class GateService:
             version,
             latest,
             attestations,
-            self.deps.now(),
-            timedelta(seconds=self.deps.settings.gate_max_age_seconds),
+            self.parts.clock(),
+            timedelta(seconds=self.parts.settings.gate_max_age_seconds),
             problem,
-            alerts=open_breaches(self.deps.engine, self.deps.audit, self.deps.runbook),
+            alerts=open_breaches(self.parts.engine, self.parts.audit, self.parts.runbook),
         )
 
 

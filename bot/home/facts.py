@@ -8,20 +8,25 @@ state), the rest comes from the store.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from bot.approvals.actions import ActionSpec
 from bot.approvals.machine import OPEN, Status
-from bot.approvals.outbox import METHOD
+from bot.approvals.outbox import METHOD, Outbox
 from bot.approvals.policy import ROLE_NAMES, Role
 from bot.approvals.store import params_of
+from bot.audit.log import AuditLog
+from bot.clients.backend import TradingBackend
 from bot.clients.backend_errors import BackendError
 from bot.cutover.engine import CheckState, stage_statuses
 from bot.cutover.service import CutoverService
 from bot.cutover.words import abbrev, gate_summary
 from bot.errors import OpsbotError
-from bot.gate.service import GateService
 from bot.gate.store import evaluation_view
 from bot.home.model import AlertLine, AuditLine, Decision, HomeFacts, PendingApproval
 from bot.monitoring.signals import against
@@ -29,10 +34,10 @@ from bot.monitoring.store import BREACH, MonitoringStore
 from bot.rollback.models import Rollback, RollbackStatus
 from bot.rollback.steps import current_step, headline
 from bot.rollback.store import RollbackStore
+from bot.runbook.model import Runbook
 from bot.storage.db import as_utc
 from bot.storage.models import Approval, AuditEvent, OutboxRow
 from bot.text import safe, when
-from commands.deps import Deps
 
 log = logging.getLogger("opsbot.home")
 
@@ -44,15 +49,29 @@ SHOWN_SCOPES = 15
 SLACK_BEHIND = timedelta(seconds=30)  # a message queued longer than this means Slack is not taking them
 
 
+@dataclass(frozen=True)
+class HomeParts:
+    """What the App Home reads: the cutover (and its gate), the outbox, the backend, the store."""
+
+    cutover: CutoverService
+    outbox: Outbox
+    backend: TradingBackend
+    runbook: Runbook
+    engine: Engine
+    audit: AuditLog
+    actions: Mapping[str, ActionSpec]
+    clock: Callable[[], datetime]
+
+
 class HomeSource:
-    def __init__(self, deps: Deps) -> None:
-        self.deps = deps
-        self.cutover = CutoverService(deps, GateService(deps))
-        self.rollbacks = RollbackStore(deps.engine, deps.audit)
-        self.monitoring = MonitoringStore(deps.engine, deps.audit)
+    def __init__(self, parts: HomeParts) -> None:
+        self.parts = parts
+        self.cutover = parts.cutover
+        self.rollbacks = RollbackStore(parts.engine, parts.audit)
+        self.monitoring = MonitoringStore(parts.engine, parts.audit)
 
     def facts(self) -> HomeFacts:
-        now = self.deps.now()
+        now = self.parts.clock()
         version, problem = self.cutover.gate.deployed_version("app-home", source="app home")
         stage, checklist = self._stage(version, problem)
         return HomeFacts(
@@ -72,7 +91,7 @@ class HomeSource:
 
     def _slack(self) -> str | None:
         """Channel messages Slack is behind on (waiting over SLACK_BEHIND), and those given up on in the last day."""
-        outbox = self.deps.approvals.outbox
+        outbox = self.parts.outbox
         since = outbox.now()
         waiting = outbox.pending_count(created_before=since - SLACK_BEHIND)
         lost = outbox.given_up(since=since - timedelta(days=1))
@@ -93,13 +112,13 @@ class HomeSource:
 
     def _stage(self, version: str | None, problem: str) -> tuple[str, str]:
         position = self.cutover.position()
-        total = len(self.deps.runbook.stages)
+        total = len(self.parts.runbook.stages)
         stage = f"*{position.index + 1} of {total}, {safe(position.stage.name, 100)}*"
         if position.entry is not None:
             stage += f" (since {when(position.entry.entered_at)})"
         if (rolled := self.cutover.rollback_warning(position, version)) is not None:
             stage += f"\n{rolled}"
-        statuses = stage_statuses(self.deps.runbook, position.stage, self.cutover.gate.evidence(version, problem))
+        statuses = stage_statuses(self.parts.runbook, position.stage, self.cutover.gate.evidence(version, problem))
         done = [s for s in statuses if s.state in (CheckState.PASSED, CheckState.ATTESTED)]
         open_ = [f"`{s.item.id}` ({s.state.value})" for s in statuses if s not in done]
         checklist = f"{len(done)} of {len(statuses)} done"
@@ -113,7 +132,7 @@ class HomeSource:
 
     def _halt(self) -> str:
         try:
-            control = self.deps.backend.trading_control(request_id="app-home").data
+            control = self.parts.backend.trading_control(request_id="app-home").data
         except BackendError as exc:
             return f"*Halt state:* unknown: {exc.operator_text()}"  # already escaped mrkdwn
         g = control.global_
@@ -147,7 +166,7 @@ class HomeSource:
         if window is None:
             return "no window open (one opens after each cutover advance)."
         try:
-            stage = self.deps.runbook.stage(window.stage_id).name
+            stage = self.parts.runbook.stage(window.stage_id).name
         except KeyError:
             stage = window.stage_id
         return (
@@ -156,7 +175,7 @@ class HomeSource:
         )
 
     def _approvals(self, now: datetime) -> list[PendingApproval]:
-        with Session(self.deps.engine, expire_on_commit=False) as session:
+        with Session(self.parts.engine, expire_on_commit=False) as session:
             query = select(Approval).where(
                 col(Approval.status).in_([s.value for s in OPEN]), col(Approval.expires_at) > now
             )
@@ -182,7 +201,7 @@ class HomeSource:
 
     def _decisions(self, now: datetime) -> list[Decision]:
         """Approvals decided in the last DECISIONS_FOR, newest first: each decider sees theirs on top."""
-        with Session(self.deps.engine, expire_on_commit=False) as session:
+        with Session(self.parts.engine, expire_on_commit=False) as session:
             # Not a break-glass halt's own requester (recorded as its decider): theirs is not a decision on a request.
             query = select(Approval).where(
                 col(Approval.decided_by).is_not(None),
@@ -203,11 +222,11 @@ class HomeSource:
         ]
 
     def _title(self, row: Approval) -> str:
-        spec = self.deps.actions.get(row.action)
+        spec = self.parts.actions.get(row.action)
         return spec.title(params_of(row)) if spec else row.action
 
     def _alerts(self) -> list[AlertLine]:
-        signals = {s.id: s for s in self.deps.runbook.signals()}
+        signals = {s.id: s for s in self.parts.runbook.signals()}
         rolled = self.rollbacks.last_completed()
         closed = as_utc(rolled.closed_at) if rolled is not None and rolled.closed_at is not None else None
         out = []
@@ -228,7 +247,7 @@ class HomeSource:
 
     def _audit(self) -> list[AuditLine]:
         try:
-            with Session(self.deps.engine) as session:
+            with Session(self.parts.engine) as session:
                 rows = session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(10))
                 return [AuditLine(r.seq, as_utc(r.at), r.user_id, r.action, r.outcome) for r in rows]
         except OpsbotError:

@@ -231,8 +231,9 @@ def test_an_open_breach_fails_the_monitoring_clean_check(mon_stack: Stack, fake_
     from bot.gate.composite import monitoring_clean
     from bot.gate.result import Verdict
     from bot.gate.service import GateService
+    from commands.deps import gate_parts
 
-    gate = GateService(mon_stack.deps)
+    gate = GateService(gate_parts(mon_stack.deps))
     assert monitoring_clean(gate.evidence("abc1234")).verdict is Verdict.PASS
     open_window(mon_stack)
     fake_prom.values = {"trading_web_chunk_bytes": 900_000.0}  # not a hard trigger: still clean

@@ -44,7 +44,6 @@ def build_runner(deps: Deps, store: RollbackStore) -> RollbackRunner:
         engine=deps.engine,
         backend=deps.backend,
         github=deps.github,
-        slack=deps.slack,
         freeze=deps.freeze,
         runbook=deps.runbook,
         cosmos=deps.cosmos,

@@ -15,7 +15,6 @@ from bot.approvals.store import params_of, view_of
 from bot.storage.models import Approval
 from bot.text import clip, safe, when
 from commands.server.deps import Deps
-from commands.views.blocks import approval_blocks, as_dicts
 
 STILL_IN_FORCE = (
     ":octagonal_sign: *The halt is still in force:* the bot never resumes on its own; lifting it "
@@ -82,9 +81,10 @@ def card_note(
     deps: Deps, row: Approval, *, status: str | None, buttons: bool | None = None, kind: str = "update", audit: str = ""
 ) -> Note:
     """The card as it should read now: `post` opens it, `update` replaces it (the latest one wins).
-    `audit`: the signed checkpoint's compact line, shown in the card's context (a witness)."""
-    blocks = as_dicts(approval_blocks(replace(card(deps, row, status=status, buttons=buttons), audit=audit)))
-    return Note(stream_of(row), kind, row.channel, fallback_text(deps, row), blocks)
+    `audit`: the signed checkpoint's compact line, shown in the card's context (a witness).
+    The notifier draws it (view "approval") when it delivers the note."""
+    shown = replace(card(deps, row, status=status, buttons=buttons), audit=audit)
+    return Note(stream_of(row), kind, row.channel, fallback_text(deps, row), view="approval", data=shown.data())
 
 
 def thread_note(row: Approval, text: str, *, broadcast: bool = False) -> Note:

@@ -31,7 +31,9 @@ METHOD = {"post": "chat.postMessage", "reply": "chat.postMessage", "update": "ch
 @dataclass(frozen=True)
 class Note:
     """One Slack effect: `post` opens the stream's message, `update` replaces it, `reply` posts in its
-    thread (`broadcast`: also to the channel), `respond` answers through a response_url."""
+    thread (`broadcast`: also to the channel), `respond` answers through a response_url.
+    `view` names how the notifier draws `data` (e.g. "approval": a Card's data, "notice": a text);
+    `blocks`, already drawn, is only ever set by rows queued before views existed."""
 
     stream: str
     kind: str
@@ -41,12 +43,16 @@ class Note:
     broadcast: bool = False
     url: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    view: str = ""
+    data: dict[str, Any] | None = None
 
     def payload(self) -> str:
         return json.dumps(
             {
                 "text": self.text,
                 "blocks": self.blocks,
+                "view": self.view,
+                "data": self.data,
                 "broadcast": self.broadcast,
                 "url": self.url,
                 "extra": self.extra,

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, and_, exists, func, or_, update
 from sqlalchemy.orm import aliased
@@ -59,6 +59,19 @@ class Note:
             },
             sort_keys=True,
         )
+
+
+class NotDelivered(Exception):
+    """Slack did not take a note sent straight to it (refused, unreachable)."""
+
+
+class Direct(Protocol):
+    """Slack, told at once and best-effort: only for when the store, and so the outbox, is down.
+    Both raise NotDelivered."""
+
+    def post(self, note: Note) -> None: ...
+
+    def update(self, note: Note, *, ts: str) -> None: ...
 
 
 def add_notes(session: Session, notes: Iterable[Note], *, now: datetime) -> int:

@@ -13,6 +13,7 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 from sqlalchemy import Engine
 
 from bot.approvals.actions import ActionSpec
+from bot.approvals.flow import Flow
 from bot.approvals.policy import Directory
 from bot.approvals.store import ApprovalStore
 from bot.audit.checkpointer import Checkpointer
@@ -23,6 +24,7 @@ from bot.clients.cosmos import CosmosReader
 from bot.clients.github import GitHub
 from bot.cutover.freeze import FreezeStore
 from bot.cutover.transitions import Hook
+from bot.halt.breakglass import BreakGlassHalts
 from bot.metrics import Metrics
 from bot.runbook.model import Runbook
 from bot.settings import Settings
@@ -72,6 +74,9 @@ class Deps:
     checkpoints: Checkpointer | None = None
     # Called once per cutover stage entered (bot.cutover.transitions.notify); monitoring opens its window here.
     on_cutover_transition: list[Hook] = field(default_factory=list)
+    # The domain services, built from the fields above once they are all there (commands.server.services).
+    flow: Flow = field(init=False)
+    breakglass: BreakGlassHalts = field(init=False)
 
     def now(self) -> datetime:
         return self.clock()

@@ -6,7 +6,6 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot.approvals import flow
 from bot.approvals.machine import Verb
 from commands.common import Invocation, after_ack, guarded
 from commands.deps import Deps
@@ -30,8 +29,8 @@ def register(app: App, deps: Deps) -> None:
                     inv,
                     respond,
                     "approval",
-                    lambda: flow.decide_click(
-                        deps, approval_id=approval_id, verb=verb, actor=inv.actor, request_id=inv.request_id
+                    lambda: deps.flow.decide_click(
+                        approval_id=approval_id, verb=verb, actor=inv.actor, request_id=inv.request_id
                     ),
                 ),
                 critical=True,

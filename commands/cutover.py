@@ -6,7 +6,6 @@ import json
 
 from slack_bolt import App, Respond
 
-from bot.approvals import flow
 from bot.approvals.policy import Role, check_request, people_of
 from bot.audit.log import Entry
 from bot.clients.backend_errors import BackendError
@@ -103,8 +102,7 @@ def _request(deps: Deps, service: CutoverService, inv: Invocation, command: Adva
         "version": facts.evidence.version,
         "gate_id": facts.last_go.id if facts.last_go else None,
     }
-    flow.open_request(
-        deps,
+    deps.flow.open_request(
         spec=deps.actions[NAME],
         params=params,
         actor=inv.actor,

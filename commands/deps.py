@@ -13,6 +13,7 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 from sqlalchemy import Engine
 
 from bot.approvals.actions import ActionSpec
+from bot.approvals.flow import Flow
 from bot.approvals.policy import Directory
 from bot.approvals.store import ApprovalStore
 from bot.audit.checkpointer import Checkpointer
@@ -24,6 +25,7 @@ from bot.clients.cosmos import CosmosReader
 from bot.clients.github import GitHub
 from bot.cutover.service import CutoverService
 from bot.gate.service import GateParts, GateService
+from bot.halt.breakglass import BreakGlassHalts
 from bot.home.facts import HomeParts, HomeSource
 from bot.metrics import Metrics
 from bot.rollback.freeze import FreezeStore
@@ -75,6 +77,9 @@ class Deps:
     checkpoints: Checkpointer | None = None
     # Called once per cutover stage entered (bot.runbook.transitions.notify); monitoring opens its window here.
     on_cutover_transition: list[Hook] = field(default_factory=list)
+    # The domain services, built from the fields above once they are all there (commands.server.services).
+    flow: Flow = field(init=False)
+    breakglass: BreakGlassHalts = field(init=False)
 
     def now(self) -> datetime:
         return self.clock()

@@ -8,14 +8,13 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from slack_bolt import App, Respond
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.approvals import flow
 from bot.approvals.policy import Role, check_request
 from bot.audit.log import Entry
 from bot.clients.backend_errors import BackendError, backend_audit_detail
 from bot.drift.check import drift_line
 from bot.gate.warnings import gate_warnings
 from bot.halt.actions import ControlSpec, status_text, trace_line
-from bot.halt.breakglass import BreakGlass, halt_now
+from bot.halt.breakglass import BreakGlass
 from bot.halt.people import LOOKED_AT, halt_origins
 from commands.common import Invocation, ephemeral, register_command
 from commands.deps import Deps
@@ -121,14 +120,13 @@ def _request(deps: Deps, inv: Invocation, command: ControlRequest, respond: Resp
         req = BreakGlass(
             inv.actor, inv.channel, inv.request_id, command.scope, command.reason, inv.replay_key, respond.response_url
         )
-        halt_now(deps, req, tell=lambda text: ephemeral(respond, text))
+        deps.breakglass.halt_now(req, tell=lambda text: ephemeral(respond, text))
         return
     spec = deps.actions[command.action]
     params: dict[str, object] = {"scope": command.scope, "reason": command.reason}
     if command.action == "resume":  # what monitoring knows that argues against trading again
         params["warnings"] = list(gate_warnings(deps.engine, deps.audit, deps.runbook, deps.now()))
-    flow.open_request(
-        deps,
+    deps.flow.open_request(
         spec=spec,
         params=params,
         actor=inv.actor,

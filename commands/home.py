@@ -14,7 +14,6 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk.errors import SlackApiError
 
-from bot.approvals import flow
 from bot.approvals.machine import Verb
 from bot.errors import OpsbotError
 from commands.common import Invocation, after_ack, first_take_or_unknown, request_scope
@@ -60,7 +59,7 @@ def click(deps: Deps, inv: Invocation, approval_id: str, verb: Verb) -> str | No
     """Decide one click from the home; the notice to show at the top of the home afterwards, or None
     when it was decided (the home then shows the decision and where it is now, commands.views.home.decision_line)."""
     try:
-        flow.decide_click(deps, approval_id=approval_id, verb=verb, actor=inv.actor, request_id=inv.request_id)
+        deps.flow.decide_click(approval_id=approval_id, verb=verb, actor=inv.actor, request_id=inv.request_id)
     except OpsbotError as exc:
         return f":no_entry: {operator_message(exc)}"
     except SlackApiError as exc:

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackObjectFormationError
 
 from bot.approvals.outbox import DELIVERED, GIVEN_UP, METHOD, Outbox, payload_of
 from bot.audit.log import SYSTEM, AuditLog, Entry
@@ -28,6 +28,7 @@ from bot.storage.db import as_utc
 from bot.storage.errors import StoreUnavailable
 from bot.storage.models import OutboxRow
 from commands.refusals import refusal_of
+from commands.views.blocks import render
 
 log = logging.getLogger("opsbot.notifier")
 
@@ -207,8 +208,9 @@ class Notifier:
             self._respond(str(payload["url"]), payload)
             return None
         args: dict[str, Any] = {"channel": row.channel, "text": payload["text"]}
-        if payload.get("blocks") is not None:
-            args["blocks"] = payload["blocks"]
+        blocks = _drawn(payload)
+        if blocks is not None:
+            args["blocks"] = blocks
         parent = self.outbox.stream_ts(row.stream) if row.kind in ("update", "reply") else None
         if row.kind == "update" and parent:
             return self._call("chat_update", ts=parent, **args)
@@ -234,8 +236,9 @@ class Notifier:
 
     def _respond(self, url: str, payload: dict[str, Any]) -> None:
         body = {"text": payload["text"], "response_type": "ephemeral", "replace_original": False}
-        if payload.get("blocks") is not None:
-            body["blocks"] = payload["blocks"]
+        blocks = _drawn(payload)
+        if blocks is not None:
+            body["blocks"] = blocks
         try:
             answer = self.http.post(url, json=body, timeout=self.config.slack_timeout_s)
         except httpx.HTTPError as exc:
@@ -246,6 +249,21 @@ class Notifier:
             raise Retry(f"HTTP {answer.status_code}")
         if answer.status_code >= 400:  # expired or used up: Slack will never take it
             raise Final(f"response_url refused: HTTP {answer.status_code}")
+
+
+def blocks_of(payload: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """A note's blocks: as queued (rows written before views), else drawn from its view and data now."""
+    if payload.get("blocks") is not None:
+        return list(payload["blocks"])
+    view = payload.get("view")
+    return render(str(view), payload.get("data") or {}) if view else None
+
+
+def _drawn(payload: dict[str, Any]) -> list[dict[str, Any]] | None:
+    try:
+        return blocks_of(payload)
+    except (KeyError, TypeError, ValueError, SlackObjectFormationError) as exc:  # it would fail every time
+        raise Final(f"the message could not be drawn: {type(exc).__name__}: {exc}", "invalid_blocks") from exc
 
 
 def _retry_after(headers: Any) -> float:

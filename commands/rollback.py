@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 from slack_bolt import App, Respond
 
-from bot.approvals import flow
 from bot.approvals.machine import Status
 from bot.approvals.policy import Role, check_request
 from bot.approvals.store import view_of
@@ -44,7 +43,6 @@ def build_runner(deps: Deps, store: RollbackStore) -> RollbackRunner:
         engine=deps.engine,
         backend=deps.backend,
         github=deps.github,
-        slack=deps.slack,
         freeze=deps.freeze,
         runbook=deps.runbook,
         cosmos=deps.cosmos,
@@ -180,8 +178,7 @@ def _request(deps: Deps, inv: Invocation, command: RollbackRequest, respond: Res
     if refusal is not None:  # a card nobody could approve would only block the next request
         _refuse(deps, inv, respond, f":no_entry: Not requested: {refusal}.", "refused")
         return
-    flow.open_request(
-        deps,
+    deps.flow.open_request(
         spec=deps.actions["rollback"],
         params=params,
         actor=inv.actor,

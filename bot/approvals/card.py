@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -27,3 +29,13 @@ class Card:
     # The approver's confirm dialog: a question and what the click does (plain words, not mrkdwn).
     confirm_title: str = ""
     confirm_text: str = ""
+
+    def data(self) -> dict[str, Any]:
+        """The card as JSON-ready plain data: what an outbox note carries (view "approval")."""
+        found = asdict(self)
+        found["expires_at"] = self.expires_at.isoformat()
+        return found
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> Card:
+        return cls(**{**data, "expires_at": datetime.fromisoformat(str(data["expires_at"]))})

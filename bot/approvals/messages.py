@@ -3,19 +3,20 @@ update and answer in its thread. No decisions, and no Slack calls: the notifier 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 
-from bot.approvals.actions import Outcome
+from bot.approvals.actions import ActionSpec, Outcome
 from bot.approvals.card import Card
 from bot.approvals.machine import Status, status_command
 from bot.approvals.outbox import Note
-from bot.approvals.policy import ROLE_NAMES, Role
+from bot.approvals.policy import ROLE_NAMES, Directory, Role
 from bot.approvals.store import params_of, view_of
 from bot.storage.models import Approval
 from bot.text import clip, safe, when
-from commands.deps import Deps
-from commands.views.blocks import approval_blocks, as_dicts
+
+Actions = Mapping[str, ActionSpec]
 
 STILL_IN_FORCE = (
     ":octagonal_sign: *The halt is still in force:* the bot never resumes on its own; lifting it "
@@ -39,8 +40,8 @@ def stream_of(row: Approval) -> str:
     return f"approval:{row.id}"
 
 
-def card(deps: Deps, row: Approval, *, status: str | None = None, buttons: bool | None = None) -> Card:
-    spec = deps.actions[row.action]
+def card(actions: Actions, row: Approval, *, status: str | None = None, buttons: bool | None = None) -> Card:
+    spec = actions[row.action]
     params = params_of(row)
     view = view_of(row)
     open_ = view.status in (Status.PENDING, Status.AWAITING_CONFIRMATION)
@@ -79,12 +80,19 @@ def confirm_dialog(spec: object, params: dict[str, object], *, confirming: bool)
 
 
 def card_note(
-    deps: Deps, row: Approval, *, status: str | None, buttons: bool | None = None, kind: str = "update", audit: str = ""
+    actions: Actions,
+    row: Approval,
+    *,
+    status: str | None,
+    buttons: bool | None = None,
+    kind: str = "update",
+    audit: str = "",
 ) -> Note:
     """The card as it should read now: `post` opens it, `update` replaces it (the latest one wins).
-    `audit`: the signed checkpoint's compact line, shown in the card's context (a witness)."""
-    blocks = as_dicts(approval_blocks(replace(card(deps, row, status=status, buttons=buttons), audit=audit)))
-    return Note(stream_of(row), kind, row.channel, fallback_text(deps, row), blocks)
+    `audit`: the signed checkpoint's compact line, shown in the card's context (a witness).
+    The notifier draws it (view "approval") when it delivers the note."""
+    shown = replace(card(actions, row, status=status, buttons=buttons), audit=audit)
+    return Note(stream_of(row), kind, row.channel, fallback_text(actions, row), view="approval", data=shown.data())
 
 
 def thread_note(row: Approval, text: str, *, broadcast: bool = False) -> Note:
@@ -101,9 +109,9 @@ def outcome_note(row: Approval, approver: str, outcome: Outcome) -> Note:
     return thread_note(row, f"{outcome.summary}\n{who} Approval `{row.id}`.", broadcast=row.action in BROADCAST)
 
 
-def fallback_text(deps: Deps, row: Approval) -> str:
+def fallback_text(actions: Actions, row: Approval) -> str:
     head = "BREAK-GLASS " if row.break_glass else ""
-    return f"{head}{safe(deps.actions[row.action].title(params_of(row)), 150)} ({row.status})"
+    return f"{head}{safe(actions[row.action].title(params_of(row)), 150)} ({row.status})"
 
 
 def status_text(row: Approval, by: str) -> str:
@@ -139,3 +147,14 @@ def after_text(row: Approval, approver: str, outcome: Outcome, target: Status, *
         )
     who = "Break-glass" if row.break_glass else f"Approved by <@{approver}>"
     return f"{who}. {outcome.summary}"
+
+
+def escalation_note(actions: Actions, directory: Directory, row: Approval, *, why: str) -> Note:
+    """A break-glass nobody confirmed, disputed or cut short: the halt authorities are called in."""
+    holders = " ".join(f"<@{u}>" for u in sorted(directory.holders(Role.HALT_AUTHORITY)))
+    title = safe(actions[row.action].title(params_of(row)), 150)
+    text = (
+        f":rotating_light: *Escalation:* break-glass `{title}` by <@{row.requester}> was {why}. "
+        f"{holders or 'No halt authorities are configured.'} please review. The bot never resumes on its own."
+    )
+    return thread_note(row, text, broadcast=True)

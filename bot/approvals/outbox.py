@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, and_, exists, func, or_, update
 from sqlalchemy.orm import aliased
@@ -31,7 +31,9 @@ METHOD = {"post": "chat.postMessage", "reply": "chat.postMessage", "update": "ch
 @dataclass(frozen=True)
 class Note:
     """One Slack effect: `post` opens the stream's message, `update` replaces it, `reply` posts in its
-    thread (`broadcast`: also to the channel), `respond` answers through a response_url."""
+    thread (`broadcast`: also to the channel), `respond` answers through a response_url.
+    `view` names how the notifier draws `data` (e.g. "approval": a Card's data, "notice": a text);
+    `blocks`, already drawn, is only ever set by rows queued before views existed."""
 
     stream: str
     kind: str
@@ -41,18 +43,35 @@ class Note:
     broadcast: bool = False
     url: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    view: str = ""
+    data: dict[str, Any] | None = None
 
     def payload(self) -> str:
         return json.dumps(
             {
                 "text": self.text,
                 "blocks": self.blocks,
+                "view": self.view,
+                "data": self.data,
                 "broadcast": self.broadcast,
                 "url": self.url,
                 "extra": self.extra,
             },
             sort_keys=True,
         )
+
+
+class NotDelivered(Exception):
+    """Slack did not take a note sent straight to it (refused, unreachable)."""
+
+
+class Direct(Protocol):
+    """Slack, told at once and best-effort: only for when the store, and so the outbox, is down.
+    Both raise NotDelivered."""
+
+    def post(self, note: Note) -> None: ...
+
+    def update(self, note: Note, *, ts: str) -> None: ...
 
 
 def add_notes(session: Session, notes: Iterable[Note], *, now: datetime) -> int:

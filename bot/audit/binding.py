@@ -9,24 +9,24 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, col, select
 
 from bot.approvals.actions import Outcome
 from bot.approvals.messages import thread_note
 from bot.approvals.outbox import Note
-from bot.approvals.policy import Role
-from bot.audit.log import Actor, Entry, row_hash, sha256
+from bot.approvals.policy import Directory, Role
+from bot.audit.log import Actor, AuditLog, Entry, row_hash, sha256
 from bot.storage.models import Approval, AuditEvent
 from bot.text import safe
-from commands.deps import Deps
 
 log = logging.getLogger("opsbot.flow")
 
 
-def requested_row(deps: Deps, approval_id: str) -> AuditEvent | None:
+def requested_row(engine: Engine, approval_id: str) -> AuditEvent | None:
     """The approval's first audit row: its `requested` (or `break_glass`) step."""
-    with Session(deps.engine) as session:
+    with Session(engine) as session:
         query = select(AuditEvent).where(col(AuditEvent.approval_id) == approval_id)
         return session.exec(query.order_by(col(AuditEvent.seq)).limit(1)).first()
 
@@ -45,47 +45,53 @@ def mismatch(row: Approval, recorded: AuditEvent | None) -> str:
     return ""
 
 
-def check(deps: Deps, row: Approval) -> str:
-    try:
-        recorded = requested_row(deps, row.id)
-    except (OperationalError, DBAPIError) as exc:
-        if row.action == "halt":  # fail safe in the safe direction: a halt must happen
-            log.warning("could not read the request row of %s (%s); halting all the same", row.id, type(exc).__name__)
-            return ""
-        return "the audit log could not be read to confirm what was requested"
-    return mismatch(row, recorded)
+class Binding:
+    """Checks an approval against its request row before it runs; audits and escalates a mismatch."""
 
+    def __init__(self, engine: Engine, audit: AuditLog, directory: Directory) -> None:
+        self._engine, self._audit, self._directory = engine, audit, directory
 
-def refused(deps: Deps, row: Approval, *, approver: str, request_id: str, why: str) -> Outcome:
-    """Audit the refusal (before anything else); the caller records the failure and then `escalate`s."""
-    log.error("approval %s refused: it does not match its request in the audit log: %s", row.id, why)
-    deps.audit.record(
-        Entry(
-            Actor(row.team_id, approver),
-            f"{row.action}.binding_refused",
-            "denied",
-            {"approval_id": row.id, "action": row.action, "params_hash": row.params_hash},
-            request_id,
-            row.id,
-            row.channel,
-            why,
+    def check(self, row: Approval) -> str:
+        try:
+            recorded = requested_row(self._engine, row.id)
+        except (OperationalError, DBAPIError) as exc:
+            if row.action == "halt":  # fail safe in the safe direction: a halt must happen
+                log.warning(
+                    "could not read the request row of %s (%s); halting all the same", row.id, type(exc).__name__
+                )
+                return ""
+            return "the audit log could not be read to confirm what was requested"
+        return mismatch(row, recorded)
+
+    def refused(self, row: Approval, *, approver: str, request_id: str, why: str) -> Outcome:
+        """Audit the refusal (before anything else); the caller records the failure and then escalates."""
+        log.error("approval %s refused: it does not match its request in the audit log: %s", row.id, why)
+        self._audit.record(
+            Entry(
+                Actor(row.team_id, approver),
+                f"{row.action}.binding_refused",
+                "denied",
+                {"approval_id": row.id, "action": row.action, "params_hash": row.params_hash},
+                request_id,
+                row.id,
+                row.channel,
+                why,
+            )
         )
-    )
-    return Outcome(
-        False,
-        ":no_entry: *Not run:* this approval no longer matches what was requested "
-        f"({safe(why, 300)}). It was changed outside the bot; escalated.",
-        "failed",
-        detail=f"approval does not match its request row: {why}",
-    )
+        return Outcome(
+            False,
+            ":no_entry: *Not run:* this approval no longer matches what was requested "
+            f"({safe(why, 300)}). It was changed outside the bot; escalated.",
+            "failed",
+            detail=f"approval does not match its request row: {why}",
+        )
 
-
-def escalation_note(deps: Deps, row: Approval, *, why: str) -> Note:
-    holders = sorted(deps.directory.holders(Role.HALT_AUTHORITY) | deps.directory.holders(Role.ADMIN))
-    text = (
-        f":rotating_light: *Escalation:* approval `{row.id}` was refused at execution: {safe(why, 300)}. "
-        f"The approvals table was changed outside the bot; nothing was sent to the backend. "
-        f"{' '.join(f'<@{u}>' for u in holders) or 'No halt authorities or admins are configured.'} "
-        "please review, and run `opsbot audit verify`."
-    )
-    return thread_note(row, text, broadcast=True)
+    def escalation_note(self, row: Approval, *, why: str) -> Note:
+        holders = sorted(self._directory.holders(Role.HALT_AUTHORITY) | self._directory.holders(Role.ADMIN))
+        text = (
+            f":rotating_light: *Escalation:* approval `{row.id}` was refused at execution: {safe(why, 300)}. "
+            f"The approvals table was changed outside the bot; nothing was sent to the backend. "
+            f"{' '.join(f'<@{u}>' for u in holders) or 'No halt authorities or admins are configured.'} "
+            "please review, and run `opsbot audit verify`."
+        )
+        return thread_note(row, text, broadcast=True)

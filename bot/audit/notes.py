@@ -6,26 +6,35 @@ from __future__ import annotations
 
 import logging
 
-from bot.approvals.messages import card_note
+from bot.approvals.messages import Actions, card_note
 from bot.approvals.outbox import Note
-from bot.audit import binding as audit_binding
+from bot.approvals.store import ApprovalStore
+from bot.audit.binding import Binding
+from bot.audit.checkpointer import Checkpointer
 from bot.storage.errors import StoreUnavailable
 from bot.storage.models import Approval
-from commands.deps import Deps
 
 log = logging.getLogger("opsbot.flow")
 
 
-def after_execution(deps: Deps, row: Approval, *, status: str, buttons: bool | None, unbound: str) -> None:
-    notes: list[Note] = []
-    checkpoint = deps.checkpoints.after_action() if deps.checkpoints is not None else None  # never raises
-    try:
-        if checkpoint is not None:
-            latest = deps.approvals.get(approval_id=row.id) or row  # the card as recorded, now with its witness
-            notes.append(card_note(deps, latest, status=status, buttons=buttons, audit=checkpoint.compact()))
-        if unbound:
-            notes.append(audit_binding.escalation_note(deps, row, why=unbound))
-        if notes:
-            deps.approvals.outbox.enqueue(notes)
-    except StoreUnavailable as exc:  # the outcome itself is recorded and queued already
-        log.warning("could not queue the audit notes of %s: %s", row.id, exc)
+class AuditNotes:
+    def __init__(
+        self, approvals: ApprovalStore, actions: Actions, binding: Binding, checkpoints: Checkpointer | None
+    ) -> None:
+        self._approvals, self._actions, self._binding, self._checkpoints = approvals, actions, binding, checkpoints
+
+    def after_execution(self, row: Approval, *, status: str, buttons: bool | None, unbound: str) -> None:
+        notes: list[Note] = []
+        checkpoint = self._checkpoints.after_action() if self._checkpoints is not None else None  # never raises
+        try:
+            if checkpoint is not None:
+                latest = self._approvals.get(approval_id=row.id) or row  # the card as recorded, now with its witness
+                notes.append(
+                    card_note(self._actions, latest, status=status, buttons=buttons, audit=checkpoint.compact())
+                )
+            if unbound:
+                notes.append(self._binding.escalation_note(row, why=unbound))
+            if notes:
+                self._approvals.outbox.enqueue(notes)
+        except StoreUnavailable as exc:  # the outcome itself is recorded and queued already
+            log.warning("could not queue the audit notes of %s: %s", row.id, exc)

@@ -12,7 +12,6 @@ from itertools import count
 from bot.approvals.outbox import Note, Outbox
 from bot.storage.errors import StoreUnavailable
 from bot.text import clip
-from commands.views.blocks import as_dicts, notice_blocks
 
 log = logging.getLogger("opsbot.rollback")
 
@@ -27,11 +26,11 @@ class Messages:
         return f"rollback:{self._id}:progress"
 
     def post_progress(self, channel: str, text: str) -> bool:
-        return self._queue(Note(self.progress_stream, "post", channel, clip(text, 3000), _blocks(text)))
+        return self._queue(_notice(self.progress_stream, "post", channel, text))
 
     def update_progress(self, channel: str, text: str) -> None:
         """The latest state of the progress message (updates not yet sent are replaced by this one)."""
-        self._queue(Note(self.progress_stream, "update", channel, clip(text, 3000), _blocks(text)))
+        self._queue(_notice(self.progress_stream, "update", channel, text))
 
     def outcome(self, channel: str, text: str) -> bool:
         """The outcome as a new message in the approval card's thread, shown in the channel too."""
@@ -51,5 +50,6 @@ class Messages:
         return True
 
 
-def _blocks(text: str) -> list[dict[str, object]]:
-    return as_dicts(notice_blocks(text))
+def _notice(stream: str, kind: str, channel: str, text: str) -> Note:
+    """Drawn by the notifier as a notice (commands.views.blocks): the whole text, in sections."""
+    return Note(stream, kind, channel, clip(text, 3000), view="notice", data={"text": text})

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from slack_sdk import WebClient
 from sqlalchemy import Engine
 
 from bot.approvals.outbox import Outbox
@@ -62,7 +61,6 @@ class RunnerParts:
     engine: Engine
     backend: TradingBackend
     github: GitHub
-    slack: WebClient
     freeze: FreezeStore
     runbook: Runbook
     cosmos: CosmosReader | None

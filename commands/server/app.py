@@ -15,10 +15,11 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 from sqlalchemy import Engine
 
-from bot.approvals import flow
 from bot.approvals.outbox import Outbox
 from bot.approvals.policy import Directory
+from bot.approvals.refused import card_refused
 from bot.approvals.store import ApprovalStore
+from bot.approvals.sweep import sweep
 from bot.audit.checkpointer import Checkpointer
 from bot.audit.journal import Journal
 from bot.audit.keys import configured_key
@@ -29,7 +30,6 @@ from bot.clients.cosmos import build_cosmos
 from bot.clients.deadline import deadline_client
 from bot.clients.github import GitHub
 from bot.clients.tokens import build_token_source
-from bot.halt.breakglass import merge_journal
 from bot.ids import default_replica
 from bot.metrics import Metrics
 from bot.rollback.freeze import FreezeStore
@@ -38,6 +38,8 @@ from bot.settings import Settings
 from bot.storage.db import make_engine
 from commands.deps import Deps, slack_client
 from commands.notifier import Notifier, NotifierConfig
+from commands.refusals import classify
+from commands.server.services import attach_services
 
 log = logging.getLogger("opsbot.app")
 
@@ -60,7 +62,7 @@ def build_deps(settings: Settings, *, slack: WebClient | None = None, backend: T
         token=settings.github_token.get_secret_value() if settings.github_token else None,
         repository=settings.github_repository,
     )
-    return Deps(
+    deps = Deps(
         settings=settings,
         directory=Directory.from_settings(settings),
         engine=engine,
@@ -80,6 +82,8 @@ def build_deps(settings: Settings, *, slack: WebClient | None = None, backend: T
         cosmos_probe=build_cosmos(settings),
         checkpoints=_checkpointer(settings, engine, replica),
     )
+    attach_services(deps)
+    return deps
 
 
 def _checkpointer(settings: Settings, engine: Engine, replica: str) -> Checkpointer:
@@ -104,7 +108,9 @@ def start_notifier(deps: Deps, config: NotifierConfig | None = None) -> Notifier
         replica=deps.replica,
         config=config,
     )
-    deps.approvals.outbox.on_given_up.append(lambda row, error: flow.card_refused(deps, row, error))
+    deps.approvals.outbox.on_given_up.append(
+        lambda row, error: card_refused(deps.flow, row, classify(error, channel=row.channel))
+    )
     return notifier.start()
 
 
@@ -183,7 +189,7 @@ class Sweeper:
     def _run(self) -> None:
         while True:
             try:
-                flow.sweep(self._deps)
+                sweep(self._deps.flow)
             except Exception:
                 log.exception("sweep failed; will try again")
             self.catch_up()
@@ -195,7 +201,7 @@ class Sweeper:
     def catch_up(self) -> None:
         """Merge the journal once the store is back; forget replay keys past Slack's window."""
         try:
-            merge_journal(self._deps)
+            self._deps.breakglass.merge_journal()
             self._deps.replays.prune()
         except Exception as exc:  # the store is still out: the next round tries again
             log.warning("journal merge postponed: %s", type(exc).__name__)

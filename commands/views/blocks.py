@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -99,3 +100,15 @@ def as_dicts(blocks: Sequence[Block]) -> list[dict[str, object]]:
         block.validate_json()
         out.append(block.to_dict())
     return out
+
+
+# How the notifier draws an outbox note's view from its plain data (bot.approvals.outbox.Note).
+RENDERERS: dict[str, Callable[[Mapping[str, Any]], list[Block]]] = {
+    "approval": lambda data: approval_blocks(Card.from_data(data)),
+    "notice": lambda data: notice_blocks(str(data["text"])),
+}
+
+
+def render(view: str, data: Mapping[str, Any]) -> list[dict[str, object]]:
+    """A note's blocks; KeyError for a view nobody draws, SlackObjectFormationError for invalid blocks."""
+    return as_dicts(RENDERERS[view](data))

@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.approvals import flow
 from bot.approvals.machine import EXECUTION_LEASE, MAX_RESUMES, Status, Transition
 from bot.approvals.store import ApprovalStore
+from bot.approvals.sweep import sweep
 from bot.audit.log import SYSTEM, Actor, AuditLog
 from bot.storage.db import make_engine
 from bot.storage.migrate import upgrade
@@ -127,9 +127,9 @@ def test_unrecordable_outcome_is_told_honestly_then_resumed_with_the_same_key(st
     assert steps(stack, approval_id) == ["halt.requested:accepted", "halt.approved:accepted"]
 
     clock.advance(LEASE_S - 1)
-    assert flow.sweep(stack.deps) == 0  # its claimant's lease still holds
+    assert sweep(stack.deps.flow) == 0  # its claimant's lease still holds
     clock.advance(2)
-    assert flow.sweep(stack.deps) == 1
+    assert sweep(stack.deps.flow) == 1
     wait_until(lambda: status_of(stack, approval_id) == "executed")
     assert halt_posts(stack) == 2 and one_halt_applied(stack)  # re-sent, replayed by the backend
     assert steps(stack, approval_id) == [
@@ -141,7 +141,7 @@ def test_unrecordable_outcome_is_told_honestly_then_resumed_with_the_same_key(st
     stack.peer.wait_for(lambda _: bool(thread_replies(stack, "Resumed")) and bool(thread_replies(stack, "Applied")))
     wait_until(lambda: "Applied" in message_text(stack, ts) and "NOT recorded" not in message_text(stack, ts))
     assert not has_buttons(stack, ts)
-    assert flow.sweep(stack.deps) == 0
+    assert sweep(stack.deps.flow) == 0
     assert stack.deps.audit.verify().ok
 
 
@@ -176,7 +176,7 @@ def test_bot_that_died_after_its_claim_is_resumed_once_by_racing_replicas(stack:
 
     def replica() -> None:
         barrier.wait(timeout=10)
-        counts.append(flow.sweep(stack.deps))
+        counts.append(sweep(stack.deps.flow))
 
     threads = [threading.Thread(target=replica) for _ in range(4)]
     for t in threads:
@@ -209,7 +209,7 @@ def test_execution_resumed_too_often_is_interrupted_saying_what_is_known(stack: 
         assert [r.id for r in lapsed] == [approval_id]
         assert stack.deps.approvals.take_over(row=lapsed[0], actor=SYSTEM, now=clock.now)
     clock.advance(LEASE_S + 1)
-    assert flow.sweep(stack.deps) == 1
+    assert sweep(stack.deps.flow) == 1
     assert status_of(stack, approval_id) == "failed" and halt_posts(stack) == 0
     text = text_of(updates_saying(stack, "Interrupted, outcome unknown").args)
     assert f"sent it {MAX_RESUMES + 1} times" in text and f"`{approval_id}:halt`" in text
@@ -234,7 +234,7 @@ def test_break_glass_whose_outcome_cannot_be_recorded_is_resumed_and_still_halts
     approval_id = rows[0].id
 
     clock.advance(LEASE_S + 1)
-    assert flow.sweep(stack.deps) == 1
+    assert sweep(stack.deps.flow) == 1
     wait_until(lambda: status_of(stack, approval_id) == "awaiting_confirmation")
     assert steps(stack, approval_id) == ["halt.break_glass:accepted", "halt.resumed:accepted", "halt.executed:applied"]
     assert halt_posts(stack) == 2 and one_halt_applied(stack)
@@ -268,7 +268,7 @@ def test_expiry_after_a_failed_attempt_says_it_may_have_reached_the_backend(stac
     updates_saying(stack, "Still pending")
     wait_until(lambda: status_of(stack, approval_id) == "pending")
     clock.advance(stack.deps.settings.approval_ttl_seconds + 1)
-    assert flow.sweep(stack.deps) == 1
+    assert sweep(stack.deps.flow) == 1
     text = text_of(updates_saying(stack, "Expired").args)
     assert "earlier attempt (1) may have reached the backend" in text and "Nothing was done" not in text
     assert "check /halt status" in detail_of(stack, approval_id, "halt.expired:accepted")

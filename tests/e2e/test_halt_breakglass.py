@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.approvals import flow
+from bot.approvals.sweep import sweep
 from rehearsal.sim.stack import Stack
 from tests.support.common import (
     CHANNEL,
@@ -70,14 +70,14 @@ def test_break_glass_requester_cannot_confirm_their_own_halt(stack: Stack) -> No
 def test_unconfirmed_break_glass_is_escalated_and_never_resumed(stack: Stack, clock: Clock) -> None:
     approval_id = break_glass(stack)
     clock.advance(stack.deps.settings.approval_ttl_seconds + 1)
-    assert flow.sweep(stack.deps) == 1
+    assert sweep(stack.deps.flow) == 1
     escalation = stack.peer.wait_for_call("chat.postMessage", where=lambda c: "Escalation" in text_of(c.args))[-1]
     shown = text_of(escalation.args)
     assert all(f"<@{u}>" in shown for u in (HALT_A, HALT_B, HALT_C))
     assert escalation.args["channel"] == CHANNEL
     wait_until(lambda: steps(stack, approval_id)[-2:] == ["halt.escalated", "halt.escalation_posted"])
     # A second sweep (another replica, say) does not escalate twice, and nothing resumes trading.
-    assert flow.sweep(stack.deps) == 0
+    assert sweep(stack.deps.flow) == 0
     assert stack.backend.calls("POST", "/api/trading-control/resume") == []
     assert stack.backend.control()["global"]["halted"] is True
 

@@ -115,12 +115,12 @@ def test_expired_request_is_marked_and_cannot_be_approved(stack: Stack, clock: C
 
 
 def test_sweeper_expires_requests_nobody_clicked(stack: Stack, clock: Clock) -> None:
-    from bot.approvals import flow
+    from bot.approvals.sweep import sweep
 
     approval_id, _ = request_halt(stack)
-    assert flow.sweep(stack.deps) == 0
+    assert sweep(stack.deps.flow) == 0
     clock.advance(stack.deps.settings.approval_ttl_seconds + 1)
-    assert flow.sweep(stack.deps) == 1
+    assert sweep(stack.deps.flow) == 1
     stack.peer.wait_for_call("chat.update", where=lambda c: "Expired" in text_of(c.args))
     row = stack.deps.approvals.get(approval_id=approval_id)
     assert row is not None and row.status == "expired"

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from sqlmodel import Session, col, func, select
 
-from bot.approvals import flow
 from bot.approvals.policy import Role
 from bot.approvals.store import params_of
 from bot.audit.log import Actor
@@ -32,8 +31,7 @@ def pending_requests(stack: Stack) -> list[Approval]:
     assert first is not None
     params: dict[str, object] = params_of(first)
     more = [
-        flow.open_request(
-            stack.deps,
+        stack.deps.flow.open_request(
             spec=spec(stack),
             params=params,
             actor=Actor("", OPERATOR),

@@ -5,19 +5,21 @@ coalesced to the latest, and what was not delivered survives a restart."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import Engine
 
-from bot.approvals.outbox import DELIVERED, SUPERSEDED, Note, Outbox
+from bot.approvals.card import Card
+from bot.approvals.outbox import DELIVERED, GIVEN_UP, SUPERSEDED, Note, Outbox
 from bot.audit.log import AuditLog
 from bot.settings import Settings
 from bot.storage.db import make_engine
 from bot.storage.migrate import upgrade
 from commands.notifier import Notifier, NotifierConfig
+from commands.views.blocks import approval_blocks, as_dicts, notice_blocks
 from rehearsal.sim.slack_peer import SlackPeer
 from tests.support.common import CHANNEL, wait_until
 
@@ -115,3 +117,41 @@ def test_undelivered_rows_survive_a_restart(engine: Engine, peer: SlackPeer) -> 
             second.stop()
     texts = [m["text"] for m in peer.channel_messages(CHANNEL)]
     assert texts == ["x opened", "x outcome"]
+
+
+def test_views_are_drawn_when_delivered_and_one_nobody_draws_is_given_up(engine: Engine, peer: SlackPeer) -> None:
+    """The domain queues plain data; Slack receives the same blocks the views draw for it."""
+    outbox = Outbox(engine)
+    shown = Card(
+        title="BREAK-GLASS · Halt trading: global",
+        effect="Halts *all* trading.",
+        reason="<!channel> fat finger & co",
+        requester="U0HALTA",
+        approver_role="a halt authority",
+        expires_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        approval_id="apr_view",
+        request_id="ops-view",
+        status=":gear: executing now",
+        audit="audit #3 · ab12…, signed",
+        confirm_title="Confirm the break-glass halt?",
+        confirm_text="Confirming records that you agree.",
+    )
+    notice = "first line\n" + "x" * 2990 + "\nlast line"
+    outbox.enqueue(
+        [
+            Note("card", "post", CHANNEL, "card", view="approval", data=shown.data()),
+            Note("notice", "post", CHANNEL, "notice", view="notice", data={"text": notice}),
+            Note("odd", "post", CHANNEL, "odd", view="nobody-draws-this", data={}),
+        ]
+    )
+    with httpx.Client() as http:
+        running = notifier(engine, peer, "a", http).start()
+        try:
+            wait_until(lambda: all(r.status in (DELIVERED, GIVEN_UP) for r in outbox.rows()), 10)
+        finally:
+            running.stop()
+    sent = {m["text"]: m for m in peer.channel_messages(CHANNEL)}
+    assert sent["card"]["blocks"] == as_dicts(approval_blocks(shown))
+    assert sent["notice"]["blocks"] == as_dicts(notice_blocks(notice))
+    assert "odd" not in sent  # never sent half-drawn, and not retried for 30 minutes either
+    assert [(r.status, "could not be drawn" in r.error) for r in outbox.rows("odd")] == [(GIVEN_UP, True)]

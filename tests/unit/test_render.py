@@ -85,3 +85,12 @@ def test_invalid_block_is_refused_before_it_reaches_slack() -> None:
 
     with pytest.raises(SlackObjectFormationError):
         as_dicts([SectionBlock(block_id="b" * 300, text="x")])
+
+
+def test_a_card_survives_the_outbox_as_plain_data() -> None:
+    import json
+
+    card = longest_card("why", audit="audit #9 · 00ff…, signed", buttons=False)
+    stored = json.loads(json.dumps(card.data()))  # as the outbox row keeps it
+    assert Card.from_data(stored) == card
+    assert as_dicts(approval_blocks(Card.from_data(stored))) == as_dicts(approval_blocks(card))

@@ -13,14 +13,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from bot.approvals.actions import ExecutionContext, Outcome
+from bot.approvals.audit_notes import AuditNotes
+from bot.approvals.binding import Binding
 from bot.approvals.machine import Status, after_execution, status_command
 from bot.approvals.messages import BROADCAST, Actions, after_text, card_note, escalation_note, outcome_note, thread_note
 from bot.approvals.outbox import Direct, NotDelivered, Note
 from bot.approvals.policy import Directory
 from bot.approvals.store import ApprovalStore, params_intact, params_of, view_of
-from bot.audit.binding import Binding
 from bot.audit.log import SYSTEM, Actor, AuditLog, Entry
-from bot.audit.notes import AuditNotes
 from bot.metrics import Metrics
 from bot.storage.errors import StoreUnavailable
 from bot.storage.models import Approval

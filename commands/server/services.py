@@ -3,9 +3,9 @@ the few collaborators it uses, never the Deps bag."""
 
 from __future__ import annotations
 
+from bot.approvals.audit_notes import AuditNotes
+from bot.approvals.binding import Binding
 from bot.approvals.flow import Flow
-from bot.audit.binding import Binding
-from bot.audit.notes import AuditNotes
 from bot.halt.breakglass import BreakGlassHalts
 from commands.deps import Deps
 from commands.slack_direct import SlackDirect

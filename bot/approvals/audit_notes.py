@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import logging
 
+from bot.approvals.binding import Binding
 from bot.approvals.messages import Actions, card_note
 from bot.approvals.outbox import Note
 from bot.approvals.store import ApprovalStore
-from bot.audit.binding import Binding
 from bot.audit.checkpointer import Checkpointer
 from bot.storage.errors import StoreUnavailable
 from bot.storage.models import Approval

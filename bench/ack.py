@@ -44,8 +44,9 @@ from slack_bolt import Ack, App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 
+from bot.bootstrap import build_deps, start_notifier
 from bot.storage.migrate import upgrade
-from commands.server.app import build_app, build_deps, start_notifier
+from commands.server.app import build_app
 from commands.server.serve import settle_heap
 from commands.server.web import Router
 from rehearsal.sim.backend import SimBackend

@@ -34,6 +34,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.audit.log import Actor, Entry
+from bot.bootstrap import build_deps
 from bot.gate.context import GateContext
 from bot.gate.engine import attestation_key, gate_items
 from bot.gate.models import Attestation
@@ -41,8 +42,6 @@ from bot.gate.result import ProbeResult, unknown
 from bot.gate.runner import run_all
 from bot.gate.service import GateService
 from bot.storage.migrate import upgrade
-from commands.deps import gate_parts
-from commands.server.app import build_deps
 from rehearsal.sim import cosmos as sim_cosmos
 from rehearsal.sim.backend import SimBackend
 from rehearsal.sim.github import SimGitHub
@@ -87,7 +86,7 @@ def servers(args: argparse.Namespace, tmp: str) -> Iterator[GateService]:
         deps = build_deps(settings)
         upgrade(deps.engine)
         stack.callback(deps.engine.dispose)
-        service = GateService(gate_parts(deps))
+        service = deps.gate
         if service.tokens is not None:
             service.tokens.token()  # the token endpoint is not one of the 13 probes: warm its cache
         attest_manual_items(service)

@@ -96,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
         )
         return 2
     if args.command == "run" and settings.has_slack_credentials:
-        from commands.server.serve import serve
+        from bot.bootstrap import serve
 
         logs.configure()
         return serve(settings, host=args.host, port=args.port, threads=args.threads)
@@ -137,7 +137,7 @@ def _main(args: argparse.Namespace) -> int:
         return _run(args)
     settings = _settings()
     if args.command == "serve":
-        from commands.server.serve import serve  # heavy imports only when serving
+        from bot.bootstrap import serve  # heavy imports only when serving
 
         if not settings.has_slack_credentials:
             print(MISSING_CREDENTIALS, file=sys.stderr)

@@ -9,7 +9,7 @@ from slack_bolt import App, Respond
 from bot.approvals.policy import Role, check_request, people_of
 from bot.audit.log import Entry
 from bot.clients.backend_errors import BackendError
-from bot.cutover.actions import NAME, AdvanceSpec, missing_text
+from bot.cutover.actions import NAME, missing_text
 from bot.cutover.engine import CheckState, stage_statuses
 from bot.cutover.entry import entry_summary
 from bot.cutover.rules import blockers, next_stage
@@ -22,7 +22,7 @@ from bot.gate.store import evaluation_view
 from bot.runbook.model import Stage
 from bot.text import safe, when
 from commands.common import Invocation, ephemeral, register_command
-from commands.deps import Deps, cutover_service
+from commands.deps import Deps
 from commands.errors import operator_message
 from commands.grammar.cutover import Advance, CutoverCommand, Status, parse
 from commands.views.blocks import as_dicts, notice_blocks
@@ -37,14 +37,7 @@ def plan(deps: Deps, inv: Invocation) -> CutoverCommand:
 
 
 def register(app: App, deps: Deps) -> None:
-    service = cutover_service(deps)
-    deps.actions[NAME] = AdvanceSpec(
-        service,
-        outbox=deps.approvals.outbox,
-        people=people_of(deps.directory),
-        announce_channel=deps.settings.announce_channel,
-        on_transition=deps.on_cutover_transition,
-    )
+    service = deps.cutover
 
     register_command(
         app,

@@ -24,9 +24,9 @@ from bot.clients.backend import TradingBackend
 from bot.clients.cosmos import CosmosReader
 from bot.clients.github import GitHub
 from bot.cutover.service import CutoverService
-from bot.gate.service import GateParts, GateService
+from bot.gate.service import GateService
 from bot.halt.breakglass import BreakGlassHalts
-from bot.home.facts import HomeParts, HomeSource
+from bot.home.facts import HomeSource
 from bot.metrics import Metrics
 from bot.rollback.freeze import FreezeStore
 from bot.runbook.model import Runbook
@@ -78,8 +78,12 @@ class Deps:
     # Called once per cutover stage entered (bot.runbook.transitions.notify); monitoring opens its window here.
     on_cutover_transition: list[Hook] = field(default_factory=list)
     # The domain services, built from the fields above once they are all there (commands.server.services).
+    # The services, built once by bot.bootstrap.wire before any listener registers.
     flow: Flow = field(init=False)
     breakglass: BreakGlassHalts = field(init=False)
+    gate: GateService = field(init=False)
+    cutover: CutoverService = field(init=False)
+    home: HomeSource = field(init=False)
 
     def now(self) -> datetime:
         return self.clock()
@@ -94,46 +98,3 @@ def slack_client(settings: Settings) -> WebClient:
         # Slack answers `ratelimited` with Retry-After; honour it a couple of times before giving up.
         retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1), RateLimitErrorRetryHandler(max_retry_count=2)],
     )
-
-
-def gate_parts(deps: Deps) -> GateParts:
-    """What a gate evaluation reads; Cosmos through the key that may write the gate's probe documents."""
-    return GateParts(
-        settings=deps.settings,
-        runbook=deps.runbook,
-        engine=deps.engine,
-        audit=deps.audit,
-        backend=deps.backend,
-        github=deps.github,
-        http=deps.http,
-        cosmos=deps.cosmos_probe,
-        clock=deps.now,
-    )
-
-
-def cutover_service(deps: Deps) -> CutoverService:
-    """The cutover's facts and its one write, with the gate that judges its checks."""
-    return CutoverService(
-        GateService(gate_parts(deps)),
-        engine=deps.engine,
-        audit=deps.audit,
-        runbook=deps.runbook,
-        freeze=deps.freeze,
-        clock=deps.now,
-        soak_override_s=deps.settings.soak_seconds,
-    )
-
-
-def home_source(deps: Deps) -> HomeSource:
-    """What the App Home reads, from the handlers' collaborators."""
-    parts = HomeParts(
-        cutover=cutover_service(deps),
-        outbox=deps.approvals.outbox,
-        backend=deps.backend,
-        runbook=deps.runbook,
-        engine=deps.engine,
-        audit=deps.audit,
-        actions=deps.actions,
-        clock=deps.now,
-    )
-    return HomeSource(parts)

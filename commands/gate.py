@@ -15,7 +15,7 @@ from bot.gate.models import Attestation
 from bot.gate.service import Evaluation, GateService
 from bot.text import safe
 from commands.common import Invocation, ephemeral, register_command
-from commands.deps import Deps, gate_parts
+from commands.deps import Deps
 from commands.grammar.gate import Attest, Evaluate, GateCommand, History, parse
 from commands.views.blocks import as_dicts
 from commands.views.gate import GateCard, gate_blocks, history_text
@@ -33,7 +33,7 @@ def plan(deps: Deps, inv: Invocation) -> GateCommand:
 
 
 def register(app: App, deps: Deps) -> None:
-    service = GateService(gate_parts(deps))
+    service = deps.gate
 
     def ack_text(inv: Invocation, planned: GateCommand) -> str | None:
         if not isinstance(planned, Evaluate):

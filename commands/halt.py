@@ -13,7 +13,7 @@ from bot.audit.log import Entry
 from bot.clients.backend_errors import BackendError, backend_audit_detail
 from bot.drift.check import drift_line
 from bot.gate.warnings import gate_warnings
-from bot.halt.actions import ControlSpec, status_text, trace_line
+from bot.halt.actions import status_text, trace_line
 from bot.halt.breakglass import BreakGlass
 from bot.halt.people import LOOKED_AT, halt_origins
 from commands.common import Invocation, ephemeral, register_command
@@ -42,9 +42,6 @@ def plan(deps: Deps, inv: Invocation) -> HaltCommand:
 
 
 def register(app: App, deps: Deps) -> None:
-    deps.actions["halt"] = ControlSpec(deps.backend, halting=True)
-    deps.actions["resume"] = ControlSpec(deps.backend, halting=False)
-
     register_command(
         app,
         deps,

@@ -27,7 +27,7 @@ from bot.home.facts import HomeSource
 from bot.home.model import HomeFacts
 from bot.monitoring.store import MonitoringStore
 from bot.text import when
-from commands.deps import Deps, home_source
+from commands.deps import Deps
 from commands.refusals import refusal_of
 from commands.views.home import home_view
 
@@ -43,7 +43,7 @@ _notices_lock = threading.Lock()
 class HomePublisher:
     def __init__(self, deps: Deps, source: HomeSource | None = None) -> None:
         self.deps = deps
-        self.source = source or home_source(deps)
+        self.source = source or deps.home
         self.store = MonitoringStore(deps.engine, deps.audit)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsbot-home")
         self._lock = threading.Lock()

@@ -19,7 +19,6 @@ from bot.monitoring.service import Job, Monitor, build_elector
 from bot.monitoring.signals import against
 from bot.monitoring.store import MonitoringStore
 from bot.monitoring.watcher import Watcher
-from bot.monitoring.window import WindowOpener
 from bot.rollback.history import stale_alert
 from bot.rollback.store import RollbackStore
 from bot.storage.db import as_utc
@@ -77,15 +76,6 @@ def rollback_text(deps: Deps, alert: MonitoringAlert) -> str:
 
 def register(app: App, deps: Deps) -> None:
     store = MonitoringStore(deps.engine, deps.audit)
-    opener = WindowOpener(
-        settings=deps.settings,
-        runbook=deps.runbook,
-        store=store,
-        poster=SlackPoster(deps.slack),
-        renderer=SlackRenderer(deps.runbook),
-        cosmos_configured=deps.cosmos is not None,
-    )
-    deps.on_cutover_transition.append(opener)
 
     def propose(body: dict[str, Any], respond: Respond) -> None:
         inv = Invocation.from_action(body)

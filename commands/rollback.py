@@ -14,7 +14,7 @@ from bot.audit.log import Entry
 from bot.rollback.actions import RollbackSpec
 from bot.rollback.history import redeploy_refusal, rolled_back_from
 from bot.rollback.plan import Observation, RollbackRefused, plan_params
-from bot.rollback.runner import RollbackRunner, RunnerConfig, RunnerParts
+from bot.rollback.runner import RollbackRunner
 from bot.rollback.steps import progress_text
 from bot.rollback.store import RollbackStore
 from bot.rollback.world import observe
@@ -34,32 +34,6 @@ def plan(deps: Deps, inv: Invocation) -> RollbackCommand:
     return command
 
 
-def build_runner(deps: Deps, store: RollbackStore) -> RollbackRunner:
-    # The data rule, by construction: the only Cosmos object the rollback gets is deps.cosmos, a
-    # CosmosReader (no write methods) or None. No CosmosProber is ever built or passed here.
-    parts = RunnerParts(
-        store=store,
-        audit=deps.audit,
-        engine=deps.engine,
-        backend=deps.backend,
-        github=deps.github,
-        freeze=deps.freeze,
-        runbook=deps.runbook,
-        cosmos=deps.cosmos,
-        halt_ready=lambda: halt_problem(deps),
-        clock=deps.now,
-        outbox=deps.approvals.outbox,
-    )
-    deps.approvals.outbox.on_posted.append(lambda stream, ts: _attach_progress(store, stream, ts))
-    return RollbackRunner(parts, RunnerConfig.from_settings(deps.settings))
-
-
-def _attach_progress(store: RollbackStore, stream: str, ts: str) -> None:
-    parts = stream.split(":")
-    if len(parts) == 3 and parts[0] == "rollback" and parts[2] == "progress":
-        store.attach_progress(parts[1], ts)
-
-
 def halt_problem(deps: Deps) -> str | None:
     """Why a /halt could not be approved right now, or None. Nothing of the rollback's is consulted."""
     if "halt" not in deps.actions:
@@ -70,13 +44,9 @@ def halt_problem(deps: Deps) -> str | None:
 
 
 def register(app: App, deps: Deps) -> RollbackRunner:
-    store = RollbackStore(deps.engine, deps.audit)
-    runner = build_runner(deps, store)
-
-    def observe_now(request_id: str, to: str | None) -> Observation:
-        return observe(deps.backend, deps.github, request_id=request_id, to=to)
-
-    deps.actions["rollback"] = RollbackSpec(deps.runbook, store, runner, deps.approvals, observe_now, deps.now)
+    spec = deps.actions["rollback"]
+    assert isinstance(spec, RollbackSpec)
+    store, runner = spec.store, spec.runner
 
     register_command(
         app,

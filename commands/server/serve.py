@@ -1,4 +1,5 @@
-"""Serving: HTTP with waitress (a production WSGI server), or Socket Mode."""
+"""Serving a built app: HTTP with waitress (a production WSGI server), or Socket Mode (bot.bootstrap.serve
+builds the app and the background work, then calls one of these)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,10 @@ import logging
 import sys
 import threading
 
+from slack_bolt import App
+
 from bot.settings import Settings
-from bot.storage.migrate import upgrade
-from bot.storage.roles import runtime_role_problem
-from commands.home_publish import HomePublisher
-from commands.monitoring import start_monitor
-from commands.server.app import Sweeper, build_app, build_deps, start_notifier
+from commands.deps import Deps
 from commands.server.web import EVENTS_PATH, MAX_BODY_BYTES, SERVER_OPTIONS, Router
 
 log = logging.getLogger("opsbot.serve")
@@ -30,43 +29,23 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-def serve(settings: Settings, *, host: str, port: int, threads: int = 16, socket_mode: bool = False) -> int:
-    deps = build_deps(settings)
-    refusal = runtime_role_problem(deps.engine) if settings.is_production else None
-    if refusal:  # its role could rewrite the audit log it serves
-        print(refusal, file=sys.stderr)
-        return 2
-    if settings.is_sqlite:
-        upgrade(deps.engine)  # the embedded store migrates itself; shared databases use `opsbot db upgrade`
-    app = build_app(deps)
-    notifier = start_notifier(deps)  # Slack is told from the outbox, never on a decision's path
-    sweeper = Sweeper(deps).start()
-    # Leader election, then (on the leader only) the monitoring watchers and the App Home refresh.
-    home = HomePublisher(deps)
-    monitor = start_monitor(deps, jobs=[home.poll])
-    try:
-        if socket_mode or settings.slack_app_token is not None:
-            return _socket_mode(settings, app)
-        from waitress import serve as waitress_serve
+def serve_http(app: App, deps: Deps, *, host: str, port: int, threads: int) -> int:
+    """POST /slack/events and the health endpoints with waitress, until the process is stopped."""
+    from waitress import serve as waitress_serve
 
-        settle_heap()
-        log.info("serving %s on http://%s:%d (replica %s)", EVENTS_PATH, host, port, deps.replica)
-        print(f"opsbot listening on http://{host}:{port}{EVENTS_PATH}", flush=True)
-        waitress_serve(
-            Router(app, deps),
-            host=host,
-            port=port,
-            threads=threads,
-            ident="opsbot",
-            max_request_body_size=MAX_BODY_BYTES,
-            **SERVER_OPTIONS,
-        )
-        return 0
-    finally:
-        monitor.stop()
-        home.close()
-        sweeper.stop()
-        notifier.stop()
+    settle_heap()
+    log.info("serving %s on http://%s:%d (replica %s)", EVENTS_PATH, host, port, deps.replica)
+    print(f"opsbot listening on http://{host}:{port}{EVENTS_PATH}", flush=True)
+    waitress_serve(
+        Router(app, deps),
+        host=host,
+        port=port,
+        threads=threads,
+        ident="opsbot",
+        max_request_body_size=MAX_BODY_BYTES,
+        **SERVER_OPTIONS,
+    )
+    return 0
 
 
 def socket_mode_refused(error: str) -> str:
@@ -110,7 +89,7 @@ def _tell_disconnects(raw: str) -> None:
         log.info(notice)
 
 
-def _socket_mode(settings: Settings, app: object) -> int:
+def serve_socket_mode(settings: Settings, app: object) -> int:
     from slack_bolt import App
     from slack_bolt.adapter.socket_mode import SocketModeHandler
     from slack_sdk.errors import SlackApiError

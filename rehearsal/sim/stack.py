@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from waitress.server import create_server
 
+from bot.bootstrap import build_deps, start_notifier
 from bot.settings import Settings
 from bot.storage.migrate import upgrade
 from commands.deps import Deps
 from commands.notifier import Notifier, NotifierConfig
-from commands.server.app import build_app, build_deps, start_notifier
+from commands.server.app import build_app
 from commands.server.web import SERVER_OPTIONS, Router
 from rehearsal.sim.backend import SimBackend
 from rehearsal.sim.github import SimGitHub

@@ -17,10 +17,10 @@ import secrets
 import threading
 from typing import Any
 
+from bot.bootstrap import Sweeper
 from bot.monitoring.service import Monitor
 from commands.home_publish import HomePublisher
 from commands.monitoring import build_monitor
-from commands.server.app import Sweeper
 from rehearsal.sim import cosmos as sim_cosmos
 from rehearsal.sim.stack import Stack
 from rehearsal.workspace import people

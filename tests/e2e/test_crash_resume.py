@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from bot.audit.log import AuditLog
+from bot.bootstrap import build_deps
 from bot.settings import Settings
 from bot.storage.db import make_engine
 from bot.storage.migrate import upgrade
-from commands.server.app import build_deps
 from rehearsal.sim.backend import SimBackend
 from rehearsal.sim.github import SimGitHub
 from rehearsal.sim.jwks import SimPlatformAuth

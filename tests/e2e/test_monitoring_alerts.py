@@ -230,10 +230,8 @@ def test_alerts_in_one_channel_are_a_second_apart(sqlite_url: str, fake_prom: Fa
 def test_an_open_breach_fails_the_monitoring_clean_check(mon_stack: Stack, fake_prom: FakePrometheus) -> None:
     from bot.gate.composite import monitoring_clean
     from bot.gate.result import Verdict
-    from bot.gate.service import GateService
-    from commands.deps import gate_parts
 
-    gate = GateService(gate_parts(mon_stack.deps))
+    gate = mon_stack.deps.gate
     assert monitoring_clean(gate.evidence("abc1234")).verdict is Verdict.PASS
     open_window(mon_stack)
     fake_prom.values = {"trading_web_chunk_bytes": 900_000.0}  # not a hard trigger: still clean

@@ -11,7 +11,6 @@ import time
 from typing import Any
 
 from bot.approvals.outbox import DELIVERED, GIVEN_UP, SUPERSEDED
-from commands.deps import home_source
 from rehearsal.sim.slack_calls import ApiCall
 from rehearsal.sim.stack import Stack
 from tests.support.common import CHANNEL, HALT_A, HALT_B, OPERATOR, Clock, click, request_halt, text_of, wait_until
@@ -175,5 +174,5 @@ def test_a_message_slack_never_takes_is_given_up_audited_and_counted(stack: Stac
     undelivered = [e for e in stack.deps.audit.rows() if e.action == "slack.undelivered"]
     assert undelivered and all(e.outcome == "failed" for e in undelivered)
     assert stack.backend.control()["global"]["halted"] is True
-    shown = home_source(stack.deps).facts().slack or ""
+    shown = stack.deps.home.facts().slack or ""
     assert "never delivered" in shown and "`chat.postMessage` in <#C0INCIDENT>" in shown

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from commands.deps import home_source
 from commands.refusals import classify
 from rehearsal.sim.stack import Stack
 from tests.support.common import CHANNEL, OPERATOR, text_of, wait_until
@@ -23,7 +22,7 @@ def test_a_card_slack_refuses_for_good_is_not_retried_and_the_requester_is_told_
     refused = [r for r in stack.deps.audit.rows() if r.action == "halt.slack_refused"]
     assert len(refused) == 1 and "not_in_channel" in refused[0].params and "/invite @opsbot" in refused[0].detail
     assert any(r.action == "halt.cancelled" for r in stack.deps.audit.rows())
-    shown = home_source(stack.deps).facts().slack or ""
+    shown = stack.deps.home.facts().slack or ""
     assert "never delivered" in shown and "not_in_channel" in shown
     assert stack.peer.channel_messages(CHANNEL) == []
     assert [r.path for r in stack.backend.requests if r.method != "GET"] == []  # nothing halted

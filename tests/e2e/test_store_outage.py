@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from commands.server.app import Sweeper
+from bot.bootstrap import Sweeper
 from rehearsal.sim.stack import Stack
 from tests.integration.test_audit import cli
 from tests.support.common import CHANNEL, HALT_A, HALT_B, OPERATOR, ROLES, message_text, text_of, wait_until

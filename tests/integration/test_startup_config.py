@@ -16,9 +16,9 @@ import pytest
 import yaml  # type: ignore[import-untyped]
 from pydantic import ValidationError
 
+from bot.bootstrap import build_deps
 from bot.runbook.load import load_runbook
 from bot.settings import Settings
-from commands.server.app import build_deps
 
 OPSBOT = Path(sys.executable).with_name("opsbot")
 SHIPPED: dict[str, Any] = yaml.safe_load((Path(__file__).parents[2] / "bot" / "runbook" / "runbook.yaml").read_text())

@@ -15,9 +15,10 @@ from datetime import timedelta
 from typing import Any
 
 from bot.approvals.actions import ExecutionContext, Outcome
+from bot.bootstrap import Sweeper, build_deps, start_notifier
 from bot.settings import Settings
 from commands.notifier import NotifierConfig
-from commands.server.app import Sweeper, build_app, build_deps, start_notifier
+from commands.server.app import build_app
 from commands.server.web import Router
 from rehearsal.sim.stack import HttpServer
 

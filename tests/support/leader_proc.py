@@ -12,10 +12,10 @@ import sys
 import threading
 import time
 
+from bot.bootstrap import build_deps
 from bot.monitoring.watcher import Watcher
 from bot.settings import Settings
 from commands.monitoring import build_monitor, build_watcher
-from commands.server.app import build_deps
 
 
 class SlowWatcher(Watcher):

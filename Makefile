@@ -40,7 +40,7 @@ $(VENV_STAMP): pyproject.toml $(LOCK)
 	touch $@
 
 lock: venv
-	$(BIN)/pip-compile -q --extra dev --extra rehearsal --strip-extras --no-header -o $(LOCK) pyproject.toml
+	$(BIN)/pip-compile -q --extra dev --extra rehearsal --strip-extras --no-header --no-emit-index-url --no-emit-find-links -o $(LOCK) pyproject.toml
 
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund

@@ -14,10 +14,25 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import httpx
+from pydantic import ValidationError
 
+from bot.clients.answers import refusal
 from bot.clients.backend_errors import BackendNotConfigured, BackendRejected, BackendUnavailable
+from bot.clients.backend_models import (
+    ConfigAnswer,
+    ErrorAnswer,
+    FlagsAnswer,
+    GlobalControl,
+    Health,
+    ScopeControl,
+    TradingControl,
+    document,
+)
 from bot.clients.deadline import deadline_client, total_deadline
 from bot.clients.tokens import TokenError, TokenSource
+
+# The answers' types are part of this client's interface; they are defined beside it.
+__all__ = ["GlobalControl", "Health", "Reply", "ScopeControl", "TradingBackend", "TradingControl", "plan_deadline"]
 
 logger = logging.getLogger("opsbot.backend")
 
@@ -34,132 +49,6 @@ def plan_deadline(timeout_s: float, backoff: tuple[float, ...]) -> float:
     return (len(backoff) + 1) * timeout_s + sum(backoff) + 0.1
 
 
-def _obj(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ValueError(f"{what} is not an object")
-    return value
-
-
-def _bool(value: Any, what: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{what} is not a boolean")
-    return value
-
-
-def _opt_str(value: Any, what: str) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise ValueError(f"{what} is not a string")
-    return value
-
-
-@dataclass(frozen=True)
-class GlobalControl:
-    halted: bool
-    reason: str | None
-    updated_at: str | None
-    updated_by: str | None
-
-
-@dataclass(frozen=True)
-class ScopeControl:
-    scope: str
-    disabled: bool
-    reason: str | None
-    updated_at: str | None
-
-
-@dataclass(frozen=True)
-class TradingControl:
-    global_: GlobalControl
-    scopes: tuple[ScopeControl, ...]
-    maintenance_enabled: bool
-    maintenance_message: str | None
-    revision: int
-    # Contract keys the answer left out: tolerated for reading state, a FAIL for the gate's contract probe.
-    missing: tuple[str, ...] = ()
-
-    def is_halted(self, scope: str) -> bool:
-        if scope == "global":
-            return self.global_.halted
-        return any(s.disabled for s in self.scopes if s.scope == scope)
-
-    @classmethod
-    def from_json(cls, doc: Any) -> TradingControl:
-        """Parse the trading-control document; ValueError when its shape is not the contract's."""
-        doc = _obj(doc, "trading-control")
-        g = _obj(doc.get("global"), "global")
-        glob = GlobalControl(
-            _bool(g.get("halted"), "global.halted"),
-            _opt_str(g.get("reason"), "reason"),
-            _opt_str(g.get("updated_at"), "updated_at"),
-            _opt_str(g.get("updated_by"), "updated_by"),
-        )
-        raw_scopes = doc.get("scopes", [])
-        if not isinstance(raw_scopes, list):
-            raise ValueError("scopes is not a list")
-        scopes = []
-        for item in raw_scopes:
-            s = _obj(item, "scope entry")
-            name = s.get("scope")
-            if not isinstance(name, str) or not name:
-                raise ValueError("scope entry has no scope")
-            scopes.append(
-                ScopeControl(
-                    name,
-                    _bool(s.get("disabled"), "disabled"),
-                    _opt_str(s.get("reason"), "reason"),
-                    _opt_str(s.get("updated_at"), "updated_at"),
-                )
-            )
-        maintenance = _obj(doc.get("maintenance", {"enabled": False}), "maintenance")
-        revision = doc.get("revision")
-        if not isinstance(revision, int) or isinstance(revision, bool):
-            raise ValueError("revision is not an integer")
-        return cls(
-            glob,
-            tuple(scopes),
-            _bool(maintenance.get("enabled"), "maintenance.enabled"),
-            _opt_str(maintenance.get("message"), "maintenance.message"),
-            revision,
-            _missing_keys(doc),
-        )
-
-
-_CONTROL_KEYS = {
-    "": ("global", "scopes", "maintenance", "revision"),
-    "global": ("halted", "reason", "updated_at", "updated_by"),
-    "maintenance": ("enabled", "message"),
-}
-_SCOPE_KEYS = ("scope", "disabled", "reason", "updated_at")
-
-
-def _missing_keys(doc: dict[str, Any]) -> tuple[str, ...]:
-    missing = []
-    for parent, keys in _CONTROL_KEYS.items():
-        part = doc.get(parent) if parent else doc
-        if isinstance(part, dict):  # a missing parent is named once, above
-            missing += [f"{parent}.{key}" if parent else key for key in keys if key not in part]
-    for entry in doc.get("scopes", []):
-        missing += [f"scopes[].{key}" for key in _SCOPE_KEYS if key not in entry]
-    return tuple(dict.fromkeys(missing))
-
-
-@dataclass(frozen=True)
-class Health:
-    status: str
-    version: str
-    surfaces: dict[str, str]
-
-    @classmethod
-    def from_json(cls, doc: Any) -> Health:
-        doc = _obj(doc, "health")
-        status, version = doc.get("status"), doc.get("version")
-        if not isinstance(status, str) or not isinstance(version, str):
-            raise ValueError("health has no status or version")
-        surfaces = _obj(doc.get("surfaces", {}), "surfaces")
-        return cls(status, version, {str(k): str(v) for k, v in surfaces.items()})
-
-
 @dataclass(frozen=True)
 class Reply(Generic[T]):
     data: T
@@ -169,20 +58,12 @@ class Reply(Generic[T]):
     elapsed_ms: float  # whole call, retries and backoff included
 
 
-def _document_with(key: str) -> Callable[[Any], dict[str, Any]]:
-    def parse(doc: Any) -> dict[str, Any]:
-        _obj(_obj(doc, "answer").get(key), key)
-        return dict(doc)
-
-    return parse
-
-
 def _error_detail(response: httpx.Response) -> str:
+    """The backend's own words (`{"error": str}`), else the status: a proxy's HTML page says nothing useful."""
     try:
-        error = response.json().get("error")
-    except (ValueError, AttributeError):
-        error = None
-    return error if isinstance(error, str) and error else f"HTTP {response.status_code}"
+        return ErrorAnswer.model_validate_json(response.content).error
+    except ValidationError:
+        return f"HTTP {response.status_code}"
 
 
 class TradingBackend:
@@ -207,18 +88,18 @@ class TradingBackend:
         self._write_deadline_s = plan_deadline(write_timeout_s, WRITE_BACKOFF_S)
 
     def health(self, *, request_id: str) -> Reply[Health]:
-        return self._call("GET", "/api/health", Health.from_json, request_id=request_id)
+        return self._call("GET", "/api/health", Health.model_validate, request_id=request_id)
 
     def trading_control(self, *, request_id: str) -> Reply[TradingControl]:
         return self._call("GET", "/api/trading-control", TradingControl.from_json, request_id=request_id)
 
     def feature_flags(self, *, request_id: str) -> Reply[dict[str, Any]]:
         """The document as answered: `{"flags": {key: {"enabled", "description"}}}`."""
-        return self._call("GET", "/api/feature-flags", _document_with("flags"), request_id=request_id)
+        return self._call("GET", "/api/feature-flags", document(FlagsAnswer), request_id=request_id)
 
     def dynamic_config(self, *, request_id: str) -> Reply[dict[str, Any]]:
         """The document as answered: `{"revision": int, "values": {...}}`."""
-        return self._call("GET", "/api/dynamic-config", _document_with("values"), request_id=request_id)
+        return self._call("GET", "/api/dynamic-config", document(ConfigAnswer), request_id=request_id)
 
     def halt(
         self, *, scope: str, reason: str, actor: str, request_id: str, idempotency_key: str
@@ -346,9 +227,10 @@ class TradingBackend:
             raise BackendUnavailable(_error_detail(response), request_id=request_id, status=status)
         try:
             data = parse(response.json())
-        except ValueError as exc:
-            logger.warning("unexpected answer from backend (%s) request_id=%s", exc, request_id)
-            raise BackendUnavailable("unexpected answer", request_id=request_id, status=status) from exc
+        except ValueError as exc:  # not JSON, or a ValidationError: not the documented shape
+            what = refusal(exc) if isinstance(exc, ValidationError) else "not JSON"
+            logger.warning("unexpected answer from backend (%s) request_id=%s", what, request_id)
+            raise BackendUnavailable(f"unexpected answer ({what})", request_id=request_id, status=status) from exc
         return Reply(data, request_id, echoed, status, elapsed_ms)
 
 

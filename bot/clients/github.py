@@ -14,13 +14,14 @@ import copy
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
+from pydantic import ValidationError
 
+from bot.clients.answers import refusal
 from bot.clients.deadline import deadline_client, total_deadline
 from bot.clients.github_errors import (
     GitHubError,
@@ -29,6 +30,30 @@ from bot.clients.github_errors import (
     GitHubUnavailable,
     error_for,
 )
+from bot.clients.github_models import (
+    CheckRun,
+    CheckRunsPage,
+    Deployment,
+    Deployments,
+    DeploymentStatus,
+    DeploymentStatuses,
+    DispatchedRun,
+    WorkflowRun,
+    WorkflowRunsPage,
+    utc,
+)
+
+# The answers' types are part of this client's interface; they are defined beside it.
+__all__ = [
+    "CheckRun",
+    "Deployment",
+    "DeploymentStatus",
+    "DispatchedRun",
+    "GitHub",
+    "WorkflowRun",
+    "same_sha",
+    "secondary_wait",
+]
 
 logger = logging.getLogger("opsbot.github")
 
@@ -45,112 +70,6 @@ RETRY_BACKOFF_S = 0.2
 # GitHub's documented minimum wait after a secondary rate limit without `retry-after`; doubled per further wait.
 SECONDARY_MIN_WAIT_S = 60.0
 MAX_SECONDARY_WAITS = 3
-
-
-# Field readers for GitHub's JSON; a wrong type raises ValueError, reported as an unexpected answer.
-def _str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"expected a string, got {type(value).__name__}")
-    return value
-
-
-def _opt(value: Any) -> str | None:
-    return None if value is None else _str(value)
-
-
-def _time(value: Any) -> datetime | None:
-    return None if value is None else _utc(datetime.fromisoformat(_str(value)))
-
-
-def _req_time(value: Any) -> datetime:
-    return _utc(datetime.fromisoformat(_str(value)))
-
-
-@dataclass(frozen=True)
-class CheckRun:
-    name: str
-    status: str  # queued | in_progress | completed (and GitHub's waiting/requested/pending)
-    conclusion: str | None  # success | failure | neutral | cancelled | skipped | timed_out | …
-    html_url: str | None
-    completed_at: datetime | None
-
-    @classmethod
-    def from_json(cls, doc: Any) -> CheckRun:
-        return cls(
-            _str(doc["name"]),
-            _str(doc["status"]),
-            _opt(doc.get("conclusion")),
-            _opt(doc.get("html_url")),
-            _time(doc.get("completed_at")),
-        )
-
-
-@dataclass(frozen=True)
-class Deployment:
-    id: int
-    sha: str
-    ref: str
-    environment: str
-    created_at: datetime
-
-    @classmethod
-    def from_json(cls, doc: Any) -> Deployment:
-        return cls(
-            int(doc["id"]),
-            _str(doc["sha"]),
-            _str(doc["ref"]),
-            _str(doc.get("environment", "")),
-            _req_time(doc["created_at"]),
-        )
-
-
-@dataclass(frozen=True)
-class DeploymentStatus:
-    state: str  # error | failure | inactive | in_progress | queued | pending | success
-    created_at: datetime
-    target_url: str | None
-
-    @classmethod
-    def from_json(cls, doc: Any) -> DeploymentStatus:
-        return cls(_str(doc["state"]), _req_time(doc["created_at"]), _opt(doc.get("target_url")) or None)
-
-
-@dataclass(frozen=True)
-class WorkflowRun:
-    id: int
-    name: str
-    display_title: str  # the workflow's `run-name`; the rollback workflow puts the request id in it
-    status: str  # queued | in_progress | completed (and waiting/requested/pending)
-    conclusion: str | None
-    html_url: str
-    created_at: datetime
-    head_sha: str
-
-    @classmethod
-    def from_json(cls, doc: Any) -> WorkflowRun:
-        return cls(
-            int(doc["id"]),
-            _str(doc.get("name") or ""),
-            _str(doc.get("display_title") or ""),
-            _str(doc["status"]),
-            _opt(doc.get("conclusion")),
-            _str(doc["html_url"]),
-            _req_time(doc["created_at"]),
-            _str(doc["head_sha"]),
-        )
-
-
-@dataclass(frozen=True)
-class DispatchedRun:
-    """The run a dispatch started, from the dispatch's own answer (`return_run_details`)."""
-
-    id: int
-    api_url: str
-    html_url: str
-
-    @classmethod
-    def from_json(cls, doc: Any) -> DispatchedRun:
-        return cls(int(doc["workflow_run_id"]), _str(doc["run_url"]), _str(doc["html_url"]))
 
 
 def same_sha(a: str, b: str) -> bool:
@@ -187,18 +106,17 @@ class GitHub:
             self._headers["authorization"] = f"Bearer {token}"
 
     def check_runs(self, sha: str) -> list[CheckRun]:
-        docs = self._get_list(f"{self._repo()}/commits/{quote(sha, safe='')}/check-runs", {}, "check_runs")
-        return _parsed(docs, CheckRun.from_json)
+        return self._get_list(f"{self._repo()}/commits/{quote(sha, safe='')}/check-runs", {}, _check_runs)
 
     def deployments(self, environment: str = "production") -> list[Deployment]:
         """Newest first."""
-        docs = self._get_list(f"{self._repo()}/deployments", {"environment": environment}, None)
-        return sorted(_parsed(docs, Deployment.from_json), key=lambda d: (d.created_at, d.id), reverse=True)
+        docs = self._get_list(f"{self._repo()}/deployments", {"environment": environment}, _deployments)
+        return sorted(docs, key=lambda d: (d.created_at, d.id), reverse=True)
 
     def deployment_statuses(self, deployment_id: int) -> list[DeploymentStatus]:
         """Newest first."""
-        docs = self._get_list(f"{self._repo()}/deployments/{int(deployment_id)}/statuses", {}, None)
-        return sorted(_parsed(docs, DeploymentStatus.from_json), key=lambda s: s.created_at, reverse=True)
+        docs = self._get_list(f"{self._repo()}/deployments/{int(deployment_id)}/statuses", {}, _statuses)
+        return sorted(docs, key=lambda s: s.created_at, reverse=True)
 
     def latest_successful_deployment(
         self, environment: str = "production", exclude_sha: str | None = None
@@ -208,8 +126,8 @@ class GitHub:
         Any success counts, not only the latest status: outside production GitHub marks older
         deployments `inactive` once a newer one succeeds, and those are the rollback candidates."""
         path = f"{self._repo()}/deployments"
-        for page in self._pages(path, {"environment": environment}, None, MAX_DEPLOYMENT_PAGES):
-            newest = sorted(_parsed(page, Deployment.from_json), key=lambda d: (d.created_at, d.id), reverse=True)
+        for page in self._pages(path, {"environment": environment}, _deployments, MAX_DEPLOYMENT_PAGES):
+            newest = sorted(page, key=lambda d: (d.created_at, d.id), reverse=True)
             for deployment in newest:
                 if exclude_sha and same_sha(deployment.sha, exclude_sha):
                     continue
@@ -224,7 +142,7 @@ class GitHub:
         response = self._send("POST", url, body={"ref": ref, "inputs": dict(inputs), "return_run_details": True})
         if response.status_code == 204 or not response.content:
             return None
-        return _parsed([_json(response)], DispatchedRun.from_json)[0]
+        return _read(response, DispatchedRun.model_validate)
 
     def workflow_runs(
         self, workflow: str, *, event: str = "workflow_dispatch", created_after: datetime | None = None
@@ -234,15 +152,15 @@ class GitHub:
         if created_after is not None:
             params["created"] = ">=" + _iso(created_after)
         path = f"{self._repo()}/actions/workflows/{quote(workflow, safe='')}/runs"
-        runs = _parsed(self._get_list(path, params, "workflow_runs"), WorkflowRun.from_json)
+        runs = self._get_list(path, params, _workflow_runs)
         if created_after is not None:  # GitHub stamps whole seconds, so compare at that resolution
-            since = _utc(created_after).replace(microsecond=0)
+            since = utc(created_after).replace(microsecond=0)
             runs = [r for r in runs if r.created_at >= since]
         return sorted(runs, key=lambda r: (r.created_at, r.id), reverse=True)
 
     def workflow_run(self, run_id: int) -> WorkflowRun:
         response = self._send("GET", f"{self._api_url}{self._repo()}/actions/runs/{int(run_id)}")
-        return _parsed([_json(response)], WorkflowRun.from_json)[0]
+        return _read(response, WorkflowRun.model_validate)
 
     def find_run(self, workflow: str, *, marker: str, created_after: datetime) -> WorkflowRun | None:
         """The newest dispatched run whose title (`run-name`) contains `marker`, e.g. a request id.
@@ -271,11 +189,13 @@ class GitHub:
             raise GitHubNotConfigured(f"GITHUB_REPOSITORY must be owner/name, not {repo!r}")
         return f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
 
-    def _get_list(self, path: str, params: dict[str, str], key: str | None) -> list[Any]:
-        """All items of a paginated list (`key` None: the answer is the array), at most MAX_PAGES."""
-        return [item for page in self._pages(path, params, key, MAX_PAGES) for item in page]
+    def _get_list(self, path: str, params: dict[str, str], page: Callable[[Any], list[T]]) -> list[T]:
+        """All items of a paginated list, each page read by `page`, at most MAX_PAGES."""
+        return [item for items in self._pages(path, params, page, MAX_PAGES) for item in items]
 
-    def _pages(self, path: str, params: dict[str, str], key: str | None, max_pages: int) -> Iterator[list[Any]]:
+    def _pages(
+        self, path: str, params: dict[str, str], page: Callable[[Any], list[T]], max_pages: int
+    ) -> Iterator[list[T]]:
         """Each page of a paginated list in turn, following GitHub's `Link: rel="next"`."""
         url: str | None = f"{self._api_url}{path}"
         query: dict[str, str] | None = {**params, "per_page": str(PER_PAGE)}
@@ -283,11 +203,7 @@ class GitHub:
             if url is None:
                 return
             response = self._send("GET", url, params=query)
-            doc = _json(response)
-            page = doc.get(key) if key is not None and isinstance(doc, dict) else doc
-            if not isinstance(page, list):
-                raise GitHubUnavailable("unexpected answer from GitHub (no list)", response.status_code)
-            yield page
+            yield _read(response, page)
             url, query = self._next_page(response), None  # the next link carries the query
 
     def _next_page(self, response: httpx.Response) -> str | None:
@@ -355,27 +271,33 @@ def secondary_wait(error: GitHubRateLimited, earlier_waits: int) -> float:
     return float(base * (2**earlier_waits))
 
 
-def _json(response: httpx.Response) -> Any:
+def _read(response: httpx.Response, parse: Callable[[Any], T]) -> T:
+    """The answer read by one of GitHub's models; an answer not in its shape is GitHubUnavailable."""
     try:
-        return response.json()
-    except ValueError as exc:
-        raise GitHubUnavailable("unexpected answer from GitHub (not JSON)", response.status_code) from exc
+        return parse(response.json())
+    except ValueError as exc:  # not JSON, or a ValidationError naming the fields that are not GitHub's shape
+        what = refusal(exc) if isinstance(exc, ValidationError) else "not JSON"
+        raise GitHubUnavailable(f"unexpected answer from GitHub ({what})", response.status_code) from exc
 
 
-def _parsed(docs: list[Any], parse: Callable[[Any], T]) -> list[T]:
-    try:
-        return [parse(doc) for doc in docs]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise GitHubUnavailable(f"unexpected answer from GitHub ({type(exc).__name__}: {exc})") from exc
+def _check_runs(doc: Any) -> list[CheckRun]:
+    return CheckRunsPage.model_validate(doc).check_runs
 
 
-def _utc(at: datetime) -> datetime:
-    """Naive datetimes are taken as UTC, as GitHub's timestamps are."""
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+def _deployments(doc: Any) -> list[Deployment]:
+    return Deployments.model_validate(doc).root
+
+
+def _statuses(doc: Any) -> list[DeploymentStatus]:
+    return DeploymentStatuses.model_validate(doc).root
+
+
+def _workflow_runs(doc: Any) -> list[WorkflowRun]:
+    return WorkflowRunsPage.model_validate(doc).workflow_runs
 
 
 def _iso(at: datetime) -> str:
-    return _utc(at).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc(at).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _transport_detail(exc: httpx.TransportError) -> str:

@@ -98,8 +98,8 @@ def check_store(engine: Engine, witnessed: list[Witnessed], keys: dict[str, Ed25
     stored = [Witnessed(c.seq, c.hash, "stored in the database", c) for c in checkpointer.stored(engine)]
     everything = [*stored, *witnessed]
     report = Report()
-    rows = AuditLog(engine, replica=default_replica()).table_rows()
-    found = walk(((r, r.pop("hash")) for r in rows), {w.seq for w in everything}, report)
+    rows = AuditLog(engine, replica=default_replica()).chain_rows()
+    found = walk(rows, {w.seq for w in everything}, report)
     check_checkpoints(everything, found, report, keys)
     return report, max((w.seq for w in stored), default=0)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, bindparam, func, text
+from sqlalchemy import Engine, func, text
 from sqlmodel import Session, col, select
 
 from bot.storage.db import as_utc, is_postgres, transaction, utcnow
@@ -59,6 +59,9 @@ def hashed_fields(row: Any) -> dict[str, Any]:
         "prev_hash": row.prev_hash,
     }
 
+
+# The hashed form of `at`, as `iso_at` makes it, rendered by PostgreSQL (microseconds, UTC, "+00:00").
+_PG_AT = """to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""
 
 COLUMNS = (
     "seq",
@@ -156,30 +159,57 @@ class AuditLog:
             yield from page
             last_seq = page[-1].seq
 
-    def table_rows(self, *, since: datetime | None = None, batch: int = 2_000) -> Iterator[dict[str, Any]]:
-        """Every event in order as its hashed fields plus "hash", streamed (a server-side cursor on
-        PostgreSQL) straight from the driver: a long chain verifies and exports in flat memory, without
-        building ORM objects or parsing timestamps SQLite already holds as text."""
-        sql = f"SELECT {', '.join(COLUMNS)} FROM audit_event"  # noqa: S608 (constant column names)
-        query = text(sql + (" WHERE at >= :since" if since is not None else "") + " ORDER BY seq")
-        if since is not None:
-            # SQLite compares the stored UTC text, so the bound must be UTC too, whatever its offset.
-            query = query.bindparams(bindparam("since", as_utc(since), type_=DateTime(timezone=True)))
+    def chain_rows(self, *, since: datetime | None = None, batch: int = 2_000) -> Iterator[tuple[dict[str, Any], str]]:
+        """Every event in order as (its hashed fields, its stored hash), streamed in flat memory through
+        the driver's own cursor (plain tuples, no ORM object or result row per event): a server-side
+        cursor on PostgreSQL, which also renders `at` in its hashed form, so no datetime is built,
+        converted and formatted per event; SQLite holds it as text already. One statement, one snapshot;
+        on SQLite it reads without taking the writers' lock, so the bot keeps appending meanwhile."""
+        pg = is_postgres(self._engine)
+        sql, params = _select(since, pg)
         with self._engine.connect() as conn:
-            for part in conn.execution_options(stream_results=True).execute(query).partitions(batch):
-                for values in part:
-                    row = dict(zip(COLUMNS, values, strict=True))
-                    row["at"] = iso_at(row["at"])
-                    yield row
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            cursor = driver.cursor(name=f"audit_rows_{secrets.token_hex(4)}") if pg else driver.cursor()
+            try:
+                cursor.execute(sql, params)
+                while part := cursor.fetchmany(batch):
+                    for v in part:
+                        yield (
+                            {
+                                "seq": v[0],
+                                "at": v[1] if pg else iso_at(v[1]),
+                                "team_id": v[2],
+                                "user_id": v[3],
+                                "action": v[4],
+                                "params": v[5],
+                                "params_hash": v[6],
+                                "outcome": v[7],
+                                "detail": v[8],
+                                "request_id": v[9],
+                                "approval_id": v[10],
+                                "channel": v[11],
+                                "replica": v[12],
+                                "prev_hash": v[13],
+                            },
+                            v[14],
+                        )
+            finally:
+                cursor.close()
+
+    def table_rows(self, *, since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        """Every event in order as its hashed fields plus "hash" (see `chain_rows`)."""
+        for fields, stored_hash in self.chain_rows(since=since):
+            fields["hash"] = stored_hash
+            yield fields
 
     def verify(self) -> Verification:
         expected_prev, expected_seq, checked = GENESIS, 1, 0
-        for row in self.table_rows():
-            stored = row.pop("hash")
-            problem = chain_problem(row, stored, expected_prev, expected_seq)
+        for fields, stored in self.chain_rows():
+            problem = chain_problem(fields, stored, expected_prev, expected_seq)
             if problem:
-                return Verification(ok=False, checked=checked, first_bad_seq=row["seq"], reason=problem)
-            expected_prev, expected_seq, checked = stored, row["seq"] + 1, checked + 1
+                return Verification(ok=False, checked=checked, first_bad_seq=fields["seq"], reason=problem)
+            expected_prev, expected_seq, checked = stored, fields["seq"] + 1, checked + 1
         return Verification(ok=True, checked=checked)
 
     def count(self) -> int:
@@ -190,6 +220,17 @@ class AuditLog:
         with Session(self._engine) as session:
             query = select(AuditEvent).where(AuditEvent.approval_id == approval_id)
             return list(session.exec(query.order_by(col(AuditEvent.seq))))
+
+
+def _select(since: datetime | None, pg: bool) -> tuple[str, dict[str, Any]]:
+    """The events' query in the driver's own parameter style, and its parameters."""
+    columns = ", ".join(_PG_AT if pg and c == "at" else c for c in COLUMNS)
+    sql = f"SELECT {columns} FROM audit_event"  # noqa: S608 (constant column names)
+    if since is None:
+        return sql + " ORDER BY seq", {}
+    # SQLite compares the stored UTC text, so the bound is that text, whatever the offset given.
+    bound: Any = as_utc(since) if pg else f"{as_utc(since):%Y-%m-%d %H:%M:%S.%f}"
+    return sql + (" WHERE at >= %(since)s" if pg else " WHERE at >= :since") + " ORDER BY seq", {"since": bound}
 
 
 def iso_at(value: Any) -> str:

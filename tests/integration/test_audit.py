@@ -312,3 +312,24 @@ def test_export_since_rejects_garbage(sqlite_log: Log, tmp_path: Path) -> None:
     result = cli(sqlite_log.url, "audit", "export", "--since", "yesterday", cwd=tmp_path)
     assert result.returncode == 2
     assert "not an ISO time" in result.stderr
+
+
+def test_reading_the_chain_leaves_writers_free_and_sees_one_snapshot(log: Log) -> None:
+    """A long verify or export must not hold up the bot's own audit rows, nor mix in rows added meanwhile."""
+    log.record(3)
+    reading = log.audit.chain_rows(batch=1)
+    first, _ = next(reading)
+    log.record(1, phase="during")  # on SQLite this waited for the reader's write lock and failed
+    assert [first["seq"], *(fields["seq"] for fields, _ in reading)] == [1, 2, 3]
+    assert_chain_intact(log, 4)
+
+
+def test_export_since_is_applied_on_each_backend(log: Log) -> None:
+    log.record(2, phase="before")
+    time.sleep(0.01)
+    cut = datetime.now(timezone(timedelta(hours=-5)))
+    log.record(2, phase="after")
+    assert [(r["seq"], json.loads(r["params"])["phase"]) for r in log.audit.table_rows(since=cut)] == [
+        (3, "after"),
+        (4, "after"),
+    ]

@@ -52,8 +52,6 @@ from commands.server.web import Router
 from rehearsal.sim.backend import SimBackend
 from rehearsal.sim.github import SimGitHub
 from rehearsal.sim.jwks import SimPlatformAuth
-from rehearsal.sim.slack_client import sign
-from rehearsal.sim.slack_peer import SlackPeer
 from rehearsal.sim.stack import (
     BOT_TOKEN,
     CLIENT_ID,
@@ -65,6 +63,8 @@ from rehearsal.sim.stack import (
     HttpServer,
     local_settings,
 )
+from rehearsal.slack.client import sign
+from rehearsal.slack.peer import SlackPeer
 
 EVENTS_PATH = "/slack/events"
 OPERATOR = "UBENCHOP"

@@ -23,8 +23,8 @@ from typing import Any
 
 import jwt
 
+from rehearsal.loopback import LoopbackHandler, LoopbackServer, wait_for_interrupt
 from rehearsal.sim.backend_metrics import ClientTraffic, SimMetrics
-from rehearsal.sim.loopback import LoopbackHandler, LoopbackServer, wait_for_interrupt
 
 logger = logging.getLogger("opsbot.sim.backend")
 

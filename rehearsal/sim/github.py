@@ -24,9 +24,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from rehearsal.loopback import LoopbackHandler, LoopbackServer, wait_for_interrupt
 from rehearsal.sim import github_docs as docs
 from rehearsal.sim.github_dispatch import error_doc, refuse_dispatch
-from rehearsal.sim.loopback import LoopbackHandler, LoopbackServer, wait_for_interrupt
 
 logger = logging.getLogger("opsbot.sim.github")
 

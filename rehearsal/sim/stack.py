@@ -24,8 +24,8 @@ from commands.server.web import SERVER_OPTIONS, Router
 from rehearsal.sim.backend import SimBackend
 from rehearsal.sim.github import SimGitHub
 from rehearsal.sim.jwks import SimPlatformAuth
-from rehearsal.sim.slack_client import SlackSender
-from rehearsal.sim.slack_peer import SlackPeer
+from rehearsal.slack.client import SlackSender
+from rehearsal.slack.peer import SlackPeer
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment

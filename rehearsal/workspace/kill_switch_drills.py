@@ -16,8 +16,8 @@ from sqlalchemy.exc import OperationalError
 
 from commands.server.app import build_app
 from commands.server.web import Router
-from rehearsal.sim.slack_calls import Fault
 from rehearsal.sim.stack import HttpServer, Stack
+from rehearsal.slack.calls import Fault
 
 SLACK_SLOW_S = 2.0
 RETRY_AFTER_S = 30

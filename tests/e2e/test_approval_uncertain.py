@@ -24,8 +24,8 @@ from bot.approvals.sweep import sweep
 from bot.audit.log import SYSTEM, Actor, AuditLog
 from bot.storage.db import make_engine
 from bot.storage.migrate import upgrade
-from rehearsal.sim.slack_calls import ApiCall
 from rehearsal.sim.stack import Stack
+from rehearsal.slack.calls import ApiCall
 from tests.support.common import (
     CHANNEL,
     HALT_A,

@@ -26,8 +26,6 @@ from rehearsal.sim.backend import SimBackend
 from rehearsal.sim.github import SimGitHub
 from rehearsal.sim.jwks import SimPlatformAuth
 from rehearsal.sim.processes import stop
-from rehearsal.sim.slack_client import SlackSender
-from rehearsal.sim.slack_peer import SlackPeer
 from rehearsal.sim.stack import (
     BOT_TOKEN,
     CLIENT_ID,
@@ -38,6 +36,8 @@ from rehearsal.sim.stack import (
     SIGNING_SECRET,
     local_settings,
 )
+from rehearsal.slack.client import SlackSender
+from rehearsal.slack.peer import SlackPeer
 from tests.support.common import CHANNEL, HALT_A, OPERATOR, ROLES, approval_id_of, text_of, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]

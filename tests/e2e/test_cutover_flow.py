@@ -9,8 +9,8 @@ import pytest
 
 from bot.cutover.store import CutoverStore
 from bot.runbook.transitions import CutoverTransition
-from rehearsal.sim.slack_calls import ApiCall
 from rehearsal.sim.stack import Stack
+from rehearsal.slack.calls import ApiCall
 from tests.support.common import ADMIN, ADMIN2, CHANNEL, OPERATOR, Clock, approval_id_of, click, text_of, wait_until
 from tests.support.gate import (
     GATE_ATTESTED,

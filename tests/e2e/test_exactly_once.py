@@ -29,10 +29,10 @@ from bot.storage.db import make_engine
 from bot.storage.models import AuditEvent
 from rehearsal.sim import stack as stack_mod
 from rehearsal.sim.backend import SimBackend
-from rehearsal.sim.slack_calls import ApiCall
-from rehearsal.sim.slack_client import SlackSender, sign
-from rehearsal.sim.slack_peer import SlackPeer
 from rehearsal.sim.stack import Stack
+from rehearsal.slack.calls import ApiCall
+from rehearsal.slack.client import SlackSender, sign
+from rehearsal.slack.peer import SlackPeer
 from tests.support.common import (
     CHANNEL,
     HALT_A,

@@ -8,8 +8,8 @@ import json
 from bot.gate.store import GateStore
 from bot.monitoring.models import MonitoringAlert
 from bot.monitoring.store import BREACH, OPEN, MonitoringStore, new_alert_id, system_entry
-from rehearsal.sim.slack_calls import ApiCall
 from rehearsal.sim.stack import Stack
+from rehearsal.slack.calls import ApiCall
 from tests.support.common import ADMIN, CHANNEL, HALT_A, HALT_B, click, request_halt, wait_until
 from tests.support.gate import SHA, attest, command, item_text, run_gate, verdicts
 

@@ -9,8 +9,8 @@ import httpx
 
 from bot.storage.db import make_engine
 from commands.server.web import EVENTS_PATH, MAX_BODY_BYTES
-from rehearsal.sim.slack_client import sign
 from rehearsal.sim.stack import SIGNING_SECRET, Stack
+from rehearsal.slack.client import sign
 from tests.support.common import CHANNEL, HALT_A, OPERATOR, click, request_halt, text_of, wait_until
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from commands.views.monitoring import PROPOSE_ROLLBACK
-from rehearsal.sim.slack_calls import ApiCall
 from rehearsal.sim.stack import Stack
+from rehearsal.slack.calls import ApiCall
 from tests.support.common import text_of
 from tests.support.monitoring import FakePrometheus, alerts, later, open_window, store, watcher
 

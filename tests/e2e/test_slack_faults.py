@@ -11,8 +11,8 @@ import time
 from typing import Any
 
 from bot.approvals.outbox import DELIVERED, GIVEN_UP, SUPERSEDED
-from rehearsal.sim.slack_calls import ApiCall
 from rehearsal.sim.stack import Stack
+from rehearsal.slack.calls import ApiCall
 from tests.support.common import CHANNEL, HALT_A, HALT_B, OPERATOR, Clock, click, request_halt, text_of, wait_until
 
 HALT_PATH = "/api/trading-control/halt"

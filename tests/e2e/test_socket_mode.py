@@ -21,8 +21,8 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from rehearsal.sim.backend import SimBackend
-from rehearsal.sim.slack_peer import SlackPeer
 from rehearsal.sim.stack import BOT_TOKEN, ISSUER, JWT_SECRET, SIGNING_SECRET
+from rehearsal.slack.peer import SlackPeer
 from tests.support.common import CHANNEL, HALT_A, OPERATOR, approval_id_of, text_of, wait_until
 
 OPSBOT = Path(sys.executable).with_name("opsbot")

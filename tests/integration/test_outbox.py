@@ -20,7 +20,7 @@ from bot.storage.db import make_engine
 from bot.storage.migrate import upgrade
 from commands.notifier import Notifier, NotifierConfig
 from commands.views.blocks import approval_blocks, as_dicts, notice_blocks
-from rehearsal.sim.slack_peer import SlackPeer
+from rehearsal.slack.peer import SlackPeer
 from tests.support.common import CHANNEL, wait_until
 
 TOKEN = "xoxb-outbox-test"

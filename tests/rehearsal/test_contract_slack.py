@@ -14,11 +14,11 @@ from jsonschema import Draft7Validator
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from rehearsal.sim import slack_peer
-from rehearsal.sim.slack_calls import ApiCall
-from rehearsal.sim.slack_peer import SlackPeer
-from rehearsal.sim.slack_state import Workspace
 from rehearsal.sim.stack import Stack
+from rehearsal.slack import peer as slack_peer
+from rehearsal.slack.calls import ApiCall
+from rehearsal.slack.peer import SlackPeer
+from rehearsal.slack.state import Workspace
 from tests.support.common import HALT_A, OPERATOR, click, request_halt, wait_until
 from tests.support.contracts.slack_web_api import answer_problems, request_problems
 from tests.support.monitoring import FakePrometheus, open_window, watcher

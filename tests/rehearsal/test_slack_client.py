@@ -17,8 +17,8 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
 
-from rehearsal.sim.slack_client import SlackSender, sign
-from rehearsal.sim.slack_peer import SlackPeer
+from rehearsal.slack.client import SlackSender, sign
+from rehearsal.slack.peer import SlackPeer
 
 TOKEN = "xoxb-local-test"
 SECRET = "local-signing-secret"

@@ -13,7 +13,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.webhook import WebhookClient
 
-from rehearsal.sim.slack_peer import SlackPeer
+from rehearsal.slack.peer import SlackPeer
 
 TOKEN = "xoxb-local-test"
 

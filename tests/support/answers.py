@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from rehearsal.sim.loopback import LoopbackHandler, LoopbackServer
+from rehearsal.loopback import LoopbackHandler, LoopbackServer
 
 Doctor = Callable[[str, Any], Any]  # (path, the stand-in's JSON answer) -> the JSON sent instead
 FORWARDED = ("authorization", "x-request-id", "idempotency-key", "content-type", "accept")

@@ -16,8 +16,8 @@ from sqlalchemy.engine import make_url
 from bot.clients.backend import TradingBackend
 from bot.clients.tokens import build_token_source
 from bot.storage.db import normalise_url
-from rehearsal.sim.slack_calls import ApiCall
 from rehearsal.sim.stack import Stack
+from rehearsal.slack.calls import ApiCall
 
 OPERATOR = "UOPERATOR"
 HALT_A = "UHALTA"

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from rehearsal.sim.cosmos import CosmosServer
-from rehearsal.sim.slack_calls import ApiCall
 from rehearsal.sim.stack import Stack
+from rehearsal.slack.calls import ApiCall
 from tests.support.common import ADMIN, CHANNEL, OPERATOR, ROLES, text_of, wait_until
 
 SHA = "abc1234" + "0" * 33  # what the backend reports as deployed

@@ -20,8 +20,8 @@ from bot.monitoring.watcher import Watcher
 from bot.runbook.transitions import CutoverTransition, notify
 from commands.monitoring import build_watcher
 from commands.monitoring_slack import ChannelPacer, SlackPoster
-from rehearsal.sim.slack_calls import ApiCall
 from rehearsal.sim.stack import Stack
+from rehearsal.slack.calls import ApiCall
 from tests.support.common import ADMIN, ADMIN2, CHANNEL, ROLES
 
 # Modes: ok (values), empty (empty vectors), nan, error ({"status": "error"}), http500 (no envelope),

@@ -14,8 +14,8 @@ from bot.rollback.actions import RollbackSpec
 from bot.rollback.models import Rollback, RollbackStatus
 from bot.rollback.store import RollbackStore
 from bot.storage.models import AuditEvent
-from rehearsal.sim.slack_calls import ApiCall
 from rehearsal.sim.stack import Stack
+from rehearsal.slack.calls import ApiCall
 from tests.support.common import CHANNEL, OPERATOR, OWNER, ROLES, approval_id_of, text_of, wait_until
 
 OWNER2 = "UOWNER2"

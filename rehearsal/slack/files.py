@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from rehearsal.sim.slack_state import Json, SlackError, Workspace
+from rehearsal.slack.state import Json, SlackError, Workspace
 
 MAX_BYTES = 10 * 1024 * 1024
 

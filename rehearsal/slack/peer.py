@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from typing import Self
 from urllib.parse import parse_qsl, urlsplit
 
-from rehearsal.sim.loopback import LoopbackHandler, LoopbackServer, wait_for_interrupt
-from rehearsal.sim.slack_calls import ApiCall, CallLog, Fault
-from rehearsal.sim.slack_files import FileStore
-from rehearsal.sim.slack_rules import check_message, check_scope, check_view, manifest_scopes
-from rehearsal.sim.slack_socket import SocketAck, SocketModeServer, deliver_click, deliver_command, show_ack_payload
-from rehearsal.sim.slack_state import Json, SlackError, Workspace
+from rehearsal.loopback import LoopbackHandler, LoopbackServer, wait_for_interrupt
+from rehearsal.slack.calls import ApiCall, CallLog, Fault
+from rehearsal.slack.files import FileStore
+from rehearsal.slack.rules import check_message, check_scope, check_view, manifest_scopes
+from rehearsal.slack.socket_mode import SocketAck, SocketModeServer, deliver_click, deliver_command, show_ack_payload
+from rehearsal.slack.state import Json, SlackError, Workspace
 
 __all__ = ["ApiCall", "SlackPeer", "SocketAck", "main"]
 
@@ -159,7 +159,7 @@ class SlackPeer(LoopbackServer):
     def ephemerals(self, user: str | None = None) -> list[Json]:
         return self.workspace.ephemerals(user)
 
-    # -- Socket Mode: Slack's side of the app's WebSocket (rehearsal.sim.slack_socket) ---------------
+    # -- Socket Mode: Slack's side of the app's WebSocket (rehearsal.slack.socket_mode) ---------------
 
     def socket_command(
         self, *, user: str, command: str, text: str, channel: str = "C0INCIDENT", timeout: float = 3.0

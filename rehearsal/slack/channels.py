@@ -15,7 +15,7 @@ import copy
 import threading
 from collections.abc import Callable
 
-from rehearsal.sim.slack_calls import Json, SlackError
+from rehearsal.slack.calls import Json, SlackError
 
 WRITE_PUBLIC = "chat:write.public"
 

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rehearsal.sim.slack_calls import Json, SlackError
-from rehearsal.sim.slack_channels import Channels
+from rehearsal.slack.calls import Json, SlackError
+from rehearsal.slack.channels import Channels
 
 __all__ = ["Json", "SlackError", "Workspace"]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped]  # types-PyYAML is not installed here
 
-from rehearsal.sim.slack_calls import Json, SlackError
+from rehearsal.slack.calls import Json, SlackError
 
 MANIFEST = Path(__file__).resolve().parents[2] / "manifest.yaml"
 MAX_MESSAGE_BLOCKS = 50

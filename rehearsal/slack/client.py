@@ -19,10 +19,10 @@ from urllib.parse import urlencode
 import httpx
 from slack_sdk.signature import SignatureVerifier
 
-from rehearsal.sim.slack_state import SlackError
+from rehearsal.slack.state import SlackError
 
 if TYPE_CHECKING:
-    from rehearsal.sim.slack_peer import SlackPeer
+    from rehearsal.slack.peer import SlackPeer
 
 EVENTS_PATH = "/slack/events"
 # Slack still sends the deprecated verification token; Bolt ignores it in favour of the signature.

@@ -28,11 +28,11 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
-from rehearsal.sim.slack_client import SlackSender
-from rehearsal.sim.slack_state import SlackError, Workspace
+from rehearsal.slack.client import SlackSender
+from rehearsal.slack.state import SlackError, Workspace
 
 if TYPE_CHECKING:
-    from rehearsal.sim.slack_peer import SlackPeer
+    from rehearsal.slack.peer import SlackPeer
 
 __all__ = ["Envelope", "SocketAck", "SocketModeServer", "deliver_click", "deliver_command", "show_ack_payload"]
 

@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
 
     database_url: str = Field(default="sqlite:///./opsbot.db", alias="OPSBOT_DATABASE_URL")
-    # The owner role's URL for `opsbot db upgrade` (README "Audit log"); the bot's own URL then only gets grants.
+    # The owner role's URL for `opsbot db upgrade` (docs/audit.md); the bot's own URL then only gets grants.
     migration_database_url: str | None = Field(default=None, alias="OPSBOT_MIGRATION_DATABASE_URL")
     # Ed25519 key signing the audit checkpoints; development keeps a generated one beside the database file.
     audit_signing_key: SecretStr | None = Field(default=None, alias="OPSBOT_AUDIT_SIGNING_KEY")
@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     github_token: SecretStr | None = Field(default=None, alias="GITHUB_TOKEN")
     github_repository: str | None = Field(default=None, alias="GITHUB_REPOSITORY")
     rollback_workflow: str | None = Field(default=None, alias="OPSBOT_ROLLBACK_WORKFLOW")
-    # /rollback (README "/rollback"): how long to follow the revert run and wait for the target version.
+    # /rollback (docs/rollback.md): how long to follow the revert run and wait for the target version.
     rollback_run_timeout_seconds: float = Field(
         default=1800.0, gt=0, le=6 * 3600, alias="OPSBOT_ROLLBACK_RUN_TIMEOUT_SECONDS"
     )
@@ -102,7 +102,7 @@ class Settings(BaseSettings):
     # An optional copy of each rollback's evidence bundle (the store keeps it: `opsbot incident export`).
     incident_dir: str | None = Field(default=None, alias="OPSBOT_INCIDENT_DIR")
 
-    # /gate and /cutover (README "Release gate and cutover").
+    # /gate and /cutover (docs/gate-and-cutover.md).
     gate_deadline_seconds: float = Field(default=20.0, gt=0, le=300, alias="OPSBOT_GATE_DEADLINE_SECONDS")
     gate_max_age_seconds: int = Field(default=3600, ge=60, le=7 * 86_400, alias="OPSBOT_GATE_MAX_AGE_SECONDS")
     # Runbook check name -> GitHub check-run name, as JSON: {"pnpm verify": "CI / verify"}.
@@ -112,7 +112,7 @@ class Settings(BaseSettings):
     # Rehearsals and tests: every stage's entry soak replaced by this many seconds; refused in production.
     soak_seconds: float | None = Field(default=None, ge=0, le=7 * 86_400, alias="OPSBOT_SOAK_SECONDS")
 
-    # Post-cutover monitoring and the App Home (README "Monitoring and App Home").
+    # Post-cutover monitoring and the App Home (docs/monitoring.md).
     prometheus_url: str | None = Field(default=None, alias="OPSBOT_PROMETHEUS_URL")
     prometheus_token: SecretStr | None = Field(default=None, alias="OPSBOT_PROMETHEUS_TOKEN")
     prometheus_timeout_seconds: float = Field(default=5.0, gt=0, le=60, alias="OPSBOT_PROMETHEUS_TIMEOUT_SECONDS")
@@ -121,7 +121,7 @@ class Settings(BaseSettings):
     monitor_window_seconds: int = Field(default=86_400, ge=1, le=7 * 86_400, alias="OPSBOT_MONITOR_WINDOW_SECONDS")
     leader_poll_seconds: float = Field(default=5.0, gt=0, le=60, alias="OPSBOT_LEADER_POLL_SECONDS")
 
-    # The kill switch (README "When Slack or the store fail"): the bot's own user id, so requests are
+    # The kill switch (docs/halt.md): the bot's own user id, so requests are
     # authorised without asking Slack; and the local journal of audit rows the store could not take.
     slack_bot_user_id: str | None = Field(default=None, alias="OPSBOT_SLACK_BOT_USER_ID")
     audit_journal: str | None = Field(default=None, alias="OPSBOT_AUDIT_JOURNAL")
@@ -267,7 +267,7 @@ def _signing_key_problems(settings: Settings) -> list[str]:
     if settings.audit_signing_key is None:
         return [
             "OPSBOT_AUDIT_SIGNING_KEY is not set: audit checkpoints must be signed with a key kept outside "
-            'the database (see README "Audit log")'
+            'the database (see docs/audit.md)'
         ]
     try:
         parse_private_key(settings.audit_signing_key.get_secret_value())

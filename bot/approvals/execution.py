@@ -79,7 +79,7 @@ class Execution:
                 return self._unrecorded(row, approver, outcome)
             return self._late(row, approver, outcome, request_id)
         self.metrics.approvals.labels(row.action, outcome.audit_outcome).inc()
-        # Sign the chain's head now and show it on the card, a witness outside the database (README "Audit log").
+        # Sign the chain's head now and show it on the card, a witness outside the database (docs/audit.md).
         self.audit_notes.after_execution(
             row,
             status=after_text(row, approver, outcome, target, at=now),

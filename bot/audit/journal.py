@@ -1,6 +1,6 @@
 """The local audit journal: where audit rows go when the store cannot take them.
 
-Only a halt authority's break-glass halt runs without the store (the safe direction, see README
+Only a halt authority's break-glass halt runs without the store (the safe direction, see docs/halt.md,
 "When the store is down"). Its audit rows are appended here, one JSON line each, fsync'd before the
 call they describe proceeds, and hash-chained like the audit table (each line carries the hash of
 the one before). When the store answers again, `merge` appends every pending line to the audit

@@ -1,6 +1,6 @@
 """Earlier rollbacks as they bear on a new one: pure functions over rows of the `rollback` table.
 
-Two mistakes they guard against (README, "Decisions where the contract is silent"):
+Two mistakes they guard against (docs/decisions.md):
 - a plan whose target is the release an earlier rollback took production off (the contract's
   target rule, "the newest successful production deployment with another sha", picks exactly that
   release right after a rollback); the card warns, and approval is refused unless `--to` named it;

@@ -1,5 +1,5 @@
 """The drill *Tamper with the audit*: someone with the database file rewrites history, as in the
-threat model (README "Audit log"): drop the guard triggers, truncate the newest events or edit one
+threat model (docs/audit.md): drop the guard triggers, truncate the newest events or edit one
 and re-hash the chain after it, put the triggers back. `opsbot audit verify`, shown in the page
 with the channel's checkpoint lines as witnesses, then names what was done. Turning the drill off
 puts the original rows back (events recorded meanwhile, chained onto forged ones, are dropped)."""

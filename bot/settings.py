@@ -267,7 +267,7 @@ def _signing_key_problems(settings: Settings) -> list[str]:
     if settings.audit_signing_key is None:
         return [
             "OPSBOT_AUDIT_SIGNING_KEY is not set: audit checkpoints must be signed with a key kept outside "
-            'the database (see docs/audit.md)'
+            "the database (see docs/audit.md)"
         ]
     try:
         parse_private_key(settings.audit_signing_key.get_secret_value())

@@ -56,13 +56,13 @@ from bot.storage.roles import runtime_role_problem
 from commands.deps import Deps, slack_client
 from commands.home_publish import HomePublisher
 from commands.monitoring import start_monitor
-from commands.monitoring_slack import SlackPoster, SlackRenderer
-from commands.notifier import Notifier, NotifierConfig
-from commands.refusals import classify
 from commands.rollback import halt_problem
 from commands.server.app import build_app
 from commands.server.serve import serve_http, serve_socket_mode
-from commands.slack_direct import SlackDirect
+from commands.webapi.direct import SlackDirect
+from commands.webapi.monitoring import SlackPoster, SlackRenderer
+from commands.webapi.notifier import Notifier, NotifierConfig
+from commands.webapi.refusals import classify
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient

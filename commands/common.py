@@ -22,7 +22,7 @@ from bot.text import safe
 from commands.deps import Deps
 from commands.errors import operator_message
 from commands.grammar.usage import UsageError
-from commands.refusals import SlackRefusal, refusal_of
+from commands.webapi.refusals import SlackRefusal, refusal_of
 
 log = logging.getLogger("opsbot.commands")
 

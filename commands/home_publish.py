@@ -28,8 +28,8 @@ from bot.home.model import HomeFacts
 from bot.monitoring.store import MonitoringStore
 from bot.text import when
 from commands.deps import Deps
-from commands.refusals import refusal_of
 from commands.views.home import home_view
+from commands.webapi.refusals import refusal_of
 
 log = logging.getLogger("opsbot.home")
 

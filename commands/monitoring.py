@@ -26,8 +26,8 @@ from bot.text import when
 from commands import rollback
 from commands.common import Invocation, after_ack, ephemeral, request_scope
 from commands.deps import Deps
-from commands.monitoring_slack import SlackPoster, SlackRenderer
 from commands.views.monitoring import PROPOSE_ROLLBACK
+from commands.webapi.monitoring import SlackPoster, SlackRenderer
 
 log = logging.getLogger("opsbot.monitoring")
 

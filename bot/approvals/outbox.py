@@ -1,5 +1,5 @@
 """The outbox: every Slack effect is a row written in the transaction of the state change that causes
-it, so a decision never waits for Slack and a message is never lost with a crash. commands.notifier
+it, so a decision never waits for Slack and a message is never lost with a crash. commands.webapi.notifier
 delivers the rows.
 
 A *stream* is one message and its thread (e.g. an approval's card): its first post goes out before

@@ -18,9 +18,9 @@ from bot.bootstrap import build_deps, start_notifier
 from bot.settings import Settings
 from bot.storage.migrate import upgrade
 from commands.deps import Deps
-from commands.notifier import Notifier, NotifierConfig
 from commands.server.app import build_app
 from commands.server.web import SERVER_OPTIONS, Router
+from commands.webapi.notifier import Notifier, NotifierConfig
 from rehearsal.sim.backend import SimBackend
 from rehearsal.sim.github import SimGitHub
 from rehearsal.sim.jwks import SimPlatformAuth

@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 from PIL import Image
 
-from commands.charts import HEIGHT, WIDTH
-from commands.monitoring_slack import ChannelPacer
 from commands.views.monitoring import PROPOSE_ROLLBACK
+from commands.webapi.charts import HEIGHT, WIDTH
+from commands.webapi.monitoring import ChannelPacer
 from rehearsal.sim.stack import Stack
 from tests.support.common import (
     CHANNEL,

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from PIL import Image
 
-from commands.charts import HEIGHT, LINE, THRESHOLD, WIDTH, chart_figure, chart_title, line_chart, short
+from commands.webapi.charts import HEIGHT, LINE, THRESHOLD, WIDTH, chart_figure, chart_title, line_chart, short
 from rehearsal.sim.stack import Stack
 from tests.support.monitoring import FakePrometheus, open_window, store, watcher
 

@@ -7,9 +7,9 @@ import io
 
 from PIL import Image
 
-from commands.charts import HEIGHT, WIDTH
-from commands.monitoring_slack import ChannelPacer, SlackPoster
-from commands.refusals import SlackRefusal
+from commands.webapi.charts import HEIGHT, WIDTH
+from commands.webapi.monitoring import ChannelPacer, SlackPoster
+from commands.webapi.refusals import SlackRefusal
 from rehearsal.sim.stack import Stack
 from tests.support.common import CHANNEL
 from tests.support.monitoring import FakePrometheus, open_window, store, watcher

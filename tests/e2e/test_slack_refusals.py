@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from commands.refusals import classify
+from commands.webapi.refusals import classify
 from rehearsal.sim.stack import Stack
 from tests.support.common import CHANNEL, OPERATOR, text_of, wait_until
 

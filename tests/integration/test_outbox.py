@@ -18,8 +18,8 @@ from bot.audit.log import AuditLog
 from bot.settings import Settings
 from bot.storage.db import make_engine
 from bot.storage.migrate import upgrade
-from commands.notifier import Notifier, NotifierConfig
 from commands.views.blocks import approval_blocks, as_dicts, notice_blocks
+from commands.webapi.notifier import Notifier, NotifierConfig
 from rehearsal.slack.peer import SlackPeer
 from tests.support.common import CHANNEL, wait_until
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from commands.charts import line_chart
+from commands.webapi.charts import line_chart
 from rehearsal.workspace import people
 from tests.rehearsal.test_workspace_browser import _expect, send, shot
 from tests.support.workspace import Running, chromium, open_page, running_workspace

@@ -17,9 +17,9 @@ from typing import Any
 from bot.approvals.actions import ExecutionContext, Outcome
 from bot.bootstrap import Sweeper, build_deps, start_notifier
 from bot.settings import Settings
-from commands.notifier import NotifierConfig
 from commands.server.app import build_app
 from commands.server.web import Router
+from commands.webapi.notifier import NotifierConfig
 from rehearsal.sim.stack import HttpServer
 
 FOREVER = threading.Event()

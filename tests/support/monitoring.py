@@ -19,7 +19,7 @@ from bot.monitoring.store import MonitoringStore
 from bot.monitoring.watcher import Watcher
 from bot.runbook.transitions import CutoverTransition, notify
 from commands.monitoring import build_watcher
-from commands.monitoring_slack import ChannelPacer, SlackPoster
+from commands.webapi.monitoring import ChannelPacer, SlackPoster
 from rehearsal.sim.stack import Stack
 from rehearsal.slack.calls import ApiCall
 from tests.support.common import ADMIN, ADMIN2, CHANNEL, ROLES

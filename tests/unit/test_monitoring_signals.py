@@ -30,7 +30,7 @@ from bot.monitoring.signals import (
 )
 from bot.runbook.load import load_runbook
 from bot.runbook.model import BOT_MEASURES, RunbookError, Signal
-from commands.charts import HEIGHT, LINE, THRESHOLD, WIDTH, line_chart
+from commands.webapi.charts import HEIGHT, LINE, THRESHOLD, WIDTH, line_chart
 from tests.unit.test_runbook import SHIPPED
 
 RUNBOOK = load_runbook()

@@ -1,7 +1,7 @@
 """The Slack outbox, and execution leases on approvals.
 
 `outbox` holds every Slack effect, written in the transaction of the state change that causes it
-and delivered by the notifier (commands.notifier). `approval.lease_until` is how long the replica that
+and delivered by the notifier (commands.webapi.notifier). `approval.lease_until` is how long the replica that
 claimed an execution keeps it; once it lapses any replica resumes the execution with the same
 Idempotency-Key (`resumes` counts how often that happened).
 

@@ -21,10 +21,10 @@ from bot.monitoring.models import MonitoringAlert
 from bot.monitoring.ports import Chart, ChartNotShared, Message
 from bot.monitoring.texts import alert_fallback
 from bot.runbook.model import Runbook, Signal
-from commands.charts import chart_title, line_chart
-from commands.refusals import SlackRefusal, refusal_of
 from commands.views.blocks import as_dicts, notice_blocks
 from commands.views.monitoring import alert_blocks
+from commands.webapi.charts import chart_title, line_chart
+from commands.webapi.refusals import SlackRefusal, refusal_of
 
 log = logging.getLogger("opsbot.monitoring")
 
@@ -128,7 +128,7 @@ class SlackPoster:
 
 
 class SlackRenderer:
-    """Alert cards and notices in Block Kit, charts as PNG (commands.charts)."""
+    """Alert cards and notices in Block Kit, charts as PNG (commands.webapi.charts)."""
 
     def __init__(self, runbook: Runbook) -> None:
         self.runbook = runbook

@@ -9,7 +9,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackObjectFormationError
 
 from bot.approvals.outbox import NotDelivered, Note
-from commands.notifier import blocks_of
+from commands.webapi.notifier import blocks_of
 
 
 class SlackDirect:

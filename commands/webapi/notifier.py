@@ -27,12 +27,12 @@ from bot.settings import Settings
 from bot.storage.db import as_utc
 from bot.storage.errors import StoreUnavailable
 from bot.storage.models import OutboxRow
-from commands.refusals import refusal_of
 from commands.views.blocks import render
+from commands.webapi.refusals import refusal_of
 
 log = logging.getLogger("opsbot.notifier")
 
-# Which Slack errors are worth another try, and what a final one means to an operator: commands.refusals.
+# Which Slack errors are worth another try, and what a final one means to an operator: commands.webapi.refusals.
 
 
 @dataclass(frozen=True)

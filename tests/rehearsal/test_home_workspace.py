@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.rehearsal.test_workspace_browser import shot
 from tests.support.common import text_of
-from tests.support.workspace import HALT_A, HALT_B, OPERATOR, Running, chromium, eventually, running_workspace
+from tests.support.workspace import HALT_A, HALT_B, OPERATOR, Running, chromium, eventually, running_workspace, shot
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,7 @@ Cosmos, whose gate says Cosmos is not configured.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.support.workspace import (
     ADMIN,
@@ -25,12 +22,6 @@ from tests.support.workspace import (
     need_cosmos,
     running_workspace,
 )
-
-
-@pytest.fixture(scope="module")
-def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    with running_workspace(tmp_path_factory.mktemp("workspace")) as running:
-        yield running
 
 
 def halted(ws: Running) -> bool:

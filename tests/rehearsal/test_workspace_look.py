@@ -15,8 +15,7 @@ import pytest
 
 from commands.webapi.charts import line_chart
 from rehearsal.workspace import people
-from tests.rehearsal.test_workspace_browser import _expect, send, shot
-from tests.support.workspace import Running, chromium, open_page, running_workspace
+from tests.support.workspace import Running, chromium, expect, open_page, running_workspace, send, shot
 
 ROOT = Path(__file__).resolve().parents[2]
 BLOCKS_JS = ROOT / "rehearsal" / "workspace" / "static" / "blocks.js"
@@ -76,7 +75,7 @@ def test_long_typed_text_wraps_inside_the_message_pane(page: Any) -> None:
     word = "tenant:" + "x" * 400
     send(page, f"/halt {word} unbroken")
     typed = page.locator(".msg.command .command-text", has_text="x" * 50).last
-    _expect(typed).to_be_visible(timeout=15_000)
+    expect(typed).to_be_visible(timeout=15_000)
     pane = page.locator("#messages").bounding_box()
     box = typed.bounding_box()
     assert box["x"] + box["width"] <= pane["x"] + pane["width"] + 1, (box, pane)  # not under the right panel
@@ -100,8 +99,8 @@ def test_a_chart_uploaded_into_an_alerts_thread_shows_as_an_image_under_the_aler
     )
     message = page.locator("#messages > .msg", has_text="Monitoring alert: chart rehearsal")
     image = message.locator(".thread img[alt='chart rehearsal over the window']")
-    _expect(image).to_be_visible(timeout=15_000)
+    expect(image).to_be_visible(timeout=15_000)
     page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=image.element_handle())
-    _expect(message.locator(".thread")).to_contain_text("In thread")
+    expect(message.locator(".thread")).to_contain_text("In thread")
     assert page.locator("#messages > .msg", has_text="chart-rehearsal.png").count() == 0  # no top-level chip
     shot(page, "alert-chart-in-thread")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -200,3 +201,47 @@ def advance_cutover(ws: Running, reason: str = "backend validated in rehearsal")
     request = ws.find(ADMIN_2, reason, ephemeral=False)
     assert ws.click(ADMIN_2, request).status_code == 200
     return ws.find(ADMIN_2, "Approved by <@UADMIN2>")
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"  # what the browser tests saw
+
+
+def send(page: Any, text: str) -> None:
+    page.fill("#composer-input", text)
+    page.press("#composer-input", "Enter")
+    expect(page.locator("#composer-input")).to_have_value("")  # sent (the page's CSP forbids string eval)
+
+
+def act_as(page: Any, user: str) -> None:
+    page.select_option("#user", user)
+
+
+def approve(message: Any, page: Any, *, screenshot: str | None = None, title: str | None = None) -> None:
+    """Approve, through the button's confirm dialog, as Slack asks before the click is sent.
+
+    With `title` (the dialog's question), the dialog must say what the click does and offer a danger "Approve"."""
+    message.get_by_role("button", name="Approve").click()
+    dialog = page.locator("#confirm")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#confirm-title")).not_to_have_text("Are you sure?")
+    if title:
+        expect(page.locator("#confirm-title")).to_have_text(title)
+        expect(page.locator("#confirm-text")).to_have_text(re.compile(r"^Approving .* Recorded in the audit log\.$"))
+        expect(page.locator("#confirm-yes")).to_have_text("Approve")
+        expect(page.locator("#confirm-yes")).to_have_class(re.compile(r"\bdanger\b"))
+        expect(page.locator("#confirm-no")).to_have_text("Cancel")
+    if screenshot:
+        shot(page, screenshot)
+    page.locator("#confirm-yes").click()
+    expect(dialog).to_be_hidden()
+
+
+def shot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+def expect(locator: Any) -> Any:
+    from playwright.sync_api import expect
+
+    return expect(locator)

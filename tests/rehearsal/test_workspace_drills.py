@@ -144,8 +144,13 @@ def test_store_down_break_glass_halts_resume_is_refused_and_the_audit_merges_aft
     ws.drill("store-down", False)
     merged = everything(ws.find(HALT_A, "audit row(s) journaled", ephemeral=False, timeout=20))
     assert "*Audit merged:* 2 audit row(s)" in merged
-    card = everything(ws.find(HALT_A, "Confirm halt", ephemeral=False))  # the card, confirmable again
-    assert "STOREDOWN" in card and "Audit merged" in card
+
+    def confirmable_again() -> str | None:  # the card itself, once the merge has been told on it
+        cards = [everything(m) for m in ws.messages(HALT_A) if not m["ephemeral"] and not m.get("thread_ts")]
+        done = [c for c in cards if "STOREDOWN" in c and "Confirm halt" in c and "Audit merged" in c]
+        return done[-1] if done else None
+
+    eventually(confirmable_again, timeout=20, what="the STOREDOWN card, confirmable again")
     assert ws.session.world.stack.deps.audit.verify().ok
 
 
